@@ -1,0 +1,1 @@
+"""The compute agent (chute-compute): boots instances, fetching images through the shared filesystem."""

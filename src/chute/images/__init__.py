@@ -1,0 +1,1 @@
+"""The image service: a Glance v2-compatible registry (chute-api)."""

@@ -1,0 +1,1 @@
+"""Store backends behind one interface, chosen by URL scheme; filesystem first."""

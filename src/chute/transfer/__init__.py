@@ -1,0 +1,1 @@
+"""Moving and verifying image bytes: the only package that knows syscalls."""
