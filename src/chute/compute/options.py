@@ -1,0 +1,53 @@
+"""chute-compute options, with Nova's names and defaults where the meaning is the same."""
+
+from __future__ import annotations
+
+from chute.config import Opt, Schema
+
+SCHEMA: Schema = {
+    "DEFAULT": [
+        Opt("bind_host", "str", "127.0.0.1", "Address to listen on."),
+        Opt("bind_port", "int", 8774, "Port to listen on.", min=0),
+        Opt("instances_path", "str", "/var/lib/chute/instances",
+            "Instance disks live in <instances_path>/<uuid>/; the image cache in _base/."),
+        Opt("force_raw_images", "bool", False,
+            "Convert qcow2 bases to raw in the cache (as Nova's option)."),
+        Opt("compute_driver", "str", "fake", "Virt driver: fake (disks only) or qemu.",
+            choices=("fake", "qemu")),
+        Opt("state_connection", "str", "",
+            "SQLAlchemy URL of the agent's own state (default: <instances_path>/chute-compute.sqlite)."),
+        Opt("log_file", "str", "", "Log to this file instead of stderr."),
+        Opt("debug", "bool", False, "Log at DEBUG level."),
+    ],
+    "glance": [
+        Opt("api_servers", "list", ["http://127.0.0.1:9292"],
+            "Image service endpoints, tried in order on connection errors."),
+        Opt("allowed_direct_url_schemes", "list", [],
+            "Location schemes that may be read directly (e.g. file)."),
+        Opt("num_retries", "int", 3, "Extra attempts for an HTTP download.", min=0),
+        Opt("service_token", "str", "",
+            "Sent as X-Auth-Token; lets this host read the service-only locations endpoint."),
+        Opt("verify_digest", "str", "auto",
+            "Digest checked on fetch: auto (chute_blake3 when the image has it, else "
+            "os_hash_value, else checksum), or os_hash_value to always use the multihash.",
+            choices=("auto", "os_hash_value")),
+    ],
+    "image_file_url": [
+        Opt("filesystems", "list", [], "Names of [image_file_url:NAME] sections to use."),
+    ],
+    "image_file_url:*": [
+        Opt("id", "str", "", "Filesystem id, as in the image service's metadata file."),
+        Opt("mountpoint", "str", "", "Where this host mounts that filesystem."),
+    ],
+    "image_cache": [
+        Opt("remove_unused_base_images", "bool", True, "Remove bases no instance uses."),
+        Opt("remove_unused_original_minimum_age_seconds", "int", 86400,
+            "Only remove unused bases older than this.", min=0),
+        Opt("manager_interval", "int", 2400, "Seconds between cache cleanups (0: never).",
+            min=0),
+    ],
+    "libvirt": [
+        Opt("images_type", "str", "qcow2", "Instance disk: qcow2 overlay or raw copy.",
+            choices=("qcow2", "raw")),
+    ],
+}
