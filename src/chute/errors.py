@@ -16,7 +16,9 @@
     │   │                            outside mountpoint, missing/unreadable/not a regular file,
     │   │                            or a copy that failed before commit
     │   └── IntegrityError           "stop": size or hash mismatch of bytes we were sent
-    └── ComputeError                 compute agent rules (mapped to HTTP in compute/api)
+    ├── ComputeError                 compute agent rules (mapped to HTTP in compute/api)
+    └── RemoteError                  a chute/Glance/Nova API answered with an error status
+        └── RemoteUnavailable        no answer at all (connection refused, reset, timeout)
 
 Errors carry fields, not just strings: `message` is rendered from a template so logs and
 API bodies stay consistent.
@@ -126,3 +128,20 @@ class FlavorNotFound(ComputeError):
 
 class BadComputeRequest(ComputeError):
     pass
+
+
+class RemoteError(ChuteError):
+    """An API we called answered with an error status; `message` is what its body said."""
+
+    template = "{detail}"
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        super().__init__(detail)
+
+
+class RemoteUnavailable(RemoteError):
+    """The API could not be reached or dropped the connection."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0, detail)
