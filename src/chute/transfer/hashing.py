@@ -39,10 +39,11 @@ def new_hash(algorithm: str) -> Any:
 def check_algorithm(algorithm: str) -> None:
     """Raise ValueError unless `algorithm` is usable and its hex digest fits Glance's 128 chars."""
     try:
-        digest = new_hash(algorithm)
+        hexdigest = new_hash(algorithm).hexdigest()
     except (ValueError, TypeError):
-        raise ValueError(f"{algorithm!r} is not a hash algorithm this Python offers") from None
-    if digest.digest_size * 2 > 128:
+        # TypeError: variable-length digests (shake_*) need a length Glance cannot record.
+        raise ValueError(f"{algorithm!r} is not a fixed-size hash algorithm this Python offers") from None
+    if len(hexdigest) > 128:
         raise ValueError(f"{algorithm!r} digests are longer than 128 hex characters")
 
 
