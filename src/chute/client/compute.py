@@ -1,0 +1,53 @@
+"""Client for the Nova v2.1 subset chute-compute serves (servers and flavors)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from chute.client._http import HttpApi
+from chute.errors import RemoteError
+
+
+def _q(part: str) -> str:
+    return quote(str(part), safe="")
+
+
+def _inner(doc: Any, key: str) -> Any:
+    if not isinstance(doc, dict) or key not in doc:
+        raise RemoteError(200, f"compute API answer has no {key!r} member")
+    return doc[key]
+
+
+class ComputeClient:
+    """Servers and flavors; each call returns the inner document (`server`, `flavor`...)."""
+
+    def __init__(self, endpoint: str, token: str | None = None, timeout: float = 60) -> None:
+        self.api = HttpApi(endpoint, token, timeout, strip_suffixes=("/v2.1", "/v2"))
+
+    @property
+    def endpoint(self) -> str:
+        return self.api.endpoint
+
+    def close(self) -> None:
+        self.api.close()
+
+    def boot(self, name: str, image_ref: str, flavor_ref: str) -> dict[str, Any]:
+        body = {"server": {"name": name, "imageRef": image_ref, "flavorRef": str(flavor_ref)}}
+        return _inner(self.api.json("POST", "/v2.1/servers", json=body), "server")
+
+    def get(self, server_id: str) -> dict[str, Any]:
+        return _inner(self.api.json("GET", f"/v2.1/servers/{_q(server_id)}"), "server")
+
+    def list(self, detail: bool = True) -> list[dict[str, Any]]:
+        path = "/v2.1/servers/detail" if detail else "/v2.1/servers"
+        return _inner(self.api.json("GET", path), "servers")
+
+    def delete(self, server_id: str) -> None:
+        self.api.request("DELETE", f"/v2.1/servers/{_q(server_id)}").close()
+
+    def flavors(self) -> list[dict[str, Any]]:
+        return _inner(self.api.json("GET", "/v2.1/flavors/detail"), "flavors")
+
+    def flavor(self, flavor_id: str) -> dict[str, Any]:
+        return _inner(self.api.json("GET", f"/v2.1/flavors/{_q(flavor_id)}"), "flavor")

@@ -1,0 +1,146 @@
+"""Client for the Glance v2 images API (chute-api or a real Glance).
+
+Used by the CLI and by compute hosts. Downloads and uploads stream through urllib3 with large
+chunks: a 1 GiB image must not pay per-8-KiB Python overhead (http.client's default block size).
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Callable, Iterator
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from chute.client._http import HttpApi
+from chute.errors import RemoteError
+
+PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
+UPLOAD_CHUNK = 4 * 1024 * 1024
+
+Progress = Callable[[int], None]
+
+
+def _q(part: str) -> str:
+    return quote(str(part), safe="")
+
+
+class _SizedBody:
+    """An iterable body with a length: requests then sends Content-Length (not chunked) and
+    urllib3 writes each 4 MiB chunk with one sendall."""
+
+    def __init__(self, fileobj: BinaryIO, size: int, progress: Progress | None) -> None:
+        self.fileobj, self.size, self.progress = fileobj, size, progress
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        remaining = self.size
+        while remaining > 0:
+            chunk = self.fileobj.read(min(UPLOAD_CHUNK, remaining))
+            if not chunk:
+                return  # the server reports the size mismatch; we must not invent bytes
+            remaining -= len(chunk)
+            if self.progress is not None:
+                self.progress(len(chunk))
+            yield chunk
+
+
+class ImageClient:
+    """Glance v2 images: metadata calls return the image document as a dict."""
+
+    def __init__(self, endpoint: str, token: str | None = None, timeout: float = 60) -> None:
+        self.api = HttpApi(endpoint, token, timeout, strip_suffixes=("/v2", "/v2.0"))
+
+    @property
+    def endpoint(self) -> str:
+        return self.api.endpoint
+
+    def close(self) -> None:
+        self.api.close()
+
+    # -- metadata -------------------------------------------------------------------------
+
+    def get(self, image_id: str) -> dict[str, Any]:
+        return self.api.json("GET", f"/v2/images/{_q(image_id)}")
+
+    def locations(self, image_id: str) -> list[dict[str, Any]]:
+        """The service-only locations list (`[{url, metadata}]`), independent of
+        show_multiple_locations; needs the service token when the server sets one."""
+        return self.api.json("GET", f"/v2/images/{_q(image_id)}/locations")
+
+    def create(self, **fields: Any) -> dict[str, Any]:
+        return self.api.json("POST", "/v2/images", json=fields)
+
+    def list(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every image matching the filters, following `next` links page by page."""
+        path: str | None = "/v2/images"
+        params: dict[str, Any] | None = {k: v for k, v in filters.items() if v is not None}
+        while path:
+            page = self.api.json("GET", path, params=params)
+            yield from page.get("images", [])
+            path = self._follow(page.get("next"))
+            params = None  # `next` already carries every query parameter
+
+    def _follow(self, href: str | None) -> str | None:
+        if not href:
+            return None
+        parts = urlsplit(href)
+        if parts.scheme:
+            return href
+        return href if href.startswith("/") else "/" + href
+
+    def update(self, image_id: str, patch_ops: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.api.json("PATCH", f"/v2/images/{_q(image_id)}", json=patch_ops,
+                             headers={"Content-Type": PATCH_MEDIA_TYPE})
+
+    def delete(self, image_id: str) -> None:
+        self.api.request("DELETE", f"/v2/images/{_q(image_id)}").close()
+
+    def add_tag(self, image_id: str, tag: str) -> None:
+        self.api.request("PUT", f"/v2/images/{_q(image_id)}/tags/{_q(tag)}").close()
+
+    def remove_tag(self, image_id: str, tag: str) -> None:
+        self.api.request("DELETE", f"/v2/images/{_q(image_id)}/tags/{_q(tag)}").close()
+
+    def deactivate(self, image_id: str) -> None:
+        self.api.request("POST", f"/v2/images/{_q(image_id)}/actions/deactivate").close()
+
+    def reactivate(self, image_id: str) -> None:
+        self.api.request("POST", f"/v2/images/{_q(image_id)}/actions/reactivate").close()
+
+    # -- data -----------------------------------------------------------------------------
+
+    def upload(self, image_id: str, fileobj: BinaryIO, size: int,
+               progress: Progress | None = None) -> None:
+        """Send `size` bytes from `fileobj` as the image data; `progress(n)` after each chunk."""
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "x-openstack-image-size": str(size),
+        }
+        body = _SizedBody(fileobj, size, progress)
+        # No read timeout: the server answers only after hashing and inspecting everything.
+        self.api.request("PUT", f"/v2/images/{_q(image_id)}/file", data=body, headers=headers,
+                         timeout=(self.api.timeout, None)).close()
+
+    def open_download(self, image_id: str, offset: int = 0) -> requests.Response:
+        """Start streaming the image data (from `offset` with a Range request); caller closes.
+
+        The response is 200 (or 206 for offset > 0) with the body unread: read it with
+        `resp.raw.readinto(buf)` or `resp.iter_content(4 << 20)`. An image without data
+        (Glance answers 204) raises RemoteError(204, ...) so callers never mistake an
+        empty body for an empty image.
+        """
+        headers = {"Accept": "application/octet-stream"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/file", headers=headers,
+                                stream=True)
+        if resp.status_code == 204:
+            resp.close()
+            raise RemoteError(204, f"image {image_id} has no data")
+        if offset > 0 and resp.status_code != 206:
+            resp.close()
+            raise RemoteError(resp.status_code,
+                              f"server ignored the Range request for image {image_id}")
+        return resp
