@@ -1,0 +1,345 @@
+"""The one copy primitive: clone -> copy_file_range -> sparse-aware read/write, verified.
+
+Why three primitives, cheapest first:
+- `clone` (ioctl FICLONE) shares the source's extents (XFS with reflink=1, btrfs, bcachefs,
+  OCFS2, NFS 4.2 with server-side clone). No data moves; the copy is metadata only.
+- `copy_file_range(2)` copies inside the kernel (no user-space buffers); on NFS 4.2 / CephFS it
+  becomes a server-side copy. ext4 implements it by splice, which reads holes as zeros and
+  WRITES them, so we call it only on the source's data segments (SEEK_DATA/SEEK_HOLE) and let
+  the destination's holes stay holes (the destination is ftruncate'd to full size first).
+- `read_write`: pread/pwrite of the same data segments, for filesystem pairs the kernel refuses.
+
+Why we remember refusals (STYLE.md 7): the kernel's answer depends on the filesystem pair, not
+the file. FICLONE fails with EOPNOTSUPP on ext4/tmpfs (no remap_file_range), ENOTTY where the
+ioctl is not wired up, EXDEV across superblocks (ioctl_file_clone insists on one mount), EINVAL
+on some filesystems for unaligned ranges. copy_file_range fails with EXDEV between different
+filesystem types since Linux 5.12 (restricted again after 5.3 allowed it), and with
+EOPNOTSUPP/EINVAL/ENOSYS on special filesystems, old kernels or seccomp filters. So we key the
+refusal on (source st_dev, destination st_dev) and skip that syscall on the next image.
+
+Why verification overlaps the copy: the digest of 1 GiB costs ~0.15 s with BLAKE3 but ~1 s with
+SHA-512; done after the copy it would add to every boot. A verifier thread re-reads (pread) each
+range as soon as the copier has written it, from the DESTINATION (so we prove what we will use)
+while the copier moves the next range; os.copy_file_range, os.preadv and the hash update all
+release the GIL, so both cores work. Holes are hashed as zeros from one preallocated buffer:
+the digest is of the full logical content, exactly as the image service computed it. A clone
+has nothing to overlap with: its bytes are read once after the ioctl to verify them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import queue
+import stat
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from chute.transfer.hashing import new_hash
+
+FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
+
+CLONE = "clone"
+COPY_FILE_RANGE = "copy_file_range"
+READ_WRITE = "read_write"
+PRIMITIVES = (CLONE, COPY_FILE_RANGE, READ_WRITE)
+
+CHUNK = 32 << 20  # one copy_file_range call; the verifier trails by at most this much
+_READ = 8 << 20  # verifier / read_write buffer
+_ZEROS = bytes(_READ)
+
+# errnos meaning "this filesystem pair does not do that", not "this file is bad".
+_CLONE_REFUSED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS}
+_CFR_REFUSED = {errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPERM}
+
+OnChunk = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What a copy did: the primitive that moved the bytes, the logical size, time, digest."""
+
+    primitive: str
+    nbytes: int
+    seconds: float
+    digest: str | None = None  # hex digest of the destination's full content, if asked
+
+
+class ShortSource(OSError):
+    """The source ended before its size at open time: it was truncated under us."""
+
+
+_refused: dict[tuple[int, int], dict[str, str]] = {}
+_refused_lock = threading.Lock()
+
+
+def refused(src_dev: int, dst_dev: int) -> dict[str, str]:
+    """Primitives the kernel refused for this (source, destination) device pair: name -> errno."""
+    with _refused_lock:
+        return dict(_refused.get((src_dev, dst_dev), {}))
+
+
+def forget_refusals() -> None:
+    """Forget every remembered refusal (a remount may have changed the answer; tests)."""
+    with _refused_lock:
+        _refused.clear()
+
+
+def _remember(pair: tuple[int, int], primitive: str, exc: OSError) -> None:
+    with _refused_lock:
+        _refused.setdefault(pair, {})[primitive] = errno.errorcode.get(exc.errno or 0, str(exc))
+
+
+def _allowed(pair: tuple[int, int], primitive: str) -> bool:
+    with _refused_lock:
+        return primitive not in _refused.get(pair, {})
+
+
+def segments(fd: int, size: int) -> Iterator[tuple[bool, int, int]]:
+    """(is_data, offset, length) covering [0, size), from SEEK_DATA/SEEK_HOLE.
+
+    Filesystems without hole reporting use the VFS default (all data), which is still correct.
+    """
+    offset = 0
+    while offset < size:
+        try:
+            data = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no data after offset, the rest is a hole
+                raise
+            data = size
+        data = min(data, size)
+        if data > offset:
+            yield False, offset, data - offset
+        if data >= size:
+            return
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), size)
+        yield True, data, hole - data
+        offset = hole
+
+
+class _Verifier:
+    """Hashes ranges of `fd` in a thread, in submission order; holes are fed as zeros."""
+
+    def __init__(self, fd: int, algorithm: str) -> None:
+        self._fd = fd
+        self._digest = new_hash(algorithm)
+        self._queue: queue.Queue[tuple[bool, int, int] | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._buffer = bytearray(_READ)
+        self._thread = threading.Thread(target=self._run, name="verify", daemon=True)
+        self._thread.start()
+
+    def submit(self, is_data: bool, offset: int, length: int) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((is_data, offset, length))
+
+    def finish(self) -> str:
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        return str(self._digest.hexdigest())
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def abort(self) -> None:
+        self._stop()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._hash(*item)
+                except BaseException as exc:  # surfaced to the copier by submit()/finish()
+                    self._error = exc
+
+    def _hash(self, is_data: bool, offset: int, length: int) -> None:
+        view = memoryview(self._buffer)
+        zeros = memoryview(_ZEROS)
+        end = offset + length
+        while offset < end:
+            step = min(_READ, end - offset)
+            if not is_data:
+                self._digest.update(zeros[:step])
+            else:
+                got = os.preadv(self._fd, [view[:step]], offset)
+                if got == 0:
+                    raise ShortSource(errno.EIO, f"destination ended at {offset} bytes")
+                step = got
+                self._digest.update(view[:step])
+            offset += step
+
+
+def _clone(src: int, dst: int, pair: tuple[int, int]) -> bool:
+    if not _allowed(pair, CLONE):
+        return False
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+        return True
+    except OSError as exc:
+        if exc.errno not in _CLONE_REFUSED:
+            raise
+        _remember(pair, CLONE, exc)
+        return False
+
+
+def _read_write(src: int, dst: int, offset: int, length: int, buffer: bytearray) -> None:
+    view = memoryview(buffer)
+    end = offset + length
+    while offset < end:
+        got = os.preadv(src, [view[:min(len(buffer), end - offset)]], offset)
+        if got == 0:
+            raise ShortSource(errno.EIO, f"source ended at {offset} bytes, expected {end}")
+        done = 0
+        while done < got:
+            done += os.pwrite(dst, view[done:got], offset + done)
+        offset += got
+
+
+def _copy_range(src: int, dst: int, offset: int, length: int, pair: tuple[int, int],
+                used: set[str], buffer: bytearray) -> None:
+    """Copy one data range with copy_file_range, finishing by read/write if it is refused."""
+    end = offset + length
+    while offset < end and _allowed(pair, COPY_FILE_RANGE):
+        try:
+            got = os.copy_file_range(src, dst, end - offset, offset, offset)
+        except OSError as exc:
+            if exc.errno not in _CFR_REFUSED or COPY_FILE_RANGE in used:
+                raise
+            _remember(pair, COPY_FILE_RANGE, exc)
+            break
+        if got == 0:  # EOF before the size we saw at open: read/write below decides
+            break
+        used.add(COPY_FILE_RANGE)
+        offset += got
+    if offset < end:
+        used.add(READ_WRITE)
+        _read_write(src, dst, offset, end - offset, buffer)
+
+
+def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
+            on_chunk: OnChunk | None = None) -> CopyResult:
+    """Copy all of `src` into the empty, read-write `dst`; hash `dst` while copying; fsync.
+
+    The digest (if `algorithm`) is of what the destination holds, read back after each range.
+    """
+    started = time.monotonic()
+    src_st, dst_st = os.fstat(src), os.fstat(dst)
+    if not stat.S_ISREG(src_st.st_mode):
+        raise OSError(errno.EINVAL, "source is not a regular file")
+    size, pair = src_st.st_size, (src_st.st_dev, dst_st.st_dev)
+    verifier = _Verifier(dst, algorithm) if algorithm else None
+    try:
+        if _clone(src, dst, pair):
+            primitive = CLONE
+            for piece in segments(dst, size):
+                if verifier:
+                    verifier.submit(*piece)
+            if on_chunk:
+                on_chunk(size)
+        else:
+            primitive = _copy_segments(src, dst, size, pair, verifier, on_chunk)
+        digest = verifier.finish() if verifier else None
+        os.fsync(dst)
+    finally:
+        if verifier:
+            verifier.abort()
+    return CopyResult(primitive, size, time.monotonic() - started, digest)
+
+
+def _copy_segments(src: int, dst: int, size: int, pair: tuple[int, int],
+                   verifier: _Verifier | None, on_chunk: OnChunk | None) -> str:
+    os.ftruncate(dst, size)  # holes at the end stay holes; ranges are written in place
+    used: set[str] = set()
+    buffer = bytearray(_READ)
+    done = 0
+    for is_data, offset, length in segments(src, size):
+        end = offset + length
+        while offset < end:
+            step = min(CHUNK, end - offset) if is_data else end - offset
+            if is_data:
+                _copy_range(src, dst, offset, step, pair, used, buffer)
+            if verifier:
+                verifier.submit(is_data, offset, step)
+            offset += step
+            done += step
+            if on_chunk:
+                on_chunk(done)
+    if READ_WRITE in used:
+        return READ_WRITE
+    if COPY_FILE_RANGE in used or _allowed(pair, COPY_FILE_RANGE):
+        return COPY_FILE_RANGE
+    return READ_WRITE  # all holes: nothing was copied, name what would have been used
+
+
+def open_destination(path: str) -> int:
+    """A new, empty destination opened read-write (the verifier reads it back)."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+
+
+def copy_file(src_path: str, dst_path: str, *, algorithm: str | None = None,
+              on_chunk: OnChunk | None = None) -> CopyResult:
+    """Copy `src_path` to `dst_path` (created/truncated) by the cheapest primitive; fsync it."""
+    src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        dst = open_destination(dst_path)
+        try:
+            return copy_fd(src, dst, algorithm=algorithm, on_chunk=on_chunk)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Whether one primitive works between two filesystems, and the kernel's answer if not."""
+
+    primitive: str
+    ok: bool
+    reason: str = ""
+
+
+def probe(src_path: str, dst_dir: str) -> list[Probe]:
+    """Try clone and copy_file_range from `src_path` to a temp file in `dst_dir`.
+
+    Costs one clone (metadata only) or a one-byte copy; the temp file is removed. Used by
+    `explain` to tell an operator which primitive a fetch would use.
+    """
+    src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    tmp = os.path.join(dst_dir, f".probe-{os.getpid()}-{threading.get_ident()}")
+    try:
+        dst = open_destination(tmp)
+        try:
+            return [_probe_clone(src, dst), _probe_cfr(src, dst), Probe(READ_WRITE, True)]
+        finally:
+            os.close(dst)
+            os.unlink(tmp)
+    finally:
+        os.close(src)
+
+
+def _probe_clone(src: int, dst: int) -> Probe:
+    try:
+        fcntl.ioctl(dst, FICLONE, src)
+        return Probe(CLONE, True)
+    except OSError as exc:
+        return Probe(CLONE, False, errno.errorcode.get(exc.errno or 0, str(exc)))
+
+
+def _probe_cfr(src: int, dst: int) -> Probe:
+    if os.fstat(src).st_size == 0:
+        return Probe(COPY_FILE_RANGE, False, "empty source, not probed")
+    os.ftruncate(dst, 0)
+    try:
+        os.copy_file_range(src, dst, 1, 0, 0)
+        return Probe(COPY_FILE_RANGE, True)
+    except OSError as exc:
+        return Probe(COPY_FILE_RANGE, False, errno.errorcode.get(exc.errno or 0, str(exc)))
