@@ -1,0 +1,148 @@
+"""The agent's own state: instances in SQLite (WAL) so servers survive a restart.
+
+Only this module knows SQL. The schema is one small table created on first use; the agent's
+state is local to its host, so there is no migration history to carry (the image service's
+database, shared by several nodes, is the one that needs Alembic).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text,
+                        create_engine, delete, event, insert, select, update)
+from sqlalchemy.engine import Engine
+
+from chute.compute.instance import BUILDING, Fault, Instance, Transfer
+
+_metadata = MetaData()
+
+instances = Table(
+    "instances", _metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("image_id", String(255), nullable=False),
+    Column("flavor_id", String(36), nullable=False),
+    Column("vm_state", String(16), nullable=False),
+    Column("task_state", String(32)),
+    Column("power_state", Integer, nullable=False),
+    Column("created", DateTime, nullable=False),
+    Column("updated", DateTime, nullable=False),
+    Column("launched_at", DateTime),
+    Column("fault_code", Integer),
+    Column("fault_message", Text),
+    Column("fault_created", DateTime),
+    Column("transfer_method", String(16)),
+    Column("transfer_primitive", String(32)),
+    Column("transfer_bytes", Integer),
+    Column("transfer_seconds", Float),
+    Column("build_attempts", Integer, nullable=False, default=0),
+)
+
+
+def default_url(instances_path: str) -> str:
+    return f"sqlite:///{Path(instances_path) / 'chute-compute.sqlite'}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL: API readers never wait for a build thread's write; busy_timeout rides out the
+    # short writer-writer overlaps between build threads.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite stores naive datetimes; everything we write is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _to_row(inst: Instance) -> dict[str, Any]:
+    fault, transfer = inst.fault, inst.transfer
+    return {
+        "id": inst.id, "name": inst.name, "image_id": inst.image_id, "flavor_id": inst.flavor_id,
+        "vm_state": inst.vm_state, "task_state": inst.task_state,
+        "power_state": inst.power_state, "created": inst.created, "updated": inst.updated,
+        "launched_at": inst.launched_at,
+        "fault_code": fault.code if fault else None,
+        "fault_message": fault.message if fault else None,
+        "fault_created": fault.created if fault else None,
+        "transfer_method": transfer.method if transfer else None,
+        "transfer_primitive": transfer.primitive if transfer else None,
+        "transfer_bytes": transfer.nbytes if transfer else None,
+        "transfer_seconds": transfer.seconds if transfer else None,
+        "build_attempts": inst.build_attempts,
+    }
+
+
+def _from_row(row: Any) -> Instance:
+    fault = None
+    if row.fault_message is not None:
+        fault = Fault(row.fault_code or 500, row.fault_message, _aware(row.fault_created))
+    transfer = None
+    if row.transfer_method is not None:
+        transfer = Transfer(row.transfer_method, row.transfer_primitive,
+                            row.transfer_bytes or 0, row.transfer_seconds or 0.0)
+    return Instance(
+        id=row.id, name=row.name, image_id=row.image_id, flavor_id=row.flavor_id,
+        vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
+        created=_aware(row.created), updated=_aware(row.updated),
+        launched_at=_aware(row.launched_at), fault=fault, transfer=transfer,
+        build_attempts=row.build_attempts or 0,
+    )
+
+
+class InstanceStore:
+    """CRUD on instances. Thread-safe: each call uses its own pooled connection."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        _metadata.create_all(self.engine)
+
+    def create(self, inst: Instance) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(instances).values(**_to_row(inst)))
+
+    def get(self, instance_id: str) -> Instance | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
+        return _from_row(row) if row is not None else None
+
+    def list(self) -> list[Instance]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(instances).order_by(instances.c.created.desc(),
+                                                           instances.c.id)).all()
+        return [_from_row(row) for row in rows]
+
+    def save(self, inst: Instance) -> bool:
+        """Write every field of `inst`; False if the instance was deleted meanwhile."""
+        row = _to_row(inst)
+        row.pop("id")
+        with self.engine.begin() as conn:
+            result = conn.execute(update(instances).where(instances.c.id == inst.id)
+                                  .values(**row))
+        return result.rowcount == 1
+
+    def delete(self, instance_id: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(instances).where(instances.c.id == instance_id))
+        return result.rowcount == 1
+
+    def building(self) -> list[Instance]:
+        return [inst for inst in self.list() if inst.vm_state == BUILDING]
+
+    def image_ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(instances.c.image_id).distinct()).all()
+        return {row.image_id for row in rows}
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,63 @@
+"""What the compute layers pass around: one instance (a server) and its state vocabulary.
+
+States follow Nova (nova-image-fetch.md section 5.1): the API status is derived from vm_state, so
+there is one source of truth and no way for `status` and `vm_state` to disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+BUILDING, ACTIVE, ERROR = "building", "active", "error"
+SCHEDULING, SPAWNING = "scheduling", "spawning"
+NOSTATE, RUNNING = 0, 1
+
+STATUS_BY_VM_STATE = {BUILDING: "BUILD", ACTIVE: "ACTIVE", ERROR: "ERROR"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass
+class Fault:
+    code: int
+    message: str
+    created: datetime
+
+
+@dataclass
+class Transfer:
+    """How the image arrived on this host for this instance's build."""
+
+    method: str  # file | http | cache
+    primitive: str | None
+    nbytes: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "primitive": self.primitive, "bytes": self.nbytes,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Instance:
+    id: str
+    name: str
+    image_id: str
+    flavor_id: str
+    vm_state: str = BUILDING
+    task_state: str | None = SCHEDULING
+    power_state: int = NOSTATE
+    created: datetime = field(default_factory=utcnow)
+    updated: datetime = field(default_factory=utcnow)
+    launched_at: datetime | None = None
+    fault: Fault | None = None
+    transfer: Transfer | None = None
+    build_attempts: int = 0
+
+    @property
+    def status(self) -> str:
+        return STATUS_BY_VM_STATE.get(self.vm_state, "UNKNOWN")

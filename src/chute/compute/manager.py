@@ -1,0 +1,275 @@
+"""The boot lifecycle, run in background threads so the API never waits on a build.
+
+    accept (API thread)         BUILD  building/scheduling   image checked synchronously
+    build thread: get image     BUILD  building/spawning     must still be active
+                  ImageCache.fetch                           one transfer per image per host
+                  disks.create, driver.spawn
+                  done          ACTIVE active/None, power 1
+                  any failure   ERROR  error/None + fault saying what failed
+
+A per-instance lock orders the end of a build against DELETE: the build re-reads the instance
+under the lock before it makes the disk, so deleting a server in BUILD never leaves a disk
+behind, and deleting never waits for a long image transfer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from chute.compute import disks, flavors
+from chute.compute.db import InstanceStore
+from chute.compute.instance import (ACTIVE, BUILDING, ERROR, RUNNING, SCHEDULING, SPAWNING,
+                                    Fault, Instance, Transfer, utcnow)
+from chute.compute.virt import Driver
+from chute.config import Config
+from chute.errors import (BadComputeRequest, ChuteError, FlavorNotFound, IntegrityError,
+                          RemoteError, RemoteUnavailable, ServerNotFound)
+
+LOG = logging.getLogger(__name__)
+
+BUILD_THREADS = 16  # enough that a boot storm's waiters all queue on the image lock at once
+MAX_BUILD_ATTEMPTS = 3  # builds resumed after restarts; a build that kills the agent must end
+INTERRUPTED = "build interrupted by a restart"
+CHECKSUM_FAULT = "image data does not match its checksum"
+
+
+class _Deleted(Exception):
+    """The instance was deleted while it was building: stop quietly."""
+
+
+class _Workers:
+    """A fixed pool of daemon threads: unlike ThreadPoolExecutor, a stopping agent does not
+    wait at exit for an image transfer to finish (the build resumes at the next start)."""
+
+    def __init__(self, count: int) -> None:
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue()
+        for n in range(count):
+            threading.Thread(target=self._run, name=f"build-{n}", daemon=True).start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - a worker must survive any job
+                LOG.exception("build job failed")
+
+
+class ComputeManager:
+    def __init__(self, conf: Config, store: InstanceStore, client: Any, cache: Any,
+                 driver: Driver) -> None:
+        self.conf = conf
+        self.store = store
+        self.client = client
+        self.cache = cache
+        self.driver = driver
+        self.instances_path = conf.get("DEFAULT", "instances_path")
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._workers: _Workers | None = None
+        self._stop = threading.Event()
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Own the instances left by a previous process, then accept work."""
+        self._workers = _Workers(BUILD_THREADS)
+        remove_stale_parts(self.instances_path)
+        for inst in self.store.building():
+            if inst.build_attempts >= MAX_BUILD_ATTEMPTS:
+                LOG.warning("Instance %s: %s %d times, giving up", inst.id, INTERRUPTED,
+                            inst.build_attempts)
+                self._fail(inst.id, INTERRUPTED)
+                continue
+            LOG.info("Instance %s: resuming a build interrupted by a restart", inst.id)
+            inst.task_state = SCHEDULING
+            self._save(inst)
+            self._workers.submit(lambda i=inst.id: self._build(i))
+        interval = self.conf.get("image_cache", "manager_interval")
+        if interval > 0:
+            threading.Thread(target=self._cleanup_loop, args=(interval,),
+                             name="image-cache-cleanup", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- requests (called by API threads) -----------------------------------------------------
+
+    def get(self, instance_id: str) -> Instance:
+        inst = self.store.get(instance_id)
+        if inst is None:
+            raise ServerNotFound(f"Instance {instance_id} could not be found.")
+        return inst
+
+    def list(self) -> list[Instance]:
+        return self.store.list()
+
+    def create(self, name: Any, image_ref: Any, flavor_ref: Any) -> Instance:
+        """Validate as Nova does at the API (flavor and image checked now), then build later."""
+        name = _check_name(name)
+        image_id = _check_ref("imageRef", image_ref)
+        flavor_id = _check_ref("flavorRef", flavor_ref)
+        try:
+            flavor = flavors.get(flavor_id)
+        except FlavorNotFound as exc:
+            raise BadComputeRequest(exc.message) from None
+        self._image(image_id, for_request=True)
+        inst = Instance(id=str(uuid.uuid4()), name=name, image_id=image_id, flavor_id=flavor.id)
+        self.store.create(inst)
+        LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id, flavor.name)
+        assert self._workers is not None, "start() was not called"
+        self._workers.submit(lambda: self._build(inst.id))
+        return inst
+
+    def delete(self, instance_id: str) -> None:
+        inst = self.get(instance_id)
+        with self._lock(instance_id):
+            self.store.delete(instance_id)
+            self.driver.destroy(inst)
+            shutil.rmtree(Path(self.instances_path) / instance_id, ignore_errors=True)
+        with self._locks_guard:
+            self._locks.pop(instance_id, None)
+        LOG.info("Instance %s deleted", instance_id)
+
+    # -- the build ----------------------------------------------------------------------------
+
+    def _build(self, instance_id: str) -> None:
+        try:
+            self._run_build(instance_id)
+        except _Deleted:
+            LOG.info("Instance %s was deleted during its build", instance_id)
+        except Exception as exc:  # noqa: BLE001 - every failure must end in ERROR
+            message = _fault_message(exc)
+            if isinstance(exc, ChuteError):
+                LOG.error("Instance %s failed to build: %s", instance_id, message)
+            else:
+                LOG.exception("Instance %s failed to build", instance_id)
+            self._fail(instance_id, message)
+
+    def _run_build(self, instance_id: str) -> None:
+        inst = self._current(instance_id)
+        inst.build_attempts += 1
+        self._save(inst)
+        image = self._image(inst.image_id, for_request=False)
+        inst.task_state = SPAWNING
+        self._save(inst)
+        fetched = self.cache.fetch(image)
+        inst.transfer = Transfer(fetched.method, fetched.primitive, fetched.nbytes,
+                                 fetched.seconds)
+        self._save(inst)
+        flavor = flavors.get(inst.flavor_id)
+        with self._lock(instance_id):
+            inst = self._current(instance_id)
+            path = disks.create(self.instances_path, instance_id, str(fetched.path),
+                                _base_format(image, fetched), flavor,
+                                self.conf.get("libvirt", "images_type"))
+            self.driver.spawn(inst, str(path))
+            now = utcnow()
+            inst.vm_state, inst.task_state, inst.power_state = ACTIVE, None, RUNNING
+            inst.launched_at = now
+            self._save(inst)
+        LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
+                 inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
+
+    def _image(self, image_id: str, *, for_request: bool) -> dict[str, Any]:
+        """The image document, which must exist and be active (400 at request time)."""
+        error = BadComputeRequest if for_request else ChuteError
+        try:
+            image = self.client.get(image_id)
+        except RemoteUnavailable as exc:
+            raise RemoteUnavailable(f"The image service is unavailable: {exc.message}") from None
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise error(f"Image {image_id} could not be found.") from None
+            raise error(f"The image service refused image {image_id}: {exc.message}") from None
+        if image.get("status") != "active":
+            raise error(f"Image {image_id} is not active (status {image.get('status')}).")
+        return image
+
+    def _fail(self, instance_id: str, message: str) -> None:
+        with self._lock(instance_id):
+            inst = self.store.get(instance_id)
+            if inst is None:
+                return
+            inst.vm_state, inst.task_state = ERROR, None
+            inst.fault = Fault(500, message, utcnow())
+            self._save(inst, missing_ok=True)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _current(self, instance_id: str) -> Instance:
+        inst = self.store.get(instance_id)
+        if inst is None:
+            raise _Deleted()
+        return inst
+
+    def _save(self, inst: Instance, missing_ok: bool = False) -> None:
+        inst.updated = utcnow()
+        if not self.store.save(inst) and not missing_ok:
+            raise _Deleted()
+
+    def _lock(self, instance_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(instance_id, threading.Lock())
+
+    def _cleanup_loop(self, interval: int) -> None:
+        while not self._stop.wait(interval):
+            try:
+                removed = self.cache.cleanup(self.store.image_ids())
+                if removed:
+                    LOG.info("Image cache cleanup removed %d base(s)", len(removed))
+            except Exception:  # noqa: BLE001 - the next pass may succeed
+                LOG.exception("Image cache cleanup failed")
+
+
+def remove_stale_parts(instances_path: str) -> list[Path]:
+    """Remove `_base/*.part` left by a process that died mid-transfer: never resumed, never used
+    (the cache refetches), and otherwise a disk-space leak."""
+    removed = []
+    for part in (Path(instances_path) / "_base").glob("*.part"):
+        part.unlink(missing_ok=True)
+        removed.append(part)
+        LOG.warning("Removed stale partial file %s", part)
+    return removed
+
+
+def _base_format(image: dict[str, Any], fetched: Any) -> str:
+    # The cache may convert (force_raw_images); it then says which format the base has.
+    return getattr(fetched, "format", None) or image.get("disk_format") or "raw"
+
+
+def _fault_message(exc: Exception) -> str:
+    if isinstance(exc, IntegrityError):
+        detail = exc.message
+        return detail if CHECKSUM_FAULT in detail else f"{CHECKSUM_FAULT}: {detail}".rstrip(": ")
+    if isinstance(exc, ChuteError):
+        return exc.message
+    return f"Unexpected error while building: {type(exc).__name__}: {exc}"
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise BadComputeRequest("Invalid input for field/attribute name: a non-empty string "
+                                "is required.")
+    if len(name) > 255:
+        raise BadComputeRequest("Invalid input for field/attribute name: longer than 255 "
+                                "characters.")
+    return name
+
+
+def _check_ref(field: str, ref: Any) -> str:
+    if isinstance(ref, int) and not isinstance(ref, bool):
+        ref = str(ref)
+    if not isinstance(ref, str) or not ref.strip():
+        raise BadComputeRequest(f"Invalid input for field/attribute {field}: a non-empty "
+                                "string is required.")
+    return ref.strip().rstrip("/").rsplit("/", 1)[-1]
