@@ -1,0 +1,46 @@
+"""What every command shares: endpoints, token, output format, and the clients built from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import click
+
+from chute.client.compute import ComputeClient
+from chute.client.images import ImageClient
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("table", "json")
+
+
+@dataclass
+class Settings:
+    image_url: str
+    compute_url: str
+    token: str | None
+    fmt: str = "table"
+
+    def images(self) -> ImageClient:
+        return ImageClient(self.image_url, self.token)
+
+    def compute(self) -> ComputeClient:
+        return ComputeClient(self.compute_url, self.token)
+
+
+def settings() -> Settings:
+    return click.get_current_context().ensure_object(Settings)
+
+
+def _set_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Settings).fmt = value
+
+
+def format_option(command: F) -> F:
+    """`-f json` after the command name too (`chute image-show ID -f json`), like the
+    openstack client; overrides the global option."""
+    return click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
+                        default=None, expose_value=False, callback=_set_format,
+                        help="Output format (default: table).")(command)

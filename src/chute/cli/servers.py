@@ -1,0 +1,150 @@
+"""Server and flavor commands, shaped like python-novaclient's `nova boot/list/show/...`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from chute.cli.context import format_option, settings
+from chute.cli.output import emit_json, emit_list, emit_properties
+from chute.cli.progress import StatusLine
+from chute.client.compute import ComputeClient
+from chute.errors import RemoteError
+
+POLL_INTERVAL = 0.5
+FINAL = ("ACTIVE", "ERROR")
+
+# nova's power_state numbers, as novaclient names them.
+POWER_STATES = {0: "NOSTATE", 1: "Running", 3: "Paused", 4: "Shutdown", 6: "Crashed",
+                7: "Suspended"}
+
+
+def _ref(value: Any) -> Any:
+    """Nova nests image/flavor as {id, links} (or {original_name, ...}); show the name/id."""
+    if isinstance(value, dict):
+        return value.get("original_name") or value.get("id") or value
+    return value
+
+
+def _table_doc(server: dict[str, Any]) -> dict[str, Any]:
+    doc = {k: v for k, v in server.items() if k != "links"}
+    for key in ("image", "flavor"):
+        if key in doc:
+            doc[key] = _ref(doc[key])
+    if isinstance(doc.get("fault"), dict):
+        doc["fault"] = doc["fault"].get("message", doc["fault"])
+    if "OS-EXT-STS:power_state" in doc:
+        state = doc["OS-EXT-STS:power_state"]
+        doc["OS-EXT-STS:power_state"] = POWER_STATES.get(state, state)
+    return doc
+
+
+def _show(server: dict[str, Any]) -> None:
+    emit_properties(settings().fmt, server, _table_doc(server))
+
+
+def _fault(server: dict[str, Any]) -> str:
+    fault = server.get("fault")
+    if isinstance(fault, dict):
+        return str(fault.get("message") or fault)
+    return str(fault or "no fault recorded")
+
+
+def _flavor_id(client: ComputeClient, wanted: str) -> str:
+    """Accept a flavor id or name (`2` or `m1.small`), as novaclient does."""
+    flavors = client.flavors()
+    for flavor in flavors:
+        if str(flavor.get("id")) == wanted:
+            return wanted
+    for flavor in flavors:
+        if flavor.get("name") == wanted:
+            return str(flavor["id"])
+    known = ", ".join(f"{f.get('id')} ({f.get('name')})" for f in flavors)
+    raise RemoteError(404, f"no flavor with id or name {wanted!r}; known: {known}")
+
+
+def _poll(client: ComputeClient, server_id: str) -> dict[str, Any]:
+    line = StatusLine()
+    while True:
+        server = client.get(server_id)
+        status = server.get("status", "?")
+        task = server.get("OS-EXT-STS:task_state") or "-"
+        if status in FINAL:
+            line.done(f"Server {server_id} {status}")
+            return server
+        line.show(f"Server {server_id} {status} (task: {task})")
+        time.sleep(POLL_INTERVAL)
+
+
+@click.command("boot")
+@click.option("--image", "image_ref", required=True, help="Image id.")
+@click.option("--flavor", "flavor_ref", required=True, help="Flavor id or name (2 = m1.small).")
+@click.option("--poll", is_flag=True, help="Wait until the server is ACTIVE or ERROR.")
+@click.argument("name")
+@format_option
+def boot(image_ref: str, flavor_ref: str, poll: bool, name: str) -> None:
+    """Boot a server from an image; exit 1 if --poll sees it end in ERROR."""
+    client = settings().compute()
+    created = client.boot(name, image_ref, _flavor_id(client, flavor_ref))
+    # The 202 answer holds little more than the id; show the server as it is now.
+    server = _poll(client, created["id"]) if poll else client.get(created["id"])
+    _show(server)
+    if server.get("status") == "ERROR":
+        raise RemoteError(0, f"server {server['id']} failed: {_fault(server)}")
+
+
+@click.command("list")
+@format_option
+def list_servers() -> None:
+    """List servers."""
+    servers = settings().compute().list(detail=True)
+    emit_list(settings().fmt, servers, [
+        ("ID", "id"), ("Name", "name"), ("Status", "status"),
+        ("Task State", lambda s: s.get("OS-EXT-STS:task_state") or "-"),
+        ("Power State", lambda s: POWER_STATES.get(s.get("OS-EXT-STS:power_state"), "-")),
+        ("Image", lambda s: _ref(s.get("image", ""))),
+    ])
+
+
+@click.command("show")
+@click.argument("server_id")
+@format_option
+def show(server_id: str) -> None:
+    """Show a server, its fault if any, and how its image arrived."""
+    _show(settings().compute().get(server_id))
+
+
+@click.command("delete")
+@click.argument("server_ids", nargs=-1, required=True)
+@format_option
+def delete(server_ids: tuple[str, ...]) -> None:
+    """Delete servers (their instance directories go with them)."""
+    client = settings().compute()
+    deleted, failed = [], []
+    for server_id in server_ids:
+        try:
+            client.delete(server_id)
+            deleted.append(server_id)
+        except RemoteError as exc:
+            failed.append(f"{server_id}: {exc.message}")
+    if settings().fmt == "json":
+        emit_json({"deleted": deleted})
+    if failed:
+        raise RemoteError(0, "failed to delete " + "; ".join(failed))
+
+
+@click.command("flavor-list")
+@format_option
+def flavor_list() -> None:
+    """List flavors."""
+    emit_list(settings().fmt, settings().compute().flavors(), [
+        ("ID", "id"), ("Name", "name"), ("Memory_MiB", "ram"), ("Disk", "disk"),
+        ("Ephemeral", lambda f: f.get("OS-FLV-EXT-DATA:ephemeral", 0)),
+        ("Swap", lambda f: f.get("swap") or ""), ("VCPUs", "vcpus"),
+        ("Is_Public", lambda f: f.get("os-flavor-access:is_public", True)),
+    ])
+
+
+COMMANDS = [boot, list_servers, show, delete, flavor_list]
