@@ -1,0 +1,185 @@
+"""`chute up`: chute-api and chute-compute on one machine, configured to copy directly.
+
+The generated configuration makes the store's metadata id and the compute host's filesystem id
+the same uuid (kept in DATA_DIR so a second `chute up` keeps serving the same images), with the
+compute mountpoint equal to the store's, so a first boot copies through the filesystem. Both
+services listen on loopback only; locations are also served through the service-only endpoint
+with a token both configs share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Sequence
+
+import requests
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class Layout:
+    """Where everything of one all-in-one lives under DATA_DIR."""
+
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store"
+
+    @property
+    def images(self) -> Path:
+        return self.store / "images"
+
+    @property
+    def instances(self) -> Path:
+        return self.root / "instances"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "log"
+
+    def conf(self, service: str) -> Path:
+        return self.root / f"{service}.conf"
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+
+def _persistent(path: Path, make: str) -> str:
+    """A value generated once and kept: the filesystem id must not change between runs,
+    because each image's location metadata recorded it at upload time."""
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.write_text(make + "\n", encoding="utf-8")
+    return make
+
+
+def write_configs(data_dir: str | os.PathLike[str], api_port: int = 9292,
+                  compute_port: int = 8774) -> Layout:
+    lay = Layout(Path(data_dir).resolve())
+    for directory in (lay.images, lay.instances, lay.logs):
+        directory.mkdir(parents=True, exist_ok=True)
+    fs_id = _persistent(lay.root / "filesystem-id", str(uuid.uuid4()))
+    token = _persistent(lay.root / "service-token", secrets.token_hex(16))
+    metadata = lay.root / "store-metadata.json"
+    metadata.write_text(json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n",
+                        encoding="utf-8")
+    lay.conf("chute-api").write_text(f"""\
+[DEFAULT]
+bind_host = {HOST}
+bind_port = {api_port}
+show_multiple_locations = true
+show_image_direct_url = true
+service_token = {token}
+log_file = {lay.log("chute-api")}
+
+[glance_store]
+filesystem_store_datadir = {lay.images}
+filesystem_store_metadata_file = {metadata}
+""", encoding="utf-8")
+    lay.conf("chute-compute").write_text(f"""\
+[DEFAULT]
+bind_host = {HOST}
+bind_port = {compute_port}
+instances_path = {lay.instances}
+log_file = {lay.log("chute-compute")}
+
+[glance]
+api_servers = http://{HOST}:{api_port}
+allowed_direct_url_schemes = file
+service_token = {token}
+
+[image_file_url]
+filesystems = shared
+
+[image_file_url:shared]
+id = {fs_id}
+mountpoint = {lay.store}
+""", encoding="utf-8")
+    return lay
+
+
+def _command(service: str) -> list[str]:
+    script = Path(sys.executable).parent / service
+    if script.exists():
+        return [str(script)]
+    module = {"chute-api": "chute.images.main", "chute-compute": "chute.compute.main"}[service]
+    return [sys.executable, "-c", f"import sys, {module} as m; sys.exit(m.main())"]
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, service: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{service} exited with status {proc.returncode} at start")
+        try:
+            requests.get(url, timeout=2)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{service} did not answer on {url} within {START_TIMEOUT:.0f} s")
+
+
+def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(data_dir: str | os.PathLike[str] = "./var", api_port: int = 9292,
+         compute_port: int = 8774) -> int:
+    """Run both services until Ctrl-C/SIGTERM or until one of them exits."""
+    lay = write_configs(data_dir, api_port, compute_port)
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    procs: list[subprocess.Popen[bytes]] = []
+    failure: str | None = None
+    try:
+        for service, url in (("chute-api", f"http://{HOST}:{api_port}"),
+                             ("chute-compute", f"http://{HOST}:{compute_port}")):
+            cmd = [*_command(service), "--config-file", str(lay.conf(service))]
+            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
+            _wait_ready(procs[-1], url + "/", service)
+            print(f"{service} listening on {url}  (config {lay.conf(service)}, "
+                  f"log {lay.log(service)})", flush=True)
+        print(f"data in {lay.root}; Ctrl-C stops both", flush=True)
+        while not stopping:
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                failure = f"{Path(dead[0].args[0]).name} exited with status {dead[0].returncode}"
+                break
+            time.sleep(0.2)
+    except RuntimeError as exc:
+        failure = str(exc)
+    finally:
+        _stop(procs)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if failure is not None:
+        print(f"chute up: {failure}; see the logs in {lay.logs}", file=sys.stderr, flush=True)
+        return 1
+    print("stopped chute-api and chute-compute", flush=True)
+    return 0
