@@ -1,13 +1,46 @@
 """The host's image cache: `<instances_path>/_base/<sha1(image id)>`, one verified fetch per image.
 
-(Interface stub: the implementation lands in the next commits.)
+Names follow Nova (sha1 of the image id, nova-image-fetch.md 3.1) so operators recognise them.
+Beside each base:
+- `<sha1>.lock`: fcntl.flock'ed for the whole check-or-fetch, so N boots of one image on one
+  host (threads or processes) cause exactly one transfer. flock locks belong to the open file
+  description, so two threads of one process that each open the file exclude each other too.
+  Lock files are never deleted: a waiter blocked on a deleted inode would not exclude a newer
+  locker of a recreated file.
+- `<sha1>.info`: JSON written (atomically) before the base is renamed into place: what was
+  verified (size, digest) and what is stored (format, size on disk, which differ from the image
+  when force_raw_images converted it). A base without a matching `.info` is not trusted.
+- `<sha1>.part`, `<sha1>.converted`: work files, never used as a base; removed before a fetch
+  (under the lock) and at start (when no one holds their lock).
+A cached base is re-checked before every use (size on disk, format safety via
+chute.formats.inspect_file) because rules may have tightened since it was cached (Nova re-checks
+bases since CVE-2024-32498).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import subprocess
+import time
 from dataclasses import dataclass
+from typing import Any, Iterator
 
+from chute.compute.fetch import Fetcher, expected
 from chute.config import Config
+from chute.errors import ChuteError, TransferError, UnsupportedFormat
+from chute.formats import inspect_file
+
+LOG = logging.getLogger("chute.compute.imagecache")
+
+_BASE_NAME = re.compile(r"[0-9a-f]{40}")
+# Formats qemu-img converts to raw under force_raw_images (Glance name -> qemu name).
+_QEMU_FORMATS = {"qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}
 
 
 @dataclass(frozen=True)
@@ -21,13 +54,191 @@ class Fetched:
     seconds: float
 
 
-class ImageCache:
-    def __init__(self, conf: Config, client: object) -> None:
-        self.conf = conf
-        self.client = client
+def base_name(image_id: str) -> str:
+    return hashlib.sha1(image_id.encode("utf-8")).hexdigest()
 
-    def fetch(self, image: dict) -> Fetched:
-        raise NotImplementedError
+
+class ImageCache:
+    """Verified bases under `_base`; `fetch` blocks until this image's base exists."""
+
+    def __init__(self, conf: Config, client: Any) -> None:
+        self.conf, self.client = conf, client
+        self.fetcher = Fetcher(conf, client)
+        self.dir = os.path.join(conf.get("DEFAULT", "instances_path"), "_base")
+        os.makedirs(self.dir, exist_ok=True)
+        self._remove_stale_work_files()
+
+    def base_path(self, image_id: str) -> str:
+        return os.path.join(self.dir, base_name(image_id))
+
+    def fetch(self, image: dict[str, Any]) -> Fetched:
+        image_id = image["id"]
+        if image.get("status") != "active":
+            raise TransferError(f"image {image_id} is {image.get('status')}, not active")
+        base = self.base_path(image_id)
+        with self._locked(base, image_id):
+            started = time.monotonic()
+            if self._usable(image, base):
+                os.utime(base)  # the cleanup ages bases by mtime: this one is in use
+                LOG.info("Image %s found in cache", image_id)
+                return Fetched(base, "cache", None, os.stat(base).st_size,
+                               time.monotonic() - started)
+            return self._fetch_locked(image, base, started)
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, base: str, image_id: str) -> Iterator[None]:
+        fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                LOG.info("Waiting for image %s: another fetch is in progress", image_id)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    def _try_lock(self, base: str) -> int | None:
+        fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            os.close(fd)
+            return None
+
+    # -- the cached base ----------------------------------------------------------------
+
+    def _usable(self, image: dict[str, Any], base: str) -> bool:
+        if not os.path.exists(base):
+            return False
+        try:
+            self._check_base(image, base)
+            return True
+        except (ChuteError, OSError, ValueError, KeyError) as exc:
+            LOG.warning("Cached base %s of image %s is not usable (%s); fetching again",
+                        base, image["id"], getattr(exc, "message", None) or exc)
+            _remove(base, base + ".info")
+            return False
+
+    def _check_base(self, image: dict[str, Any], base: str) -> None:
+        with open(base + ".info", encoding="utf-8") as handle:
+            info = json.load(handle)
+        want = expected(image, self.conf.get("glance", "verify_digest"))
+        if (info["image_id"], info["size"]) != (image["id"], want.size):
+            raise ValueError(f"recorded for {info['image_id']} of {info['size']} bytes")
+        if (info["algorithm"], info["digest"]) != (want.algorithm, want.digest):
+            raise ValueError("recorded digest differs from the image's")
+        size = os.stat(base).st_size
+        if size != info["stored_size"]:
+            raise ValueError(f"{size} bytes on disk, {info['stored_size']} were stored")
+        inspect_file(base, info["format"])
+
+    # -- fetching -----------------------------------------------------------------------
+
+    def _fetch_locked(self, image: dict[str, Any], base: str, started: float) -> Fetched:
+        part, converted = base + ".part", base + ".converted"
+        _remove(part, converted)
+        try:
+            transfer = self.fetcher.fetch(image, part)
+            stored, fmt = self._make_base(image, part, converted)
+            self._write_info(image, base, stored, fmt, transfer.method)
+            os.rename(stored, base)
+            _fsync_dir(self.dir)
+        finally:
+            _remove(part, converted)
+        return Fetched(base, transfer.method, transfer.primitive, transfer.nbytes,
+                       time.monotonic() - started)
+
+    def _make_base(self, image: dict[str, Any], part: str, converted: str) -> tuple[str, str]:
+        """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
+        disk_format = image.get("disk_format") or "raw"
+        info = inspect_file(part, disk_format)
+        fmt = info.format or disk_format
+        if not self.conf.get("DEFAULT", "force_raw_images") or fmt not in _QEMU_FORMATS:
+            return part, fmt
+        cmd = ["qemu-img", "convert", "-q", "-f", _QEMU_FORMATS[fmt], "-O", "raw", part, converted]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise UnsupportedFormat(f"converting image {image['id']} to raw failed: "
+                                    f"{done.stderr.strip()}")
+        fd = os.open(converted, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        inspect_file(converted, "raw")
+        return converted, "raw"
+
+    def _write_info(self, image: dict[str, Any], base: str, stored: str, fmt: str,
+                    method: str) -> None:
+        want = expected(image, self.conf.get("glance", "verify_digest"))
+        info = {"image_id": image["id"], "size": want.size, "algorithm": want.algorithm,
+                "digest": want.digest, "format": fmt, "disk_format": image.get("disk_format"),
+                "stored_size": os.stat(stored).st_size, "method": method,
+                "fetched_at": time.time()}
+        tmp = base + ".info.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, base + ".info")
+
+    # -- housekeeping -------------------------------------------------------------------
+
+    def _remove_stale_work_files(self) -> None:
+        """Left-overs of a crash: removed only when no live fetch holds their lock."""
+        for name in os.listdir(self.dir):
+            stem, _, suffix = name.partition(".")
+            if not _BASE_NAME.fullmatch(stem) or suffix not in ("part", "converted", "info.tmp"):
+                continue
+            fd = self._try_lock(os.path.join(self.dir, stem))
+            if fd is None:
+                continue
+            try:
+                LOG.info("Removing stale work file %s", name)
+                _remove(os.path.join(self.dir, name))
+            finally:
+                os.close(fd)
 
     def cleanup(self, in_use_image_ids: set[str]) -> list[str]:
-        raise NotImplementedError
+        """Remove bases no instance uses, older than the configured age; -> removed paths."""
+        if not self.conf.get("image_cache", "remove_unused_base_images"):
+            return []
+        min_age = self.conf.get("image_cache", "remove_unused_original_minimum_age_seconds")
+        in_use = {base_name(image_id) for image_id in in_use_image_ids}
+        removed = []
+        for name in sorted(os.listdir(self.dir)):
+            if not _BASE_NAME.fullmatch(name) or name in in_use:
+                continue
+            path = os.path.join(self.dir, name)
+            fd = self._try_lock(path)
+            if fd is None:
+                continue  # being fetched right now: certainly wanted
+            try:
+                age = time.time() - os.stat(path).st_mtime  # re-read under the lock
+                if age < min_age:
+                    LOG.info("Base file too young to remove: %s", path)
+                    continue
+                LOG.info("Removing base file: %s", path)
+                _remove(path, path + ".info")
+                removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
+
+
+def _remove(*paths: str) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,79 @@
+"""`chute-compute explain IMAGE_ID`: would this host copy the image directly, and if not, why?
+
+Operators of Nova's file handler had to answer that from tracebacks (nova-image-fetch.md 7.1).
+This walks the very code a fetch runs (Fetcher.resolve, open_source, the size check) without
+copying, and probes which copy primitive the kernel allows between the image's filesystem and
+`_base` with a clone of the file (metadata only) or a one-byte copy_file_range.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chute.compute.fetch import Fetcher, candidates
+from chute.compute.fetch import file as direct
+from chute.config import Config
+from chute.errors import ChuteError, DirectPathUnavailable
+from chute.transfer import copy
+
+
+def explain(conf: Config, client: Any, image_id: str) -> str:
+    """A report, one block per candidate location, ending with what a fetch would do."""
+    image = client.get(image_id)
+    fetcher = Fetcher(conf, client)
+    base_dir = os.path.join(conf.get("DEFAULT", "instances_path"), "_base")
+    lines = [f"Image {image_id} ({image.get('status')}, {image.get('size')} bytes, "
+             f"disk_format {image.get('disk_format')})",
+             "allowed_direct_url_schemes: "
+             + (", ".join(sorted(fetcher.schemes)) or "none (direct path disabled)"),
+             "filesystems: " + (", ".join(f"{fs.name} (id {fs.id}, mountpoint {fs.mountpoint})"
+                                          for fs in fetcher.filesystems.values()) or "none")]
+    found = candidates(image, client)
+    if not found:
+        lines.append("No locations: the image service shows neither locations nor direct_url.")
+    chosen = None
+    for number, location in enumerate(found, 1):
+        lines.append(f"\n[{number}] {location.url}")
+        lines.append(f"    metadata: {location.metadata or 'none'}")
+        verdict, path = _judge(fetcher, location, image, base_dir)
+        lines.extend("    " + line for line in verdict)
+        if path and chosen is None:
+            chosen = path
+    lines.append("")
+    lines.append(f"A fetch would copy {chosen} directly." if chosen else
+                 "A fetch would download over HTTP (GET /v2/images/{id}/file).")
+    return "\n".join(lines) + "\n"
+
+
+def _judge(fetcher: Fetcher, location: Any, image: dict[str, Any], base_dir: str
+           ) -> tuple[list[str], str | None]:
+    try:
+        path, fs = fetcher.resolve(location)
+        fd = direct.open_source(path, fs)
+        try:
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if size != image.get("size"):
+            raise DirectPathUnavailable(
+                "size_mismatch", f"{path} has {size} bytes, the image has {image.get('size')}")
+    except DirectPathUnavailable as exc:
+        return [f"direct path: NO ({exc.reason}): {exc.detail}"], None
+    except ChuteError as exc:
+        return [f"direct path: NO: {exc.message}"], None
+    lines = [f"direct path: YES, local file {path} (filesystem {fs.name})"]
+    lines.extend(_primitives(path, base_dir))
+    return lines, path
+
+
+def _primitives(path: str, base_dir: str) -> list[str]:
+    try:
+        os.makedirs(base_dir, exist_ok=True)
+        probes = copy.probe(path, base_dir)
+    except OSError as exc:
+        return [f"copy primitives: cannot probe into {base_dir}: {exc.strerror}"]
+    usable = next(p.primitive for p in probes if p.ok)
+    states = ", ".join(f"{p.primitive} {'ok' if p.ok else 'refused (' + p.reason + ')'}"
+                       for p in probes)
+    return [f"copy primitives to {base_dir}: {states}", f"would copy with: {usable}"]

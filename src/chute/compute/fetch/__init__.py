@@ -1,0 +1,116 @@
+"""Getting an image's bytes into a `.part` file, verified: directly when possible, else HTTP.
+
+One WARNING per refused direct location says why (DirectPathUnavailable.reason/detail), in
+place of Nova's tracebacks; the first location that copies and verifies wins; HTTP is the
+last resort and its mismatch is fatal (IntegrityError).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from chute.compute.fetch import file as direct
+from chute.compute.fetch.candidates import Location, candidates
+from chute.compute.fetch.http import fetch_http
+from chute.compute.fetch.verify import MISMATCH, Expected, expected
+from chute.config import Config
+from chute.errors import DirectPathUnavailable, TransferError
+from chute.transfer import copy
+
+LOG = logging.getLogger("chute.compute.fetch")
+
+__all__ = ["Fetcher", "Transfer", "Location", "candidates", "expected", "MISMATCH"]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """How the `.part` file was filled: method `file` or `http`, the primitive, size, time."""
+
+    method: str
+    primitive: str | None
+    nbytes: int
+    seconds: float
+    source: str  # the local path copied, or the server downloaded from
+
+
+class Fetcher:
+    """Fills a `.part` path with one image's verified bytes; knows nothing of the cache."""
+
+    def __init__(self, conf: Config, client: Any) -> None:
+        self.conf, self.client = conf, client
+        self.schemes = set(conf.get("glance", "allowed_direct_url_schemes"))
+        self.filesystems = direct.filesystems(conf)
+        self.mode = conf.get("glance", "verify_digest")
+
+    def fetch(self, image: dict[str, Any], part: str) -> Transfer:
+        want = expected(image, self.mode)
+        if self.schemes:
+            for location in candidates(image, self.client):
+                try:
+                    return self.fetch_direct(location, part, want)
+                except DirectPathUnavailable as exc:
+                    level = logging.INFO if exc.reason == "scheme_not_allowed" else logging.WARNING
+                    LOG.log(level, "Direct path not used for %s: %s", location.url, exc.detail,
+                            extra={"reason": exc.reason})
+        result = fetch_http(self.conf, image["id"], part, want)
+        LOG.info("Successfully transferred using http")
+        return Transfer("http", None, result.nbytes, result.seconds, result.server)
+
+    def resolve(self, location: Location) -> tuple[str, direct.Filesystem]:
+        """The local path a location would be copied from, or DirectPathUnavailable."""
+        scheme = urlsplit(location.url).scheme
+        if scheme != "file" or scheme not in self.schemes:
+            allowed = ", ".join(sorted(self.schemes)) or "none"
+            why = ("is not in [glance] allowed_direct_url_schemes" if scheme == "file"
+                   else "has no direct handler")
+            raise DirectPathUnavailable(
+                "scheme_not_allowed", f"scheme {scheme!r} {why} (allowed: {allowed})")
+        return direct.local_path(location.url, location.metadata, self.filesystems)
+
+    def fetch_direct(self, location: Location, part: str, want: Expected) -> Transfer:
+        path, fs = self.resolve(location)
+        src = direct.open_source(path, fs)
+        try:
+            size = os.fstat(src).st_size
+            if size != want.size:
+                raise DirectPathUnavailable(
+                    "size_mismatch", f"{path} has {size} bytes, the image has {want.size}")
+            result = _copy(src, path, part, want)
+        except DirectPathUnavailable:
+            _remove(part)
+            raise
+        finally:
+            os.close(src)
+        LOG.info("Copied %s using file (%s, %d bytes in %.3f s)", path, result.primitive,
+                 result.nbytes, result.seconds)
+        LOG.info("Successfully transferred using file")
+        return Transfer("file", result.primitive, result.nbytes, result.seconds, path)
+
+
+def _copy(src: int, path: str, part: str, want: Expected) -> copy.CopyResult:
+    dst = copy.open_destination(part)
+    try:
+        result = copy.copy_fd(src, dst, algorithm=want.algorithm)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # HTTP would hit the same full disk
+            raise TransferError(f"cannot write {part}: {exc.strerror}") from None
+        raise DirectPathUnavailable("copy_failed", f"copying {path} failed: {exc}") from None
+    finally:
+        os.close(dst)
+    problem = want.check(result.nbytes, result.digest)
+    if problem is not None:
+        reason = "size_mismatch" if result.nbytes != want.size else "hash_mismatch"
+        raise DirectPathUnavailable(reason, f"{path} does not match the image: {problem}")
+    return result
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,203 @@
+"""chute.transfer.copy on real files and real filesystems (ext4 here, tmpfs, XFS with reflink)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import blake3
+import pytest
+
+from chute.transfer import copy
+
+MiB = 1 << 20
+
+
+def make_sparse(path: Path, pieces: list[tuple[int, int]], size: int) -> bytes:
+    """A file of `size` bytes with random data at (offset, length) pieces, holes elsewhere."""
+    with open(path, "wb") as handle:
+        for offset, length in pieces:
+            handle.seek(offset)
+            handle.write(os.urandom(length))
+        handle.truncate(size)
+    return path.read_bytes()
+
+
+@pytest.fixture(autouse=True)
+def fresh_refusals():
+    copy.forget_refusals()
+    yield
+    copy.forget_refusals()
+
+
+@pytest.fixture
+def sparse_src(tmp_path: Path) -> tuple[Path, bytes]:
+    path = tmp_path / "src.img"
+    content = make_sparse(path, [(0, 3 * MiB + 17), (10 * MiB, 2 * MiB), (40 * MiB, 5)], 48 * MiB)
+    return path, content
+
+
+@pytest.fixture
+def tmpfs_dir(tmp_path: Path):
+    """A directory on tmpfs, a different filesystem type from tmp_path's."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.statvfs(shm).f_bsize == 0:
+        pytest.skip("/dev/shm is not available")
+    with open("/proc/mounts") as mounts:
+        if not any(line.split()[1] == "/dev/shm" and line.split()[2] == "tmpfs"
+                   for line in mounts):
+            pytest.skip("/dev/shm is not a tmpfs here")
+    path = shm / f"chute-copy-{os.getpid()}-{tmp_path.name}"
+    path.mkdir()
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+
+
+@pytest.fixture(scope="session")
+def xfs_reflink(tmp_path_factory):
+    """An XFS filesystem with reflink=1 on a loop file, mounted for the session (root only)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a loop XFS needs root")
+    root = tmp_path_factory.mktemp("xfs")
+    image, mnt = root / "xfs.img", root / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(300 * MiB)
+    made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", "-f", str(image)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"mkfs.xfs unavailable or failed: {made.stderr.strip()}")
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"loop mount not permitted here: {mounted.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_copy_file_range_keeps_holes_and_hashes_the_whole_content(sparse_src, tmp_path):
+    src, content = sparse_src
+    dst = tmp_path / "dst.img"
+    result = copy.copy_file(str(src), str(dst), algorithm="sha512")
+    assert result.primitive == copy.COPY_FILE_RANGE
+    assert result.nbytes == len(content) == dst.stat().st_size
+    assert dst.read_bytes() == content
+    assert result.digest == hashlib.sha512(content).hexdigest()
+    # ext4's copy_file_range would write the holes as zeros if asked to copy them.
+    assert dst.stat().st_blocks <= src.stat().st_blocks
+    assert dst.stat().st_blocks * 512 < 8 * MiB
+
+
+def test_blake3_and_md5_digests_equal_the_libraries(sparse_src, tmp_path):
+    src, content = sparse_src
+    for algorithm, expected in (("blake3", blake3.blake3(content).hexdigest()),
+                                ("md5", hashlib.md5(content).hexdigest())):
+        result = copy.copy_file(str(src), str(tmp_path / algorithm), algorithm=algorithm)
+        assert result.digest == expected
+
+
+def test_all_hole_and_empty_files(tmp_path):
+    holes = tmp_path / "holes"
+    holes.write_bytes(b"")
+    os.truncate(holes, 9 * MiB)
+    result = copy.copy_file(str(holes), str(tmp_path / "h2"), algorithm="sha256")
+    assert result.digest == hashlib.sha256(bytes(9 * MiB)).hexdigest()
+    assert (tmp_path / "h2").stat().st_blocks == 0
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    result = copy.copy_file(str(empty), str(tmp_path / "e2"), algorithm="sha256")
+    assert (result.nbytes, result.digest) == (0, hashlib.sha256(b"").hexdigest())
+
+
+def test_refusal_is_remembered_per_filesystem_pair(sparse_src, tmpfs_dir, monkeypatch):
+    src, content = sparse_src
+    calls = {"ioctl": 0, "copy_file_range": 0}
+    real_ioctl, real_cfr = copy.fcntl.ioctl, os.copy_file_range
+
+    def counting_ioctl(*args):
+        calls["ioctl"] += 1
+        return real_ioctl(*args)
+
+    def counting_cfr(*args):
+        calls["copy_file_range"] += 1
+        return real_cfr(*args)
+
+    monkeypatch.setattr(copy.fcntl, "ioctl", counting_ioctl)
+    monkeypatch.setattr(os, "copy_file_range", counting_cfr)
+
+    first = copy.copy_file(str(src), str(tmpfs_dir / "one"), algorithm="sha256")
+    # ext4 -> tmpfs: FICLONE is EXDEV (two mounts), copy_file_range EXDEV (Linux >= 5.12).
+    assert first.primitive == copy.READ_WRITE
+    pair = (src.stat().st_dev, tmpfs_dir.stat().st_dev)
+    assert copy.refused(*pair) == {"clone": "EXDEV", "copy_file_range": "EXDEV"}
+    assert calls == {"ioctl": 1, "copy_file_range": 1}
+
+    second = copy.copy_file(str(src), str(tmpfs_dir / "two"), algorithm="sha256")
+    assert second.primitive == copy.READ_WRITE
+    assert calls == {"ioctl": 1, "copy_file_range": 1}, "a refused syscall was tried again"
+    assert (tmpfs_dir / "two").read_bytes() == content
+    assert second.digest == first.digest == hashlib.sha256(content).hexdigest()
+    # read_write also skips holes: tmpfs keeps them.
+    assert (tmpfs_dir / "two").stat().st_blocks * 512 < 8 * MiB
+
+    back = copy.copy_file(str(tmpfs_dir / "two"), str(src.parent / "back"))
+    assert back.primitive == copy.READ_WRITE and (src.parent / "back").read_bytes() == content
+    assert copy.refused(*pair) == {"clone": "EXDEV", "copy_file_range": "EXDEV"}
+
+
+def test_source_truncated_during_copy_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(copy, "CHUNK", 1 * MiB)
+    src = tmp_path / "src"
+    src.write_bytes(os.urandom(6 * MiB))
+
+    def truncate_source(done: int) -> None:
+        if done >= 2 * MiB:
+            os.truncate(src, 3 * MiB)
+
+    with pytest.raises(copy.ShortSource, match="ended at"):
+        copy.copy_file(str(src), str(tmp_path / "dst"), algorithm="sha256",
+                       on_chunk=truncate_source)
+
+
+def test_progress_callback_reaches_the_size(sparse_src, tmp_path):
+    src, content = sparse_src
+    seen: list[int] = []
+    copy.copy_file(str(src), str(tmp_path / "dst"), on_chunk=seen.append)
+    assert seen == sorted(seen) and seen[-1] == len(content)
+
+
+def test_no_threads_or_descriptors_leak_across_many_copies(sparse_src, tmp_path):
+    src, _ = sparse_src
+    copy.copy_file(str(src), str(tmp_path / "warm"), algorithm="blake3")
+    threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    for number in range(30):
+        copy.copy_file(str(src), str(tmp_path / f"c{number % 3}"), algorithm="blake3")
+    with pytest.raises(FileNotFoundError):
+        copy.copy_file(str(tmp_path / "missing"), str(tmp_path / "x"), algorithm="blake3")
+    assert threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_xfs_reflink_clones_and_still_verifies(xfs_reflink, tmp_path):
+    src = xfs_reflink / "src.img"
+    content = make_sparse(src, [(0, 2 * MiB), (20 * MiB, MiB)], 30 * MiB)
+    dst = xfs_reflink / "dst.img"
+    result = copy.copy_file(str(src), str(dst), algorithm="sha256")
+    assert result.primitive == copy.CLONE
+    assert result.digest == hashlib.sha256(content).hexdigest()
+    assert dst.read_bytes() == content
+    fiemap = subprocess.run(["xfs_io", "-c", "fiemap -v", str(dst)], capture_output=True,
+                            text=True, check=True).stdout
+    extents = [line.split() for line in fiemap.splitlines()[2:] if "hole" not in line]
+    assert len(extents) == 2, fiemap  # the holes stayed holes
+    assert all(int(fields[-1], 16) & 0x2000 for fields in extents), fiemap  # EXTENT_SHARED
+    assert copy.probe(str(src), str(xfs_reflink))[0].ok
+
+    # XFS -> ext4: two superblocks, clone and copy_file_range refused, still exact.
+    out = copy.copy_file(str(src), str(tmp_path / "out.img"), algorithm="sha256")
+    assert out.primitive == copy.READ_WRITE and out.digest == result.digest
+    pair = (src.stat().st_dev, tmp_path.stat().st_dev)
+    assert set(copy.refused(*pair)) == {"clone", "copy_file_range"}
