@@ -40,11 +40,13 @@ def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_toke
 @click.option("--data-dir", default="./var", show_default=True,
               type=click.Path(file_okay=False),
               help="Where the database, the image store and the instances live.")
-def up(data_dir: str) -> None:
+@click.option("--api-port", type=int, default=9292, show_default=True)
+@click.option("--compute-port", type=int, default=8774, show_default=True)
+def up(data_dir: str, api_port: int, compute_port: int) -> None:
     """Run chute-api and chute-compute together on this machine (all-in-one)."""
-    from chute.allinone import main as allinone_main  # heavy; only `up` needs it
+    from chute.allinone import main as allinone_main  # only `up` needs it
 
-    status = allinone_main(data_dir)
+    status = allinone_main(data_dir, api_port, compute_port)
     if status:
         sys.exit(status)
 
