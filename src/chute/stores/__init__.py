@@ -1,1 +1,24 @@
 """Store backends behind one interface, chosen by URL scheme; filesystem first."""
+
+from __future__ import annotations
+
+from chute.config import Config
+from chute.stores.base import Opened, Store, StoredLocation, Writer
+
+__all__ = ["Opened", "Store", "StoredLocation", "Writer", "from_config", "for_url"]
+
+
+def from_config(conf: Config) -> Store:
+    """The store new images go to (the only one for now: the filesystem store)."""
+    from chute.stores.filesystem import FilesystemStore
+
+    return FilesystemStore.from_config(conf)
+
+
+def for_url(stores: list[Store], url: str) -> Store | None:
+    """The store that can read `url`, by its scheme."""
+    scheme = url.split(":", 1)[0].lower()
+    for store in stores:
+        if scheme in store.schemes:
+            return store
+    return None

@@ -1,0 +1,134 @@
+"""Disk image format inspection: what an image really is, and whether it is safe to use.
+
+Built on `oslo_utils.imageutils.format_inspector` (the inspector Glance and Nova use) and
+following Glance's upload rules (glance/location.py): exactly {iso, gpt} is a hybrid ISO;
+several formats at once is refused; `raw` as disk_format accepts any content; otherwise the
+content must match disk_format. The detected format's safety checks always run, so a qcow2
+with a backing file or an external data file (CVE-2024-32498) and a VMDK whose extents point
+outside the file (CVE-2022-47951) are refused whatever disk_format claims.
+
+`StreamInspector` is fed the upload's chunks as they pass (no second read of the data);
+`inspect_file` checks a file on disk (compute re-checks cached bases before using them).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from oslo_utils.imageutils import format_inspector as fi
+
+from chute.errors import UnsupportedFormat
+
+LOG = logging.getLogger(__name__)
+
+# Formats the inspector understands; other disk_formats (ami, ari, aki, ploop) cannot be checked.
+INSPECTABLE = frozenset(fi.ALL_FORMATS)
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    format: str
+    virtual_size: int | None
+
+
+class _Feed:
+    """The InspectWrapper's 'source': hands back the chunk we were just given."""
+
+    def __init__(self) -> None:
+        self.chunk = b""
+
+    def read(self, size: int) -> bytes:
+        chunk, self.chunk = self.chunk, b""
+        return chunk
+
+
+class StreamInspector:
+    """Inspect a stream chunk by chunk, as it is being stored."""
+
+    def __init__(self) -> None:
+        self._feed = _Feed()
+        self._wrapper = fi.InspectWrapper(self._feed)  # type: ignore[arg-type]
+        self.nbytes = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self._feed.chunk = chunk
+        self._wrapper.read(len(chunk))
+        self.nbytes += len(chunk)
+
+    def decided(self) -> bool:
+        """True once every inspector has seen enough to decide (used to stop reading a file)."""
+        try:
+            return self._wrapper.formats is not None
+        except fi.ImageFormatError:
+            return True
+
+    def finish(self, disk_format: str, require_match: bool = True) -> FormatInfo:
+        """Decide after the last chunk; raise UnsupportedFormat when the image is refused."""
+        self._wrapper.close()
+        return _evaluate(self._wrapper, disk_format, self.nbytes, require_match)
+
+
+def _detected(wrapper: fi.InspectWrapper) -> fi.FileInspector:
+    try:
+        matches = wrapper.formats or []
+    except fi.ImageFormatError as exc:
+        raise UnsupportedFormat(f"Image format detection failed: {exc}") from None
+    names = {str(m) for m in matches}
+    if names == {"iso", "gpt"}:
+        return next(m for m in matches if str(m) == "iso")
+    if len(matches) != 1:
+        found = ",".join(sorted(names)) or "none"
+        raise UnsupportedFormat(f"Image format detection failed: Multiple formats detected: "
+                                f"{found}")
+    return matches[0]
+
+
+def _safety(inspector: fi.FileInspector) -> None:
+    try:
+        inspector.safety_check()
+    except fi.SafetyCheckFailed as exc:
+        reasons = "; ".join(f"{name}: {err}" for name, err in sorted(exc.failures.items()))
+        raise UnsupportedFormat(f"Image failed safety checks ({inspector}): {reasons}") from None
+    except fi.ImageFormatError as exc:
+        raise UnsupportedFormat(f"Image failed safety checks ({inspector}): {exc}") from None
+
+
+def _evaluate(wrapper: fi.InspectWrapper, disk_format: str, nbytes: int,
+              require_match: bool) -> FormatInfo:
+    inspector = _detected(wrapper)
+    name = str(inspector)
+    if name == disk_format:
+        virtual: int | None = inspector.virtual_size
+    elif name == "raw" and disk_format not in INSPECTABLE:
+        virtual = None
+    elif disk_format == "raw":
+        LOG.warning("image declared raw contains %s data; accepting it as raw", name)
+        virtual = nbytes
+    elif not require_match:
+        LOG.warning("image disk_format %s does not match stream data %s", disk_format, name)
+        _safety(inspector)
+        return FormatInfo(name, None)
+    else:
+        raise UnsupportedFormat(f"Image disk_format {disk_format} does not match stream data "
+                                f"{name}")
+    _safety(inspector)
+    return FormatInfo(name, virtual)
+
+
+def inspect_file(path: str, disk_format: str, chunk_size: int = 1 << 20) -> FormatInfo:
+    """Inspect a file on disk, reading only as far as the inspectors need.
+
+    Raises UnsupportedFormat for a qcow2 with a backing or data file, unsafe VMDK extents,
+    content not matching `disk_format`, or any failed safety check; OSError if unreadable.
+    """
+    inspector = StreamInspector()
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            inspector.feed(chunk)
+            if inspector.decided():
+                break
+    inspector.nbytes = size
+    return inspector.finish(disk_format)

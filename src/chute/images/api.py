@@ -1,0 +1,54 @@
+"""Images API resources (Glance v2): thin handlers over ImageService."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import falcon
+
+from chute.httpapi import json_response, no_body, read_json
+from chute.images import patch
+from chute.images.service import ImageService
+from chute.images.views import image_document
+
+
+class _Base:
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+
+    def doc(self, record):  # type: ignore[no-untyped-def]
+        s = self.service.settings
+        return image_document(record, s.show_direct_url, s.show_locations)
+
+
+class ImagesResource(_Base):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        no_body(req)
+        pairs = parse_qsl(req.query_string, keep_blank_values=True)
+        page, links = self.service.list(pairs)
+        json_response(resp, {"images": [self.doc(r) for r in page], **links})
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        record = self.service.create(read_json(req))
+        json_response(resp, self.doc(record), 201)
+        resp.location = f"{req.prefix}/v2/images/{record.id}"
+
+
+class ImageResource(_Base):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        no_body(req)
+        json_response(resp, self.doc(self.service.get(image_id)))
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        media_type = (req.content_type or "").split(";")[0].strip().lower()
+        if media_type not in patch.MEDIA_TYPES:
+            raise falcon.HTTPUnsupportedMediaType(
+                description=f"Unsupported Content-Type {req.content_type}",
+                headers={"Accept-Patch": ", ".join(patch.MEDIA_TYPES)})
+        ops = patch.parse(read_json(req), media_type)
+        json_response(resp, self.doc(self.service.update(image_id, ops, media_type)))
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        no_body(req)
+        self.service.delete(image_id)
+        resp.status = falcon.HTTP_204

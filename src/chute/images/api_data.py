@@ -1,0 +1,94 @@
+"""`PUT`/`GET /v2/images/{id}/file`: upload and download of image data."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import falcon
+
+from chute.httpapi import no_body
+from chute.images.data import ImageData
+
+
+def _declared_size(req: falcon.Request) -> int | None:
+    raw = req.get_header("x-openstack-image-size")
+    if raw is not None:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise falcon.HTTPBadRequest(
+                description=f"x-openstack-image-size must be an integer, not {raw!r}") from None
+        if value < 0:
+            raise falcon.HTTPBadRequest(description="x-openstack-image-size must be positive")
+        return value or None
+    chunked = "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+    return None if chunked else req.content_length
+
+
+def _range(header: str, size: int) -> tuple[int, int]:
+    """Parse one `bytes=a-b` / `a-` / `-n` range; 400 for several, 416 when unsatisfiable."""
+    if "," in header:
+        raise falcon.HTTPBadRequest(description="Multiple ranges are not supported.")
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if match is None or match.group(1) == match.group(2) == "":
+        raise _unsatisfiable(size)
+    first, last = match.group(1), match.group(2)
+    if first == "":
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> falcon.HTTPError:
+    return falcon.HTTPRangeNotSatisfiable(size, description="Requested range not satisfiable")
+
+
+class FileResource:
+    def __init__(self, data: ImageData, socket_timeout: float) -> None:
+        self.data = data
+        self.socket_timeout = socket_timeout
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        media_type = (req.content_type or "").split(";")[0].strip().lower()
+        if media_type != "application/octet-stream":
+            raise falcon.HTTPUnsupportedMediaType(
+                description=f"Unsupported Content-Type {req.content_type}; use "
+                            "application/octet-stream")
+        sock = req.env.get("gunicorn.socket")
+        if isinstance(sock, socket.socket):
+            # A client that stalls mid-body must not hold this thread and the image forever.
+            sock.settimeout(self.socket_timeout)
+        self.data.upload(image_id, req.stream, _declared_size(req))
+        resp.status = falcon.HTTP_204
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        no_body(req)
+        download = self.data.open(image_id)
+        if download is None:
+            resp.status = falcon.HTTP_204
+            return
+        fileobj, size = download.opened.fileobj, download.opened.size
+        start, end = 0, size - 1
+        header = req.get_header("Range") or req.get_header("Content-Range")
+        if header:
+            try:
+                start, end = _range(header.replace("bytes ", "bytes=", 1)
+                                    if header.startswith("bytes ") else header, size)
+            except falcon.HTTPError:
+                fileobj.close()
+                raise
+            resp.status = falcon.HTTP_206
+            resp.set_header("Content-Range", f"bytes {start}-{end}/{size}")
+        if download.checksum:
+            resp.set_header("Content-MD5", download.checksum)
+        resp.content_type = "application/octet-stream"
+        fileobj.seek(start)
+        # With a Content-Length gunicorn hands wsgi.file_wrapper bodies to sendfile(2),
+        # starting at the file's current offset.
+        resp.content_length = end - start + 1 if size else 0
+        resp.stream = fileobj

@@ -1,0 +1,65 @@
+"""Build the chute-api WSGI app: routes, middleware, error mapping (the only HTTP edge)."""
+
+from __future__ import annotations
+
+import falcon
+
+from chute import errors
+from chute.config import Config
+from chute.httpapi import RequestIdMiddleware, install_error_handling, webob_renderer
+from chute.images import api, api_data, api_misc
+from chute.images.data import ImageData
+from chute.images.db import Database, make_engine
+from chute.images.service import ImageService
+from chute.stores import Store
+
+ERROR_STATUS: dict[type[errors.ChuteError], int] = {
+    errors.NotFound: 404,
+    errors.Forbidden: 403,
+    errors.Conflict: 409,
+    errors.Invalid: 400,
+    errors.TooLarge: 413,
+    errors.StorageFull: 413,
+    errors.UnsupportedFormat: 415,
+    errors.Gone: 410,
+}
+
+
+def database_url(conf: Config, store: Store) -> str:
+    url = conf.get("database", "connection")
+    if url:
+        return url
+    import os
+
+    datadirs = getattr(store, "datadirs")
+    root = os.path.dirname(os.path.normpath(datadirs[0].path))
+    return f"sqlite:///{os.path.join(root, 'chute-api.sqlite')}"
+
+
+def make_app(conf: Config, store: Store) -> falcon.App:
+    """One app per worker process (engines and pools must not cross a fork)."""
+    db = Database(make_engine(database_url(conf, store)))
+    service = ImageService(conf, db, [store])
+    data = ImageData(conf, service, store)
+    app = falcon.App(middleware=[RequestIdMiddleware()])
+    app.req_options.auto_parse_form_urlencoded = False
+    app.resp_options.secure_cookies_by_default = False
+    install_error_handling(app, ERROR_STATUS, webob_renderer)
+
+    public = conf.get("DEFAULT", "public_endpoint")
+    image_schema, images_schema = api_misc.schema_resources(conf)
+    app.add_route("/", api_misc.VersionsResource(public, 300))
+    app.add_route("/versions", api_misc.VersionsResource(public, 200))
+    app.add_route("/v2/schemas/image", image_schema)
+    app.add_route("/v2/schemas/images", images_schema)
+    app.add_route("/v2/images", api.ImagesResource(service))
+    app.add_route("/v2/images/{image_id}", api.ImageResource(service))
+    app.add_route("/v2/images/{image_id}/file",
+                  api_data.FileResource(data, conf.get("DEFAULT", "client_socket_timeout")))
+    app.add_route("/v2/images/{image_id}/tags/{tag}", api_misc.TagResource(service))
+    app.add_route("/v2/images/{image_id}/actions/deactivate",
+                  api_misc.ActionResource(service, "deactivate"))
+    app.add_route("/v2/images/{image_id}/actions/reactivate",
+                  api_misc.ActionResource(service, "reactivate"))
+    app.add_route("/v2/images/{image_id}/locations", api_misc.LocationsResource(service))
+    return app

@@ -1,0 +1,310 @@
+"""All SQL of the image registry. Returns `ImageRecord`s; knows nothing of HTTP or rules.
+
+Status changes are compare-and-swap UPDATEs (`... WHERE status = :expected`, rowcount checked):
+several gunicorn workers, and several API nodes on PostgreSQL, race on the same rows.
+SQLite runs in WAL mode with a busy timeout so readers never block the single writer and
+writers from other worker processes wait instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, func, insert, or_,
+                        select, update)
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+
+from chute.errors import Conflict
+from chute.images.models import Image, ImageLocation, ImageProperty, ImageTag
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]
+T_IMG, T_PROP = Image.__table__, ImageProperty.__table__
+T_TAG, T_LOC = ImageTag.__table__, ImageLocation.__table__
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Location:
+    url: str
+    metadata: dict[str, Any]
+    status: str = "active"
+
+
+@dataclass
+class ImageRecord:
+    """One image row with its properties, tags and active locations."""
+
+    columns: dict[str, Any]
+    properties: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    locations: list[Location] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass
+class ListQuery:
+    """A validated image-list request (built by the service from query parameters)."""
+
+    equal: list[tuple[str, list[Any]]] = field(default_factory=list)  # column IN values
+    properties: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    size_min: int | None = None
+    size_max: int | None = None
+    times: list[tuple[str, str, datetime]] = field(default_factory=list)  # column, op, value
+    sort: list[tuple[str, str]] = field(default_factory=lambda: [("created_at", "desc")])
+    marker: str | None = None
+    limit: int = 25
+
+
+_NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "size": -1}
+
+
+def _sort_expr(key: str) -> Any:
+    column = T_IMG.c[key]
+    if key in _NULLABLE_SORT:
+        return func.coalesce(column, _NULLABLE_SORT[key])
+    return column
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (the migrations ship inside the package)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", "chute.images:migrations")
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Database:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _hydrate(self, conn: Any, rows: list[Any]) -> list[ImageRecord]:
+        records = {row.id: ImageRecord(dict(row._mapping)) for row in rows}
+        if not records:
+            return []
+        ids = list(records)
+        for prop in conn.execute(select(T_PROP).where(T_PROP.c.image_id.in_(ids))):
+            records[prop.image_id].properties[prop.name] = prop.value
+        for tag in conn.execute(select(T_TAG).where(T_TAG.c.image_id.in_(ids))
+                                .order_by(T_TAG.c.id)):
+            records[tag.image_id].tags.append(tag.value)
+        locs = select(T_LOC).where(T_LOC.c.image_id.in_(ids), T_LOC.c.status == "active")
+        for loc in conn.execute(locs.order_by(T_LOC.c.id)):
+            records[loc.image_id].locations.append(Location(loc.url, loc.metadata, loc.status))
+        return [records[row.id] for row in rows]
+
+    def get(self, image_id: str, include_deleted: bool = False) -> ImageRecord | None:
+        query = select(T_IMG).where(T_IMG.c.id == image_id)
+        if not include_deleted:
+            query = query.where(T_IMG.c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            found = self._hydrate(conn, list(conn.execute(query)))
+        return found[0] if found else None
+
+    def list(self, q: ListQuery) -> list[ImageRecord]:
+        query = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != "killed")
+        for column, values in q.equal:
+            query = query.where(T_IMG.c[column].in_(values))
+        for name, value in q.properties.items():
+            query = query.where(exists().where(T_PROP.c.image_id == T_IMG.c.id,
+                                               T_PROP.c.name == name, T_PROP.c.value == value))
+        for tag in q.tags:
+            query = query.where(exists().where(T_TAG.c.image_id == T_IMG.c.id,
+                                               T_TAG.c.value == tag))
+        if q.size_min is not None:
+            query = query.where(T_IMG.c.size >= q.size_min)
+        if q.size_max is not None:
+            query = query.where(T_IMG.c.size <= q.size_max)
+        ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__",
+               "eq": "__eq__", "neq": "__ne__"}
+        for column, op, value in q.times:
+            query = query.where(getattr(T_IMG.c[column], ops[op])(value))
+        with self.engine.connect() as conn:
+            if q.marker is not None:
+                marker = conn.execute(select(T_IMG).where(T_IMG.c.id == q.marker)).first()
+                query = query.where(self._after(marker, q.sort))
+            for key, direction in q.sort:
+                expr = _sort_expr(key)
+                query = query.order_by(expr.asc() if direction == "asc" else expr.desc())
+            rows = list(conn.execute(query.limit(q.limit)))
+            return self._hydrate(conn, rows)
+
+    @staticmethod
+    def _after(marker: Any, sort: list[tuple[str, str]]) -> Any:
+        """Keyset condition: rows strictly after `marker` in the `sort` order."""
+        clauses = []
+        for i, (key, direction) in enumerate(sort):
+            prefix = [_sort_expr(k) == _marker_value(marker, k) for k, _ in sort[:i]]
+            expr, value = _sort_expr(key), _marker_value(marker, key)
+            step = expr > value if direction == "asc" else expr < value
+            clauses.append(and_(*prefix, step))
+        return or_(*clauses)
+
+    def exists_any(self, image_id: str) -> bool:
+        """Is the id taken, even by a deleted image (ids are never reused, OSSN-0075)?"""
+        with self.engine.connect() as conn:
+            return conn.execute(select(T_IMG.c.id).where(T_IMG.c.id == image_id)).first() \
+                is not None
+
+    def usage(self, owner: str | None, exclude_id: str) -> int:
+        """Bytes stored for `owner` (size x active locations), not counting `exclude_id`."""
+        owner_clause = T_IMG.c.owner.is_(None) if owner is None else T_IMG.c.owner == owner
+        query = (select(func.coalesce(func.sum(T_IMG.c.size), 0))
+                 .select_from(T_IMG.join(T_LOC, T_LOC.c.image_id == T_IMG.c.id))
+                 .where(owner_clause, T_IMG.c.deleted.is_(False), T_IMG.c.id != exclude_id,
+                        T_LOC.c.status == "active"))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(self, columns: dict[str, Any], properties: dict[str, str],
+               tags: Iterable[str]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(T_IMG).values(**columns))
+                self._write_props(conn, columns["id"], properties)
+                for tag in dict.fromkeys(tags):
+                    conn.execute(insert(T_TAG).values(image_id=columns["id"], value=tag))
+        except SQLIntegrityError:
+            raise Conflict(f"Image ID {columns['id']} already exists!") from None
+
+    @staticmethod
+    def _write_props(conn: Any, image_id: str, properties: dict[str, str]) -> None:
+        for name, value in properties.items():
+            conn.execute(insert(T_PROP).values(image_id=image_id, name=name, value=value))
+
+    def save(self, image_id: str, columns: dict[str, Any], properties: dict[str, str],
+             tags: list[str] | None, expect_status: str | None = None) -> bool:
+        """Replace columns, the whole property set and (if given) tags in one transaction."""
+        with self.engine.begin() as conn:
+            query = update(T_IMG).where(T_IMG.c.id == image_id, T_IMG.c.deleted.is_(False))
+            if expect_status is not None:
+                query = query.where(T_IMG.c.status == expect_status)
+            if conn.execute(query.values(**columns, updated_at=utcnow())).rowcount != 1:
+                return False
+            conn.execute(delete(T_PROP).where(T_PROP.c.image_id == image_id))
+            self._write_props(conn, image_id, properties)
+            if tags is not None:
+                conn.execute(delete(T_TAG).where(T_TAG.c.image_id == image_id))
+                for tag in dict.fromkeys(tags):
+                    conn.execute(insert(T_TAG).values(image_id=image_id, value=tag))
+        return True
+
+    def add_tag(self, image_id: str, tag: str) -> None:
+        with self.engine.begin() as conn:
+            found = conn.execute(select(T_TAG.c.id).where(T_TAG.c.image_id == image_id,
+                                                          T_TAG.c.value == tag)).first()
+            if found is None:
+                conn.execute(insert(T_TAG).values(image_id=image_id, value=tag))
+            conn.execute(update(T_IMG).where(T_IMG.c.id == image_id).values(updated_at=utcnow()))
+
+    def remove_tag(self, image_id: str, tag: str) -> bool:
+        with self.engine.begin() as conn:
+            gone = conn.execute(delete(T_TAG).where(T_TAG.c.image_id == image_id,
+                                                    T_TAG.c.value == tag)).rowcount
+            if gone:
+                conn.execute(update(T_IMG).where(T_IMG.c.id == image_id)
+                             .values(updated_at=utcnow()))
+        return bool(gone)
+
+    def cas_status(self, image_id: str, expected: str, new: str, **columns: Any) -> bool:
+        """UPDATE images SET status=new ... WHERE id=? AND status=expected; True if it won."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(T_IMG)
+                .where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
+                       T_IMG.c.deleted.is_(False))
+                .values(status=new, updated_at=utcnow(), **columns))
+            return result.rowcount == 1
+
+    def activate(self, image_id: str, columns: dict[str, Any], location: Location) -> bool:
+        """saving -> active with the upload's results and its location, atomically."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(T_IMG)
+                .where(T_IMG.c.id == image_id, T_IMG.c.status == "saving",
+                       T_IMG.c.deleted.is_(False))
+                .values(status="active", updated_at=utcnow(), **columns))
+            if result.rowcount != 1:
+                return False
+            conn.execute(insert(T_LOC).values(image_id=image_id, url=location.url,
+                                              metadata=location.metadata, status="active",
+                                              created_at=utcnow()))
+        return True
+
+    def soft_delete(self, image_id: str) -> list[Location]:
+        """Mark deleted (id stays reserved); returns the locations whose data must go."""
+        with self.engine.begin() as conn:
+            now = utcnow()
+            result = conn.execute(update(T_IMG).where(T_IMG.c.id == image_id,
+                                                      T_IMG.c.deleted.is_(False))
+                                  .values(status="deleted", deleted=True, deleted_at=now,
+                                          updated_at=now))
+            if result.rowcount != 1:
+                return []
+            locs = [Location(r.url, r.metadata, r.status) for r in conn.execute(
+                select(T_LOC).where(T_LOC.c.image_id == image_id, T_LOC.c.status == "active"))]
+            conn.execute(update(T_LOC).where(T_LOC.c.image_id == image_id)
+                         .values(status="deleted"))
+        return locs
+
+    def reset_saving(self) -> list[str]:
+        """Images a crash left in `saving` go back to `queued` with their results cleared."""
+        with self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(select(T_IMG.c.id).where(
+                T_IMG.c.status == "saving", T_IMG.c.deleted.is_(False)))]
+            if ids:
+                conn.execute(update(T_IMG).where(T_IMG.c.id.in_(ids), T_IMG.c.status == "saving")
+                             .values(status="queued", updated_at=utcnow(), **CLEARED))
+        return ids
+
+
+CLEARED = {"size": None, "virtual_size": None, "checksum": None, "os_hash_algo": None,
+           "os_hash_value": None, "chute_blake3": None}
+
+
+def _marker_value(marker: Any, key: str) -> Any:
+    value = getattr(marker, key)
+    if value is None and key in _NULLABLE_SORT:
+        return _NULLABLE_SORT[key]
+    return value

@@ -1,0 +1,83 @@
+"""`chute-api --config-file F [--show-config]`: check everything, recover, then serve.
+
+All checks that can fail (config values, datadirs, metadata file, database) run before the
+server forks, so a bad setup stops the service with one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from chute import config, log
+from chute.errors import ChuteError
+from chute.httpapi import install_log_filter
+from chute.images.options import SCHEMA
+
+LOG = logging.getLogger("chute.images")
+
+
+def _check(conf: config.Config) -> None:
+    from chute.images.data import parse_quota
+
+    try:
+        parse_quota(conf.get("DEFAULT", "user_storage_quota"))
+    except ValueError as exc:
+        raise conf.fail("DEFAULT", "user_storage_quota", str(exc)) from None
+
+
+def prepare(conf: config.Config):  # type: ignore[no-untyped-def]
+    """Validate the store, migrate the database, undo what a crash left behind."""
+    from chute import stores
+    from chute.images.app import database_url
+    from chute.images.db import Database, make_engine, migrate
+
+    store = stores.from_config(conf)
+    url = database_url(conf, store)
+    try:
+        engine = make_engine(url)
+        migrate(engine)
+    except Exception as exc:  # the driver's own error types vary by backend
+        raise conf.fail("database", "connection", f"cannot open {url}: {exc}") from None
+    db = Database(engine)
+    for image_id in db.reset_saving():
+        LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
+    for path in store.recover():
+        LOG.warning("removed temporary file %s left by an interrupted upload", path)
+    engine.dispose()
+    return store
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chute-api", description=__doc__.splitlines()[0])
+    parser.add_argument("--config-file", help="chute-api.conf (default: built-in defaults)")
+    parser.add_argument("--show-config", action="store_true",
+                        help="print the effective configuration and exit")
+    args = parser.parse_args(argv)
+    try:
+        conf = config.load(args.config_file, SCHEMA)
+        _check(conf)
+        if args.show_config:
+            sys.stdout.write(config.dump(conf, SCHEMA))
+            return 0
+        log.setup(conf.get("DEFAULT", "log_file") or None, conf.get("DEFAULT", "debug"))
+        install_log_filter()
+        store = prepare(conf)
+    except ChuteError as exc:
+        print(f"chute-api: {exc.message}", file=sys.stderr)
+        return 1
+
+    from chute.images.app import make_app
+    from chute.wsgi_server import serve
+
+    d = conf.section("DEFAULT")
+    LOG.info("chute-api listening on http://%s:%s/ (%d workers)", d["bind_host"],
+             d["bind_port"], d["workers"])
+    serve(lambda: make_app(conf, store), d["bind_host"], d["bind_port"], d["workers"],
+          threads=d["threads"], timeout=d["client_socket_timeout"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

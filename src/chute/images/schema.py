@@ -1,0 +1,75 @@
+"""The image JSON schemas (`/v2/schemas/image(s)`) and validation against them.
+
+The base document is Glance 33's own `/v2/schemas/image` (captured verbatim in
+schema-image.json) plus our read-only `chute_blake3`; the format enums come from
+`[image_format]`. python-glanceclient validates every image document it receives against
+this schema with warlock, so the documents we render must always conform.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from chute.config import Config
+from chute.errors import Invalid
+
+
+@lru_cache(maxsize=1)
+def _base() -> dict[str, Any]:
+    text = resources.files("chute.images").joinpath("schema-image.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def image_schema(conf: Config) -> dict[str, Any]:
+    schema = copy.deepcopy(_base())
+    props = schema["properties"]
+    props["disk_format"]["enum"] = [None, *conf.get("image_format", "disk_formats")]
+    props["container_format"]["enum"] = [None, *conf.get("image_format", "container_formats")]
+    return schema
+
+
+def images_schema(conf: Config) -> dict[str, Any]:
+    return {
+        "name": "images",
+        "properties": {
+            "images": {"type": "array", "items": image_schema(conf)},
+            "first": {"type": "string"},
+            "next": {"type": "string"},
+            "schema": {"type": "string"},
+        },
+        "links": [{"rel": "first", "href": "{first}"}, {"rel": "next", "href": "{next}"},
+                  {"rel": "describedby", "href": "{schema}"}],
+    }
+
+
+class Validator:
+    """Validates request documents against the image schema (400 with the first problem)."""
+
+    def __init__(self, conf: Config) -> None:
+        self.schema = image_schema(conf)
+        self._validator = jsonschema.Draft4Validator(self.schema)
+
+    @property
+    def base_keys(self) -> set[str]:
+        return set(self.schema["properties"])
+
+    @property
+    def read_only(self) -> set[str]:
+        return {k for k, v in self.schema["properties"].items() if v.get("readOnly")}
+
+    def validate(self, document: dict[str, Any]) -> None:
+        error = jsonschema.exceptions.best_match(self._validator.iter_errors(document))
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path)
+            prefix = f"Provided object does not match schema 'image': "
+            detail = error.message if not where else f"{where}: {error.message}"
+            raise Invalid(prefix + detail)
+
+    def check(self, document: dict[str, Any]) -> bool:
+        return self._validator.is_valid(document)

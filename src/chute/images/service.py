@@ -1,0 +1,227 @@
+"""The image service's rules and state machine. Knows nothing of HTTP; raises chute.errors.
+
+Messages follow Glance's so clients and operators see familiar text.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from chute.config import Config
+from chute.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from chute.images import listing
+from chute.images.db import Database, ImageRecord, Location, utcnow
+from chute.images.patch import MEDIA_V20, PatchOp
+from chute.images.schema import Validator
+from chute.stores import Store, for_url
+
+LOG = logging.getLogger(__name__)
+
+CREATE_KEYS = {"id", "name", "visibility", "protected", "os_hidden", "min_disk", "min_ram",
+               "disk_format", "container_format", "owner", "tags"}
+LINK_KEYS = ("direct_url", "self", "file", "schema", "stores")
+READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_size",
+             "direct_url", "self", "file", "schema", "id", "os_hash_algo", "os_hash_value",
+             "chute_blake3", "stores")
+RESERVED = ("location", "locations", "deleted", "deleted_at")
+UUID_LEN = 36
+
+
+def _reserved(name: str) -> bool:
+    return name in RESERVED or name.startswith("os_glance")
+
+
+@dataclass
+class Settings:
+    """The options the rules need, read once from the config."""
+
+    show_direct_url: bool
+    show_locations: bool
+    property_quota: int
+    tag_quota: int
+    default_limit: int
+    max_limit: int
+    service_token: str
+
+    @classmethod
+    def from_config(cls, conf: Config) -> "Settings":
+        d = conf.section("DEFAULT")
+        return cls(d["show_image_direct_url"], d["show_multiple_locations"],
+                   d["image_property_quota"], d["image_tag_quota"], d["limit_param_default"],
+                   d["api_limit_max"], d["service_token"])
+
+
+class ImageService:
+    def __init__(self, conf: Config, db: Database, stores: list[Store]) -> None:
+        self.conf = conf
+        self.db = db
+        self.stores = stores
+        self.settings = Settings.from_config(conf)
+        self.validator = Validator(conf)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, image_id: str) -> ImageRecord:
+        record = self.db.get(image_id) if len(image_id) <= UUID_LEN else None
+        if record is None:
+            raise NotFound(f"No image found with ID {image_id}")
+        return record
+
+    def list(self, pairs: list[tuple[str, str]]) -> tuple[list[ImageRecord], dict[str, str]]:
+        query = listing.parse(pairs, self.settings.default_limit, self.settings.max_limit)
+        if query.marker is not None and self.db.get(query.marker) is None:
+            raise Invalid(f"marker [{query.marker}] not found")
+        page = self.db.list(query) if query.limit else []
+        return page, listing.links(pairs, page, query.limit)
+
+    def locations(self, image_id: str, token: str | None) -> list[dict[str, Any]]:
+        expected = self.settings.service_token
+        if expected and token != expected:
+            raise Forbidden("Only a service may read image locations: X-Auth-Token does not "
+                            "match [DEFAULT] service_token.")
+        record = self.get(image_id)
+        return [{"url": loc.url, "metadata": loc.metadata} for loc in record.locations]
+
+    # -- create / update -------------------------------------------------------------------
+
+    def create(self, body: Any) -> ImageRecord:
+        if not isinstance(body, dict):
+            raise Invalid("Image creation requires a JSON object.")
+        for key in LINK_KEYS:
+            if key in body:
+                raise Forbidden(f"Attribute '{key}' is read-only.")
+        for key in body:
+            if _reserved(key):
+                raise Forbidden(f"Attribute '{key}' is reserved.")
+            if key in READ_ONLY:
+                raise Forbidden(f"Attribute '{key}' is read-only.")
+            if len(key) > 255:
+                raise Invalid(f"Property name '{key[:40]}...' is longer than 255 characters.")
+        self.validator.validate(body)
+        props = {k: v for k, v in body.items() if k not in CREATE_KEYS}
+        tags = list(dict.fromkeys(body.get("tags", [])))
+        self._check_quotas(props, tags)
+        image_id = body.get("id") or str(uuid.uuid4())
+        if self.db.exists_any(image_id):
+            raise Conflict(f"Image ID {image_id} already exists!")
+        now = utcnow()
+        columns = {
+            "id": image_id, "name": body.get("name"), "status": "queued",
+            "visibility": body.get("visibility", "shared"),
+            "protected": body.get("protected", False), "os_hidden": body.get("os_hidden", False),
+            "min_disk": body.get("min_disk", 0), "min_ram": body.get("min_ram", 0),
+            "disk_format": body.get("disk_format"),
+            "container_format": body.get("container_format"), "owner": body.get("owner"),
+            "created_at": now, "updated_at": now, "deleted": False,
+        }
+        self._check_numbers(columns)
+        self.db.create(columns, props, tags)
+        LOG.info("created image %s (%s)", image_id, columns["name"])
+        return self.get(image_id)
+
+    def _check_quotas(self, props: dict[str, Any], tags: list[str]) -> None:
+        quota = self.settings.property_quota
+        if quota >= 0 and len(props) > quota:
+            raise TooLarge(f"Maximum number of image properties exceeded: {len(props)} > "
+                           f"{quota}")
+        quota = self.settings.tag_quota
+        if quota >= 0 and len(tags) > quota:
+            raise TooLarge(f"Maximum number of tags exceeded: {len(tags)} > {quota}")
+
+    @staticmethod
+    def _check_numbers(columns: dict[str, Any]) -> None:
+        for key in ("min_disk", "min_ram"):
+            if columns.get(key) is not None and columns[key] < 0:
+                raise Invalid(f"Cannot set {key} to a negative value.")
+
+    def update(self, image_id: str, ops: list[PatchOp], media_type: str) -> ImageRecord:
+        record = self.get(image_id)
+        columns: dict[str, Any] = {}
+        props = dict(record.properties)
+        tags: list[str] | None = None
+        base = self.validator.base_keys
+        for op in ops:
+            name = op.path
+            if name in READ_ONLY:
+                raise Forbidden(f"Attribute '{name}' is read-only.")
+            if _reserved(name):
+                raise Forbidden(f"Attribute '{name}' is reserved.")
+            if op.op == "remove":
+                if name in base:
+                    raise Forbidden(f"Property {name} may not be removed.")
+                if name not in props:
+                    raise Conflict(f"Property {name} does not exist.")
+                del props[name]
+                continue
+            self.validator.validate({name: op.value})
+            if name in base:
+                if name in ("disk_format", "container_format") and record.status not in (
+                        "queued", "importing"):
+                    raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
+                if name == "tags":
+                    tags = list(dict.fromkeys(op.value))
+                else:
+                    columns[name] = op.value
+            elif op.op == "replace" and name not in props:
+                raise Conflict(f"Property {name} does not exist.")
+            elif op.op == "add" and media_type == MEDIA_V20 and name in props:
+                raise Conflict(f"Property {name} already present.")
+            else:
+                if len(name) > 255:
+                    raise Invalid("Property names are at most 255 characters.")
+                props[name] = op.value
+        self._check_numbers(columns)
+        self._check_quotas(props if props != record.properties else {},
+                           tags if tags is not None else [])
+        if not self.db.save(image_id, columns, props, tags, expect_status=record.status):
+            if self.db.get(image_id) is None:
+                raise NotFound(f"No image found with ID {image_id}")
+            raise Conflict("The image changed while it was being updated; retry.")
+        return self.get(image_id)
+
+    # -- tags, actions, delete -------------------------------------------------------------
+
+    def add_tag(self, image_id: str, tag: str) -> None:
+        record = self.get(image_id)
+        self.validator.validate({"tags": [tag]})
+        if tag not in record.tags:
+            self._check_quotas({}, record.tags + [tag])
+        self.db.add_tag(image_id, tag)
+
+    def remove_tag(self, image_id: str, tag: str) -> None:
+        self.get(image_id)
+        if not self.db.remove_tag(image_id, tag):
+            raise NotFound(f"Tag {tag} not found.")
+
+    def deactivate(self, image_id: str) -> None:
+        self._flip(image_id, "active", "deactivated", "deactivate")
+
+    def reactivate(self, image_id: str) -> None:
+        self._flip(image_id, "deactivated", "active", "reactivate")
+
+    def _flip(self, image_id: str, source: str, target: str, verb: str) -> None:
+        record = self.get(image_id)
+        if record.status == target:
+            return
+        if record.status != source or not self.db.cas_status(image_id, source, target):
+            status = (self.db.get(image_id) or record).status
+            raise Forbidden(f"Not allowed to {verb} image in status '{status}'")
+        LOG.info("image %s: %s -> %s", image_id, source, target)
+
+    def delete(self, image_id: str) -> None:
+        record = self.get(image_id)
+        if record.protected:
+            raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+        for location in self.db.soft_delete(image_id):
+            self._delete_data(location)
+        LOG.info("deleted image %s", image_id)
+
+    def _delete_data(self, location: Location) -> None:
+        store = for_url(self.stores, location.url)
+        if store is None:
+            LOG.warning("no store handles %s; its data is left in place", location.url)
+            return
+        store.delete(location.url)

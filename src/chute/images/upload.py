@@ -1,0 +1,78 @@
+"""One pass over an upload body: limit, hash, inspect and store each chunk as it arrives.
+
+Hashing runs in chute.transfer.hashing's threads while this thread writes the chunk and reads
+the next one, so MD5 + SHA-512 + BLAKE3 cost no more wall time than the slowest of them. The
+format inspector sees the same chunks, so the data is never read twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+from chute.errors import Invalid, TooLarge
+from chute.formats import FormatInfo, StreamInspector
+from chute.stores.base import Writer
+from chute.transfer.hashing import MultiHasher
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the body may not exceed; `declared` is the size the client announced (or None)."""
+
+    declared: int | None
+    size_cap: int
+    quota_left: int | None  # None: no user_storage_quota
+
+
+@dataclass(frozen=True)
+class Received:
+    size: int
+    checksum: str
+    os_hash_algo: str
+    os_hash_value: str
+    blake3: str
+    format: FormatInfo | None
+
+
+def _check(total: int, limits: Limits) -> None:
+    if total > limits.size_cap:
+        raise TooLarge(f"The incoming image is too large: it exceeds image_size_cap "
+                       f"({limits.size_cap} bytes)")
+    if limits.quota_left is not None and total > limits.quota_left:
+        raise TooLarge(f"Image exceeds the storage quota: {limits.quota_left} bytes left")
+    if limits.declared is not None and total > limits.declared:
+        raise Invalid(f"Size exceeds: expected {limits.declared} bytes, got more")
+
+
+def receive(stream: BinaryIO, writer: Writer, limits: Limits, *, hashing_algorithm: str,
+            inspect_as: str | None, require_format_match: bool, chunk_size: int,
+            keep_going: Callable[[int], None] | None = None) -> Received:
+    """Copy `stream` into `writer`; raise (leaving cleanup to the caller) on any problem.
+
+    `inspect_as` is the disk_format to check the content against (None: no inspection, as for
+    container formats other than bare). `keep_going(total)` is called about every GiB so the
+    caller can abort an upload whose image was deleted meanwhile.
+    """
+    inspector = StreamInspector() if inspect_as else None
+    total, next_check = 0, 1 << 30
+    with MultiHasher(["md5", hashing_algorithm, "blake3"]) as hasher:
+        while True:
+            chunk = stream.read(chunk_size)
+            if not chunk:
+                break
+            total += len(chunk)
+            _check(total, limits)
+            hasher.update(chunk)
+            if inspector is not None:
+                inspector.feed(chunk)
+            writer.write(chunk)
+            if keep_going is not None and total >= next_check:
+                keep_going(total)
+                next_check += 1 << 30
+        if limits.declared is not None and total != limits.declared:
+            raise Invalid(f"Size mismatch: expected {limits.declared} bytes, got {total} bytes")
+        digests = hasher.hexdigests()
+    info = inspector.finish(inspect_as, require_format_match) if inspector and inspect_as else None
+    return Received(total, digests["md5"], hashing_algorithm, digests[hashing_algorithm],
+                    digests["blake3"], info)

@@ -1,0 +1,244 @@
+"""The filesystem store: image bytes as files `<datadir>/<image id>`.
+
+Writes go to a hidden temporary name `<datadir>/.<id>.partial`, are fsynced and renamed into
+place, then the directory is fsynced, so a crash or a full disk can never leave a file under
+the final name that looks like a whole image. `recover()` removes temporary files a crash left.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from chute.config import Config
+from chute.errors import StorageFull
+from chute.stores import metadata as metadata_file
+from chute.stores.base import Opened, StoredLocation
+
+LOG = logging.getLogger(__name__)
+
+SECTION = "glance_store"
+PARTIAL_PREFIX, PARTIAL_SUFFIX = ".", ".partial"
+
+
+@dataclass(frozen=True)
+class Datadir:
+    path: str
+    priority: int
+
+
+def _parse_datadirs(conf: Config) -> list[Datadir]:
+    single = conf.get(SECTION, "filesystem_store_datadir")
+    many = conf.get(SECTION, "filesystem_store_datadirs")
+    default_single = "/var/lib/chute/images"
+    if many and single and single != default_single:
+        raise conf.fail(SECTION, "filesystem_store_datadirs",
+                        "cannot be used together with filesystem_store_datadir; "
+                        "set only one of them")
+    if not many:
+        if not single:
+            raise conf.fail(SECTION, "filesystem_store_datadir",
+                            "is empty and filesystem_store_datadirs is not set")
+        return [Datadir(os.path.abspath(single), 0)]
+    dirs: dict[str, Datadir] = {}
+    for item in many:
+        path, sep, prio = item.rpartition(":")
+        if not sep:
+            path, prio = item, "0"
+        try:
+            priority = int(prio)
+        except ValueError:
+            raise conf.fail(SECTION, "filesystem_store_datadirs",
+                            f"priority {prio!r} of {item!r} is not an integer") from None
+        if not path:
+            raise conf.fail(SECTION, "filesystem_store_datadirs", f"{item!r} has no path")
+        path = os.path.abspath(path)
+        if path in dirs and dirs[path].priority != priority:
+            raise conf.fail(SECTION, "filesystem_store_datadirs",
+                            f"{path} is listed with different priorities")
+        dirs[path] = Datadir(path, priority)
+    return list(dirs.values())
+
+
+def _prepare(conf: Config, datadir: Datadir, perm: int) -> None:
+    option = ("filesystem_store_datadirs" if conf.get(SECTION, "filesystem_store_datadirs")
+              else "filesystem_store_datadir")
+    try:
+        os.makedirs(datadir.path, exist_ok=True)
+    except OSError as exc:
+        raise conf.fail(SECTION, option, f"cannot create {datadir.path}: {exc.strerror}") from None
+    if not os.access(datadir.path, os.W_OK | os.X_OK):
+        raise conf.fail(SECTION, option, f"{datadir.path} is not writable")
+    if perm > 0:
+        # As glance_store: files readable by group/other need a traversable directory.
+        mode = int(str(perm), 8)
+        extra = (0o010 if mode & 0o070 else 0) | (0o001 if mode & 0o007 else 0)
+        if extra:
+            current = os.stat(datadir.path).st_mode & 0o7777
+            os.chmod(datadir.path, current | extra)
+
+
+def _free_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def path_from_url(url: str) -> str:
+    """`file:///a/b` -> `/a/b` (also `filesystem://`, which glance_store accepts)."""
+    parts = urlsplit(url)
+    return unquote(parts.netloc + parts.path)
+
+
+class FileWriter:
+    """Bytes of one upload, written to a hidden temporary file until commit()."""
+
+    def __init__(self, store: "FilesystemStore", datadir: str, image_id: str) -> None:
+        self._store = store
+        self._dir = datadir
+        self.final = os.path.join(datadir, image_id)
+        self.partial = os.path.join(datadir, PARTIAL_PREFIX + image_id + PARTIAL_SUFFIX)
+        mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o666
+        try:
+            self._fd: int | None = os.open(
+                self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        except OSError as exc:
+            raise self._translate(exc) from None
+
+    def _translate(self, exc: OSError) -> Exception:
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return StorageFull(f"Image storage media is full: {exc.strerror}")
+        return exc
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        view = memoryview(chunk)
+        assert self._fd is not None
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise self._translate(exc) from None
+
+    def commit(self) -> StoredLocation:
+        assert self._fd is not None
+        try:
+            os.fsync(self._fd)
+            if self._store.file_perm > 0:
+                os.fchmod(self._fd, int(str(self._store.file_perm), 8))
+            os.close(self._fd)
+            self._fd = None
+            if os.path.lexists(self.final):
+                # glance_store's Duplicate: never overwrite bytes another image may own.
+                raise FileExistsError(errno.EEXIST, "image file already exists", self.final)
+            os.rename(self.partial, self.final)
+            dirfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        except OSError as exc:
+            raise self._translate(exc) from None
+        metadata = metadata_file.match(self._store.metadata, self.final)
+        if self._store.metadata and not metadata:
+            LOG.warning("%s lies under no mountpoint of %s; recording no location metadata",
+                        self.final, self._store.metadata_path)
+        return StoredLocation("file://" + self.final, metadata)
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        try:
+            os.unlink(self.partial)
+        except FileNotFoundError:
+            pass
+
+
+class FilesystemStore:
+    schemes = ("file", "filesystem")
+
+    def __init__(self, datadirs: list[Datadir], file_perm: int,
+                 metadata: list[dict[str, Any]], metadata_path: str) -> None:
+        self.datadirs = datadirs
+        self.file_perm = file_perm
+        self.metadata = metadata
+        self.metadata_path = metadata_path
+
+    @classmethod
+    def from_config(cls, conf: Config) -> "FilesystemStore":
+        """Validate and prepare the store at start; every problem is a ConfigError."""
+        datadirs = _parse_datadirs(conf)
+        perm = conf.get(SECTION, "filesystem_store_file_perm")
+        for datadir in datadirs:
+            _prepare(conf, datadir, perm)
+        entries = metadata_file.load(conf)
+        return cls(datadirs, perm, entries, conf.get(SECTION, "filesystem_store_metadata_file"))
+
+    def choose_datadir(self, size_hint: int) -> str:
+        """Highest priority first; within it the directory with the most free space."""
+        if len(self.datadirs) == 1:
+            return self.datadirs[0].path
+        for priority in sorted({d.priority for d in self.datadirs}, reverse=True):
+            candidates = [(_free_bytes(d.path), d.path) for d in self.datadirs
+                          if d.priority == priority]
+            free, path = max(candidates)
+            if free >= size_hint:
+                return path
+        raise StorageFull("Image storage media is full: no datadir has "
+                          f"{size_hint} bytes free")
+
+    def writer(self, image_id: str, size_hint: int) -> FileWriter:
+        return FileWriter(self, self.choose_datadir(size_hint), image_id)
+
+    def _owned_path(self, url: str) -> str | None:
+        """The local path of `url` if it lies in one of our datadirs (never read elsewhere)."""
+        path = os.path.normpath(path_from_url(url))
+        for datadir in self.datadirs:
+            if os.path.dirname(path) == os.path.normpath(datadir.path):
+                return path
+        LOG.warning("location %s is outside the configured datadirs; ignoring it", url)
+        return None
+
+    def open(self, url: str) -> Opened | None:
+        path = self._owned_path(url)
+        if path is None:
+            return None
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError as exc:
+            LOG.warning("cannot open %s: %s", path, exc.strerror)
+            return None
+        fileobj = os.fdopen(fd, "rb", buffering=0)
+        return Opened(fileobj, os.fstat(fd).st_size)  # type: ignore[arg-type]
+
+    def delete(self, url: str) -> None:
+        path = self._owned_path(url)
+        if path is None:
+            return
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            LOG.warning("image file %s was already gone", path)
+
+    def recover(self) -> list[str]:
+        """Remove temporary files left by a crash mid-upload (call before serving)."""
+        removed = []
+        for datadir in self.datadirs:
+            for name in os.listdir(datadir.path):
+                if name.startswith(PARTIAL_PREFIX) and name.endswith(PARTIAL_SUFFIX):
+                    path = os.path.join(datadir.path, name)
+                    if os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        os.unlink(path)
+                    removed.append(path)
+        return removed
+
+    def partial_files(self) -> list[str]:
+        return [os.path.join(d.path, n) for d in self.datadirs for n in os.listdir(d.path)
+                if n.startswith(PARTIAL_PREFIX) and n.endswith(PARTIAL_SUFFIX)]

@@ -1,0 +1,174 @@
+"""Shared fixtures: real chute-api servers on free loopback ports (subprocesses).
+
+`start_api(**overrides)` writes a chute-api.conf under a temporary root, starts
+`chute-api --config-file F` from this virtualenv, waits for `GET /versions` and stops the server
+at teardown. Overrides are `{"DEFAULT": {...}, "glance_store": {...}, ...}` merged over the test
+defaults (locations shown, metadata file `{"id": "shared-fs-1", "mountpoint": <root>/store}`,
+datadir `<root>/store/images`, 2 workers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_conf(path: Path, sections: dict[str, dict[str, Any]]) -> None:
+    lines = []
+    for section, options in sections.items():
+        lines.append(f"[{section}]")
+        for key, value in options.items():
+            if isinstance(value, bool):
+                value = str(value).lower()
+            lines.append(f"{key} = {value}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+@dataclass
+class ApiServer:
+    url: str
+    port: int
+    datadir: Path
+    root: Path
+    conf_path: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    _log: Any = field(default=None, repr=False)
+
+    def start(self, timeout: float = 20.0) -> "ApiServer":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(BIN / "chute-api"), "--config-file", str(self.conf_path)],
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chute-api exited with {self.proc.returncode}:\n"
+                                   f"{self.log_text()}")
+            try:
+                if requests.get(self.url + "/versions", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"chute-api did not answer within {timeout}s:\n{self.log_text()}")
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        """SIGTERM the server (gunicorn master and its workers) and wait."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        self._close_log()
+
+    def kill(self) -> None:
+        """SIGKILL every process of the server at once: a crash, nothing gets to clean up."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(timeout=5)
+        self._close_log()
+
+    def restart(self) -> "ApiServer":
+        self.stop()
+        return self.start()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def api_defaults(root: Path, port: int) -> dict[str, dict[str, Any]]:
+    return {
+        "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": port, "workers": 2,
+                    "show_multiple_locations": True, "show_image_direct_url": True},
+        "glance_store": {"filesystem_store_datadir": str(root / "store" / "images"),
+                         "filesystem_store_metadata_file": str(root / "metadata.json")},
+    }
+
+
+@pytest.fixture
+def start_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ApiServer]]:
+    servers: list[ApiServer] = []
+
+    def start(**overrides: dict[str, Any]) -> ApiServer:
+        root = tmp_path_factory.mktemp("api")
+        port = free_port()
+        (root / "store").mkdir()
+        (root / "metadata.json").write_text(
+            json.dumps({"id": "shared-fs-1", "mountpoint": str(root / "store")}))
+        sections = api_defaults(root, port)
+        for section, options in overrides.items():
+            sections.setdefault(section, {}).update(options)
+        conf_path = root / "chute-api.conf"
+        write_conf(conf_path, sections)
+        datadir = Path(sections["glance_store"].get("filesystem_store_datadir") or root)
+        server = ApiServer(f"http://127.0.0.1:{port}", port, datadir, root, conf_path,
+                           root / "chute-api.log")
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def api_server(start_api: Callable[..., ApiServer]) -> ApiServer:
+    return start_api()
+
+
+@pytest.fixture(scope="session")
+def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """One default server for the whole session (tests must not depend on an empty store)."""
+    root = tmp_path_factory.mktemp("shared-api")
+    port = free_port()
+    (root / "store").mkdir()
+    (root / "metadata.json").write_text(
+        json.dumps({"id": "shared-fs-1", "mountpoint": str(root / "store")}))
+    conf_path = root / "chute-api.conf"
+    write_conf(conf_path, api_defaults(root, port))
+    server = ApiServer(f"http://127.0.0.1:{port}", port, root / "store" / "images", root,
+                       conf_path, root / "chute-api.log")
+    server.start()
+    yield server
+    server.stop()
