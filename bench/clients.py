@@ -1,0 +1,180 @@
+"""What the scenarios do to a server: timed commands, raw PUT/GET, image and server calls.
+
+The raw reader is http.client with one reused 1 MiB buffer and `readinto`: on this machine it
+reads at 2.5-3.8 GB/s, so it measures the server, while a `curl -o FILE` reader tops out near
+1 GB/s. The same reader is pointed at chute, Glance and nginx.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+from pathlib import Path
+from urllib.parse import urlsplit
+
+MiB = 1 << 20
+BOOT_TIMEOUT = 600.0
+
+
+class BenchError(RuntimeError):
+    """A measured operation failed or produced a wrong result."""
+
+
+def script(name: str) -> str:
+    """A console script of this virtualenv (chute, chute-api, chute-compute)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `make install` first")
+    return str(path)
+
+
+def settle() -> None:
+    """Between two measurements: write back what the last one dirtied, so its writeback does
+    not land in the next one's time."""
+    os.sync()
+
+
+def _conn(url: str, timeout: float = 300) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    return conn, parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def call(method: str, url: str, body: Any = None, expect: tuple[int, ...] = (200,),
+         content_type: str = "application/json") -> Any:
+    conn, path = _conn(url)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": content_type, "Accept": "application/json",
+                   "X-Auth-Token": "bench"}
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    if resp.status not in expect:
+        raise BenchError(f"{method} {url} -> {resp.status}: {raw[:300]!r}")
+    return json.loads(raw) if raw else None
+
+
+def create_image(base: str, name: str, disk_format: str = "raw") -> str:
+    doc = call("POST", f"{base}/v2/images", {"name": name, "disk_format": disk_format,
+                                             "container_format": "bare"}, expect=(201,))
+    return str(doc["id"])
+
+
+def get_image(base: str, image_id: str) -> dict[str, Any]:
+    return dict(call("GET", f"{base}/v2/images/{image_id}"))
+
+
+def delete_image(base: str, image_id: str) -> None:
+    call("DELETE", f"{base}/v2/images/{image_id}", expect=(204, 404))
+
+
+def find_image(base: str, name: str) -> dict[str, Any]:
+    images = call("GET", f"{base}/v2/images?name={name}")["images"]
+    if len(images) != 1:
+        raise BenchError(f"expected one image named {name} at {base}, found {len(images)}")
+    return dict(images[0])
+
+
+def check_active(base: str, image_id: str, md5: str, size: int) -> dict[str, Any]:
+    """An upload counts only if the image is active with the right size and MD5."""
+    image = get_image(base, image_id)
+    got = (image.get("status"), image.get("size"), image.get("checksum"))
+    if got != ("active", size, md5):
+        raise BenchError(f"image {image_id} at {base} is {got}, wanted "
+                         f"('active', {size}, {md5!r})")
+    return image
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def timed(argv: list[str], timeout: float = 1800) -> float:
+    """Wall seconds of a command that must succeed; its last output line explains a failure."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise BenchError(f"{argv[0].rsplit('/', 1)[-1]} {' '.join(argv[1:3])}... exited "
+                         f"{done.returncode}: {lines[-1] if lines else '(no output)'}")
+    return seconds
+
+
+def curl_put(base: str, image_id: str, path: str) -> float:
+    """A raw PUT with Content-Length. `Expect:` is cleared because uWSGI's http-socket never
+    answers `100-continue` and curl would then wait 1 s before sending."""
+    return timed(["curl", "-sS", "-f", "-o", "/dev/null", "-T", path, "-H", "Expect:",
+                  "-H", "Content-Type: application/octet-stream", "-H", "X-Auth-Token: bench",
+                  f"{base}/v2/images/{image_id}/file"])
+
+
+def http_read(url: str, expect_bytes: int) -> float:
+    """GET `url` and read the body into one 1 MiB buffer; -> seconds. Byte count checked."""
+    buf = bytearray(MiB)
+    started = time.perf_counter()
+    conn, path = _conn(url)
+    try:
+        conn.request("GET", path, headers={"X-Auth-Token": "bench"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise BenchError(f"GET {url} -> {resp.status}: {resp.read(300)!r}")
+        total = 0
+        while n := resp.readinto(buf):
+            total += n
+    finally:
+        conn.close()
+    seconds = time.perf_counter() - started
+    if total != expect_bytes:
+        raise BenchError(f"GET {url} returned {total} bytes, expected {expect_bytes}")
+    return seconds
+
+
+# -- compute ------------------------------------------------------------------------------
+
+def boot(compute: str, image_id: str, name: str) -> tuple[float, dict[str, Any]]:
+    """POST a server and poll until ACTIVE; -> (seconds, server document). ERROR raises."""
+    started = time.perf_counter()
+    doc = call("POST", f"{compute}/v2.1/servers",
+               {"server": {"name": name, "imageRef": image_id, "flavorRef": "2"}},
+               expect=(202,))
+    server_id = doc["server"]["id"]
+    return wait_active(compute, server_id, started)
+
+
+def wait_active(compute: str, server_id: str, started: float) -> tuple[float, dict[str, Any]]:
+    while True:
+        server = call("GET", f"{compute}/v2.1/servers/{server_id}")["server"]
+        if server["status"] == "ACTIVE":
+            return time.perf_counter() - started, server
+        if server["status"] == "ERROR":
+            fault = (server.get("fault") or {}).get("message", "no fault message")
+            raise BenchError(f"server {server_id} went to ERROR: {fault}")
+        if time.perf_counter() - started > BOOT_TIMEOUT:
+            raise BenchError(f"server {server_id} not ACTIVE after {BOOT_TIMEOUT:.0f} s")
+        time.sleep(0.01)
+
+
+def delete_server(compute: str, server_id: str) -> None:
+    call("DELETE", f"{compute}/v2.1/servers/{server_id}", expect=(204, 404))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        conn, path = _conn(f"{compute}/v2.1/servers/{server_id}")
+        try:
+            conn.request("GET", path)
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        if status == 404:
+            return
+        time.sleep(0.02)
+    raise BenchError(f"server {server_id} still present 60 s after DELETE")

@@ -1,0 +1,92 @@
+"""download: `chute image-download` and a raw GET, beside Glance 33 and nginx.
+
+nginx serves the very file chute's store holds, to the same reader (http.client, 1 MiB
+`readinto`), so "0.8x nginx" means chute's download path costs little beyond sendfile(2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import clients
+from bench.context import Context
+from bench.harness import Case, Sample, ScenarioResult, Target, measure
+from bench.nginx import NginxUnavailable
+from bench.procs import RssSampler, Service
+
+NAME = "download"
+TITLE = "download: image-download and raw GET, vs Glance 33 and nginx"
+MiB = 1 << 20
+
+
+def uploaded(ctx: Context, base: str, path: Path, size: int) -> str:
+    """An active image holding `path`, uploaded by raw PUT and checked."""
+    image_id = clients.create_image(base, clients.unique("bench-download"))
+    clients.curl_put(base, image_id, str(path))
+    clients.check_active(base, image_id, ctx.digest(path), size)
+    return image_id
+
+
+def run(ctx: Context) -> ScenarioResult:
+    size = ctx.opts.size
+    result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
+    path = ctx.random_file(size)
+    out_dir = ctx.scratch(NAME)
+    site = ctx.chute()
+    chute_id = uploaded(ctx, site.api.url, path, size)
+    peer_skip = ctx.peer_skip()
+    peer_id = uploaded(ctx, ctx.peer.service.url, path, size) if peer_skip is None else ""
+    store_file = site.store / "images" / chute_id
+    nginx: Service | None = None
+    nginx_skip = None
+    if not store_file.exists():
+        nginx_skip = f"nginx baseline unavailable: chute stored no file at {store_file}"
+    else:
+        try:
+            nginx = ctx.nginx(store_file.parent)
+        except NginxUnavailable as exc:
+            nginx_skip = f"nginx unavailable: {exc}"
+
+    def cli(argv: list[str], image_id: str, service: Service) -> Sample:
+        out = out_dir / "out.bin"
+        with RssSampler(service) as rss:
+            seconds = clients.timed([*argv, "image-download", "--file", str(out), image_id])
+        got = out.stat().st_size
+        out.unlink()
+        if got != size:
+            raise clients.BenchError(f"downloaded {got} bytes, expected {size}")
+        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB})
+
+    def raw(url: str, service: Service) -> Sample:
+        with RssSampler(service) as rss:
+            seconds = clients.http_read(url, size)
+        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB})
+
+    chute_argv = [clients.script("chute"), "--os-image-url", site.api.url]
+    cases = [
+        Case("chute_cli", "chute image-download --file",
+             lambda: cli(chute_argv, chute_id, site.api)),
+        Case("glance_cli", "glance image-download --file (Glance 33)",
+             lambda: cli(ctx.peer.cli(), peer_id, ctx.peer.service), side="peer",
+             skip=peer_skip),
+        Case("chute_get", "raw GET from chute (http.client readinto 1 MiB)",
+             lambda: raw(f"{site.api.url}/v2/images/{chute_id}/file", site.api)),
+        Case("glance_get", "raw GET from Glance 33",
+             lambda: raw(f"{ctx.peer.service.url}/v2/images/{peer_id}/file",
+                         ctx.peer.service), side="peer", skip=peer_skip),
+        Case("nginx_get", "raw GET of the same file from nginx",
+             lambda: raw(f"{nginx.url}/{chute_id}", nginx), side="limit",  # type: ignore
+             skip=nginx_skip),
+    ]
+    targets = [
+        Target("chute CLI / Glance CLI", "chute_cli", "glance_cli", ">=", 3.0),
+        Target("chute raw GET / Glance raw GET", "chute_get", "glance_get", ">=", 3.0),
+        Target("chute raw GET / nginx", "chute_get", "nginx_get", ">=", 0.8),
+        Target("chute-api peak RSS / Glance's (raw GET)", "chute_get", "glance_get",
+               metric="peak RSS MiB"),
+    ]
+    measure(result, cases, targets, between=clients.settle)
+    clients.delete_image(site.api.url, chute_id)
+    if peer_id:
+        clients.delete_image(ctx.peer.service.url, peer_id)
+    return result

@@ -1,0 +1,107 @@
+"""upload: `chute image-create --file` and a raw PUT, beside Glance 33 and the hash limit.
+
+The hash limit is what any Glance-compatible upload must at least do to each byte: MD5 (the
+`checksum`) and SHA-512 (`os_hash_value`), here in two threads over bytes already in memory,
+so no I/O at all. An upload at 0.8x of it is doing little besides hashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+from bench import clients
+from bench.context import Context
+from bench.harness import Case, Sample, ScenarioResult, Target, measure
+from bench.procs import RssSampler
+
+NAME = "upload"
+TITLE = "upload: image-create --file and raw PUT, vs Glance 33 and the MD5+SHA-512 limit"
+MiB = 1 << 20
+
+
+def hash_limit(data: bytes) -> float:
+    """Seconds for MD5 and SHA-512 of `data` in parallel (hashlib drops the GIL)."""
+    view = memoryview(data)
+    step = 4 * MiB
+
+    def run(algorithm: str) -> None:
+        digest = hashlib.new(algorithm)
+        for offset in range(0, len(view), step):
+            digest.update(view[offset:offset + step])
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("md5", "sha512")]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
+def chute_cli(url: str) -> list[str]:
+    return [clients.script("chute"), "--os-image-url", url]
+
+
+def upload_cases(ctx: Context, path, size: int, with_peer_skip: str | None) -> list[Case]:
+    md5 = ctx.digest(path)
+    site = ctx.chute()
+
+    def sampled(service, base: str, work) -> Sample:
+        with RssSampler(service) as rss:
+            seconds, image_id = work()
+        clients.check_active(base, image_id, md5, size)
+        clients.delete_image(base, image_id)
+        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB})
+
+    def cli(argv_base: list[str], base: str) -> tuple[float, str]:
+        name = clients.unique("bench-upload")
+        seconds = clients.timed([*argv_base, "image-create", "--name", name, "--disk-format",
+                                 "raw", "--container-format", "bare", "--file", str(path)])
+        return seconds, clients.find_image(base, name)["id"]
+
+    def put(base: str) -> tuple[float, str]:
+        image_id = clients.create_image(base, clients.unique("bench-put"))
+        return clients.curl_put(base, image_id, str(path)), image_id
+
+    def peer_service():
+        return ctx.peer.service
+
+    cases = [
+        Case("chute_cli", "chute image-create --file",
+             lambda: sampled(site.api, site.api.url,
+                             lambda: cli(chute_cli(site.api.url), site.api.url))),
+        Case("glance_cli", "glance image-create --file (Glance 33)",
+             lambda: sampled(peer_service(), peer_service().url,
+                             lambda: cli(ctx.peer.cli(), peer_service().url)),
+             side="peer", skip=with_peer_skip),
+        Case("chute_put", "curl -T raw PUT to chute",
+             lambda: sampled(site.api, site.api.url, lambda: put(site.api.url))),
+        Case("glance_put", "curl -T raw PUT to Glance 33",
+             lambda: sampled(peer_service(), peer_service().url,
+                             lambda: put(peer_service().url)),
+             side="peer", skip=with_peer_skip),
+    ]
+    return cases
+
+
+def run(ctx: Context) -> ScenarioResult:
+    size = ctx.opts.size
+    result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
+    path = ctx.random_file(size)
+    data = path.read_bytes()
+    cases = [Case("hash_limit", "MD5 + SHA-512 in memory, 2 threads",
+                  lambda: Sample(size / MiB / hash_limit(data)), side="limit")]
+    cases += upload_cases(ctx, path, size, ctx.peer_skip())
+    targets = [
+        Target("chute CLI / Glance CLI", "chute_cli", "glance_cli", ">=", 3.0),
+        Target("chute raw PUT / Glance raw PUT", "chute_put", "glance_put", ">=", 3.0),
+        Target("chute raw PUT / hash limit", "chute_put", "hash_limit", ">=", 0.8),
+        Target("chute CLI / hash limit", "chute_cli", "hash_limit"),
+        Target("chute-api peak RSS / Glance's (raw PUT)", "chute_put", "glance_put",
+               metric="peak RSS MiB"),
+    ]
+    measure(result, cases, targets, between=clients.settle)
+    del data
+    return result
