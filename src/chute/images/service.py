@@ -96,7 +96,7 @@ class ImageService:
         for key in body:
             if _reserved(key):
                 raise Forbidden(f"Attribute '{key}' is reserved.")
-            if key in READ_ONLY:
+            if key in READ_ONLY and key != "id":
                 raise Forbidden(f"Attribute '{key}' is read-only.")
             if len(key) > 255:
                 raise Invalid(f"Property name '{key[:40]}...' is longer than 255 characters.")
