@@ -125,6 +125,13 @@ class ImageData:
         for location in record.locations:
             store = for_url(self.service.stores, location.url)
             opened = store.open(location.url) if store is not None else None
-            if opened is not None:
-                return Download(opened, record.checksum)
+            if opened is None:
+                continue
+            if record.size is not None and opened.size != record.size:
+                # Never serve bytes that cannot be the image (truncated or replaced file).
+                LOG.error("image %s: %s holds %d bytes, the image has %d; not serving it",
+                          image_id, location.url, opened.size, record.size)
+                opened.fileobj.close()
+                continue
+            return Download(opened, record.checksum)
         return None

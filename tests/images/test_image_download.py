@@ -1,0 +1,70 @@
+"""`GET /v2/images/{id}/file`: exact headers, Range, and the no-data case."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import requests
+from imageutil import JSON, create, upload
+
+DATA = os.urandom(1 << 20)
+
+
+@pytest.fixture(scope="module")
+def image(shared_api):
+    made = create(shared_api)
+    assert upload(shared_api, made["id"], DATA).status_code == 204
+    return f"{shared_api.url}/v2/images/{made['id']}/file"
+
+
+def test_download_headers_and_bytes(image):
+    resp = requests.get(image)
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "application/octet-stream"
+    assert resp.headers["Content-Length"] == str(len(DATA))
+    assert resp.headers["Content-MD5"] == hashlib.md5(DATA).hexdigest()
+    assert resp.headers["x-openstack-request-id"].startswith("req-")
+    assert resp.content == DATA
+
+
+@pytest.mark.parametrize("header,start,end", [
+    ("bytes=0-4", 0, 4), ("bytes=1000-", 1000, len(DATA) - 1),
+    ("bytes=-10", len(DATA) - 10, len(DATA) - 1), ("bytes=5-99999999", 5, len(DATA) - 1),
+])
+def test_range_is_206(image, header, start, end):
+    resp = requests.get(image, headers={"Range": header})
+    assert resp.status_code == 206
+    assert resp.headers["Content-Range"] == f"bytes {start}-{end}/{len(DATA)}"
+    assert resp.headers["Content-Length"] == str(end - start + 1)
+    assert resp.content == DATA[start:end + 1]
+
+
+@pytest.mark.parametrize("header,status", [
+    (f"bytes={len(DATA)}-", 416), ("bytes=abc", 416), ("bytes=0-1,5-6", 400),
+])
+def test_bad_ranges(image, header, status):
+    assert requests.get(image, headers={"Range": header}).status_code == status
+
+
+def test_no_data_is_204_and_unknown_is_404(shared_api):
+    queued = create(shared_api)
+    resp = requests.get(f"{shared_api.url}/v2/images/{queued['id']}/file")
+    assert resp.status_code == 204 and resp.content == b""
+    missing = requests.get(f"{shared_api.url}/v2/images/nope/file", headers=JSON)
+    assert missing.status_code == 404
+
+
+def test_vanished_file_is_204(shared_api):
+    made = create(shared_api)
+    upload(shared_api, made["id"], b"soon gone")
+    os.unlink(shared_api.datadir / made["id"])
+    assert requests.get(f"{shared_api.url}/v2/images/{made['id']}/file").status_code == 204
+
+
+def test_truncated_file_is_not_served(shared_api):
+    made = create(shared_api)
+    upload(shared_api, made["id"], b"0123456789")
+    os.truncate(shared_api.datadir / made["id"], 5)
+    assert requests.get(f"{shared_api.url}/v2/images/{made['id']}/file").status_code == 204
