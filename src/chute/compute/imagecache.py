@@ -154,9 +154,10 @@ class ImageCache:
 
     def _make_base(self, image: dict[str, Any], part: str, converted: str) -> tuple[str, str]:
         """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
-        disk_format = image.get("disk_format") or "raw"
-        info = inspect_file(part, disk_format)
-        fmt = info.format or disk_format
+        fmt = image.get("disk_format") or "raw"
+        # Raises for unsafe content; the base keeps the DECLARED format (a qcow2 header in an
+        # image declared raw is data of a raw disk, never interpreted as qcow2).
+        inspect_file(part, fmt)
         if not self.conf.get("DEFAULT", "force_raw_images") or fmt not in _QEMU_FORMATS:
             return part, fmt
         cmd = ["qemu-img", "convert", "-q", "-f", _QEMU_FORMATS[fmt], "-O", "raw", part, converted]

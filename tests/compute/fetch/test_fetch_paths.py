@@ -1,0 +1,207 @@
+"""Fetching real uploads from a real chute-api: the direct path, and every fallback reason.
+
+Each fallback test shows the one WARNING naming the reason and then
+`Successfully transferred using http`; a corrupted store file ends in IntegrityError because
+HTTP serves the same bad bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import blake3
+import pytest
+
+from chute.compute.fetch import Fetcher
+from chute.compute.imagecache import ImageCache
+from chute.client.images import ImageClient
+from chute.errors import IntegrityError
+from fetchenv import fetch_env, fetch_log, lines, warnings  # noqa: F401  (fixtures)
+
+MiB = 1 << 20
+
+
+def sparse_bytes() -> bytes:
+    data = bytearray(6 * MiB)
+    data[:MiB + 5] = os.urandom(MiB + 5)
+    data[4 * MiB:4 * MiB + 300] = os.urandom(300)
+    return bytes(data)
+
+
+def fetch(env, conf, image) -> tuple[object, bytes]:
+    cache = ImageCache(conf, ImageClient(env.api.url))
+    got = cache.fetch(image)
+    return got, Path(got.path).read_bytes()
+
+
+def test_direct_copy_through_the_other_mountpoint(fetch_env, fetch_log):
+    data = sparse_bytes()
+    image = fetch_env.upload(data)
+    assert image["chute_blake3"] == blake3.blake3(data).hexdigest()
+    got, content = fetch(fetch_env, fetch_env.conf(), image)
+    assert content == data and got.method == "file" and got.nbytes == len(data)
+    assert got.primitive in ("copy_file_range", "read_write", "clone")
+    local = fetch_env.view / "images" / image["id"]
+    assert lines(fetch_log, f"Copied {local} using file ({got.primitive}, {len(data)} bytes in ")
+    assert lines(fetch_log, "Successfully transferred using file")
+    assert not lines(fetch_log, "using http") and not warnings(fetch_log)
+    assert hashlib.sha512(content).hexdigest() == image["os_hash_value"]
+    assert not list(Path(got.path).parent.glob("*.part"))
+
+
+def test_verify_digest_os_hash_value_uses_sha512(fetch_env, fetch_log):
+    data = os.urandom(MiB)
+    image = fetch_env.upload(data)
+    conf = fetch_env.conf(glance={"verify_digest": "os_hash_value"})
+    got, content = fetch(fetch_env, conf, image)
+    assert got.method == "file" and content == data
+
+
+def test_scheme_not_allowed_goes_to_http_without_warning(fetch_env, fetch_log):
+    image = fetch_env.upload(os.urandom(MiB))
+    got, _ = fetch(fetch_env, fetch_env.conf(schemes=""), image)
+    assert got.method == "http" and got.primitive is None
+    assert lines(fetch_log, "Successfully transferred using http")
+    assert not warnings(fetch_log)
+
+
+def assert_fell_back(env, caplog, conf, image, data, reason_text):
+    got, content = fetch(env, conf, image)
+    assert content == data and got.method == "http"
+    warned = warnings(caplog)
+    assert any(w.startswith("Direct path not used for file://") and reason_text in w
+               for w in warned), warned
+    assert lines(caplog, "Successfully transferred using http")
+    assert not lines(caplog, "Successfully transferred using file")
+
+
+def test_unknown_filesystem_id(fetch_env, fetch_log):
+    data = os.urandom(MiB)
+    image = fetch_env.upload(data)
+    assert_fell_back(fetch_env, fetch_log, fetch_env.conf(fs_id="some-other-fs"), image, data,
+                     "filesystem id 'shared-fs-1' is not configured here (some-other-fs)")
+
+
+def test_mountpoint_where_the_file_is_missing(fetch_env, fetch_log, tmp_path):
+    data = os.urandom(MiB)
+    image = fetch_env.upload(data)
+    empty = tmp_path / "not-mounted"
+    empty.mkdir()
+    assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=empty), image, data,
+                     "does not exist")
+
+
+def test_no_metadata(start_api, tmp_path, fetch_log):
+    from fetchenv import FetchEnv
+    api = start_api(glance_store={"filesystem_store_metadata_file": ""})
+    env = FetchEnv(api, tmp_path, Path(api.root) / "store", False)
+    data = os.urandom(MiB)
+    image = env.upload(data)
+    assert_fell_back(env, fetch_log, env.conf(), image, data,
+                     "the location has no filesystem metadata")
+
+
+def test_symlink_escaping_the_mountpoint(fetch_env, fetch_log, tmp_path):
+    data = os.urandom(MiB)
+    image = fetch_env.upload(data)
+    mirror = fetch_env.mirror(image)
+    outside = tmp_path / "outside.img"
+    outside.write_bytes(data)  # even the right bytes are refused outside the mountpoint
+    victim = mirror / "images" / image["id"]
+    victim.unlink()
+    victim.symlink_to(outside)
+    assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=mirror), image, data,
+                     "outside the mountpoint")
+
+
+@pytest.mark.parametrize("kind", ["missing", "fifo", "directory", "device"])
+def test_missing_or_not_a_regular_file(fetch_env, fetch_log, kind):
+    data = os.urandom(MiB)
+    image = fetch_env.upload(data)
+    mirror = fetch_env.mirror(image)
+    victim = mirror / "images" / image["id"]
+    victim.unlink()
+    expect = {"missing": "does not exist", "fifo": "is a FIFO",
+              "directory": "is a directory", "device": "is a device"}[kind]
+    if kind == "fifo":
+        os.mkfifo(victim)
+    elif kind == "directory":
+        victim.mkdir()
+    elif kind == "device":
+        os.mknod(victim, stat.S_IFCHR | 0o600, os.makedev(1, 5))  # /dev/zero: endless zeros
+    assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=mirror), image, data,
+                     expect)
+
+
+def test_truncated_file(fetch_env, fetch_log):
+    data = os.urandom(2 * MiB)
+    image = fetch_env.upload(data)
+    mirror = fetch_env.mirror(image)
+    os.truncate(mirror / "images" / image["id"], MiB)
+    assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=mirror), image, data,
+                     f"has {MiB} bytes, the image has {2 * MiB}")
+
+
+def test_corrupted_byte_in_the_compute_view(fetch_env, fetch_log):
+    data = os.urandom(2 * MiB)
+    image = fetch_env.upload(data)
+    mirror = fetch_env.mirror(image)
+    flip(mirror / "images" / image["id"], 1234567)
+    assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=mirror), image, data,
+                     "does not match chute_blake3")
+
+
+def flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_corrupted_store_file_is_fatal(fetch_env, fetch_log):
+    data = os.urandom(2 * MiB)
+    image = fetch_env.upload(data)
+    flip(fetch_env.stored(image), 99)
+    cache = ImageCache(fetch_env.conf(), ImageClient(fetch_env.api.url))
+    with pytest.raises(IntegrityError, match="image data does not match its checksum"):
+        cache.fetch(image)
+    assert any("does not match chute_blake3" in w for w in warnings(fetch_log))
+    assert not lines(fetch_log, "Successfully transferred")
+    base_dir = Path(cache.dir)
+    assert not [p.name for p in base_dir.iterdir() if not p.name.endswith(".lock")]
+
+
+def test_locations_endpoint_when_the_document_hides_them(start_api, tmp_path, fetch_log):
+    from fetchenv import FetchEnv
+    api = start_api(DEFAULT={"show_multiple_locations": "false",
+                             "show_image_direct_url": "false", "service_token": "s3cret"})
+    env = FetchEnv(api, tmp_path, Path(api.root) / "store", False)
+    data = os.urandom(MiB)
+    image = env.upload(data)
+    assert "locations" not in image and "direct_url" not in image
+    without = ImageCache(env.conf("a.conf"), ImageClient(api.url))
+    assert without.fetch(image).method == "http"  # 403 on the locations endpoint: HTTP
+    with_token = ImageCache(env.conf("b.conf", glance={"service_token": "s3cret"},
+                                     DEFAULT={"instances_path": tmp_path / "i2"}),
+                            ImageClient(api.url, token="s3cret"))
+    got = with_token.fetch(image)
+    assert got.method == "file" and Path(got.path).read_bytes() == data
+
+
+def test_candidates_are_deduplicated_locations_first(fetch_env):
+    from chute.compute.fetch import candidates
+    image = fetch_env.upload(os.urandom(4096))
+    found = candidates(image, ImageClient(fetch_env.api.url))
+    assert len(found) == 1 and found[0].url == image["direct_url"]
+    assert found[0].metadata == {"id": "shared-fs-1", "mountpoint": str(fetch_env.store)}
+
+
+def test_fetcher_refuses_an_image_without_any_digest(fetch_env):
+    from chute.errors import TransferError
+    fetcher = Fetcher(fetch_env.conf(), ImageClient(fetch_env.api.url))
+    with pytest.raises(TransferError, match="no usable checksum"):
+        fetcher.fetch({"id": "x", "size": 1, "status": "active"}, str(fetch_env.tmp / "p"))
