@@ -1,0 +1,116 @@
+"""The filesystem store on real directories: datadirs choice, permissions, temp files."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from imageutil import create, show, upload
+
+from chute import config
+from chute.errors import ConfigError, StorageFull
+from chute.images.options import SCHEMA
+from chute.stores.filesystem import FilesystemStore
+
+
+def load(tmp_path, **store):
+    path = tmp_path / "api.conf"
+    lines = ["[glance_store]"] + [f"{k} = {v}" for k, v in store.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return config.load(path, SCHEMA)
+
+
+def test_highest_priority_with_room_wins(tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    conf = load(tmp_path, filesystem_store_datadir="",
+                filesystem_store_datadirs=f"{a}:1, {b}:5, {c}")
+    store = FilesystemStore.from_config(conf)
+    assert all(p.is_dir() for p in (a, b, c))
+    assert store.choose_datadir(1) == str(b)
+    # Nothing of priority 5 has room for an absurd size; lower priorities neither.
+    with pytest.raises(StorageFull):
+        store.choose_datadir(1 << 62)
+
+
+def test_writer_commit_and_abort(tmp_path):
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d", filesystem_store_file_perm=640)
+    store = FilesystemStore.from_config(conf)
+    writer = store.writer("img1", 3)
+    writer.write(b"abc")
+    assert os.listdir(tmp_path / "d") == [".img1.partial"]
+    location = writer.commit()
+    assert location.url == f"file://{tmp_path / 'd' / 'img1'}"
+    assert stat.S_IMODE(os.stat(tmp_path / "d" / "img1").st_mode) == 0o640
+    # Group-readable files need a traversable directory (as glance_store does).
+    assert os.stat(tmp_path / "d").st_mode & 0o010
+    aborted = store.writer("img2", 3)
+    aborted.write(b"x")
+    aborted.abort()
+    assert os.listdir(tmp_path / "d") == ["img1"]
+    # Never overwrite an existing image file.
+    again = store.writer("img1", 3)
+    again.write(b"zzz")
+    with pytest.raises(FileExistsError):
+        again.commit()
+    again.abort()
+    assert (tmp_path / "d" / "img1").read_bytes() == b"abc"
+
+
+def test_open_refuses_urls_outside_datadirs(tmp_path):
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
+    store = FilesystemStore.from_config(conf)
+    (tmp_path / "secret").write_text("x")
+    assert store.open(f"file://{tmp_path / 'secret'}") is None
+    assert store.open(f"file://{tmp_path / 'd' / '..' / 'secret'}") is None
+
+
+def test_recover_removes_only_temporary_files(tmp_path):
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
+    store = FilesystemStore.from_config(conf)
+    (tmp_path / "d" / ".abc.partial").write_bytes(b"half")
+    (tmp_path / "d" / "abc").write_bytes(b"whole")
+    assert store.recover() == [str(tmp_path / "d" / ".abc.partial")]
+    assert os.listdir(tmp_path / "d") == ["abc"]
+
+
+@pytest.mark.parametrize("store,option,text", [
+    ({"filesystem_store_datadir": "/x", "filesystem_store_datadirs": "/y:1"},
+     "filesystem_store_datadirs", "together"),
+    ({"filesystem_store_datadir": "", "filesystem_store_datadirs": "/y:high"},
+     "filesystem_store_datadirs", "not an integer"),
+    ({"filesystem_store_datadir": ""}, "filesystem_store_datadir", "empty"),
+    ({"filesystem_store_metadata_file": "/nonexistent.json"},
+     "filesystem_store_metadata_file", "cannot read"),
+])
+def test_bad_store_config_names_the_option(tmp_path, store, option, text):
+    store = {"filesystem_store_datadir": tmp_path / "d", **store}
+    with pytest.raises(ConfigError) as info:
+        FilesystemStore.from_config(load(tmp_path, **store))
+    assert info.value.option == option and text in info.value.problem
+
+
+@pytest.mark.parametrize("content,text", [
+    ("not json", "not valid JSON"),
+    ('{"id": "a"}', "'mountpoint'"),
+    ('[{"id": "a", "mountpoint": "rel/path"}]', "absolute"),
+    ('{"id": "a", "mountpoint": "/m", "n": 5}', "only strings"),
+    ("[]", "non-empty"),
+])
+def test_bad_metadata_file_is_a_config_error(tmp_path, content, text):
+    meta = tmp_path / "meta.json"
+    meta.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        FilesystemStore.from_config(load(tmp_path, filesystem_store_datadir=tmp_path / "d",
+                                         filesystem_store_metadata_file=meta))
+    assert info.value.option == "filesystem_store_metadata_file"
+    assert text in info.value.problem
+
+
+def test_server_uses_datadirs(start_api, tmp_path):
+    api = start_api(glance_store={"filesystem_store_datadir": "",
+                                  "filesystem_store_datadirs": f"{tmp_path / 'lo'}:0,"
+                                                               f"{tmp_path / 'hi'}:9"})
+    image = create(api)
+    assert upload(api, image["id"], b"prio").status_code == 204
+    assert show(api, image["id"])["direct_url"] == f"file://{tmp_path / 'hi' / image['id']}"
