@@ -88,9 +88,15 @@ def forget_refusals() -> None:
         _refused.clear()
 
 
+def _errname(exc: OSError) -> str:
+    if exc.errno == errno.EOPNOTSUPP:  # errno.errorcode says ENOTSUP, the kernel's name differs
+        return "EOPNOTSUPP"
+    return errno.errorcode.get(exc.errno or 0, str(exc))
+
+
 def _remember(pair: tuple[int, int], primitive: str, exc: OSError) -> None:
     with _refused_lock:
-        _refused.setdefault(pair, {})[primitive] = errno.errorcode.get(exc.errno or 0, str(exc))
+        _refused.setdefault(pair, {})[primitive] = _errname(exc)
 
 
 def _allowed(pair: tuple[int, int], primitive: str) -> bool:
@@ -331,7 +337,7 @@ def _probe_clone(src: int, dst: int) -> Probe:
         fcntl.ioctl(dst, FICLONE, src)
         return Probe(CLONE, True)
     except OSError as exc:
-        return Probe(CLONE, False, errno.errorcode.get(exc.errno or 0, str(exc)))
+        return Probe(CLONE, False, _errname(exc))
 
 
 def _probe_cfr(src: int, dst: int) -> Probe:
@@ -342,4 +348,4 @@ def _probe_cfr(src: int, dst: int) -> Probe:
         os.copy_file_range(src, dst, 1, 0, 0)
         return Probe(COPY_FILE_RANGE, True)
     except OSError as exc:
-        return Probe(COPY_FILE_RANGE, False, errno.errorcode.get(exc.errno or 0, str(exc)))
+        return Probe(COPY_FILE_RANGE, False, _errname(exc))
