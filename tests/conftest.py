@@ -172,3 +172,119 @@ def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     server.start()
     yield server
     server.stop()
+
+
+# -- chute-compute (helper C2) ---------------------------------------------------------------
+
+@dataclass
+class ComputeServer:
+    """A running chute-compute (gunicorn master + one worker, own process group)."""
+
+    url: str
+    port: int
+    root: Path
+    conf_path: Path
+    log_path: Path
+    instances_path: Path
+    stderr_path: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "ComputeServer":
+        with open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(
+                [str(BIN / "chute-compute"), "--config-file", str(self.conf_path)],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chute-compute exited with {self.proc.returncode}:\n"
+                                   f"{self.stderr_path.read_text(errors='replace')[-3000:]}")
+            try:
+                if requests.get(self.url + "/v2.1", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"chute-compute did not answer within {timeout}s")
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self) -> None:
+        """SIGTERM master and worker, SIGKILL if they linger."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL master and worker at once: a crash, mid-build if a build runs."""
+        if self.proc is None:
+            return
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(timeout=5)
+
+    def restart(self) -> "ComputeServer":
+        self.stop()
+        return self.start()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def compute_defaults(root: Path, port: int, api: ApiServer | None) -> dict[str, dict[str, Any]]:
+    """Pointed at `api`, with its store as the shared filesystem: a boot copies directly."""
+    return {
+        "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": port,
+                    "instances_path": str(root / "instances"),
+                    "log_file": str(root / "chute-compute.log")},
+        "glance": {"api_servers": api.url if api else "http://127.0.0.1:9",
+                   "allowed_direct_url_schemes": "file", "num_retries": 1},
+        "image_file_url": {"filesystems": "shared"},
+        "image_file_url:shared": {"id": "shared-fs-1",
+                                  "mountpoint": str(api.root / "store") if api else str(root)},
+        "image_cache": {"manager_interval": 0},
+    }
+
+
+@pytest.fixture
+def start_compute(tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[Callable[..., ComputeServer]]:
+    """`start_compute(api=None, **overrides)`: overrides are sections merged over
+    compute_defaults (`libvirt={"images_type": "raw"}`, `**{"image_file_url:shared": {...}}`);
+    a section given as None is dropped."""
+    servers: list[ComputeServer] = []
+
+    def start(api: ApiServer | None = None,
+              **overrides: dict[str, Any] | None) -> ComputeServer:
+        root = tmp_path_factory.mktemp("compute")
+        port = free_port()
+        sections = compute_defaults(root, port, api)
+        for section, options in overrides.items():
+            if options is None:
+                sections.pop(section, None)
+            else:
+                sections.setdefault(section, {}).update(options)
+        conf_path = root / "chute-compute.conf"
+        write_conf(conf_path, sections)
+        server = ComputeServer(f"http://127.0.0.1:{port}", port, root, conf_path,
+                               root / "chute-compute.log",
+                               Path(sections["DEFAULT"]["instances_path"]),
+                               root / "chute-compute.stderr")
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

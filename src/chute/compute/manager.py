@@ -37,6 +37,8 @@ BUILD_THREADS = 16  # enough that a boot storm's waiters all queue on the image 
 MAX_BUILD_ATTEMPTS = 3  # builds resumed after restarts; a build that kills the agent must end
 INTERRUPTED = "build interrupted by a restart"
 CHECKSUM_FAULT = "image data does not match its checksum"
+# Formats the image cache converts to raw when force_raw_images is set.
+RAW_CONVERTIBLE = {"qcow2", "vmdk", "vdi", "vhd", "vhdx"}
 
 
 class _Deleted(Exception):
@@ -82,8 +84,9 @@ class ComputeManager:
 
     def start(self) -> None:
         """Own the instances left by a previous process, then accept work."""
+        # Stale `_base/*.part` files were removed when the ImageCache was built (only those
+        # whose lock no live fetch holds): a resumed build refetches, never reuses a part.
         self._workers = _Workers(BUILD_THREADS)
-        remove_stale_parts(self.instances_path)
         for inst in self.store.building():
             if inst.build_attempts >= MAX_BUILD_ATTEMPTS:
                 LOG.warning("Instance %s: %s %d times, giving up", inst.id, INTERRUPTED,
@@ -170,7 +173,7 @@ class ComputeManager:
         with self._lock(instance_id):
             inst = self._current(instance_id)
             path = disks.create(self.instances_path, instance_id, str(fetched.path),
-                                _base_format(image, fetched), flavor,
+                                _base_format(self.conf, image, fetched), flavor,
                                 self.conf.get("libvirt", "images_type"))
             self.driver.spawn(inst, str(path))
             now = utcnow()
@@ -231,20 +234,15 @@ class ComputeManager:
                 LOG.exception("Image cache cleanup failed")
 
 
-def remove_stale_parts(instances_path: str) -> list[Path]:
-    """Remove `_base/*.part` left by a process that died mid-transfer: never resumed, never used
-    (the cache refetches), and otherwise a disk-space leak."""
-    removed = []
-    for part in (Path(instances_path) / "_base").glob("*.part"):
-        part.unlink(missing_ok=True)
-        removed.append(part)
-        LOG.warning("Removed stale partial file %s", part)
-    return removed
-
-
-def _base_format(image: dict[str, Any], fetched: Any) -> str:
-    # The cache may convert (force_raw_images); it then says which format the base has.
-    return getattr(fetched, "format", None) or image.get("disk_format") or "raw"
+def _base_format(conf: Config, image: dict[str, Any], fetched: Any) -> str:
+    """The format the cached base is stored in: the image's, unless the cache converted it."""
+    stored = getattr(fetched, "format", None)
+    if stored:
+        return str(stored)
+    disk_format = image.get("disk_format") or "raw"
+    if conf.get("DEFAULT", "force_raw_images") and disk_format in RAW_CONVERTIBLE:
+        return "raw"
+    return disk_format
 
 
 def _fault_message(exc: Exception) -> str:

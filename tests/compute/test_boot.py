@@ -1,0 +1,158 @@
+"""End-to-end boots with real processes: chute-api + chute-compute, images made by qemu-img."""
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+from computeutil import (boot, boot_and_wait, make_qcow2, make_raw, qemu_info, sha1_name,
+                         sha512_file, upload, wait_built)
+
+
+def assert_active(server: dict) -> None:
+    assert server["status"] == "ACTIVE", server.get("fault")
+    assert server["OS-EXT-STS:vm_state"] == "active"
+    assert server["OS-EXT-STS:task_state"] is None
+    assert server["OS-EXT-STS:power_state"] == 1
+
+
+def test_boot_qcow2_copies_directly_and_overlays_the_base(shared_api, start_compute, tmp_path):
+    api = shared_api
+    compute = start_compute(api)
+    image = upload(api, make_qcow2(tmp_path / "cirros.qcow2", "64M", data_mb=4))
+    server = boot_and_wait(compute, image["id"], flavor="1")
+
+    assert_active(server)
+    assert server["image"]["id"] == image["id"] and server["flavor"]["id"] == "1"
+    transfer = server["chute:image_transfer"]
+    assert transfer["method"] == "file" and transfer["bytes"] == image["size"]
+    assert transfer["primitive"] in ("clone", "copy_file_range", "read_write")
+    log = compute.log_text()
+    assert "Successfully transferred using file" in log
+    assert "Successfully transferred using http" not in log
+
+    base = compute.instances_path / "_base" / sha1_name(image["id"])
+    assert sha512_file(base) == image["os_hash_value"]
+    disk = compute.instances_path / server["id"] / "disk"
+    info = qemu_info(disk)
+    assert info["format"] == "qcow2"
+    assert info["backing-filename"] == str(base)
+    assert info["backing-filename-format"] == "qcow2"
+    assert info["virtual-size"] == 1 << 30  # m1.tiny root disk
+    assert not list((compute.instances_path / "_base").glob("*.part"))
+
+    again = boot_and_wait(compute, image["id"], flavor="2", name="vm2")
+    assert_active(again)
+    assert again["chute:image_transfer"]["method"] == "cache"
+    assert qemu_info(compute.instances_path / again["id"] / "disk")["virtual-size"] == 20 << 30
+
+    listed = requests.get(compute.url + "/v2.1/servers/detail").json()["servers"]
+    assert {s["id"] for s in listed} == {server["id"], again["id"]}
+    resp = requests.delete(f"{compute.url}/v2.1/servers/{server['id']}")
+    assert resp.status_code == 204
+    assert not (compute.instances_path / server["id"]).exists()
+    assert requests.get(f"{compute.url}/v2.1/servers/{server['id']}").status_code == 404
+    assert base.exists()  # the other server still uses it
+
+
+def _boot_from_other_path(api, start_compute, tmp_path, mountpoint):
+    compute = start_compute(api, **{"image_file_url:shared": {"mountpoint": mountpoint}})
+    image = upload(api, make_qcow2(tmp_path / "img.qcow2", "32M", data_mb=2))
+    server = boot_and_wait(compute, image["id"])
+    assert_active(server)
+    assert server["chute:image_transfer"]["method"] == "file"
+    log = compute.log_text()
+    assert "Successfully transferred using file" in log
+    expected = os.path.join(mountpoint, "images", image["id"])
+    assert f"Copied {expected} using file" in log or \
+        f"Copied {os.path.realpath(expected)} using file" in log, log
+    base = compute.instances_path / "_base" / sha1_name(image["id"])
+    assert sha512_file(base) == image["os_hash_value"]
+
+
+def test_store_seen_through_a_symlinked_directory(shared_api, start_compute, tmp_path):
+    api = shared_api
+    link = tmp_path / "opt-gluster"
+    link.symlink_to(api.root / "store", target_is_directory=True)
+    _boot_from_other_path(api, start_compute, tmp_path, str(link))
+
+
+def test_store_seen_through_a_bind_mount(shared_api, start_compute, tmp_path):
+    api = shared_api
+    mnt = tmp_path / "mnt-gluster"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "--bind", str(api.root / "store"), str(mnt)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"mount --bind not permitted here: {proc.stderr.strip()}")
+    try:
+        _boot_from_other_path(api, start_compute, tmp_path, str(mnt))
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_unknown_image_is_bad_request(shared_api, start_compute):
+    api = shared_api
+    compute = start_compute(api)
+    missing = str(uuid.uuid4())
+    resp = requests.post(compute.url + "/v2.1/servers",
+                         json={"server": {"name": "vm", "imageRef": missing, "flavorRef": "1"}})
+    assert resp.status_code == 400
+    assert resp.json() == {"badRequest": {"code": 400,
+                                          "message": f"Image {missing} could not be found."}}
+    assert requests.get(compute.url + "/v2.1/servers").json() == {"servers": []}
+
+
+def test_image_bigger_than_flavor_ends_in_error(shared_api, start_compute, tmp_path):
+    api = shared_api
+    compute = start_compute(api)
+    image = upload(api, make_qcow2(tmp_path / "big.qcow2", "2G", data_mb=1))
+    server = boot_and_wait(compute, image["id"], flavor="1")
+    assert server["status"] == "ERROR"
+    assert server["OS-EXT-STS:vm_state"] == "error"
+    assert server["OS-EXT-STS:task_state"] is None
+    fault = server["fault"]
+    assert fault["code"] == 500
+    assert fault["message"].startswith("Flavor's disk is too small for requested image.")
+    assert f"image is {2 << 30} bytes" in fault["message"]
+    assert not (compute.instances_path / server["id"] / "disk").exists()
+    assert requests.delete(f"{compute.url}/v2.1/servers/{server['id']}").status_code == 204
+
+
+def test_raw_images_type_makes_a_raw_disk_of_the_flavor_size(shared_api, start_compute,
+                                                             tmp_path):
+    api = shared_api
+    compute = start_compute(api, libvirt={"images_type": "raw"})
+    source = make_raw(tmp_path / "img.raw", size_mb=4)
+    image = upload(api, source, disk_format="raw")
+    server = boot_and_wait(compute, image["id"], flavor="1")
+    assert_active(server)
+    disk = compute.instances_path / server["id"] / "disk"
+    info = qemu_info(disk)
+    assert info["format"] == "raw" and "backing-filename" not in info
+    assert disk.stat().st_size == 1 << 30
+    with open(disk, "rb") as got, open(source, "rb") as want:
+        assert got.read(4 << 20) == want.read()
+        assert got.read(1 << 20) == bytes(1 << 20)  # grown with zeros
+
+
+def test_delete_during_build_leaves_nothing(shared_api, start_compute, tmp_path):
+    api = shared_api
+    compute = start_compute(api)
+    image = upload(api, make_qcow2(tmp_path / "img.qcow2", "256M", data_mb=64))
+    server = boot(compute, image["id"])
+    resp = requests.delete(f"{compute.url}/v2.1/servers/{server['id']}")
+    assert resp.status_code == 204
+    assert requests.get(f"{compute.url}/v2.1/servers/{server['id']}").status_code == 404
+    # The build notices at its next step (at the latest before it makes the disk).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and \
+            f"Instance {server['id']} was deleted during its build" not in compute.log_text():
+        time.sleep(0.05)
+    assert not (compute.instances_path / server["id"]).exists()
+    # the agent is still healthy: the next boot of the image works
+    assert_active(boot_and_wait(compute, image["id"]))

@@ -1,0 +1,57 @@
+"""chute-compute start-up: a bad config stops it with ONE line naming file, section, option."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).parent / "chute-compute")
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[image_file_url]\nfilesystems = gfs\n",
+     "[image_file_url] filesystems: names 'gfs' but there is no [image_file_url:gfs] section"),
+    ("[image_file_url]\nfilesystems = gfs\n[image_file_url:gfs]\nmountpoint = /mnt\n",
+     "[image_file_url:gfs] id: must be set"),
+    ("[image_file_url]\nfilesystems = gfs\n[image_file_url:gfs]\nid = x\nmountpoint = mnt/g\n",
+     "[image_file_url:gfs] mountpoint: 'mnt/g' is not an absolute path"),
+    ("[DEFAULT]\nbind_port = eighty\n", "[DEFAULT] bind_port: 'eighty' is not an integer"),
+    ("[libvirt]\nimages_type = lvm\n", "[libvirt] images_type: 'lvm' is not one of: qcow2, raw"),
+    ("[glance]\nallowed_direct_urls = file\n", "[glance] allowed_direct_urls: unknown option"),
+    ("[DEFAULT]\ncompute_driver = qemu\n", "[DEFAULT] compute_driver: virt driver 'qemu'"),
+    ("[DEFAULT]\ninstances_path = /proc/nope/instances\n",
+     "[DEFAULT] instances_path: cannot create /proc/nope/instances"),
+])
+def test_bad_config_is_one_line_naming_the_option(tmp_path, text, where):
+    conf = tmp_path / "chute-compute.conf"
+    conf.write_text(text)
+    proc = run("--config-file", str(conf))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"chute-compute: {conf}: ")
+    assert where in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_config_file(tmp_path):
+    proc = run("--config-file", str(tmp_path / "absent.conf"))
+    assert proc.returncode == 1
+    assert "absent.conf: cannot be read" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_show_config_prints_templated_sections(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text("[image_file_url]\nfilesystems = gfs\n"
+                    "[image_file_url:gfs]\nid = fs-9\nmountpoint = /opt/gluster\n")
+    proc = run("--config-file", str(conf), "--show-config")
+    assert proc.returncode == 0, proc.stderr
+    assert "[image_file_url:gfs]\n# Filesystem id" in proc.stdout
+    assert "id = fs-9" in proc.stdout and "mountpoint = /opt/gluster" in proc.stdout
+    assert "images_type = qcow2" in proc.stdout
