@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="duration of each API load run (default 10)")
     parser.add_argument("--api-images", type=int, default=1000,
                         help="images in each API's database for the API scenario")
+    parser.add_argument("--no-install", action="store_true",
+                        help="never apt-get install nginx/wrk (missing: skipped or fallback)")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help=f"JSON results file (default {RESULTS})")
     parser.add_argument("--work", type=Path, default=Options.work,
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     opts = Options(size=args.size, runs=args.runs, peer=not args.no_peer,
                    api_seconds=args.api_seconds, api_images=args.api_images,
-                   work=args.work)
+                   install=not args.no_install, work=args.work)
     ctx = Context(opts)
     results: list[ScenarioResult] = []
     try:

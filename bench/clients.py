@@ -94,6 +94,23 @@ def check_active(base: str, image_id: str, md5: str, size: int) -> dict[str, Any
     return image
 
 
+def upload(base: str, path: str, md5: str, size: int, disk_format: str = "raw") -> str:
+    """An active image holding `path`, uploaded by raw PUT and checked; -> its id."""
+    image_id = create_image(base, unique("bench"), disk_format)
+    curl_put(base, image_id, path)
+    check_active(base, image_id, md5, size)
+    return image_id
+
+
+def stored_path(base: str, image_id: str) -> Path:
+    """The file behind a file:// location (both chute and Glance show locations here)."""
+    for location in get_image(base, image_id).get("locations") or []:
+        url = location.get("url", "")
+        if url.startswith("file://"):
+            return Path(url[len("file://"):])
+    raise BenchError(f"image {image_id} at {base} has no file:// location")
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

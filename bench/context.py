@@ -29,6 +29,7 @@ class Options:
     api_seconds: float = 10.0
     api_images: int = 1000
     api_connections: int = 32
+    install: bool = True  # apt-get install nginx / wrk when missing
     work: Path = Path(__file__).resolve().parent / "work"
 
 
@@ -107,7 +108,7 @@ class Context:
     def nginx(self, serve_dir: Path) -> Service:
         if serve_dir not in self._nginx:
             self._nginx[serve_dir] = nginx.start(self.work / "nginx" / str(len(self._nginx)),
-                                                 serve_dir)
+                                                 serve_dir, self.opts.install)
         return self._nginx[serve_dir]
 
     def close(self) -> None:

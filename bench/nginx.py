@@ -18,11 +18,13 @@ class NginxUnavailable(RuntimeError):
     """nginx could not be installed or started; str() is the reason."""
 
 
-def ensure_installed() -> str:
+def ensure_installed(install: bool = True) -> str:
     found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
                                       else None)
     if found:
         return found
+    if not install:
+        raise NginxUnavailable("nginx is not installed (and installing was not allowed)")
     print("bench: installing nginx with apt-get", flush=True)
     for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "nginx"]):
         done = subprocess.run(argv, capture_output=True, text=True,
@@ -35,8 +37,8 @@ def ensure_installed() -> str:
     return found
 
 
-def start(root: Path, serve_dir: Path) -> Service:
-    binary = ensure_installed()
+def start(root: Path, serve_dir: Path, install: bool = True) -> Service:
+    binary = ensure_installed(install)
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = root / "nginx.conf"

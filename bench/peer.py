@@ -4,7 +4,11 @@ Glance 33 has no standalone server (`glance-api` only says so and exits), so it 
 app `glance.wsgi.api:application` under uWSGI, unauthenticated (`[paste_deploy] flavor =`
 empty), on SQLite and the file store - the set-up in shared/reference/glance-33-setup.md.
 uWSGI's chunked-input settings matter: glanceclient sends 1 MiB chunks and uWSGI's default
-`chunked-input-limit` (1 MiB) makes every CLI upload fail with 500.
+`chunked-input-limit` (1 MiB) makes every CLI upload fail with 500. `add-header = Connection:
+close` is what devstack sets: uWSGI's http-socket does not keep connections alive, and without
+the header a client that reuses one (glanceclient after its schema GET) now and then fails
+with "Connection reset by peer"; http11-socket would keep them alive but then each of the 2
+worker processes serves one connection only, starving the other 30 of the API load test.
 
 Anything that goes wrong while installing or starting raises `PeerUnavailable(reason)`; the
 scenarios then report their peer cases as "peer unavailable: <reason>" instead of dropping
@@ -123,7 +127,7 @@ lock_path = {locks}
         ini = etc / "uwsgi.ini"
         ini.write_text(f"""\
 [uwsgi]
-http11-socket = 127.0.0.1:{port}
+http-socket = 127.0.0.1:{port}
 module = glance.wsgi.api:application
 home = {self.venv}
 master = true
@@ -137,6 +141,7 @@ http-raw-body = true
 chunked-input-limit = 16777216
 buffer-size = 65535
 disable-logging = true
+add-header = Connection: close
 env = OS_GLANCE_CONFIG_DIR={etc}
 """)
         return ini

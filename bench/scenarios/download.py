@@ -20,11 +20,7 @@ MiB = 1 << 20
 
 
 def uploaded(ctx: Context, base: str, path: Path, size: int) -> str:
-    """An active image holding `path`, uploaded by raw PUT and checked."""
-    image_id = clients.create_image(base, clients.unique("bench-download"))
-    clients.curl_put(base, image_id, str(path))
-    clients.check_active(base, image_id, ctx.digest(path), size)
-    return image_id
+    return clients.upload(base, str(path), ctx.digest(path), size)
 
 
 def run(ctx: Context) -> ScenarioResult:
@@ -36,7 +32,7 @@ def run(ctx: Context) -> ScenarioResult:
     chute_id = uploaded(ctx, site.api.url, path, size)
     peer_skip = ctx.peer_skip()
     peer_id = uploaded(ctx, ctx.peer.service.url, path, size) if peer_skip is None else ""
-    store_file = site.store / "images" / chute_id
+    store_file = clients.stored_path(site.api.url, chute_id)
     nginx: Service | None = None
     nginx_skip = None
     if not store_file.exists():
@@ -75,7 +71,7 @@ def run(ctx: Context) -> ScenarioResult:
              lambda: raw(f"{ctx.peer.service.url}/v2/images/{peer_id}/file",
                          ctx.peer.service), side="peer", skip=peer_skip),
         Case("nginx_get", "raw GET of the same file from nginx",
-             lambda: raw(f"{nginx.url}/{chute_id}", nginx), side="limit",  # type: ignore
+             lambda: raw(f"{nginx.url}/{store_file.name}", nginx), side="limit",  # type: ignore
              skip=nginx_skip),
     ]
     targets = [

@@ -1,0 +1,77 @@
+"""Boots for the compute scenarios: boot one server, read how its image arrived, then put the
+host back as it was (server deleted, cached base removed) so the next boot fetches again."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import clients
+from bench.procs import Service
+
+TRANSFER_LINE = "Successfully transferred using"
+
+
+@dataclass
+class Booted:
+    seconds: float
+    transfer: dict[str, Any]
+    base_alloc: int  # bytes allocated to the cached base (st_blocks * 512)
+    base_size: int
+
+
+def base_path(instances: Path, image_id: str) -> Path:
+    return instances / "_base" / hashlib.sha1(image_id.encode()).hexdigest()
+
+
+def forget_base(instances: Path, image_id: str) -> None:
+    base = base_path(instances, image_id)
+    for path in (base, Path(f"{base}.info")):
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def boot_once(compute: Service, instances: Path, image_id: str, method: str) -> Booted:
+    """Boot, check the image came by `method` (file|http), clean up; -> timings."""
+    seconds, server = clients.boot(compute.url, image_id, clients.unique("bench-boot"))
+    try:
+        transfer = server.get("chute:image_transfer") or {}
+        if transfer.get("method") != method:
+            raise clients.BenchError(f"image arrived by {transfer.get('method')!r}, not "
+                                     f"{method!r} (see {compute.app_log})")
+        st = os.stat(base_path(instances, image_id))
+        return Booted(seconds, transfer, st.st_blocks * 512, st.st_size)
+    finally:
+        clients.delete_server(compute.url, server["id"])
+        forget_base(instances, image_id)
+
+
+def durable_cp(src: Path, dst: Path, reflink: str) -> float:
+    """`cp --reflink=<reflink>` then `sync` of the copy: durable, unverified; -> seconds."""
+    started = time.perf_counter()
+    clients.timed(["cp", f"--reflink={reflink}", str(src), str(dst)])
+    clients.timed(["sync", str(dst)])
+    seconds = time.perf_counter() - started
+    dst.unlink()
+    return seconds
+
+
+def plain_read(path: Path) -> float:
+    """Read a file into one 1 MiB buffer, no hashing: the floor of any verified copy."""
+    buf = bytearray(1 << 20)
+    started = time.perf_counter()
+    with open(path, "rb", buffering=0) as handle:
+        while handle.readinto(buf):
+            pass
+    return time.perf_counter() - started
+
+
+def run_quiet(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True)

@@ -1,0 +1,98 @@
+"""direct fetch, clone: the same boot on XFS with reflink, where the copy itself is O(1).
+
+chute-api's store and the compute host's `_base` live on one XFS filesystem made in a sparse
+file and loop-mounted (`mkfs.xfs -m reflink=1`), so FICLONE (or copy_file_range, which
+reflinks there) shares extents instead of copying. What is left is verification: the boot must
+still read every byte to check its digest, so the floor is a plain, hash-free read of the file.
+Needs root (mount); without it the scenario is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from bench import clients
+from bench.context import Context
+from bench.harness import Case, Sample, ScenarioResult, Target, measure
+from bench.scenarios._boot import boot_once, durable_cp, plain_read, run_quiet
+from bench.services import start_api
+
+NAME = "clone"
+TITLE = "direct fetch, clone (XFS reflink): boot vs cp --reflink=always and a plain read"
+MiB = 1 << 20
+
+
+class MountUnavailable(RuntimeError):
+    pass
+
+
+def mount_xfs(work: Path, size: int) -> Path:
+    """A fresh reflink-enabled XFS at work/xfs-mnt; -> the mountpoint."""
+    image, mnt = work / "xfs.img", work / "xfs-mnt"
+    unmount(mnt)
+    image.unlink(missing_ok=True)
+    mnt.mkdir(parents=True, exist_ok=True)
+    with open(image, "wb") as handle:
+        handle.truncate(max(3 * size + 512 * MiB, 600 * MiB))
+    for argv in (["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(image)],
+                 ["mount", "-o", "loop", str(image), str(mnt)]):
+        if shutil.which(argv[0]) is None:
+            raise MountUnavailable(f"{argv[0]} not installed (apt-get install xfsprogs)")
+        done = run_quiet(argv)
+        if done.returncode != 0:
+            raise MountUnavailable(f"{' '.join(argv[:3])} failed: "
+                                   f"{(done.stderr or done.stdout).strip()[-200:]}")
+    return mnt
+
+
+def unmount(mnt: Path) -> None:
+    if run_quiet(["mountpoint", "-q", str(mnt)]).returncode == 0:
+        if run_quiet(["umount", str(mnt)]).returncode != 0:
+            run_quiet(["umount", "-l", str(mnt)])
+
+
+def run(ctx: Context) -> ScenarioResult:
+    size = ctx.opts.size
+    result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
+    path = ctx.random_file(size)
+    try:
+        mnt = mount_xfs(ctx.work, size)
+    except MountUnavailable as exc:
+        result.skipped = f"skipped: cannot make an XFS loop mount here: {exc}"
+        return result
+    site = None
+    try:
+        site = start_api(mnt / "chute")
+        image_id = clients.upload(site.api.url, str(path), ctx.digest(path), size)
+        source = clients.stored_path(site.api.url, image_id)
+        compute = site.compute(direct=True)
+        primitives: set[str] = set()
+
+        def boot() -> Sample:
+            booted = boot_once(compute, site.instances(True), image_id, "file")
+            primitives.add(str(booted.transfer.get("primitive")))
+            return Sample(size / MiB / booted.seconds,
+                          {"fetch s": float(booted.transfer.get("seconds") or 0.0)})
+
+        copy = site.instances(True) / "cp-baseline.bin"
+        cases = [
+            Case("chute_clone", "boot via file on XFS: clone + verify", boot),
+            Case("cp_reflink", "cp --reflink=always + sync",
+                 lambda: Sample(size / MiB / durable_cp(source, copy, "always")),
+                 side="limit"),
+            Case("plain_read", "plain hash-free read of the file (1 MiB readinto)",
+                 lambda: Sample(size / MiB / plain_read(source)), side="limit"),
+        ]
+        targets = [
+            Target("boot via clone / plain read", "chute_clone", "plain_read", ">=", 0.5),
+            Target("boot via clone / cp --reflink=always", "chute_clone", "cp_reflink"),
+        ]
+        measure(result, cases, targets, between=clients.settle)
+        result.notes.append(f"copy primitive used on XFS: {', '.join(sorted(primitives))}")
+    finally:
+        if site is not None:
+            site.stop()
+        unmount(mnt)
+        (ctx.work / "xfs.img").unlink(missing_ok=True)
+    return result

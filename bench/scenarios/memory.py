@@ -1,0 +1,47 @@
+"""memory: peak RSS of chute-api (gunicorn master + workers) while it takes an upload and
+serves it back, beside Glance 33's uWSGI master + workers doing the same.
+
+RSS is summed over the service's process tree, sampled every 50 ms from /proc; pages shared
+after fork count once per process on both sides. The upload and download scenarios also record
+the peak RSS of every case they run (column "peak RSS MiB").
+"""
+
+from __future__ import annotations
+
+from bench import clients
+from bench.context import Context
+from bench.harness import Case, Sample, ScenarioResult, Target, measure
+from bench.procs import RssSampler, Service, rss_bytes
+
+NAME = "memory"
+TITLE = "memory: peak RSS during raw PUT + GET of the image, chute-api vs Glance 33"
+MiB = 1 << 20
+
+
+def run(ctx: Context) -> ScenarioResult:
+    size = ctx.opts.size
+    result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
+    path = ctx.random_file(size)
+    md5 = ctx.digest(path)
+    site = ctx.chute()
+    peer_skip = ctx.peer_skip()
+
+    def cycle(service: Service) -> Sample:
+        base = service.url
+        idle = rss_bytes(service.pids())
+        with RssSampler(service) as rss:
+            image_id = clients.upload(base, str(path), md5, size)
+            clients.http_read(f"{base}/v2/images/{image_id}/file", size)
+        clients.delete_image(base, image_id)
+        return Sample(rss.peak / MiB, {"idle MiB": idle / MiB,
+                                       "processes": float(len(service.pids()))})
+
+    cases = [
+        Case("chute_rss", "chute-api peak RSS (master + workers)", lambda: cycle(site.api),
+             unit="MiB"),
+        Case("glance_rss", "Glance 33 peak RSS (uWSGI master + workers)",
+             lambda: cycle(ctx.peer.service), unit="MiB", side="peer", skip=peer_skip),
+    ]
+    targets = [Target("peak RSS chute / Glance", "chute_rss", "glance_rss", "<=", 0.5)]
+    measure(result, cases, targets, between=clients.settle)
+    return result
