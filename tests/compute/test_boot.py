@@ -156,3 +156,24 @@ def test_delete_during_build_leaves_nothing(shared_api, start_compute, tmp_path)
     assert not (compute.instances_path / server["id"]).exists()
     # the agent is still healthy: the next boot of the image works
     assert_active(boot_and_wait(compute, image["id"]))
+
+
+def test_corrupted_store_file_ends_in_error_with_a_clear_fault(shared_api, start_compute,
+                                                               tmp_path):
+    api = shared_api
+    compute = start_compute(api)
+    image = upload(api, make_raw(tmp_path / "img.raw", size_mb=2), disk_format="raw")
+    stored = api.datadir / image["id"]
+    with open(stored, "r+b") as data:  # same size, one byte flipped: HTTP serves it too
+        data.seek(1 << 20)
+        byte = data.read(1)
+        data.seek(1 << 20)
+        data.write(bytes([byte[0] ^ 0xFF]))
+    server = boot_and_wait(compute, image["id"])
+    assert server["status"] == "ERROR"
+    assert "image data does not match its checksum" in server["fault"]["message"]
+    log = compute.log_text()
+    assert "Successfully transferred using" not in log
+    base_dir = compute.instances_path / "_base"
+    assert not (base_dir / sha1_name(image["id"])).exists()
+    assert not list(base_dir.glob("*.part"))

@@ -55,3 +55,19 @@ def test_show_config_prints_templated_sections(tmp_path):
     assert "[image_file_url:gfs]\n# Filesystem id" in proc.stdout
     assert "id = fs-9" in proc.stdout and "mountpoint = /opt/gluster" in proc.stdout
     assert "images_type = qcow2" in proc.stdout
+
+
+def test_explain_reports_the_direct_path(shared_api, start_compute, tmp_path):
+    from computeutil import make_qcow2, upload
+    compute = start_compute(shared_api)
+    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    proc = run("--config-file", str(compute.conf_path), "explain", image["id"])
+    assert proc.returncode == 0, proc.stderr
+    path = shared_api.root / "store" / "images" / image["id"]
+    assert f"Image {image['id']} (active" in proc.stdout
+    assert f"A fetch would copy {path} directly." in proc.stdout
+
+    proc = run("--config-file", str(compute.conf_path), "explain", "no-such-image")
+    assert proc.returncode == 1
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("chute-compute: ")
