@@ -34,7 +34,7 @@ def mount_xfs(work: Path, size: int) -> Path:
     image.unlink(missing_ok=True)
     mnt.mkdir(parents=True, exist_ok=True)
     with open(image, "wb") as handle:
-        handle.truncate(max(3 * size + 512 * MiB, 600 * MiB))
+        handle.truncate(max(3 * size + 512 * MiB, 320 * MiB))
     for argv in (["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(image)],
                  ["mount", "-o", "loop", str(image), str(mnt)]):
         if shutil.which(argv[0]) is None:
