@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from dataclasses import dataclass
 
 from oslo_utils.imageutils import format_inspector as fi
@@ -114,7 +115,27 @@ def _evaluate(wrapper: fi.InspectWrapper, disk_format: str, nbytes: int,
         raise UnsupportedFormat(f"Image disk_format {disk_format} does not match stream data "
                                 f"{name}")
     _safety(inspector)
+    if name == disk_format == "qcow2":
+        _qcow2_structure(inspector, nbytes)
     return FormatInfo(name, virtual)
+
+
+def _qcow2_structure(inspector: fi.FileInspector, nbytes: int) -> None:
+    """Refuse a qcow2 header that lies: oslo's checks pass a header claiming an exabyte
+    virtual size (qemu: "Image is too big") or naming L1/refcount tables past the end of a
+    truncated file (qemu reads them as zeros: an empty disk instead of the image)."""
+    header = inspector.region("header").data
+    (cluster_bits, size, _crypt, l1_size, l1_offset, rt_offset,
+     rt_clusters) = struct.unpack(">IQIIQQI", header[20:60])
+    problem = None
+    if not 9 <= cluster_bits <= 21:  # qemu's MIN/MAX_CLUSTER_BITS
+        problem = f"cluster_bits {cluster_bits} is outside 9..21"
+    elif size > l1_size * (1 << (cluster_bits - 3)) * (1 << cluster_bits):
+        problem = f"virtual size {size} is more than its L1 table ({l1_size} entries) maps"
+    elif l1_offset + 8 * l1_size > nbytes or rt_offset + (rt_clusters << cluster_bits) > nbytes:
+        problem = f"its L1 or refcount table lies past the end of the data ({nbytes} bytes)"
+    if problem is not None:
+        raise UnsupportedFormat(f"Image failed safety checks (qcow2): header: {problem}")
 
 
 def inspect_file(path: str, disk_format: str, chunk_size: int = 1 << 20) -> FormatInfo:
