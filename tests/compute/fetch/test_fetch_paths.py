@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import blake3
@@ -205,3 +206,29 @@ def test_fetcher_refuses_an_image_without_any_digest(fetch_env):
     fetcher = Fetcher(fetch_env.conf(), ImageClient(fetch_env.api.url))
     with pytest.raises(TransferError, match="no usable checksum"):
         fetcher.fetch({"id": "x", "size": 1, "status": "active"}, str(fetch_env.tmp / "p"))
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 1 MiB tmpfs: a disk that fills up (root only)."""
+    target = tmp_path / "tiny"
+    target.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield target
+    subprocess.run(["umount", str(target)], check=True)
+
+
+@pytest.mark.parametrize("schemes", ["file", ""])
+def test_a_full_disk_stops_the_fetch_and_leaves_nothing(fetch_env, fetch_log, tiny_tmpfs,
+                                                        schemes):
+    from chute.errors import TransferError
+    image = fetch_env.upload(os.urandom(3 * MiB))
+    conf = fetch_env.conf(schemes=schemes, DEFAULT={"instances_path": tiny_tmpfs})
+    cache = ImageCache(conf, ImageClient(fetch_env.api.url))
+    with pytest.raises(TransferError, match="No space left on device"):
+        cache.fetch(image)
+    assert not lines(fetch_log, "Successfully transferred")
+    assert not [p.name for p in Path(cache.dir).iterdir() if not p.name.endswith(".lock")]

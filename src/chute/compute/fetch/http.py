@@ -64,8 +64,11 @@ class _Download:
 
     def _write(self, chunk: bytes) -> None:
         view, done = memoryview(chunk), 0
-        while done < len(chunk):
-            done += os.pwrite(self.fd, view[done:], self.written + done)
+        try:
+            while done < len(chunk):
+                done += os.pwrite(self.fd, view[done:], self.written + done)
+        except OSError as exc:  # a full disk is not a network problem: never retried
+            raise TransferError(f"cannot write the downloaded image: {exc.strerror}") from None
         self.written += len(chunk)
         self.hasher.update(chunk)
 
