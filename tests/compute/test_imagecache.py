@@ -84,8 +84,9 @@ def test_cached_base_is_rechecked_for_format_safety(fetch_env, fetch_log, tmp_pa
 def test_qcow2_is_kept_as_qcow2(fetch_env, tmp_path):
     data = qcow2_bytes(tmp_path)
     image = fetch_env.upload(data, disk_format="qcow2")
-    base = cache_for(fetch_env).fetch(image).path
-    assert Path(base).read_bytes() == data
+    fetched = cache_for(fetch_env).fetch(image)
+    base = fetched.path
+    assert fetched.format == "qcow2" and Path(base).read_bytes() == data
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", base],
                                      capture_output=True, text=True, check=True).stdout)
     assert info["format"] == "qcow2" and "backing-filename" not in info
@@ -95,13 +96,16 @@ def test_force_raw_images_converts_and_still_hits(fetch_env, fetch_log, tmp_path
     image = fetch_env.upload(qcow2_bytes(tmp_path), disk_format="qcow2")
     conf = fetch_env.conf(DEFAULT={"force_raw_images": "true"})
     cache = cache_for(fetch_env, conf)
-    base = Path(cache.fetch(image).path)
+    fetched = cache.fetch(image)
+    assert fetched.format == "raw"
+    base = Path(fetched.path)
     content = base.read_bytes()
     assert len(content) == 8 * MiB and content[MiB:2 * MiB] == b"\x5a" * MiB
     assert content[:MiB] == bytes(MiB)
     info = json.loads(Path(str(base) + ".info").read_text())
     assert (info["format"], info["stored_size"], info["size"]) == ("raw", 8 * MiB, image["size"])
-    assert cache.fetch(image).method == "cache"
+    hit = cache.fetch(image)
+    assert (hit.method, hit.format) == ("cache", "raw")
     assert not [p for p in base.parent.iterdir() if p.suffix in (".part", ".converted")]
 
 

@@ -52,6 +52,7 @@ class Fetched:
     primitive: str | None
     nbytes: int
     seconds: float
+    format: str | None = None  # how the base is stored: the disk_format, or raw if converted
 
 
 def base_name(image_id: str) -> str:
@@ -78,11 +79,12 @@ class ImageCache:
         base = self.base_path(image_id)
         with self._locked(base, image_id):
             started = time.monotonic()
-            if self._usable(image, base):
+            stored_format = self._usable(image, base)
+            if stored_format:
                 os.utime(base)  # the cleanup ages bases by mtime: this one is in use
                 LOG.info("Image %s found in cache", image_id)
                 return Fetched(base, "cache", None, os.stat(base).st_size,
-                               time.monotonic() - started)
+                               time.monotonic() - started, stored_format)
             return self._fetch_locked(image, base, started)
 
     # -- locking ------------------------------------------------------------------------
@@ -111,19 +113,19 @@ class ImageCache:
 
     # -- the cached base ----------------------------------------------------------------
 
-    def _usable(self, image: dict[str, Any], base: str) -> bool:
+    def _usable(self, image: dict[str, Any], base: str) -> str | None:
+        """The stored format of a base that passes every check, else None."""
         if not os.path.exists(base):
-            return False
+            return None
         try:
-            self._check_base(image, base)
-            return True
+            return self._check_base(image, base)
         except (ChuteError, OSError, ValueError, KeyError) as exc:
             LOG.warning("Cached base %s of image %s is not usable (%s); fetching again",
                         base, image["id"], getattr(exc, "message", None) or exc)
             _remove(base, base + ".info")
-            return False
+            return None
 
-    def _check_base(self, image: dict[str, Any], base: str) -> None:
+    def _check_base(self, image: dict[str, Any], base: str) -> str:
         with open(base + ".info", encoding="utf-8") as handle:
             info = json.load(handle)
         want = expected(image, self.conf.get("glance", "verify_digest"))
@@ -135,6 +137,7 @@ class ImageCache:
         if size != info["stored_size"]:
             raise ValueError(f"{size} bytes on disk, {info['stored_size']} were stored")
         inspect_file(base, info["format"])
+        return str(info["format"])
 
     # -- fetching -----------------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class ImageCache:
         finally:
             _remove(part, converted)
         return Fetched(base, transfer.method, transfer.primitive, transfer.nbytes,
-                       time.monotonic() - started)
+                       time.monotonic() - started, fmt)
 
     def _make_base(self, image: dict[str, Any], part: str, converted: str) -> tuple[str, str]:
         """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
