@@ -1,13 +1,16 @@
 """`chute up`: both services from generated configs; a first boot copies through the store."""
 
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import requests
 
+from chute.allinone import write_configs
 from chute.client.compute import ComputeClient
 from chute.client.images import ImageClient
 
@@ -75,9 +78,26 @@ def test_chute_up_first_boot_copies_directly(tmp_path):
             continue
         raise AssertionError(f"port {port} still answers after chute up stopped")
 
-    fs_id = (data / "filesystem-id").read_text()
-    proc, _ = _start(data, api_port, compute_port)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
-    assert (data / "filesystem-id").read_text() == fs_id
-    assert proc.returncode == 0
+
+def test_configs_match_and_keep_their_filesystem_id(tmp_path):
+    from chute import config
+    from chute.compute.options import SCHEMA as COMPUTE
+    from chute.images.options import SCHEMA as IMAGES
+
+    first = write_configs(tmp_path / "var", 19292, 18774)
+    api = config.load(first.conf("chute-api"), IMAGES)
+    compute = config.load(first.conf("chute-compute"), COMPUTE)
+    metadata = json.loads(Path(api.get("glance_store", "filesystem_store_metadata_file"))
+                          .read_text())
+    shared = compute.templated("image_file_url")["shared"]
+    assert compute.get("image_file_url", "filesystems") == ["shared"]
+    assert metadata == {"id": shared["id"], "mountpoint": shared["mountpoint"]}
+    assert Path(api.get("glance_store", "filesystem_store_datadir")).parent == \
+        Path(metadata["mountpoint"])
+    assert compute.get("glance", "allowed_direct_url_schemes") == ["file"]
+    assert compute.get("glance", "service_token") == api.get("DEFAULT", "service_token") != ""
+    assert compute.get("glance", "api_servers") == ["http://127.0.0.1:19292"]
+
+    again = write_configs(tmp_path / "var", 19292, 18774)
+    compute_again = config.load(again.conf("chute-compute"), COMPUTE)
+    assert compute_again.templated("image_file_url")["shared"]["id"] == shared["id"]

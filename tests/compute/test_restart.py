@@ -9,9 +9,9 @@ from computeutil import boot, make_raw, sha1_name, sha512_file, upload, wait_bui
 
 def test_kill_during_fetch_then_restart(shared_api, start_compute, tmp_path):
     api = shared_api
-    # HTTP only, so the fetch of 192 MiB takes long enough to be caught in the middle.
+    # HTTP only, so the fetch of 128 MiB takes long enough to be caught in the middle.
     compute = start_compute(api, glance={"allowed_direct_url_schemes": ""})
-    image = upload(api, make_raw(tmp_path / "big.raw", size_mb=192), disk_format="raw")
+    image = upload(api, make_raw(tmp_path / "big.raw", size_mb=128), disk_format="raw")
     base_dir = compute.instances_path / "_base"
     server = boot(compute, image["id"])
 
