@@ -14,6 +14,8 @@ import re
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from chute.errors import RemoteError, RemoteUnavailable
 
@@ -80,6 +82,12 @@ class HttpApi:
         self.endpoint = endpoint
         self.timeout = timeout
         self.session = requests.Session()
+        # A pooled keep-alive connection the server closed just as we reused it fails with
+        # "Remote end closed connection"; one immediate retry is safe for reads only.
+        retry = Retry(total=1, connect=1, read=1, status=0, other=0, redirect=0,
+                      allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.headers["Accept"] = "application/json"
         if token:

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from chute.client._http import HttpApi
-from chute.errors import RemoteError
+from chute.errors import RemoteError, TransferError
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 UPLOAD_CHUNK = 4 * 1024 * 1024
@@ -39,7 +39,10 @@ class _SizedBody:
         while remaining > 0:
             chunk = self.fileobj.read(min(UPLOAD_CHUNK, remaining))
             if not chunk:
-                return  # the server reports the size mismatch; we must not invent bytes
+                # Stopping short would leave the server waiting for the promised bytes until
+                # its socket timeout; raising here drops the connection, so it cleans up now.
+                raise TransferError(f"the data ended after {self.size - remaining} of "
+                                    f"{self.size} bytes; upload abandoned")
             remaining -= len(chunk)
             if self.progress is not None:
                 self.progress(len(chunk))
