@@ -1,0 +1,71 @@
+"""Running the real `chute` console script and reading what it printed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHUTE = str(Path(sys.executable).parent / "chute")
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def table(self) -> dict[str, str]:
+        """The Property/Value table as {property: value}, wrapped values re-joined."""
+        rows: dict[str, str] = {}
+        key = None
+        for line in self.stdout.splitlines():
+            if not line.startswith("|"):
+                continue
+            cells = [c.strip() for c in line.strip().strip("|").split("|", 1)]
+            if cells[0] == "Property":
+                continue
+            if cells[0]:
+                key = cells[0]
+                rows[key] = cells[1]
+            elif key is not None:
+                rows[key] += cells[1]
+        return rows
+
+
+def run_chute(*args: str, image_url: str | None = None, compute_url: str | None = None,
+              env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    """Run `chute ARGS` as a subprocess, so exit codes and stderr are the real ones."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    if image_url:
+        full_env["OS_IMAGE_URL"] = image_url
+    if compute_url:
+        full_env["OS_COMPUTE_URL"] = compute_url
+    full_env.update(env or {})
+    proc = subprocess.run([CHUTE, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout)
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    """The CLI's promise on failure: exit 1, one line on stderr, no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("chute: error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def digests(path: Path) -> tuple[str, str]:
+    data = path.read_bytes()
+    return hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
