@@ -36,6 +36,11 @@ def test_kill_during_fetch_then_restart(shared_api, start_compute, tmp_path):
     assert sha512_file(base) == image["os_hash_value"]
     assert not list(base_dir.glob("*.part"))
 
+    compute.restart()  # a finished server is state, kept across restarts as it was
+    again = wait_built(compute, server["id"])
+    assert (again["status"], again["chute:image_transfer"]) == \
+        ("ACTIVE", final["chute:image_transfer"])
+
 
 def test_builds_interrupted_too_often_end_in_error(start_compute):
     compute = start_compute()
