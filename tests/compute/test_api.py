@@ -1,14 +1,30 @@
 """The Nova v2.1 subset: versions, flavors, servers and error bodies, over real HTTP."""
 
+import pytest
 import requests
+
+
+@pytest.fixture(scope="module")
+def compute(tmp_path_factory):
+    """One chute-compute for these read-only checks (no image service needed)."""
+    from conftest import ComputeServer, compute_defaults, free_port, write_conf
+
+    root = tmp_path_factory.mktemp("compute-api")
+    port = free_port()
+    sections = compute_defaults(root, port, None)
+    write_conf(root / "chute-compute.conf", sections)
+    server = ComputeServer(f"http://127.0.0.1:{port}", port, root, root / "chute-compute.conf",
+                           root / "chute-compute.log", root / "instances",
+                           root / "chute-compute.stderr")
+    yield server.start()
+    server.stop()
 
 CLASSIC = [("1", "m1.tiny", 1, 512, 1), ("2", "m1.small", 1, 2048, 20),
            ("3", "m1.medium", 2, 4096, 40), ("4", "m1.large", 4, 8192, 80),
            ("5", "m1.xlarge", 8, 16384, 160)]
 
 
-def test_versions(start_compute):
-    compute = start_compute()
+def test_versions(compute):
     resp = requests.get(compute.url + "/")
     assert resp.status_code == 300
     (version,) = resp.json()["versions"]
@@ -21,8 +37,7 @@ def test_versions(start_compute):
     assert resp.headers["OpenStack-API-Version"] == "compute 2.1"
 
 
-def test_flavors_are_the_classic_table(start_compute):
-    compute = start_compute()
+def test_flavors_are_the_classic_table(compute):
     summary = requests.get(compute.url + "/v2.1/flavors").json()["flavors"]
     assert [(f["id"], f["name"]) for f in summary] == [(c[0], c[1]) for c in CLASSIC]
     assert summary[1]["links"][0] == {"rel": "self",
@@ -35,8 +50,7 @@ def test_flavors_are_the_classic_table(start_compute):
     assert small["OS-FLV-EXT-DATA:ephemeral"] == 0
 
 
-def test_unknown_flavor_and_server_are_item_not_found(start_compute):
-    compute = start_compute()
+def test_unknown_flavor_and_server_are_item_not_found(compute):
     resp = requests.get(compute.url + "/v2.1/flavors/42")
     assert resp.status_code == 404
     assert resp.json() == {"itemNotFound": {"code": 404,
@@ -48,8 +62,7 @@ def test_unknown_flavor_and_server_are_item_not_found(start_compute):
                                                 "message": "Instance nope could not be found."}}
 
 
-def test_create_validation_errors_are_bad_request(start_compute):
-    compute = start_compute()
+def test_create_validation_errors_are_bad_request(compute):
     url = compute.url + "/v2.1/servers"
     cases = [
         (b"{not json", "Malformed JSON in request body."),
@@ -66,3 +79,13 @@ def test_create_validation_errors_are_bad_request(start_compute):
         assert resp.status_code == 400, body
         assert resp.json() == {"badRequest": {"code": 400, "message": message}}
     assert requests.get(url).json() == {"servers": []}
+
+
+def test_image_service_down_is_service_unavailable(compute):
+    resp = requests.post(compute.url + "/v2.1/servers",
+                         json={"server": {"name": "vm", "imageRef": "abc", "flavorRef": "1"}})
+    assert resp.status_code == 503
+    assert list(resp.json()) == ["serviceUnavailable"]
+    assert resp.json()["serviceUnavailable"]["code"] == 503
+    assert requests.get(compute.url + "/v2.1/servers").json() == {"servers": []}
+    assert "The image service is unavailable" in compute.log_text()
