@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 
+from chute.client.images import ImageClient
 from computeutil import (boot, boot_and_wait, make_qcow2, make_raw, qemu_info, sha1_name,
                          sha512_file, upload, wait_built)
 
@@ -104,6 +105,14 @@ def test_unknown_image_is_bad_request(shared_api, start_compute):
     assert resp.status_code == 400
     assert resp.json() == {"badRequest": {"code": 400,
                                           "message": f"Image {missing} could not be found."}}
+    queued = ImageClient(api.url).create(name="empty", disk_format="raw",
+                                         container_format="bare")
+    resp = requests.post(compute.url + "/v2.1/servers",
+                         json={"server": {"name": "vm", "imageRef": queued["id"],
+                                          "flavorRef": "1"}})
+    assert resp.status_code == 400
+    assert resp.json()["badRequest"]["message"] == \
+        f"Image {queued['id']} is not active (status queued)."
     assert requests.get(compute.url + "/v2.1/servers").json() == {"servers": []}
 
 
