@@ -11,8 +11,9 @@ import errno
 import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit
 
 from chute.config import Config
@@ -208,13 +209,24 @@ class FilesystemStore:
         path = self._owned_path(url)
         if path is None:
             return None
+        # Only regular files: opening a FIFO planted in the datadir would block this worker
+        # thread forever, and opening a device can have side effects. lstat before the open,
+        # O_NONBLOCK and fstat after it close the window of a swap in between.
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                LOG.warning("%s is not a regular file; not opening it", path)
+                return None
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             LOG.warning("cannot open %s: %s", path, exc.strerror)
             return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            LOG.warning("%s is not a regular file; not opening it", path)
+            return None
         fileobj = os.fdopen(fd, "rb", buffering=0)
-        return Opened(fileobj, os.fstat(fd).st_size)  # type: ignore[arg-type]
+        return Opened(fileobj, st.st_size)  # type: ignore[arg-type]
 
     def delete(self, url: str) -> None:
         path = self._owned_path(url)
@@ -225,10 +237,17 @@ class FilesystemStore:
         except FileNotFoundError:
             LOG.warning("image file %s was already gone", path)
 
-    def recover(self) -> list[str]:
-        """Remove temporary files left by a crash mid-upload (call before serving)."""
+    def recover(self, interrupted: Sequence[str] = ()) -> list[str]:
+        """Remove temporary files left by a crash mid-upload (call before serving), and the
+        final-named file of each `interrupted` image: a crash between the rename and the
+        database commit leaves one that no image owns, and it would block a retried upload."""
         removed = []
         for datadir in self.datadirs:
+            for image_id in interrupted:
+                path = os.path.join(datadir.path, image_id)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+                    removed.append(path)
             for name in os.listdir(datadir.path):
                 if name.startswith(PARTIAL_PREFIX) and name.endswith(PARTIAL_SUFFIX):
                     path = os.path.join(datadir.path, name)
