@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from collections.abc import Sequence
 
 import requests
 

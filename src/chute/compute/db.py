@@ -7,7 +7,7 @@ database, shared by several nodes, is the one that needs Alembic).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def _aware(value: datetime | None) -> datetime | None:
     # SQLite stores naive datetimes; everything we write is UTC.
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def _to_row(inst: Instance) -> dict[str, Any]:

@@ -7,7 +7,7 @@ there is one source of truth and no way for `status` and `vm_state` to disagree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 BUILDING, ACTIVE, ERROR = "building", "active", "error"
@@ -18,7 +18,7 @@ STATUS_BY_VM_STATE = {BUILDING: "BUILD", ACTIVE: "ACTIVE", ERROR: "ERROR"}
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @dataclass

@@ -13,7 +13,8 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from chute import config, httpapi
 from chute import log as chute_log
@@ -65,7 +66,7 @@ def prepare(conf: config.Config) -> None:
             raise conf.fail("DEFAULT", "log_file", f"cannot be opened: {exc.strerror}") from None
     try:
         db.InstanceStore(state_url(conf)).close()
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds
+    except Exception as exc:  # SQLAlchemy raises many kinds
         raise conf.fail("DEFAULT", "state_connection",
                         f"cannot open the state database: {exc}") from None
 

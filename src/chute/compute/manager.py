@@ -20,11 +20,12 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chute.compute import disks, flavors
 from chute.compute.db import InstanceStore
-from chute.compute.instance import (ACTIVE, BUILDING, ERROR, RUNNING, SCHEDULING, SPAWNING,
+from chute.compute.instance import (ACTIVE, ERROR, RUNNING, SCHEDULING, SPAWNING,
                                     Fault, Instance, Transfer, utcnow)
 from chute.compute.virt import Driver
 from chute.config import Config
@@ -62,7 +63,7 @@ class _Workers:
             job = self._queue.get()
             try:
                 job()
-            except Exception:  # noqa: BLE001 - a worker must survive any job
+            except Exception:  # a worker must survive any job
                 LOG.exception("build job failed")
 
 
@@ -150,7 +151,7 @@ class ComputeManager:
             self._run_build(instance_id)
         except _Deleted:
             LOG.info("Instance %s was deleted during its build", instance_id)
-        except Exception as exc:  # noqa: BLE001 - every failure must end in ERROR
+        except Exception as exc:  # every failure must end in ERROR
             message = _fault_message(exc)
             if isinstance(exc, ChuteError):
                 LOG.error("Instance %s failed to build: %s", instance_id, message)
@@ -230,7 +231,7 @@ class ComputeManager:
                 removed = self.cache.cleanup(self.store.image_ids())
                 if removed:
                     LOG.info("Image cache cleanup removed %d base(s)", len(removed))
-            except Exception:  # noqa: BLE001 - the next pass may succeed
+            except Exception:  # the next pass may succeed
                 LOG.exception("Image cache cleanup failed")
 
 
