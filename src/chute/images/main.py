@@ -41,9 +41,10 @@ def prepare(conf: config.Config):  # type: ignore[no-untyped-def]
     except Exception as exc:  # the driver's own error types vary by backend
         raise conf.fail("database", "connection", f"cannot open {url}: {exc}") from None
     db = Database(engine)
-    for image_id in db.reset_saving():
+    interrupted = db.reset_saving()
+    for image_id in interrupted:
         LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
-    for path in store.recover():
+    for path in store.recover(interrupted):
         LOG.warning("removed temporary file %s left by an interrupted upload", path)
     engine.dispose()
     return store

@@ -7,7 +7,7 @@ later S3 store is one more module with the same shape.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, Sequence
 
 
 @dataclass(frozen=True)
@@ -45,4 +45,4 @@ class Store(Protocol):
 
     def delete(self, url: str) -> None: ...
 
-    def recover(self) -> list[str]: ...
+    def recover(self, interrupted: Sequence[str] = ()) -> list[str]: ...

@@ -1,0 +1,127 @@
+"""kill -9 of chute-api (master and workers at once) in the middle of uploads.
+
+After each crash and restart the image must be `queued` with nothing recorded, or `active` with
+data matching its hashes; the store holds no temporary file and no orphan (a whole-looking file
+no image owns); and the upload can be retried.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import requests
+from util import (MiB, create_image, digests, open_upload, rng, same_content, send_from_file,
+                  show_image, store_leftovers, upload_file, write_random_file)
+
+SIZE = 256 * MiB
+SPREAD_TRIALS = 20  # kill points stratified over the body: one in each 1/20th of it
+AFTER_BODY_TRIALS = 4  # whole body sent, killed while the server hashes, fsyncs and commits
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory):
+    path = write_random_file(tmp_path_factory.mktemp("upload") / "image.raw", SIZE,
+                             "crash-upload")
+    return path, digests(path)
+
+
+def _kill_points(name: str) -> list[tuple[int, float]]:
+    """(bytes sent, delay before the kill) for every trial, seeded."""
+    gen = rng(name)
+    points = [(int((i + gen.random()) * SIZE / SPREAD_TRIALS), 0.0)
+              for i in range(SPREAD_TRIALS)]
+    points += [(SIZE, gen.uniform(0.0, 0.4)) for _ in range(AFTER_BODY_TRIALS)]
+    return points
+
+
+def _check_after_restart(api, image_id: str, source, want: dict,
+                         others: frozenset[str] = frozenset()) -> str:
+    """The image is queued and clean, or active and whole; the store holds only the files
+    of active images (`others` are earlier images that are active)."""
+    image = show_image(api, image_id)
+    assert image["status"] in ("queued", "active"), image
+    if image["status"] == "active":
+        assert (image["checksum"], image["os_hash_value"]) == (want["checksum"],
+                                                               want["os_hash_value"])
+        assert same_content(api.datadir / image_id, source), "the active image's file differs"
+        leftovers = store_leftovers(api, {image_id, *others})
+    else:
+        for key in ("size", "checksum", "os_hash_value", "virtual_size"):
+            assert image[key] is None, (key, image)
+        assert image["locations"] == []
+        leftovers = store_leftovers(api, set(others))
+    assert leftovers == [], f"left in the store after the crash: {leftovers}"
+    return image["status"]
+
+
+def test_kill_9_at_random_points_of_a_256_mib_upload(start_api, big_file):
+    path, want = big_file
+    api = start_api(DEFAULT={"workers": 1})
+    outcomes = {"queued": 0, "active": 0}
+    retried = 0
+    started = time.monotonic()
+    for trial, (nbytes, delay) in enumerate(_kill_points("crash-upload")):
+        image_id = create_image(api)["id"]
+        sock = open_upload(api, image_id, SIZE)
+        try:
+            send_from_file(sock, path, nbytes)
+            time.sleep(delay)
+            api.kill()
+        finally:
+            sock.close()
+        api.start()
+        status = _check_after_restart(api, image_id, path, want)
+        outcomes[status] += 1
+        print(f"trial {trial}: killed after {nbytes} bytes (+{delay:.2f} s): {status}",
+              flush=True)
+        if status == "queued":
+            resp = upload_file(api, image_id, path)
+            assert resp.status_code == 204, (trial, nbytes, resp.text)
+            assert _check_after_restart(api, image_id, path, want) == "active"
+            retried += 1
+        assert requests.delete(f"{api.url}/v2/images/{image_id}", timeout=10).status_code == 204
+        assert store_leftovers(api, set()) == []
+    trials = SPREAD_TRIALS + AFTER_BODY_TRIALS
+    print(f"\nRELIABILITY crash-upload: {trials} kill -9 trials over a {SIZE // MiB} MiB upload, "
+          f"{trials} survived ({outcomes['queued']} queued + {outcomes['active']} active, "
+          f"0 corrupt, 0 left-over files), {retried} retried uploads succeeded, "
+          f"{time.monotonic() - started:.1f} s")
+
+
+def test_kill_9_between_rename_and_commit_leaves_no_orphan(start_api, tmp_path):
+    """The narrowest window: the file has its final name but the database still says
+    `saving`. A restart must not leave that file behind as an orphan (it would also make the
+    retried upload fail: the store never overwrites an existing image file)."""
+    path = write_random_file(tmp_path / "small.raw", 8 * MiB, "orphan-window")
+    want = digests(path)
+    api = start_api(DEFAULT={"workers": 1})
+    caught, active = 0, set()
+    for attempt in range(12):
+        image_id = create_image(api)["id"]
+        final = str(api.datadir / image_id)
+        sock = open_upload(api, image_id, 8 * MiB)
+        try:
+            send_from_file(sock, path, 8 * MiB)
+            deadline = time.monotonic() + 10
+            while not os.path.exists(final) and time.monotonic() < deadline:
+                pass  # spin: the window is a few milliseconds wide
+            os.killpg(api.proc.pid, signal.SIGKILL)
+            api.kill()
+        finally:
+            sock.close()
+        api.start()
+        status = _check_after_restart(api, image_id, path, want, frozenset(active))
+        if status == "queued":
+            caught += 1
+            resp = upload_file(api, image_id, path)
+            assert resp.status_code == 204, resp.text
+            assert _check_after_restart(api, image_id, path, want, frozenset(active)) == "active"
+        active.add(image_id)
+        if caught >= 2:
+            break
+    print(f"\nRELIABILITY crash-upload: kill -9 just after the rename, {attempt + 1} attempts, "
+          f"{caught} caught the image uncommitted, none left an orphan")
+    assert caught, "never killed the server between the rename and the commit"
