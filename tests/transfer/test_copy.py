@@ -201,3 +201,18 @@ def test_xfs_reflink_clones_and_still_verifies(xfs_reflink, tmp_path):
     assert out.primitive == copy.READ_WRITE and out.digest == result.digest
     pair = (src.stat().st_dev, tmp_path.stat().st_dev)
     assert set(copy.refused(*pair)) == {"clone", "copy_file_range"}
+
+
+def test_a_source_written_while_its_clone_is_verified_is_refused(xfs_reflink, monkeypatch):
+    src = xfs_reflink / "changing.img"
+    src.write_bytes(os.urandom(3 * MiB))
+    real_segments = copy.segments
+
+    def segments_then_write(fd, size):
+        yield from real_segments(fd, size)
+        with open(src, "r+b") as handle:  # another writer, after the ioctl
+            handle.write(b"changed")
+
+    monkeypatch.setattr(copy, "segments", segments_then_write)
+    with pytest.raises(OSError, match="source changed while its clone was verified"):
+        copy.copy_file(str(src), str(xfs_reflink / "clone.img"), algorithm="blake3")

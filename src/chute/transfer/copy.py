@@ -23,7 +23,8 @@ range as soon as the copier has written it, from the DESTINATION (so we prove wh
 while the copier moves the next range; os.copy_file_range, os.preadv and the hash update all
 release the GIL, so both cores work. Holes are hashed as zeros from one preallocated buffer:
 the digest is of the full logical content, exactly as the image service computed it. A clone
-has nothing to overlap with: its bytes are read once after the ioctl to verify them.
+has nothing to overlap with: its bytes are read once after the ioctl, through the source's
+(warm) pages, see _verify_clone.
 """
 
 from __future__ import annotations
@@ -262,23 +263,43 @@ def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
     if not stat.S_ISREG(src_st.st_mode):
         raise OSError(errno.EINVAL, "source is not a regular file")
     size, pair = src_st.st_size, (src_st.st_dev, dst_st.st_dev)
+    if _clone(src, dst, pair):
+        digest = _verify_clone(src, src_st, algorithm) if algorithm else None
+        os.fsync(dst)
+        if on_chunk:
+            on_chunk(size)
+        return CopyResult(CLONE, size, time.monotonic() - started, digest)
     verifier = _Verifier(dst, algorithm) if algorithm else None
     try:
-        if _clone(src, dst, pair):
-            primitive = CLONE
-            for piece in segments(dst, size):
-                if verifier:
-                    verifier.submit(*piece)
-            if on_chunk:
-                on_chunk(size)
-        else:
-            primitive = _copy_segments(src, dst, size, pair, verifier, on_chunk)
+        primitive = _copy_segments(src, dst, size, pair, verifier, on_chunk)
         digest = verifier.finish() if verifier else None
         os.fsync(dst)
     finally:
         if verifier:
             verifier.abort()
     return CopyResult(primitive, size, time.monotonic() - started, digest)
+
+
+def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
+    """Digest of a clone, read from the SOURCE's pages.
+
+    A clone is a new inode: none of its pages are cached, so reading it back would read the
+    whole image from disk while the source's pages are usually warm (it was just written or
+    read). The clone holds the blocks the source had at the ioctl; the source's ctime, which
+    any write or truncate updates, being unchanged from before the ioctl to after the last
+    read proves we hashed those same bytes.
+    """
+    verifier = _Verifier(src, algorithm)
+    try:
+        for piece in segments(src, before.st_size):
+            verifier.submit(*piece)
+        digest = verifier.finish()
+    finally:
+        verifier.abort()
+    after = os.fstat(src)
+    if (after.st_ctime_ns, after.st_size) != (before.st_ctime_ns, before.st_size):
+        raise OSError(errno.ESTALE, "source changed while its clone was verified")
+    return digest
 
 
 def _copy_segments(src: int, dst: int, size: int, pair: tuple[int, int],
