@@ -71,3 +71,17 @@ def test_explain_reports_the_direct_path(shared_api, start_compute, tmp_path):
     assert proc.returncode == 1
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("chute-compute: ")
+
+
+def test_port_in_use_names_bind_port(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        conf = tmp_path / "c.conf"
+        conf.write_text(f"[DEFAULT]\nbind_port = {port}\ninstances_path = {tmp_path}/i\n")
+        proc = run("--config-file", str(conf))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"chute-compute: {conf}: [DEFAULT] bind_port: cannot listen "
+                                   f"on 127.0.0.1:{port}: Address already in use")

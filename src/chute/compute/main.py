@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from collections.abc import Sequence
@@ -71,6 +72,19 @@ def prepare(conf: config.Config) -> None:
                         f"cannot open the state database: {exc}") from None
 
 
+def check_bind(conf: config.Config) -> None:
+    """gunicorn would retry a taken port for seconds and then print several lines; say it once."""
+    host, port = conf.get("DEFAULT", "bind_host"), conf.get("DEFAULT", "bind_port")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise conf.fail("DEFAULT", "bind_port",
+                            f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def state_url(conf: config.Config) -> str:
     return conf.get("DEFAULT", "state_connection") or db.default_url(
         conf.get("DEFAULT", "instances_path"))
@@ -123,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             print(explain(conf, args.image_id))
             return 0
+        check_bind(conf)
         prepare(conf)
     except ConfigError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
