@@ -25,6 +25,8 @@ def images(tmp_path_factory):
     qemu_img("create", "-f", "qcow2", "-o", f"data_file={d / 'data.raw'}", str(d / "df.qcow2"), "8M")
     qemu_img("create", "-f", "vmdk", str(d / "sparse.vmdk"), "16M")
     qemu_img("create", "-f", "vmdk", "-o", "subformat=monolithicFlat", str(d / "flat.vmdk"), "4M")
+    qemu_img("create", "-f", "vmdk", "-o", "subformat=streamOptimized", str(d / "stream.vmdk"),
+             "16M")
     qemu_img("create", "-f", "vpc", str(d / "disk.vhd"), "8M")
     qemu_img("create", "-f", "vhdx", str(d / "disk.vhdx"), "8M")
     return d
@@ -33,6 +35,7 @@ def images(tmp_path_factory):
 @pytest.mark.parametrize("name,disk_format,expected", [
     ("plain.qcow2", "qcow2", ("qcow2", 32 * MiB)),
     ("sparse.vmdk", "vmdk", ("vmdk", 16 * MiB)),
+    ("stream.vmdk", "vmdk", ("vmdk", 16 * MiB)),
     ("disk.vhdx", "vhdx", ("vhdx", 8 * MiB)),
     ("disk.raw", "raw", ("raw", MiB)),
     ("disk.raw", "ami", ("raw", None)),
@@ -71,3 +74,10 @@ def test_stream_inspector_matches_inspect_file_for_odd_chunks(images):
     for offset in range(0, len(data), 777):
         inspector.feed(data[offset:offset + 777])
     assert inspector.finish("qcow2").virtual_size == 32 * MiB
+
+
+def test_stream_inspector_reads_raw_size_after_it_stopped_inspecting():
+    inspector = StreamInspector()
+    for _ in range(5):
+        inspector.feed(b"\x07" * MiB)
+    assert inspector.finish("raw").virtual_size == 5 * MiB
