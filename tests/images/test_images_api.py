@@ -227,3 +227,16 @@ def test_locations_endpoint_is_gated_by_service_token(start_api):
     assert resp.json() == [{"url": f"file://{api.datadir / image['id']}",
                             "metadata": {"id": "shared-fs-1",
                                          "mountpoint": str(api.root / "store")}}]
+
+
+def test_one_log_line_per_request_with_its_id(shared_api):
+    image = create(shared_api, name="logged")
+    resp = requests.get(f"{shared_api.url}/v2/images/{image['id']}")
+    request_id = resp.headers["x-openstack-request-id"]
+    lines = [line for line in shared_api.log_text().splitlines() if request_id in line]
+    assert len(lines) == 1, lines
+    assert f"GET /v2/images/{image['id']} status: 200" in lines[0]
+    upload(shared_api, image["id"], b"abc")
+    put_lines = [line for line in shared_api.log_text().splitlines() if "saving -> active" in line
+                 and image["id"] in line]
+    assert len(put_lines) == 1 and "[req-" in put_lines[0]  # service lines carry the id too

@@ -1,0 +1,54 @@
+"""chute.httpapi on a real falcon app: request ids, error mapping, 500 without internals."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.testing
+import pytest
+
+from chute import errors
+from chute.httpapi import (RequestIdMiddleware, install_error_handling, negotiate,
+                           webob_renderer)
+
+
+class Boom:
+    def on_get(self, req, resp):
+        raise RuntimeError("secret internal path /etc/shadow")
+
+
+class Missing:
+    def on_get(self, req, resp):
+        raise errors.NotFound("No image found with ID x")
+
+
+@pytest.fixture
+def client():
+    app = falcon.App(middleware=[RequestIdMiddleware()])
+    install_error_handling(app, {errors.NotFound: 404}, webob_renderer)
+    app.add_route("/boom", Boom())
+    app.add_route("/missing", Missing())
+    return falcon.testing.TestClient(app)
+
+
+def test_unexpected_error_is_500_without_internals(client, caplog):
+    resp = client.simulate_get("/boom", headers={"Accept": "application/json"})
+    assert resp.status_code == 500
+    assert "secret" not in resp.text and "RuntimeError" not in resp.text
+    assert resp.json["code"] == "500 Internal Server Error"
+    assert resp.headers["x-openstack-request-id"].startswith("req-")
+    assert "secret internal path" in caplog.text  # the operator still sees it in the log
+
+
+def test_mapped_error_and_unknown_route(client):
+    assert client.simulate_get("/missing").status_code == 404
+    resp = client.simulate_get("/nowhere", headers={"Accept": "application/json"})
+    assert resp.status_code == 404 and resp.headers["x-openstack-request-id"].startswith("req-")
+
+
+@pytest.mark.parametrize("accept,expected", [
+    (None, "text/html"), ("*/*", "text/html"), ("application/json", "application/json"),
+    ("application/json, */*", "text/html"), ("text/html;q=0.5, application/json", "application/json"),
+    ("text/plain", None), ("", None),
+])
+def test_negotiation_like_webob(accept, expected):
+    assert negotiate(accept, ["text/html", "application/json"]) == expected
