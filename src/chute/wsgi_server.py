@@ -43,7 +43,9 @@ def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
         "errorlog": "-",
         "loglevel": "warning",
         "preload_app": False,
-        "sendfile": True,
+        # No "sendfile" key: gunicorn's Config.sendfile returns False whenever the setting is
+        # set at all (it only exists as --no-sendfile), so "sendfile": True turned sendfile(2)
+        # OFF and downloads went through 8 KiB read()+send() at ~0.4 GB/s.
         **extra,
     }
     _Embedded(app_factory, options).run()
