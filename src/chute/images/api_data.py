@@ -59,15 +59,20 @@ class FileResource:
             raise falcon.HTTPUnsupportedMediaType(
                 description=f"Unsupported Content-Type {req.content_type}; use "
                             "application/octet-stream")
-        sock = req.env.get("gunicorn.socket")
-        if isinstance(sock, socket.socket):
-            # A client that stalls mid-body must not hold this thread and the image forever.
-            sock.settimeout(self.socket_timeout)
+        self._bound_stalls(req)
         self.data.upload(image_id, req.stream, _declared_size(req))
         resp.status = falcon.HTTP_204
 
+    def _bound_stalls(self, req: falcon.Request) -> None:
+        """A client that stalls mid-body (not sending, or not reading: sendfile blocks once
+        the socket buffers fill) must not hold this thread, nor the image, forever."""
+        sock = req.env.get("gunicorn.socket")
+        if isinstance(sock, socket.socket):
+            sock.settimeout(self.socket_timeout)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
+        self._bound_stalls(req)
         download = self.data.open(image_id)
         if download is None:
             resp.status = falcon.HTTP_204

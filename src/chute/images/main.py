@@ -16,6 +16,7 @@ from chute.httpapi import install_log_filter
 from chute.images.options import SCHEMA
 
 LOG = logging.getLogger("chute.images")
+WORKER_HEARTBEAT = 60  # seconds; see main()
 
 
 def _check(conf: config.Config) -> None:
@@ -75,8 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     d = conf.section("DEFAULT")
     LOG.info("chute-api listening on http://%s:%s/ (%d workers)", d["bind_host"],
              d["bind_port"], d["workers"])
+    # gunicorn's `timeout` is not a client timeout for gthread workers: it is how long the
+    # worker's main loop may go without a heartbeat before the master SIGKILLs the worker with
+    # every request in it. That loop closes dropped connections itself, lingering up to 2 s on
+    # each, so a few stalled clients dropped at once would get a low timeout's worker killed.
     serve(lambda: make_app(conf, store), d["bind_host"], d["bind_port"], d["workers"],
-          threads=d["threads"], timeout=d["client_socket_timeout"])
+          threads=d["threads"], timeout=max(d["client_socket_timeout"], WORKER_HEARTBEAT))
     return 0
 
 
