@@ -11,7 +11,7 @@ from typing import Any
 
 import falcon
 
-from chute import httpapi
+from chute import httpapi, openapi
 from chute.compute import flavors, views
 from chute.compute.manager import ComputeManager
 from chute.errors import (BadComputeRequest, ChuteError, ComputeError, FlavorNotFound,
@@ -115,6 +115,7 @@ def create_app(manager: ComputeManager) -> falcon.App:
     app.req_options.strip_url_path_trailing_slash = True
     httpapi.install_error_handling(app, ERROR_STATUS, nova_renderer)
     app.add_route("/", Versions())
+    app.add_route("/openapi.json", openapi.OpenApiResource(openapi.COMPUTE))
     app.add_route("/v2.1", Version())
     app.add_route("/v2.1/flavors", Flavors(detail=False))
     app.add_route("/v2.1/flavors/detail", Flavors(detail=True))

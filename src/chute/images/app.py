@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from chute import errors
+from chute import errors, openapi
 from chute.config import Config
 from chute.httpapi import RequestIdMiddleware, install_error_handling, webob_renderer
 from chute.images import api, api_data, api_misc
@@ -62,4 +62,5 @@ def make_app(conf: Config, store: Store) -> falcon.App:
     app.add_route("/v2/images/{image_id}/actions/reactivate",
                   api_misc.ActionResource(service, "reactivate"))
     app.add_route("/v2/images/{image_id}/locations", api_misc.LocationsResource(service))
+    app.add_route("/openapi.json", openapi.OpenApiResource(openapi.IMAGES))
     return app

@@ -28,6 +28,7 @@ READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_
              "chute_blake3", "stores")
 RESERVED = ("location", "locations", "deleted", "deleted_at")
 UUID_LEN = 36
+INT_MAX = 2**31 - 1  # min_disk/min_ram are INTEGER columns
 
 
 def _reserved(name: str) -> bool:
@@ -136,6 +137,9 @@ class ImageService:
         for key in ("min_disk", "min_ram"):
             if columns.get(key) is not None and columns[key] < 0:
                 raise Invalid(f"Cannot set {key} to a negative value.")
+            if columns.get(key) is not None and columns[key] > INT_MAX:
+                # The column is a 32-bit INTEGER: a bigger value made the driver raise (500).
+                raise Invalid(f"Cannot set {key} to more than {INT_MAX}.")
 
     def update(self, image_id: str, ops: list[PatchOp], media_type: str) -> ImageRecord:
         record = self.get(image_id)

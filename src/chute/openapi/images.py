@@ -1,0 +1,216 @@
+"""OpenAPI document of chute-api: the Glance v2 images API subset chute implements."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NULL_STR = {"type": ["string", "null"]}
+_NULL_INT = {"type": ["integer", "null"]}
+_LINK = {"type": "object", "required": ["rel", "href"],
+         "properties": {"rel": {"type": "string"}, "href": {"type": "string"}}}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "description": "Glance's WebOb error body (sent when the client accepts JSON).",
+        "type": "object", "required": ["message", "code", "title"],
+        "properties": {"message": {"type": "string"},
+                       "code": {"type": "string", "pattern": "^[1-5][0-9][0-9] "},
+                       "title": {"type": "string"}},
+        "additionalProperties": False,
+    },
+    "Versions": {
+        "type": "object", "required": ["versions"], "additionalProperties": False,
+        "properties": {"versions": {"type": "array", "items": {
+            "type": "object", "required": ["id", "status", "links"],
+            "properties": {"id": {"type": "string"}, "status": {"type": "string"},
+                           "links": {"type": "array", "items": _LINK}}}}},
+    },
+    "Location": {
+        "type": "object", "required": ["url", "metadata"],
+        "properties": {"url": {"type": "string"}, "metadata": {"type": "object"}},
+    },
+    "Image": {
+        "type": "object",
+        "required": ["id", "name", "status", "visibility", "protected", "os_hidden", "checksum",
+                     "size", "virtual_size", "min_disk", "min_ram", "disk_format",
+                     "container_format", "owner", "os_hash_algo", "os_hash_value",
+                     "created_at", "updated_at", "tags", "self", "file", "schema"],
+        "properties": {
+            "id": {"type": "string"}, "name": _NULL_STR,
+            "status": {"enum": ["queued", "saving", "active", "killed", "deleted",
+                                "pending_delete", "deactivated", "uploading", "importing"]},
+            "visibility": {"enum": ["public", "private", "shared", "community"]},
+            "protected": {"type": "boolean"}, "os_hidden": {"type": "boolean"},
+            "checksum": _NULL_STR, "size": _NULL_INT, "virtual_size": _NULL_INT,
+            "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
+            "disk_format": _NULL_STR, "container_format": _NULL_STR, "owner": _NULL_STR,
+            "os_hash_algo": _NULL_STR, "os_hash_value": _NULL_STR,
+            "chute_blake3": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "self": {"type": "string"}, "file": {"type": "string"},
+            "schema": {"type": "string"}, "direct_url": {"type": "string"},
+            "locations": {"type": "array", "items": {"$ref": "#/components/schemas/Location"}},
+        },
+        "additionalProperties": {"type": "string"},
+    },
+    "ImageList": {
+        "type": "object", "required": ["images", "first", "schema"],
+        "additionalProperties": False,
+        "properties": {"images": {"type": "array",
+                                  "items": {"$ref": "#/components/schemas/Image"}},
+                       "first": {"type": "string"}, "next": {"type": "string"},
+                       "schema": {"type": "string"}},
+    },
+    "ImageCreate": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": _NULL_STR,
+            "visibility": {"enum": ["public", "private", "shared", "community"]},
+            "protected": {"type": "boolean"}, "os_hidden": {"type": "boolean"},
+            "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
+            "disk_format": {"enum": [None, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw",
+                                     "qcow2", "vdi", "iso", "ploop"]},
+            "container_format": {"enum": [None, "ami", "ari", "aki", "bare", "ovf", "ova",
+                                          "docker", "compressed"]},
+            "owner": _NULL_STR,
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 255}},
+        },
+        "additionalProperties": {"type": "string"},
+    },
+    "PatchOps": {
+        "type": "array",
+        "items": {"type": "object", "required": ["op", "path"],
+                  "properties": {"op": {"enum": ["add", "replace", "remove"]},
+                                 "path": {"type": "string"}, "value": {}}},
+    },
+    "JsonSchema": {"type": "object", "required": ["name", "properties"]},
+}
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+def _ok(description: str, ref: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if ref:
+        response["content"] = _json(ref)
+    return response
+
+
+ERROR = {"$ref": "#/components/responses/Error"}
+IMAGE_ID = {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}}
+TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"}}
+_QUERY = [("limit", {"type": "integer", "minimum": 0}), ("marker", {"type": "string"}),
+          ("name", {"type": "string"}), ("status", {"type": "string"}),
+          ("visibility", {"type": "string"}), ("owner", {"type": "string"}),
+          ("tag", {"type": "string"}), ("os_hidden", {"type": "boolean"}),
+          ("disk_format", {"type": "string"}), ("container_format", {"type": "string"}),
+          ("size_min", {"type": "integer"}), ("size_max", {"type": "integer"}),
+          ("sort_key", {"type": "string"}), ("sort_dir", {"enum": ["asc", "desc"]}),
+          ("sort", {"type": "string"}), ("created_at", {"type": "string"}),
+          ("updated_at", {"type": "string"})]
+
+
+def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"operationId": op_id, "summary": summary,
+            "responses": {**responses, "default": ERROR}, **extra}
+
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "chute-api (Glance v2 images API subset)", "version": "2.9",
+             "description": "Image registry compatible with OpenStack Glance v2. Error bodies "
+                            "are JSON when the client sends Accept: application/json, else "
+                            "HTML as Glance's WebOb renders them."},
+    "paths": {
+        "/": {"get": _op("listVersionsRoot", "API versions (300 Multiple Choices)",
+                         {"300": _ok("Versions", "Versions")})},
+        "/versions": {"get": _op("listVersions", "API versions", {"200": _ok("Versions",
+                                                                              "Versions")})},
+        "/openapi.json": {"get": _op("openapi", "This document",
+                                     {"200": {"description": "OpenAPI document",
+                                              "content": {"application/json": {
+                                                  "schema": {"type": "object"}}}}})},
+        "/v2/schemas/image": {"get": _op("imageSchema", "JSON schema of an image",
+                                         {"200": _ok("Schema", "JsonSchema")})},
+        "/v2/schemas/images": {"get": _op("imagesSchema", "JSON schema of an image list",
+                                          {"200": _ok("Schema", "JsonSchema")})},
+        "/v2/images": {
+            "get": _op("listImages", "List images (paged, filtered, sorted)",
+                       {"200": _ok("A page of images", "ImageList")},
+                       parameters=[{"name": n, "in": "query", "required": False, "schema": s}
+                                   for n, s in _QUERY]),
+            "post": _op("createImage", "Create an image record (queued)",
+                        {"201": _ok("Created", "Image")},
+                        requestBody={"required": True, "content": _json("ImageCreate")}),
+        },
+        "/v2/images/{image_id}": {
+            "parameters": [IMAGE_ID],
+            "get": _op("showImage", "Show an image", {"200": _ok("The image", "Image")}),
+            "patch": _op("updateImage", "Update an image with JSON patch operations",
+                         {"200": _ok("The updated image", "Image")},
+                         requestBody={"required": True, "content": {
+                             "application/openstack-images-v2.1-json-patch": {
+                                 "schema": {"$ref": "#/components/schemas/PatchOps"}}}}),
+            "delete": _op("deleteImage", "Delete an image and its data",
+                          {"204": _ok("Deleted")}),
+        },
+        "/v2/images/{image_id}/file": {
+            "parameters": [IMAGE_ID],
+            "put": _op("uploadImage", "Upload image data (queued -> saving -> active)",
+                       {"204": _ok("Stored and active")},
+                       parameters=[{"name": "x-openstack-image-size", "in": "header",
+                                    "required": False,
+                                    "schema": {"type": "integer", "minimum": 0}}],
+                       requestBody={"required": True, "content": {
+                           "application/octet-stream": {
+                               "schema": {"type": "string", "format": "binary"}}}}),
+            "get": _op("downloadImage", "Download image data",
+                       {"200": {"description": "The image data", "content": {
+                           "application/octet-stream": {"schema": {"type": "string",
+                                                                   "format": "binary"}}}},
+                        "204": _ok("The image has no data"),
+                        "206": {"description": "A byte range", "content": {
+                            "application/octet-stream": {"schema": {"type": "string",
+                                                                    "format": "binary"}}}}},
+                       parameters=[{"name": "Range", "in": "header", "required": False,
+                                    "schema": {"type": "string"}}]),
+        },
+        "/v2/images/{image_id}/tags/{tag}": {
+            "parameters": [IMAGE_ID, TAG],
+            "put": _op("addTag", "Add a tag", {"204": _ok("Tagged")}),
+            "delete": _op("removeTag", "Remove a tag", {"204": _ok("Untagged")}),
+        },
+        "/v2/images/{image_id}/actions/deactivate": {
+            "parameters": [IMAGE_ID],
+            "post": _op("deactivateImage", "Deactivate an active image",
+                        {"204": _ok("Deactivated")}),
+        },
+        "/v2/images/{image_id}/actions/reactivate": {
+            "parameters": [IMAGE_ID],
+            "post": _op("reactivateImage", "Reactivate a deactivated image",
+                        {"204": _ok("Active again")}),
+        },
+        "/v2/images/{image_id}/locations": {
+            "parameters": [IMAGE_ID],
+            "get": _op("imageLocations", "Service-only: the image's locations with metadata "
+                                         "(403 unless X-Auth-Token is [DEFAULT] service_token)",
+                       {"200": {"description": "Locations", "content": {"application/json": {
+                           "schema": {"type": "array", "items": {
+                               "$ref": "#/components/schemas/Location"}}}}}},
+                       parameters=[{"name": "X-Auth-Token", "in": "header", "required": False,
+                                    "schema": {"type": "string"}}]),
+        },
+    },
+    "components": {
+        "schemas": SCHEMAS,
+        "responses": {"Error": {
+            "description": "An error: JSON when asked for, else HTML or plain text",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+                        "text/html": {"schema": {"type": "string"}},
+                        "text/plain": {"schema": {"type": "string"}}}}},
+    },
+}
