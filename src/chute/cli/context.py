@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 import click
@@ -21,12 +21,19 @@ class Settings:
     compute_url: str
     token: str | None
     fmt: str = "table"
+    _images: ImageClient | None = field(default=None, repr=False)
+    _compute: ComputeClient | None = field(default=None, repr=False)
 
     def images(self) -> ImageClient:
-        return ImageClient(self.image_url, self.token)
+        """One client (one keep-alive connection) for every call a command makes."""
+        if self._images is None:
+            self._images = ImageClient(self.image_url, self.token)
+        return self._images
 
     def compute(self) -> ComputeClient:
-        return ComputeClient(self.compute_url, self.token)
+        if self._compute is None:
+            self._compute = ComputeClient(self.compute_url, self.token)
+        return self._compute
 
 
 def settings() -> Settings:
