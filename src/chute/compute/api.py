@@ -97,6 +97,12 @@ class Servers:
         httpapi.json_response(resp, {"server": views.server_created(base, inst)}, 202)
 
 
+class ServersDetail(Servers):
+    """GET only: Nova has no POST /servers/detail (it would have booted a server)."""
+
+    on_post = None  # type: ignore[assignment]
+
+
 class Server:
     def __init__(self, manager: ComputeManager) -> None:
         self.manager = manager
@@ -121,6 +127,6 @@ def create_app(manager: ComputeManager) -> falcon.App:
     app.add_route("/v2.1/flavors/detail", Flavors(detail=True))
     app.add_route("/v2.1/flavors/{flavor_id}", Flavor())
     app.add_route("/v2.1/servers", Servers(manager, detail=False))
-    app.add_route("/v2.1/servers/detail", Servers(manager, detail=True))
+    app.add_route("/v2.1/servers/detail", ServersDetail(manager, detail=True))
     app.add_route("/v2.1/servers/{server_id}", Server(manager))
     return app
