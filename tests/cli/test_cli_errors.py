@@ -121,3 +121,10 @@ def test_download_over_existing_file_keeps_it_on_failure(shared_api, raw_image, 
     assert_one_line_error(result, "does not match")
     assert target.read_bytes() == b"previous content"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_download_into_missing_directory(shared_api, raw_image, tmp_path):
+    image_id = _upload(shared_api.url, raw_image)
+    result = run_chute("image-download", image_id, "--file", str(tmp_path / "no" / "x.raw"),
+                       image_url=shared_api.url)
+    assert_one_line_error(result, f"cannot write in {tmp_path / 'no'}")

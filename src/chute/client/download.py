@@ -68,8 +68,11 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
                                "it has no data to download")
     expected = Expected.of(image)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".part")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".part")
+    except OSError as exc:  # name the directory the user gave, not our temporary name
+        raise OSError(exc.errno, f"cannot write in {directory}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             nbytes = _stream(client, image["id"], out, expected, progress)
