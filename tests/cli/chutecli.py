@@ -50,8 +50,8 @@ def run_chute(*args: str, image_url: str | None = None, compute_url: str | None 
     if compute_url:
         full_env["OS_COMPUTE_URL"] = compute_url
     full_env.update(env or {})
-    proc = subprocess.run([CHUTE, *args], capture_output=True, text=True, env=full_env,
-                          timeout=timeout)
+    proc = subprocess.run([CHUTE, *args], check=False, capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from chutecli import assert_one_line_error, run_chute
 
 

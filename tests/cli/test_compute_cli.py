@@ -11,7 +11,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
 from chutecli import assert_one_line_error, run_chute
 
 
@@ -73,7 +72,6 @@ def test_flavors_boot_poll_show_list_delete(stack, qcow2_image):
 
 
 def test_boot_failures(stack, raw_image, qcow2_image):
-    api, _compute = stack
     image_id = _image(stack, raw_image, disk_format="raw")
     doc = _chute(stack, "image-show", image_id, "-f", "json").json()
     stored = Path(urlsplit(doc["locations"][0]["url"]).path)

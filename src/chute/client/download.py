@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import urllib3
 
@@ -31,7 +32,7 @@ class Expected:
     field: str | None  # which image attribute the digest came from, for messages
 
     @classmethod
-    def of(cls, image: dict[str, Any]) -> "Expected":
+    def of(cls, image: dict[str, Any]) -> Expected:
         """The strongest digest we can check at full speed: chute-api's BLAKE3 (several GB/s,
         where SHA-512 manages ~1 GB/s on one core), else Glance's multihash, else MD5."""
         size = image.get("size")

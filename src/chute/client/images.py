@@ -6,7 +6,8 @@ chunks: a 1 GiB image must not pay per-8-KiB Python overhead (http.client's defa
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import requests
