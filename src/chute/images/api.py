@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
 
 from chute.httpapi import json_response, no_body, read_json
 from chute.images import patch
+from chute.images.db import ImageRecord
 from chute.images.service import ImageService
 from chute.images.views import image_document
 
@@ -16,7 +18,7 @@ class _Base:
     def __init__(self, service: ImageService) -> None:
         self.service = service
 
-    def doc(self, record):  # type: ignore[no-untyped-def]
+    def doc(self, record: ImageRecord) -> dict[str, Any]:
         s = self.service.settings
         return image_document(record, s.show_direct_url, s.show_locations)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
+from chute.config import Config
 from chute.httpapi import json_response, no_body
 from chute.images.schema import image_schema, images_schema
 from chute.images.service import ImageService
@@ -29,14 +32,14 @@ class VersionsResource:
 
 
 class SchemaResource:
-    def __init__(self, document: dict) -> None:
+    def __init__(self, document: dict[str, Any]) -> None:
         self.document = document
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         json_response(resp, self.document)
 
 
-def schema_resources(conf) -> tuple[SchemaResource, SchemaResource]:  # type: ignore[no-untyped-def]
+def schema_resources(conf: Config) -> tuple[SchemaResource, SchemaResource]:
     return SchemaResource(image_schema(conf)), SchemaResource(images_schema(conf))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import falcon
 
 from chute import errors, openapi
@@ -11,7 +13,7 @@ from chute.images import api, api_data, api_misc
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
 from chute.images.service import ImageService
-from chute.stores import Store
+from chute.stores.filesystem import FilesystemStore
 
 ERROR_STATUS: dict[type[errors.ChuteError], int] = {
     errors.NotFound: 404,
@@ -25,18 +27,15 @@ ERROR_STATUS: dict[type[errors.ChuteError], int] = {
 }
 
 
-def database_url(conf: Config, store: Store) -> str:
+def database_url(conf: Config, store: FilesystemStore) -> str:
+    """`[database] connection`, or SQLite beside the datadir (the data root)."""
     url = conf.get("database", "connection")
     if url:
         return url
-    import os
-
-    datadirs = getattr(store, "datadirs")
-    root = os.path.dirname(os.path.normpath(datadirs[0].path))
-    return f"sqlite:///{os.path.join(root, 'chute-api.sqlite')}"
+    return f"sqlite:///{os.path.join(store.root, 'chute-api.sqlite')}"
 
 
-def make_app(conf: Config, store: Store) -> falcon.App:
+def make_app(conf: Config, store: FilesystemStore) -> falcon.App:
     """One app per worker process (engines and pools must not cross a fork)."""
     db = Database(make_engine(database_url(conf, store)))
     service = ImageService(conf, db, [store])

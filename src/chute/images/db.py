@@ -16,8 +16,19 @@ from typing import Any, Iterable
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import (Engine, and_, create_engine, delete, event, exists, func, insert, or_,
-                        select, update)
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from chute.errors import Conflict

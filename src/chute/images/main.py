@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from chute import config, log
 from chute.errors import ChuteError
 from chute.httpapi import install_log_filter
 from chute.images.options import SCHEMA
+
+if TYPE_CHECKING:
+    from chute.stores.filesystem import FilesystemStore
 
 LOG = logging.getLogger("chute.images")
 WORKER_HEARTBEAT = 60  # seconds; see main()
@@ -28,7 +32,7 @@ def _check(conf: config.Config) -> None:
         raise conf.fail("DEFAULT", "user_storage_quota", str(exc)) from None
 
 
-def prepare(conf: config.Config):  # type: ignore[no-untyped-def]
+def prepare(conf: config.Config) -> "FilesystemStore":
     """Validate the store, migrate the database, undo what a crash left behind."""
     from chute import stores
     from chute.images.app import database_url

@@ -67,7 +67,7 @@ class Validator:
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(document))
         if error is not None:
             where = ".".join(str(p) for p in error.absolute_path)
-            prefix = f"Provided object does not match schema 'image': "
+            prefix = "Provided object does not match schema 'image': "
             detail = error.message if not where else f"{where}: {error.message}"
             raise Invalid(prefix + detail)
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chute.config import Config
 from chute.stores.base import Opened, Store, StoredLocation, Writer
+
+if TYPE_CHECKING:
+    from chute.stores.filesystem import FilesystemStore
 
 __all__ = ["Opened", "Store", "StoredLocation", "Writer", "from_config", "for_url"]
 
 
-def from_config(conf: Config) -> Store:
+def from_config(conf: Config) -> "FilesystemStore":
     """The store new images go to (the only one for now: the filesystem store)."""
     from chute.stores.filesystem import FilesystemStore
 

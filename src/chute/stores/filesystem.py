@@ -180,6 +180,11 @@ class FilesystemStore:
         entries = metadata_file.load(conf)
         return cls(datadirs, perm, entries, conf.get(SECTION, "filesystem_store_metadata_file"))
 
+    @property
+    def root(self) -> str:
+        """The data root: the parent of the first datadir (default home of the database)."""
+        return os.path.dirname(os.path.normpath(self.datadirs[0].path))
+
     def choose_datadir(self, size_hint: int) -> str:
         """Highest priority first; within it the directory with the most free space."""
         if len(self.datadirs) == 1:
