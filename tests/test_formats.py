@@ -21,8 +21,10 @@ def images(tmp_path_factory):
     d = tmp_path_factory.mktemp("formats")
     (d / "disk.raw").write_bytes(b"\x01" * MiB)
     qemu_img("create", "-f", "qcow2", str(d / "plain.qcow2"), "32M")
-    qemu_img("create", "-f", "qcow2", "-b", str(d / "disk.raw"), "-F", "raw", str(d / "backed.qcow2"))
-    qemu_img("create", "-f", "qcow2", "-o", f"data_file={d / 'data.raw'}", str(d / "df.qcow2"), "8M")
+    qemu_img("create", "-f", "qcow2", "-b", str(d / "disk.raw"), "-F", "raw",
+             str(d / "backed.qcow2"))
+    qemu_img("create", "-f", "qcow2", "-o", f"data_file={d / 'data.raw'}", str(d / "df.qcow2"),
+             "8M")
     qemu_img("create", "-f", "vmdk", str(d / "sparse.vmdk"), "16M")
     qemu_img("create", "-f", "vmdk", "-o", "subformat=monolithicFlat", str(d / "flat.vmdk"), "4M")
     qemu_img("create", "-f", "vmdk", "-o", "subformat=streamOptimized", str(d / "stream.vmdk"),

@@ -47,7 +47,8 @@ def test_mapped_error_and_unknown_route(client):
 
 @pytest.mark.parametrize("accept,expected", [
     (None, "text/html"), ("*/*", "text/html"), ("application/json", "application/json"),
-    ("application/json, */*", "text/html"), ("text/html;q=0.5, application/json", "application/json"),
+    ("application/json, */*", "text/html"),
+    ("text/html;q=0.5, application/json", "application/json"),
     ("text/plain", None), ("", None),
 ])
 def test_negotiation_like_webob(accept, expected):
