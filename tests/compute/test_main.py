@@ -15,11 +15,14 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("text, where", [
     ("[image_file_url]\nfilesystems = gfs\n",
-     "[image_file_url] filesystems: names 'gfs' but there is no [image_file_url:gfs] section"),
+     "[image_file_url] filesystems: names [image_file_url:gfs], which is missing"),
     ("[image_file_url]\nfilesystems = gfs\n[image_file_url:gfs]\nmountpoint = /mnt\n",
      "[image_file_url:gfs] id: must be set"),
+    ("[image_file_url]\nfilesystems = a, b\n[image_file_url:a]\nid = x\nmountpoint = /a\n"
+     "[image_file_url:b]\nid = x\nmountpoint = /b\n",
+     "[image_file_url:b] id: 'x' is also the id of [image_file_url:a]"),
     ("[image_file_url]\nfilesystems = gfs\n[image_file_url:gfs]\nid = x\nmountpoint = mnt/g\n",
-     "[image_file_url:gfs] mountpoint: 'mnt/g' is not an absolute path"),
+     "[image_file_url:gfs] mountpoint: must be an absolute path"),
     ("[DEFAULT]\nbind_port = eighty\n", "[DEFAULT] bind_port: 'eighty' is not an integer"),
     ("[libvirt]\nimages_type = lvm\n", "[libvirt] images_type: 'lvm' is not one of: qcow2, raw"),
     ("[glance]\nallowed_direct_urls = file\n", "[glance] allowed_direct_urls: unknown option"),

@@ -20,6 +20,7 @@ from typing import Any
 from chute import config, httpapi
 from chute import log as chute_log
 from chute.compute import db, virt
+from chute.compute.fetch.file import filesystems
 from chute.compute.options import SCHEMA
 from chute.errors import ChuteError, ConfigError
 
@@ -29,19 +30,7 @@ PROG = "chute-compute"
 
 def validate(conf: config.Config) -> None:
     """Rules between options that the per-option schema cannot express."""
-    names = conf.get("image_file_url", "filesystems")
-    sections = conf.templated("image_file_url")
-    for name in names:
-        section = sections.get(name)
-        if section is None:
-            raise conf.fail("image_file_url", "filesystems",
-                            f"names {name!r} but there is no [image_file_url:{name}] section")
-        if not section["id"]:
-            raise conf.fail(f"image_file_url:{name}", "id", "must be set (the filesystem id "
-                            "in the image service's metadata file)")
-        if not os.path.isabs(section["mountpoint"]):
-            raise conf.fail(f"image_file_url:{name}", "mountpoint",
-                            f"{section['mountpoint']!r} is not an absolute path")
+    filesystems(conf)  # each listed name has its section, an id (unique), an absolute mountpoint
     if not conf.get("glance", "api_servers"):
         raise conf.fail("glance", "api_servers", "needs at least one image service endpoint")
     try:
