@@ -1,0 +1,81 @@
+"""Full filesystems: the image store and the compute host's image cache on a 16 MiB tmpfs.
+
+A full store answers 413 and keeps nothing; a full cache fails the boot with a fault that says
+so and keeps nothing half-written in `_base`. Both services go on serving.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import requests
+from util import (JSON, MiB, base_dir, boot, create_image, free_bytes, show_image, small_tmpfs,
+                  store_entries, upload_file, upload_image, wait_built, write_random_file)
+
+FS_SIZE = "16m"
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    with small_tmpfs(tmp_path / "small", FS_SIZE) as path:
+        yield path
+
+
+def _chunked(path, chunk: int = MiB):
+    with open(path, "rb") as data:
+        while block := data.read(chunk):
+            yield block
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_upload_larger_than_the_free_space_is_413_and_leaves_nothing(start_api, small_fs,
+                                                                     tmp_path, framing):
+    # The database stays off the small filesystem, so its free space measures the store alone.
+    api = start_api(glance_store={"filesystem_store_datadir": str(small_fs / "images")},
+                    database={"connection": f"sqlite:///{tmp_path / 'api.sqlite'}"})
+    big = write_random_file(tmp_path / "big.raw", 24 * MiB, "full-store")
+    free_before = free_bytes(small_fs)
+    image_id = create_image(api)["id"]
+    url = f"{api.url}/v2/images/{image_id}/file"
+    headers = {"Content-Type": "application/octet-stream", **JSON}
+    if framing == "chunked":
+        resp = requests.put(url, data=_chunked(big), headers=headers, timeout=60)
+    else:
+        resp = upload_file(api, image_id, big)
+    assert resp.status_code == 413, resp.text
+    assert "full" in resp.json()["message"].lower(), resp.text
+    image = show_image(api, image_id)
+    assert image["status"] == "queued" and image["size"] is None, image
+    assert store_entries(api) == [], store_entries(api)
+    assert free_bytes(small_fs) == free_before, "the failed upload still holds space"
+    # The service keeps serving: a listing, and a small upload to the same image.
+    assert requests.get(api.url + "/v2/images", headers=JSON, timeout=10).status_code == 200
+    small = write_random_file(tmp_path / "small.raw", 2 * MiB, "full-store-small")
+    assert upload_file(api, image_id, small).status_code == 204
+    assert show_image(api, image_id)["status"] == "active"
+    print(f"\nRELIABILITY full-disk: 24 MiB upload ({framing}) to a {FS_SIZE} store -> 413, "
+          "nothing left, a 2 MiB upload then succeeded")
+
+
+@pytest.mark.parametrize("path", ["direct", "http"])
+def test_boot_with_the_image_cache_on_a_full_filesystem_fails_cleanly(start_api, start_compute,
+                                                                      small_fs, tmp_path, path):
+    api = start_api(DEFAULT={"workers": 1})
+    image = upload_image(api, write_random_file(tmp_path / "big.raw", 24 * MiB, "full-cache"))
+    overrides = {"DEFAULT": {"instances_path": str(small_fs)}}
+    if path == "http":
+        overrides["glance"] = {"allowed_direct_url_schemes": ""}
+    compute = start_compute(api, **overrides)
+    done = wait_built(compute, boot(compute, image["id"])["id"])
+    assert done["status"] == "ERROR", done
+    fault = done["fault"]["message"]
+    assert "No space left on device" in fault, fault
+    assert "Unexpected" not in fault, f"the fault reads as a crash, not a full disk: {fault}"
+    leftovers = [n for n in os.listdir(base_dir(compute)) if not n.endswith(".lock")]
+    assert leftovers == [], f"half-written files in _base: {leftovers}"
+    # The agent keeps serving, and a boot of an image that fits works.
+    small = upload_image(api, write_random_file(tmp_path / "small.raw", 2 * MiB, "fits"))
+    assert wait_built(compute, boot(compute, small["id"])["id"])["status"] == "ACTIVE"
+    print(f"\nRELIABILITY full-disk: {path} fetch of 24 MiB into a {FS_SIZE} cache -> ERROR "
+          f"({fault!r}), _base clean, a 2 MiB image then booted")
