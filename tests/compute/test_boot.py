@@ -185,3 +185,15 @@ def test_corrupted_store_file_ends_in_error_with_a_clear_fault(shared_api, start
     base_dir = compute.instances_path / "_base"
     assert not (base_dir / sha1_name(image["id"])).exists()
     assert not list(base_dir.glob("*.part"))
+
+
+def test_force_raw_images_overlays_a_raw_base(shared_api, start_compute, tmp_path):
+    compute = start_compute(shared_api, DEFAULT={"force_raw_images": True})
+    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "32M", data_mb=2))
+    server = boot_and_wait(compute, image["id"])
+    assert_active(server)
+    base = compute.instances_path / "_base" / sha1_name(image["id"])
+    assert qemu_info(base)["format"] == "raw"
+    info = qemu_info(compute.instances_path / server["id"] / "disk")
+    assert (info["format"], info["backing-filename"], info["backing-filename-format"]) == \
+        ("qcow2", str(base), "raw")
