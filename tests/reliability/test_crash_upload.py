@@ -18,8 +18,8 @@ from util import (MiB, create_image, digests, open_upload, rng, same_content, se
 
 SIZE = 256 * MiB
 SPREAD_TRIALS = 20  # kill points stratified over the body: one in each 1/20th of it
-AFTER_BODY_TRIALS = 4  # whole body sent, killed while the server hashes, fsyncs and commits
-FULL_RETRY_EVERY = 8  # the retry re-sends the whole 256 MiB every 8th trial, 1 MiB otherwise
+AFTER_BODY_TRIALS = 2  # whole body sent, killed while the server hashes, fsyncs and commits
+FULL_RETRY_EVERY = 11  # the retry re-sends the whole 256 MiB every 11th trial, 1 MiB otherwise
 
 
 @pytest.fixture(scope="module")
