@@ -115,7 +115,7 @@ def test_glance_cli_full_flow(shared_api, glance_env, qcow2_file, tmp_path):
 
     code, out, err = glance(shared_api, glance_env, "image-list")
     assert code == 0, err
-    assert re.search(rf"\| {image_id} \| fedora-test \|", out), out
+    assert re.search(rf"\| {image_id} \| fedora-test +\|", out), out
 
     target = tmp_path / "downloaded.qcow2"
     code, out, err = glance(shared_api, glance_env, "image-download", image_id, "--file",
