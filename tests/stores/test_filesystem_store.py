@@ -11,7 +11,7 @@ from imageutil import create, show, upload
 from chute import config
 from chute.errors import ConfigError, StorageFull
 from chute.images.options import SCHEMA
-from chute.stores.filesystem import FilesystemStore
+from chute.stores.filesystem import HOST, FilesystemStore
 
 
 def load(tmp_path, **store):
@@ -38,7 +38,7 @@ def test_writer_commit_and_abort(tmp_path):
     store = FilesystemStore.from_config(conf)
     writer = store.writer("img1", 3)
     writer.write(b"abc")
-    assert os.listdir(tmp_path / "d") == [".img1.partial"]
+    assert os.listdir(tmp_path / "d") == [f".img1.{HOST}.partial"]
     location = writer.commit()
     assert location.url == f"file://{tmp_path / 'd' / 'img1'}"
     assert stat.S_IMODE(os.stat(tmp_path / "d" / "img1").st_mode) == 0o640
@@ -68,10 +68,12 @@ def test_open_refuses_urls_outside_datadirs(tmp_path):
 def test_recover_removes_only_temporary_files(tmp_path):
     conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
     store = FilesystemStore.from_config(conf)
-    (tmp_path / "d" / ".abc.partial").write_bytes(b"half")
+    (tmp_path / "d" / f".abc.{HOST}.partial").write_bytes(b"half")
+    (tmp_path / "d" / ".def.otherhost.partial").write_bytes(b"another node's upload")
     (tmp_path / "d" / "abc").write_bytes(b"whole")
-    assert store.recover() == [str(tmp_path / "d" / ".abc.partial")]
-    assert os.listdir(tmp_path / "d") == ["abc"]
+    assert store.recover() == {str(tmp_path / "d" / f".abc.{HOST}.partial"): "abc"}
+    assert sorted(os.listdir(tmp_path / "d")) == [".def.otherhost.partial", "abc"]
+    assert store.recover(["abc"]) == {str(tmp_path / "d" / "abc"): "abc"}
 
 
 @pytest.mark.parametrize("store,option,text", [

@@ -299,11 +299,18 @@ class Database:
                          .values(status="deleted"))
         return locs
 
-    def reset_saving(self) -> list[str]:
-        """Images a crash left in `saving` go back to `queued` with their results cleared."""
+    @property
+    def single_node(self) -> bool:
+        """SQLite serves one API node, so every `saving` image at start is a crash's leftover."""
+        return self.engine.dialect.name == "sqlite"
+
+    def reset_saving(self, only: list[str] | None = None) -> list[str]:
+        """Images a crash left in `saving` (all, or those in `only`) go back to `queued`."""
+        query = select(T_IMG.c.id).where(T_IMG.c.status == "saving", T_IMG.c.deleted.is_(False))
+        if only is not None:
+            query = query.where(T_IMG.c.id.in_(only))
         with self.engine.begin() as conn:
-            ids = [r.id for r in conn.execute(select(T_IMG.c.id).where(
-                T_IMG.c.status == "saving", T_IMG.c.deleted.is_(False)))]
+            ids = [r.id for r in conn.execute(query)]
             if ids:
                 conn.execute(update(T_IMG).where(T_IMG.c.id.in_(ids), T_IMG.c.status == "saving")
                              .values(status="queued", updated_at=utcnow(), **CLEARED))

@@ -46,10 +46,14 @@ def prepare(conf: config.Config) -> "FilesystemStore":
     except Exception as exc:  # the driver's own error types vary by backend
         raise conf.fail("database", "connection", f"cannot open {url}: {exc}") from None
     db = Database(engine)
-    interrupted = db.reset_saving()
+    removed = store.recover()
+    # On a shared database (PostgreSQL) other API nodes may be uploading right now: only the
+    # images whose temporary files this host left are ours to requeue. SQLite is one node.
+    interrupted = db.reset_saving(None if db.single_node else list(removed.values()))
     for image_id in interrupted:
         LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
-    for path in store.recover(interrupted):
+    removed.update(store.recover(interrupted))
+    for path in removed:
         LOG.warning("removed temporary file %s left by an interrupted upload", path)
     engine.dispose()
     return store

@@ -1,8 +1,9 @@
 """The filesystem store: image bytes as files `<datadir>/<image id>`.
 
-Writes go to a hidden temporary name `<datadir>/.<id>.partial`, are fsynced and renamed into
-place, then the directory is fsynced, so a crash or a full disk can never leave a file under
-the final name that looks like a whole image. `recover()` removes temporary files a crash left.
+Writes go to a hidden temporary name `<datadir>/.<id>.<host>.partial`, are fsynced and renamed
+into place, then the directory is fsynced, so a crash or a full disk can never leave a file under
+the final name that looks like a whole image. `recover()` removes the temporary files a crash of
+*this host* left: several API nodes may share the datadir, and their uploads are not ours.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import errno
 import logging
 import os
 import shutil
+import socket
 import stat
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -25,6 +27,7 @@ LOG = logging.getLogger(__name__)
 
 SECTION = "glance_store"
 PARTIAL_PREFIX, PARTIAL_SUFFIX = ".", ".partial"
+HOST = socket.gethostname().replace("/", "_") or "localhost"
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ class FileWriter:
         self._store = store
         self._dir = datadir
         self.final = os.path.join(datadir, image_id)
-        self.partial = os.path.join(datadir, PARTIAL_PREFIX + image_id + PARTIAL_SUFFIX)
+        self.partial = os.path.join(datadir, f"{PARTIAL_PREFIX}{image_id}.{HOST}{PARTIAL_SUFFIX}")
         mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o666
         try:
             self._fd: int | None = os.open(
@@ -242,25 +245,29 @@ class FilesystemStore:
         except FileNotFoundError:
             LOG.warning("image file %s was already gone", path)
 
-    def recover(self, interrupted: Sequence[str] = ()) -> list[str]:
-        """Remove temporary files left by a crash mid-upload (call before serving), and the
-        final-named file of each `interrupted` image: a crash between the rename and the
-        database commit leaves one that no image owns, and it would block a retried upload."""
-        removed = []
+    def recover(self, interrupted: Sequence[str] = ()) -> dict[str, str]:
+        """Remove what crashed uploads left (call before serving); returns {path: image id}.
+
+        That is this host's temporary files, and the final-named file of each `interrupted`
+        image: a crash between the rename and the database commit leaves one that no image
+        owns, and it would block a retried upload.
+        """
+        removed: dict[str, str] = {}
+        suffix = f".{HOST}{PARTIAL_SUFFIX}"
         for datadir in self.datadirs:
             for image_id in interrupted:
                 path = os.path.join(datadir.path, image_id)
                 if os.path.isfile(path) and not os.path.islink(path):
                     os.unlink(path)
-                    removed.append(path)
+                    removed[path] = image_id
             for name in os.listdir(datadir.path):
-                if name.startswith(PARTIAL_PREFIX) and name.endswith(PARTIAL_SUFFIX):
+                if name.startswith(PARTIAL_PREFIX) and name.endswith(suffix):
                     path = os.path.join(datadir.path, name)
                     if os.path.isdir(path):
                         shutil.rmtree(path, ignore_errors=True)
                     else:
                         os.unlink(path)
-                    removed.append(path)
+                    removed[path] = name[len(PARTIAL_PREFIX):-len(suffix)]
         return removed
 
     def partial_files(self) -> list[str]:
