@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
 from collections import Counter
 from typing import Any, Callable
 
@@ -28,7 +27,7 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error,
 
 from chute.openapi import COMPUTE, IMAGES
 
-EXAMPLES = int(os.environ.get("CHUTE_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("CHUTE_FUZZ_EXAMPLES", "4"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
@@ -70,11 +69,7 @@ def _runner(operation: Any, mode: GenerationMode, base_url: str, session: reques
                 case.path_parameters[name] = rng.choice(ids)
         asked_json = rng.random() < accept_json
         headers = {"Accept": "application/json"} if asked_json else {}
-        started = time.monotonic()
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
-        took = time.monotonic() - started
-        if took > 0.5:
-            print("SLOW", round(took, 2), operation.label, response.status_code)
         counts["requests"] += 1
         counts[operation.label] += 1
         counts[f"{response.status_code // 100}xx"] += 1
