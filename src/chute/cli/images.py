@@ -10,7 +10,6 @@ import click
 from chute.cli.context import format_option, settings
 from chute.cli.output import emit_json, emit_list, emit_properties
 from chute.cli.progress import byte_bar
-from chute.client.download import download_image
 from chute.errors import ChuteError, RemoteError
 
 # Links glanceclient leaves out of image-show.
@@ -111,6 +110,8 @@ def image_list(limit: int | None, filters: tuple[str, ...], tag: str | None) -> 
 @format_option
 def image_download(image_id: str, path: str, progress: bool) -> None:
     """Download image data, verifying size and hash before it appears under --file."""
+    from chute.client.download import download_image  # hashing modules: only needed here
+
     client = settings().images()
     image = client.get(image_id)
     with byte_bar(image.get("size") or None, "download", progress) as bar:

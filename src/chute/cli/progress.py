@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def byte_bar(total: int | None, desc: str, enabled: bool) -> tqdm:
     """A bytes progress bar with rate and ETA; a silent no-op object when not enabled."""
+    from tqdm import tqdm  # imported when used: every `chute` run pays for its imports
+
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 file=sys.stderr, disable=not enabled, dynamic_ncols=True, mininterval=0.2,
                 leave=True)
