@@ -77,6 +77,10 @@ def test_list_download_roundtrip(shared_api, raw_image, tmp_path):
     assert out.read_bytes() == raw_image.read_bytes()
     assert RATE.search(result.stderr) and "download" in result.stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["copy.raw"]  # no .part left
+    again = run_chute("image-download", image["id"], "--file", str(out), "-f", "json",
+                      image_url=shared_api.url)
+    assert again.json() == {"id": image["id"], "file": str(out),
+                            "bytes": raw_image.stat().st_size, "verified": "blake3"}
 
 
 def test_list_follows_pages_and_filters(shared_api):
