@@ -79,9 +79,6 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("aborted", 130)
     except ChuteError as exc:
         return _fail(_describe(exc))
-    except BrokenPipeError:
-        sys.stderr.close()  # reader went away (`chute image-list | head`): not an error
-        return 0
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}")
