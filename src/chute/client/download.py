@@ -89,25 +89,24 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
 def _stream(client: ImageClient, image_id: str, out: Any, expected: Expected,
             progress: Callable[[int], None] | None) -> int:
     hasher = MultiHasher([expected.algorithm] if expected.algorithm else [])
-    # Two buffers: one is hashed in the background while the next is read into the other.
-    buffers = [bytearray(CHUNK), bytearray(CHUNK)]
-    nbytes, turn = 0, 0
+    nbytes = 0
     with hasher, client.open_download(image_id) as resp:
         while True:
-            view = memoryview(buffers[turn])
+            # raw.read (requests asks urllib3 not to decode) hands over http.client's bytes
+            # as they are; raw.readinto would copy each chunk once more. Being immutable,
+            # the chunk can be hashed in the background while it is written.
             try:
-                n = resp.raw.readinto(view)
+                chunk = resp.raw.read(CHUNK)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise RemoteUnavailable(f"image {image_id}: download interrupted after "
                                         f"{nbytes} bytes ({exc})") from None
-            if not n:
+            if not chunk:
                 break
-            hasher.update(view[:n])
-            out.write(view[:n])
-            nbytes += n
-            turn ^= 1
+            hasher.update(chunk)
+            out.write(chunk)
+            nbytes += len(chunk)
             if progress is not None:
-                progress(n)
+                progress(len(chunk))
         digests = hasher.hexdigests()
     _verify(image_id, expected, nbytes, digests)
     return nbytes
