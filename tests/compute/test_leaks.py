@@ -1,0 +1,40 @@
+"""Many boots and deletes must not leak file descriptors or threads in the agent."""
+
+import os
+from pathlib import Path
+
+import requests
+
+from chute.compute.manager import BUILD_THREADS
+from computeutil import boot_and_wait, make_qcow2, upload
+
+
+def worker_pid(master_pid: int) -> int:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    assert len(children) == 1, children  # workers = 1
+    return int(children[0])
+
+
+def usage(pid: int) -> tuple[int, int]:
+    return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
+
+
+def boot_and_delete(compute, image_id: str, count: int) -> None:
+    for n in range(count):
+        server = boot_and_wait(compute, image_id, name=f"vm{n}")
+        assert server["status"] == "ACTIVE", server.get("fault")
+        assert requests.delete(f"{compute.url}/v2.1/servers/{server['id']}").status_code == 204
+
+
+def test_boots_do_not_leak_fds_or_threads(shared_api, start_compute, tmp_path):
+    compute = start_compute(shared_api)
+    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    pid = worker_pid(compute.proc.pid)
+    boot_and_delete(compute, image["id"], 3)  # warm up: pools, sessions, lazily made threads
+    before = usage(pid)
+    boot_and_delete(compute, image["id"], 15)
+    fds, threads = usage(pid)
+    assert fds <= before[0] + 2, (before, fds)  # +2: keep-alive connections may come and go
+    # Threads: main + build pool + gunicorn's request pool (grows lazily to `threads` = 8) +
+    # at most a couple of short-lived copy/hash helpers. A leak of one per boot would pass it.
+    assert threads <= 1 + BUILD_THREADS + 8 + 2, (before, threads)
