@@ -98,6 +98,22 @@ def path_from_url(url: str) -> str:
     return unquote(parts.netloc + parts.path)
 
 
+# All-zero chunks of an upload become holes (lseek past them; ftruncate at commit) instead of
+# written zeros: same bytes when read, but a raw image of 4 GiB virtual holding 512 MiB of data
+# then allocates ~512 MiB here, and the compute host's SEEK_DATA-driven copy keeps the holes.
+# bench sparse scenario, before: the store allocated all 4 GiB and a direct boot of that image
+# took 12x the time of a dense 512 MiB one. Chunks are judged whole (4 MiB by default).
+_ZEROS = bytes(4 << 20)
+
+
+def _all_zero(chunk: bytes | memoryview) -> bool:
+    size = len(chunk)
+    if not size or chunk[0] or chunk[-1]:
+        return False  # random data: decided in O(1)
+    data = chunk if isinstance(chunk, bytes) else bytes(chunk)
+    return data == (_ZEROS if size == len(_ZEROS) else bytes(size))  # memcmp, ~16 GB/s
+
+
 class FileWriter:
     """Bytes of one upload, written to a hidden temporary file until commit()."""
 
@@ -107,6 +123,7 @@ class FileWriter:
         self.final = os.path.join(datadir, image_id)
         self.partial = os.path.join(datadir, f"{PARTIAL_PREFIX}{image_id}.{HOST}{PARTIAL_SUFFIX}")
         mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o666
+        self._size = 0  # bytes received, holes included: the final ftruncate sets it
         try:
             self._fd: int | None = os.open(
                 self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
@@ -121,7 +138,11 @@ class FileWriter:
     def write(self, chunk: bytes | memoryview) -> None:
         view = memoryview(chunk)
         assert self._fd is not None
+        self._size += len(view)
         try:
+            if _all_zero(chunk):
+                os.lseek(self._fd, len(view), os.SEEK_CUR)
+                return
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
@@ -131,6 +152,7 @@ class FileWriter:
     def commit(self) -> StoredLocation:
         assert self._fd is not None
         try:
+            os.ftruncate(self._fd, self._size)  # trailing holes still count in the size
             os.fsync(self._fd)
             if self._store.file_perm > 0:
                 os.fchmod(self._fd, int(str(self._store.file_perm), 8))
