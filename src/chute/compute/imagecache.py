@@ -119,7 +119,7 @@ class ImageCache:
             return None
         try:
             return self._check_base(image, base)
-        except (ChuteError, OSError, ValueError, KeyError) as exc:
+        except (ChuteError, OSError, ValueError, KeyError, TypeError) as exc:
             LOG.warning("Cached base %s of image %s is not usable (%s); fetching again",
                         base, image["id"], getattr(exc, "message", None) or exc)
             _remove(base, base + ".info")
