@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -98,16 +99,22 @@ class ImageData:
         limits = Limits(declared, self.size_cap,
                         self._quota_left(image["owner"], image_id, declared))
         writer = self.store.writer(image_id, declared or 0)
+        started = time.monotonic()
         try:
             received = receive(
                 stream, writer, limits, hashing_algorithm=self.hashing_algorithm,
                 inspect_as=image["disk_format"] if image["container_format"] == "bare" else None,
                 require_format_match=self.require_match, chunk_size=self.chunk_size,
                 keep_going=lambda _n: self._still_wanted(image_id))
+            streamed = time.monotonic()
             stored = writer.commit()
         except BaseException:
             writer.abort()
             raise
+        done = time.monotonic()
+        LOG.info("image %s: %d bytes received and hashed in %.3f s (%.0f MB/s), synced and "
+                 "renamed in %.3f s", image_id, received.size, streamed - started,
+                 received.size / max(streamed - started, 1e-9) / 1e6, done - streamed)
         return received, Location(stored.url, stored.metadata)
 
     def _still_wanted(self, image_id: str) -> None:
