@@ -82,7 +82,8 @@ def test_boot_failures(stack, raw_image, qcow2_image):
     assert booted.returncode == 1 and "Traceback" not in booted.stderr
     last = booted.stderr.strip().splitlines()[-1]  # above it: the poll's status lines
     assert last.startswith("chute: error: server ") and "checksum" in last, booted.stderr
-    assert booted.table()["status"] == "ERROR"
+    rows = booted.table()
+    assert rows["status"] == "ERROR" and "checksum" in rows["fault"]  # fault shown as its message
 
     good = _image(stack, qcow2_image)
     assert_one_line_error(_chute(stack, "boot", "--image", good, "--flavor", "99", "x"),
