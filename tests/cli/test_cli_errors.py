@@ -127,3 +127,9 @@ def test_download_into_missing_directory(shared_api, raw_image, tmp_path):
     result = run_chute("image-download", image_id, "--file", str(tmp_path / "no" / "x.raw"),
                        image_url=shared_api.url)
     assert_one_line_error(result, f"cannot write in {tmp_path / 'no'}")
+
+
+def test_server_side_validation_error_is_one_line(shared_api):
+    result = run_chute("image-create", "--name", "bad", "--disk-format", "floppy",
+                       image_url=shared_api.url)
+    assert_one_line_error(result, "floppy", "(HTTP 400)")
