@@ -22,6 +22,7 @@ from chute.config import Config
 from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Opened, StoredLocation
+from chute.transfer.zeros import all_zero
 
 LOG = logging.getLogger(__name__)
 
@@ -98,22 +99,6 @@ def path_from_url(url: str) -> str:
     return unquote(parts.netloc + parts.path)
 
 
-# All-zero chunks of an upload become holes (lseek past them; ftruncate at commit) instead of
-# written zeros: same bytes when read, but a raw image of 4 GiB virtual holding 512 MiB of data
-# then allocates ~512 MiB here, and the compute host's SEEK_DATA-driven copy keeps the holes.
-# bench sparse scenario, before: the store allocated all 4 GiB and a direct boot of that image
-# took 12x the time of a dense 512 MiB one. Chunks are judged whole (4 MiB by default).
-_ZEROS = bytes(4 << 20)
-
-
-def _all_zero(chunk: bytes | memoryview) -> bool:
-    size = len(chunk)
-    if not size or chunk[0] or chunk[-1]:
-        return False  # random data: decided in O(1)
-    data = chunk if isinstance(chunk, bytes) else bytes(chunk)
-    return data == (_ZEROS if size == len(_ZEROS) else bytes(size))  # memcmp, ~16 GB/s
-
-
 class FileWriter:
     """Bytes of one upload, written to a hidden temporary file until commit()."""
 
@@ -140,7 +125,7 @@ class FileWriter:
         assert self._fd is not None
         self._size += len(view)
         try:
-            if _all_zero(chunk):
+            if all_zero(chunk):  # a hole, not written zeros (chute.transfer.zeros)
                 os.lseek(self._fd, len(view), os.SEEK_CUR)
                 return
             while view:

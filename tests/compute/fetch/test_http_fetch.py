@@ -31,8 +31,9 @@ def quick_retries(monkeypatch):
 class CuttingRelay:
     """Relays TCP to `upstream`; the first connection is cut after `cut_after` response bytes."""
 
-    def __init__(self, upstream_port: int, cut_after: int) -> None:
+    def __init__(self, upstream_port: int, cut_after: int, strip_range: bool = False) -> None:
         self.upstream_port, self.cut_after = upstream_port, cut_after
+        self.strip_range = strip_range  # like a proxy that drops Range: the server sends 200
         self.requests: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -78,6 +79,8 @@ class CuttingRelay:
         try:
             while chunk := client.recv(65536):
                 self.requests.append(chunk)
+                if self.strip_range:
+                    chunk = chunk.replace(b"Range: bytes=", b"X-Ignore: byte=")
                 upstream.sendall(chunk)
         except OSError:
             pass
@@ -106,6 +109,21 @@ def test_resumes_with_range_after_a_mid_stream_drop(fetch_env, fetch_log):
     assert len(resumed) == 1
     offset = int(resumed[0].split(" after ")[1].split()[0])
     assert 0 < offset < len(data) and f"Range: bytes={offset}-" in sent
+    assert lines(fetch_log, "Successfully transferred using http")
+
+
+def test_starts_over_when_the_server_ignores_range(fetch_env, fetch_log):
+    data = os.urandom(12 * MiB)
+    image = fetch_env.upload(data)
+    relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB, strip_range=True)
+    try:
+        cache = ImageCache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
+        got = cache.fetch(image)
+    finally:
+        relay.close()
+    assert Path(got.path).read_bytes() == data
+    sent = b"".join(relay.requests).decode("latin-1")
+    assert sent.count(f"GET /v2/images/{image['id']}/file") == 3  # cut, 200 to a Range, full
     assert lines(fetch_log, "Successfully transferred using http")
 
 

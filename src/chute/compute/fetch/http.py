@@ -24,6 +24,7 @@ from chute.config import Config
 from chute.errors import RemoteError, RemoteUnavailable, TransferError
 from chute.compute.fetch.verify import Expected
 from chute.transfer.hashing import MultiHasher
+from chute.transfer.zeros import all_zero
 
 LOG = logging.getLogger("chute.compute.fetch")
 
@@ -53,7 +54,14 @@ class _Download:
         self.written = 0
 
     def attempt(self, client: ImageClient, image_id: str) -> None:
-        resp = client.open_download(image_id, offset=self.written)
+        try:
+            resp = client.open_download(image_id, offset=self.written)
+        except RemoteError as exc:
+            if not (self.written and exc.status == 200):
+                raise
+            # This server ignores Range (a proxy, an old Glance): start over from byte 0.
+            self.restart()
+            resp = client.open_download(image_id)
         try:
             for chunk in resp.iter_content(CHUNK):
                 self._write(chunk)
@@ -62,8 +70,16 @@ class _Download:
         finally:
             resp.close()
 
+    def restart(self) -> None:
+        self.hasher.close()
+        self.hasher = MultiHasher([self.expected.algorithm])
+        self.written = 0
+        os.ftruncate(self.fd, 0)
+
     def _write(self, chunk: bytes) -> None:
         view, done = memoryview(chunk), 0
+        if all_zero(chunk):  # leave a hole; fetch_http ftruncates to the size (transfer.zeros)
+            done = len(chunk)
         try:
             while done < len(chunk):
                 done += os.pwrite(self.fd, view[done:], self.written + done)
@@ -90,6 +106,7 @@ def fetch_http(conf: Config, image_id: str, dst_path: str, expected: Expected) -
     try:
         server = _run(download, image_id, servers, attempts, token, clients)
         expected.require(download.written, download.hasher.hexdigests()[expected.algorithm])
+        os.ftruncate(fd, download.written)  # trailing all-zero chunks were left as holes
         os.fsync(fd)
     finally:
         download.hasher.close()
