@@ -72,9 +72,17 @@ def test_rejected_upload_says_so_in_one_line(shared_api, raw_image):
     name = uuid.uuid4().hex
     result = run_chute("image-create", "--file", str(raw_image), "--name", name,
                        "--disk-format", "qcow2", image_url=shared_api.url)
-    assert_one_line_error(result, "upload failed", "(HTTP 415)")
+    assert_one_line_error(result, "upload failed", "retry with image-upload", "(HTTP 415)")
     [image] = _named(shared_api.url, name)
     assert image["status"] == "queued"
+    # The user fixes the format and uploads again to the same image.
+    fixed = run_chute("image-update", image["id"], "--disk-format", "raw",
+                      image_url=shared_api.url)
+    assert fixed.returncode == 0, fixed.stderr
+    uploaded = run_chute("image-upload", image["id"], "--file", str(raw_image), "-f", "json",
+                         image_url=shared_api.url)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert uploaded.json()["status"] == "active"
 
 
 def test_download_of_corrupted_store_file_fails_and_leaves_nothing(shared_api, raw_image,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -67,17 +67,33 @@ def image_create(path: str | None, image_id: str | None, tags: tuple[str, ...],
     fields.setdefault("container_format", "bare")
     # Open before creating, so a typo in the path leaves no queued image behind.
     with open(path, "rb") as data:
-        size = os.fstat(data.fileno()).st_size
-        client = settings().images()
-        image = client.create(**fields)
-        with byte_bar(size, "upload", progress) as bar:
-            try:
-                client.upload(image["id"], data, size, bar.update)
-            except ChuteError as exc:
-                raise RemoteError(getattr(exc, "status", 0),
-                                  f"image {image['id']} created but its upload failed "
-                                  f"(it stays queued): {exc.message}") from None
-    _show(client.get(image["id"]))
+        image = settings().images().create(**fields)
+        try:
+            _upload(image["id"], data, progress)
+        except ChuteError as exc:
+            raise RemoteError(getattr(exc, "status", 0),
+                              f"image {image['id']} created but its upload failed (it stays "
+                              f"queued; retry with image-upload): {exc.message}") from None
+    _show(settings().images().get(image["id"]))
+
+
+def _upload(image_id: str, data: BinaryIO, progress: bool) -> None:
+    size = os.fstat(data.fileno()).st_size
+    with byte_bar(size, "upload", progress) as bar:
+        settings().images().upload(image_id, data, size, bar.update)
+
+
+@click.command("image-upload")
+@click.argument("image_id")
+@click.option("--file", "path", required=True, type=click.Path(dir_okay=False),
+              help="Image data to upload.")
+@click.option("--progress", is_flag=True, help="Show a progress bar of the upload.")
+@format_option
+def image_upload(image_id: str, path: str, progress: bool) -> None:
+    """Upload data to a queued image (e.g. after a failed image-create upload)."""
+    with open(path, "rb") as data:
+        _upload(image_id, data, progress)
+    _show(settings().images().get(image_id))
 
 
 @click.command("image-show")
@@ -214,5 +230,5 @@ def image_reactivate(image_id: str) -> None:
     _then_show(image_id)
 
 
-COMMANDS = [image_create, image_show, image_list, image_download, image_update, image_delete,
+COMMANDS = [image_create, image_upload, image_show, image_list, image_download, image_update, image_delete,
             image_tag_update, image_tag_delete, image_deactivate, image_reactivate]
