@@ -27,7 +27,7 @@ class ImagesResource(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         no_body(req)
         pairs = parse_qsl(req.query_string, keep_blank_values=True)
-        page, links = self.service.list(pairs)
+        page, links = self.service.list_images(pairs)
         json_response(resp, {"images": [self.doc(r) for r in page], **links})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from typing import BinaryIO, cast
 
 import falcon
 
@@ -60,7 +61,7 @@ class FileResource:
                 description=f"Unsupported Content-Type {req.content_type}; use "
                             "application/octet-stream")
         self._bound_stalls(req)
-        self.data.upload(image_id, req.stream, _declared_size(req))
+        self.data.upload(image_id, cast(BinaryIO, req.stream), _declared_size(req))
         resp.status = falcon.HTTP_204
 
     def _bound_stalls(self, req: falcon.Request) -> None:

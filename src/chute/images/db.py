@@ -12,12 +12,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, cast
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     Engine,
+    Table,
     and_,
     create_engine,
     delete,
@@ -37,8 +38,10 @@ from chute.images.models import Image, ImageLocation, ImageProperty, ImageTag
 LOG = logging.getLogger(__name__)
 
 IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]
-T_IMG, T_PROP = Image.__table__, ImageProperty.__table__
-T_TAG, T_LOC = ImageTag.__table__, ImageLocation.__table__
+T_IMG = cast(Table, Image.__table__)
+T_PROP = cast(Table, ImageProperty.__table__)
+T_TAG = cast(Table, ImageTag.__table__)
+T_LOC = cast(Table, ImageLocation.__table__)
 
 
 def utcnow() -> datetime:
@@ -151,7 +154,7 @@ class Database:
             found = self._hydrate(conn, list(conn.execute(query)))
         return found[0] if found else None
 
-    def list(self, q: ListQuery) -> list[ImageRecord]:
+    def list_images(self, q: ListQuery) -> list[ImageRecord]:
         query = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != "killed")
         for column, values in q.equal:
             query = query.where(T_IMG.c[column].in_(values))
@@ -167,8 +170,8 @@ class Database:
             query = query.where(T_IMG.c.size <= q.size_max)
         ops = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__",
                "eq": "__eq__", "neq": "__ne__"}
-        for column, op, value in q.times:
-            query = query.where(getattr(T_IMG.c[column], ops[op])(value))
+        for column, op, when in q.times:
+            query = query.where(getattr(T_IMG.c[column], ops[op])(when))
         with self.engine.connect() as conn:
             if q.marker is not None:
                 marker = conn.execute(select(T_IMG).where(T_IMG.c.id == q.marker)).first()

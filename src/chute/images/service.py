@@ -71,11 +71,12 @@ class ImageService:
             raise NotFound(f"No image found with ID {image_id}")
         return record
 
-    def list(self, pairs: list[tuple[str, str]]) -> tuple[list[ImageRecord], dict[str, str]]:
+    def list_images(self, pairs: list[tuple[str, str]]
+                    ) -> tuple[list[ImageRecord], dict[str, str]]:
         query = listing.parse(pairs, self.settings.default_limit, self.settings.max_limit)
         if query.marker is not None and self.db.get(query.marker) is None:
             raise Invalid(f"marker [{query.marker}] not found")
-        page = self.db.list(query) if query.limit else []
+        page = self.db.list_images(query) if query.limit else []
         return page, listing.links(pairs, page, query.limit)
 
     def locations(self, image_id: str, token: str | None) -> list[dict[str, Any]]:

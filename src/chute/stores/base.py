@@ -6,8 +6,9 @@ later S3 store is one more module with the same shape.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol, Sequence
+from typing import Any, BinaryIO, Protocol
 
 
 @dataclass(frozen=True)
@@ -45,4 +46,4 @@ class Store(Protocol):
 
     def delete(self, url: str) -> None: ...
 
-    def recover(self, interrupted: Sequence[str] = ()) -> list[str]: ...
+    def recover(self, interrupted: Sequence[str] = ()) -> dict[str, str]: ...

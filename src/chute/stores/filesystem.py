@@ -14,8 +14,9 @@ import os
 import shutil
 import socket
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chute.config import Config
@@ -171,7 +172,7 @@ class FileWriter:
 
 
 class FilesystemStore:
-    schemes = ("file", "filesystem")
+    schemes: tuple[str, ...] = ("file", "filesystem")
 
     def __init__(self, datadirs: list[Datadir], file_perm: int,
                  metadata: list[dict[str, Any]], metadata_path: str) -> None:
