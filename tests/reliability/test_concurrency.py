@@ -12,9 +12,23 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from util import (JSON, MiB, base_dir, base_name, boot, create_image, rng, server, sha512_file,
-                  show_image, store_entries, transfers_logged, upload_image, wait_built,
-                  write_random_file)
+from util import (
+    JSON,
+    MiB,
+    base_dir,
+    base_name,
+    boot,
+    create_image,
+    rng,
+    server,
+    sha512_file,
+    show_image,
+    store_entries,
+    transfers_logged,
+    upload_image,
+    wait_built,
+    write_random_file,
+)
 
 UPLOADERS = 50
 BOOTS = 16

@@ -13,8 +13,17 @@ import time
 
 import pytest
 import requests
-from util import (MiB, base_dir, base_name, boot, rng, sha512_file, upload_image, wait_built,
-                  write_random_file)
+from util import (
+    MiB,
+    base_dir,
+    base_name,
+    boot,
+    rng,
+    sha512_file,
+    upload_image,
+    wait_built,
+    write_random_file,
+)
 
 SIZE = 64 * MiB
 TRIALS = 4  # per path

@@ -13,8 +13,19 @@ import time
 
 import pytest
 import requests
-from util import (MiB, create_image, digests, open_upload, rng, same_content, send_from_file,
-                  show_image, store_leftovers, upload_file, write_random_file)
+from util import (
+    MiB,
+    create_image,
+    digests,
+    open_upload,
+    rng,
+    same_content,
+    send_from_file,
+    show_image,
+    store_leftovers,
+    upload_file,
+    write_random_file,
+)
 
 SIZE = 256 * MiB
 SPREAD_TRIALS = 20  # kill points stratified over the body: one in each 1/20th of it

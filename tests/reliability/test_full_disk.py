@@ -10,8 +10,21 @@ import os
 
 import pytest
 import requests
-from util import (JSON, MiB, base_dir, boot, create_image, free_bytes, show_image, small_tmpfs,
-                  store_entries, upload_file, upload_image, wait_built, write_random_file)
+from util import (
+    JSON,
+    MiB,
+    base_dir,
+    boot,
+    create_image,
+    free_bytes,
+    show_image,
+    small_tmpfs,
+    store_entries,
+    upload_file,
+    upload_image,
+    wait_built,
+    write_random_file,
+)
 
 FS_SIZE = "16m"
 

@@ -12,9 +12,22 @@ import time
 
 import pytest
 import requests
-from util import (MiB, create_image, open_download, open_upload, rng, same_content,
-                  send_from_file, show_image, store_leftovers, timed_get, upload_file,
-                  upload_image, wait_for, write_random_file)
+from util import (
+    MiB,
+    create_image,
+    open_download,
+    open_upload,
+    rng,
+    same_content,
+    send_from_file,
+    show_image,
+    store_leftovers,
+    timed_get,
+    upload_file,
+    upload_image,
+    wait_for,
+    write_random_file,
+)
 
 TIMEOUT = 2  # client_socket_timeout for these servers, seconds
 PROMPT = 1.5  # a request to a free server answers well within this
@@ -54,7 +67,7 @@ def test_client_hanging_up_mid_upload_leaves_the_image_queued(api, image_file):
         sock = open_upload(api, image_id, size)
         send_from_file(sock, image_file, nbytes)
         sock.close()
-        wait_for(lambda: _queued_and_clean(api, image_id, set()), TIMEOUT + 5,
+        wait_for(lambda i=image_id: _queued_and_clean(api, i, set()), TIMEOUT + 5,
                  f"image {image_id} back to queued after a hang-up at {nbytes} bytes")
         _serves_promptly(api)
         assert upload_file(api, image_id, image_file).status_code == 204
@@ -88,9 +101,9 @@ def test_stalled_uploads_are_dropped_after_client_socket_timeout(api, image_file
     try:
         started = time.monotonic()
         for image_id, _ in stalled:
-            wait_for(lambda: f"image {image_id}: queued -> saving" in api.log_text(), 10,
+            wait_for(lambda i=image_id: f"image {i}: queued -> saving" in api.log_text(), 10,
                      f"upload of {image_id} started")
-            wait_for(lambda: _queued_and_clean(api, image_id, set()), TIMEOUT + 8,
+            wait_for(lambda i=image_id: _queued_and_clean(api, i, set()), TIMEOUT + 8,
                      f"stalled upload of {image_id} dropped")
         dropped_after = time.monotonic() - started
         _serves_promptly(api)
@@ -117,7 +130,7 @@ def test_stalled_downloads_do_not_hold_the_threads(api, image_file):
     try:
         time.sleep(0.5)  # both threads are now blocked sending into full buffers
         started = time.monotonic()
-        status, seconds = timed_get(api.url + "/v2/images?limit=1", timeout=TIMEOUT + 20)
+        status, _ = timed_get(api.url + "/v2/images?limit=1", timeout=TIMEOUT + 20)
         assert status == 200
         waited = time.monotonic() - started
         assert waited < TIMEOUT + 2 * LINGER + 3, (
