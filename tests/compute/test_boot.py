@@ -213,3 +213,18 @@ def test_force_raw_images_overlays_a_raw_base(shared_api, start_compute, tmp_pat
     info = qemu_info(compute.instances_path / server["id"] / "disk")
     assert (info["format"], info["backing-filename"], info["backing-filename-format"]) == \
         ("qcow2", str(base), "raw")
+
+
+def test_first_image_api_server_down_fails_over_to_the_next(shared_api, start_compute,
+                                                            tmp_path):
+    down = "http://127.0.0.1:9"  # discard port: connection refused
+    compute = start_compute(shared_api, glance={"api_servers": f"{down}, {shared_api.url}"})
+    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    first = boot_and_wait(compute, image["id"])
+    second = boot_and_wait(compute, image["id"], name="vm2")
+    assert_active(first)
+    assert_active(second)
+    assert first["chute:image_transfer"]["method"] == "file"
+    warnings = [line for line in compute.log_text().splitlines()
+                if f"Error contacting image service {down} for get" in line]
+    assert len(warnings) == 1, warnings  # then it sticks to the server that answers

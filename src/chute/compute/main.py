@@ -79,9 +79,9 @@ def state_url(conf: config.Config) -> str:
 
 
 def image_client(conf: config.Config) -> Any:
-    from chute.client.images import ImageClient
+    from chute.compute.glance import FailoverImageClient
     token = conf.get("glance", "service_token") or None
-    return ImageClient(conf.get("glance", "api_servers")[0], token=token)
+    return FailoverImageClient(conf.get("glance", "api_servers"), token=token)
 
 
 def build_app(conf: config.Config) -> Any:
