@@ -28,7 +28,7 @@ from util import (
 )
 
 SIZE = 256 * MiB
-SPREAD_TRIALS = 20  # kill points stratified over the body: one in each 1/20th of it
+SPREAD_TRIALS = 18  # kill points stratified over the body: one in each 1/18th of it
 AFTER_BODY_TRIALS = 2  # whole body sent, killed while the server hashes, fsyncs and commits
 FULL_RETRY_EVERY = 11  # the retry re-sends the whole 256 MiB every 11th trial, 1 MiB otherwise
 

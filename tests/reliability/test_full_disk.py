@@ -92,3 +92,21 @@ def test_boot_with_the_image_cache_on_a_full_filesystem_fails_cleanly(start_api,
     assert wait_built(compute, boot(compute, small["id"])["id"])["status"] == "ACTIVE"
     print(f"\nRELIABILITY full-disk: {path} fetch of 24 MiB into a {FS_SIZE} cache -> ERROR "
           f"({fault!r}), _base clean, a 2 MiB image then booted")
+
+
+def test_instance_disk_on_a_full_filesystem_fails_cleanly(start_api, start_compute, small_fs,
+                                                          tmp_path):
+    """The base fits, the raw copy of it for the instance does not."""
+    api = start_api(DEFAULT={"workers": 1})
+    image = upload_image(api, write_random_file(tmp_path / "mid.raw", 10 * MiB, "full-disk"))
+    compute = start_compute(api, DEFAULT={"instances_path": str(small_fs)},
+                            libvirt={"images_type": "raw"})
+    done = wait_built(compute, boot(compute, image["id"])["id"])
+    assert done["status"] == "ERROR", done
+    fault = done["fault"]["message"]
+    assert "No space left on device" in fault, fault
+    assert "Unexpected" not in fault, f"the fault reads as a crash, not a full disk: {fault}"
+    disk_dir = small_fs / done["id"]
+    assert not disk_dir.exists() or sorted(os.listdir(disk_dir)) == [], os.listdir(disk_dir)
+    print(f"\nRELIABILITY full-disk: raw instance disk of 10 MiB on a full {FS_SIZE} "
+          f"filesystem -> ERROR ({fault!r}), no partial disk")

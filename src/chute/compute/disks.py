@@ -13,6 +13,7 @@ uploaded as "raw" would otherwise be probed by qemu-img (CVE-2024-32498, Nova b1
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import subprocess
@@ -73,6 +74,11 @@ def create(instances_path: str, instance_id: str, base: str, disk_format: str,
                       str(tmp), f"{flavor.disk}G")
         _fsync(tmp)
         os.replace(tmp, final)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full instances_path is an operator's problem to fix, not a crash: say so.
+        raise DiskError(f"cannot write the instance disk {final}: {exc.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
     LOG.info("Created %s disk %s from %s (%s, root %d GiB)", images_type, final, base,
