@@ -15,10 +15,12 @@ import requests
 from util import (
     MiB,
     create_image,
+    open_chunked_upload,
     open_download,
     open_upload,
     rng,
     same_content,
+    send_chunks,
     send_from_file,
     show_image,
     store_leftovers,
@@ -58,22 +60,27 @@ def _serves_promptly(api) -> float:
     return seconds
 
 
-def test_client_hanging_up_mid_upload_leaves_the_image_queued(api, image_file):
-    gen = rng("hangup-upload")
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_client_hanging_up_mid_upload_leaves_the_image_queued(api, image_file, framing):
+    gen = rng(f"hangup-upload-{framing}")
     size = image_file.stat().st_size
-    points = sorted(gen.randrange(0, size) for _ in range(6))
+    points = sorted(gen.randrange(0, size) for _ in range(4))
     for nbytes in points:
         image_id = create_image(api)["id"]
-        sock = open_upload(api, image_id, size)
-        send_from_file(sock, image_file, nbytes)
+        if framing == "chunked":
+            sock = open_chunked_upload(api, image_id)
+            send_chunks(sock, image_file, nbytes)
+        else:
+            sock = open_upload(api, image_id, size)
+            send_from_file(sock, image_file, nbytes)
         sock.close()
         wait_for(lambda i=image_id: _queued_and_clean(api, i, set()), TIMEOUT + 5,
                  f"image {image_id} back to queued after a hang-up at {nbytes} bytes")
         _serves_promptly(api)
         assert upload_file(api, image_id, image_file).status_code == 204
         assert requests.delete(f"{api.url}/v2/images/{image_id}", timeout=10).status_code == 204
-    print(f"\nRELIABILITY hang-up: {len(points)} uploads abandoned mid-body, all back to queued "
-          "with nothing stored, all retried successfully")
+    print(f"\nRELIABILITY hang-up: {len(points)} {framing} uploads abandoned mid-body, all back "
+          "to queued with nothing stored, all retried successfully")
 
 
 def test_client_hanging_up_mid_download_frees_the_thread(api, image_file):

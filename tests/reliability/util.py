@@ -91,6 +91,26 @@ def open_upload(api: Any, image_id: str, declared: int) -> socket.socket:
     return sock
 
 
+def open_chunked_upload(api: Any, image_id: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", api.port), timeout=30)
+    head = (f"PUT /v2/images/{image_id}/file HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    sock.sendall(head.encode())
+    return sock
+
+
+def send_chunks(sock: socket.socket, path: Path | str, nbytes: int, chunk: int = MiB) -> None:
+    """The first `nbytes` of `path` as 1 MiB chunks; the last one announced whole but cut
+    short, so the body ends in the middle of a chunk."""
+    with open(path, "rb") as data:
+        while nbytes > 0:
+            block = data.read(chunk)
+            sock.sendall(f"{len(block):x}\r\n".encode() + block[:nbytes])
+            if nbytes >= len(block):
+                sock.sendall(b"\r\n")
+            nbytes -= len(block)
+
+
 def send_from_file(sock: socket.socket, path: Path | str, nbytes: int) -> int:
     """Send the first `nbytes` of `path` (the kernel copies them: cheap even for 256 MiB)."""
     with open(path, "rb") as data:
