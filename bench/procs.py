@@ -155,17 +155,35 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes (all their threads) have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / _TICK
+
+
 class RssSampler:
     """Peak summed RSS of a service's process tree, sampled every `interval` seconds.
 
     Summing master + workers counts pages they share after fork more than once; the peer is
-    measured the same way, so the ratio stays fair.
+    measured the same way, so the ratio stays fair. Also records the CPU seconds the service
+    used meanwhile (`cpu`): on a shared machine, time varies with the load, CPU work much less.
     """
 
     def __init__(self, service: Service, interval: float = 0.05) -> None:
         self.service = service
         self.interval = interval
         self.peak = 0
+        self.cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
 
@@ -176,6 +194,8 @@ class RssSampler:
                 return
 
     def __enter__(self) -> "RssSampler":
+        self._pids = self.service.pids()
+        self._cpu0 = cpu_seconds(self._pids)
         self._thread.start()
         return self
 
@@ -183,3 +203,4 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_bytes(self.service.pids()))
+        self.cpu = cpu_seconds(self._pids) - self._cpu0

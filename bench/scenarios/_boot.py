@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import clients
-from bench.procs import Service
+from bench.procs import Service, cpu_seconds
 
 TRANSFER_LINE = "Successfully transferred using"
 
@@ -23,6 +23,7 @@ class Booted:
     transfer: dict[str, Any]
     base_alloc: int  # bytes allocated to the cached base (st_blocks * 512)
     base_size: int
+    cpu: float  # CPU seconds chute-compute used during the boot
 
 
 def base_path(instances: Path, image_id: str) -> Path:
@@ -40,14 +41,16 @@ def forget_base(instances: Path, image_id: str) -> None:
 
 def boot_once(compute: Service, instances: Path, image_id: str, method: str) -> Booted:
     """Boot, check the image came by `method` (file|http), clean up; -> timings."""
+    cpu = cpu_seconds(compute.pids())
     seconds, server = clients.boot(compute.url, image_id, clients.unique("bench-boot"))
+    cpu = cpu_seconds(compute.pids()) - cpu
     try:
         transfer = server.get("chute:image_transfer") or {}
         if transfer.get("method") != method:
             raise clients.BenchError(f"image arrived by {transfer.get('method')!r}, not "
                                      f"{method!r} (see {compute.app_log})")
         st = os.stat(base_path(instances, image_id))
-        return Booted(seconds, transfer, st.st_blocks * 512, st.st_size)
+        return Booted(seconds, transfer, st.st_blocks * 512, st.st_size, cpu)
     finally:
         clients.delete_server(compute.url, server["id"])
         forget_base(instances, image_id)

@@ -73,7 +73,8 @@ def run(ctx: Context) -> ScenarioResult:
             booted = boot_once(compute, site.instances(True), image_id, "file")
             primitives.add(str(booted.transfer.get("primitive")))
             return Sample(size / MiB / booted.seconds,
-                          {"fetch s": float(booted.transfer.get("seconds") or 0.0)})
+                          {"fetch s": float(booted.transfer.get("seconds") or 0.0),
+                 "compute CPU s": booted.cpu})
 
         copy = site.instances(True) / "cp-baseline.bin"
         cases = [

@@ -35,7 +35,8 @@ def run(ctx: Context) -> ScenarioResult:
             raise clients.BenchError(f"base holds {booted.base_size} bytes, not {size}")
         if booted.transfer.get("primitive"):
             primitives.add(str(booted.transfer["primitive"]))
-        extra = {"fetch s": float(booted.transfer.get("seconds") or 0.0)}
+        extra = {"fetch s": float(booted.transfer.get("seconds") or 0.0),
+                 "compute CPU s": booted.cpu}
         return Sample(size / MiB / booted.seconds, extra)
 
     copy = site.instances(True) / "cp-baseline.bin"

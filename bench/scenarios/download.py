@@ -51,12 +51,14 @@ def run(ctx: Context) -> ScenarioResult:
         out.unlink()
         if got != size:
             raise clients.BenchError(f"downloaded {got} bytes, expected {size}")
-        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB})
+        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB,
+                                                "server CPU s": rss.cpu})
 
     def raw(url: str, service: Service) -> Sample:
         with RssSampler(service) as rss:
             seconds = clients.http_read(url, size)
-        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB})
+        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB,
+                                                "server CPU s": rss.cpu})
 
     chute_argv = [clients.script("chute"), "--os-image-url", site.api.url]
     cases = [
@@ -80,6 +82,8 @@ def run(ctx: Context) -> ScenarioResult:
         Target("chute raw GET / nginx", "chute_get", "nginx_get", ">=", 0.8),
         Target("chute-api peak RSS / Glance's (raw GET)", "chute_get", "glance_get",
                metric="peak RSS MiB"),
+        Target("server CPU s chute / Glance (raw GET)", "chute_get", "glance_get",
+               metric="server CPU s"),
     ]
     measure(result, cases, targets, between=clients.settle)
     clients.delete_image(site.api.url, chute_id)
