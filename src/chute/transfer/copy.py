@@ -29,8 +29,6 @@ has nothing to overlap with: its bytes are read once after the ioctl, through th
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import mmap
@@ -60,25 +58,6 @@ _CLONE_REFUSED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, err
 _CFR_REFUSED = {errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS, errno.EPERM}
 
 OnChunk = Callable[[int], None]
-
-# sync_file_range(2) is not in the os module; ctypes releases the GIL around the call.
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_sync_file_range = getattr(_libc, "sync_file_range", None)
-if _sync_file_range is not None:
-    _sync_file_range.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Queue a copied range for writing to disk now, not when fsync asks for all of it.
-
-    `cp` + `sync` leaves the whole file dirty until the end and then waits for the disk; here
-    the disk writes while we copy and hash the next ranges, so the final fsync is short. A
-    hint only (SYNC_FILE_RANGE_WRITE does not wait and promises nothing durable): fsync at
-    the end is what makes the copy durable.
-    """
-    if _sync_file_range is not None:
-        _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
 @dataclass(frozen=True)
@@ -346,7 +325,6 @@ def _copy_segments(src: int, dst: int, size: int, pair: tuple[int, int],
             step = min(CHUNK, end - offset) if is_data else end - offset
             if is_data:
                 _copy_range(src, dst, offset, step, pair, used, buffer)
-                _start_writeback(dst, offset, step)
             if verifier:
                 verifier.submit(is_data, offset, step)
             offset += step
