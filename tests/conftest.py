@@ -149,8 +149,10 @@ def start_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...
         return server.start()
 
     yield start
+    # SIGKILL rather than stop(): gunicorn's shutdown takes 3-6 s on a busy 2-core machine and
+    # a test's temporary server has nothing worth shutting down gracefully.
     for server in servers:
-        server.stop()
+        server.kill()
 
 
 @pytest.fixture
@@ -172,7 +174,7 @@ def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
                        conf_path, root / "chute-api.log")
     server.start()
     yield server
-    server.stop()
+    server.kill()
 
 
 # -- chute-compute (helper C2) ---------------------------------------------------------------
@@ -287,5 +289,7 @@ def start_compute(tmp_path_factory: pytest.TempPathFactory
         return server.start()
 
     yield start
+    # SIGKILL rather than stop(): gunicorn's shutdown takes 3-6 s on a busy 2-core machine and
+    # a test's temporary server has nothing worth shutting down gracefully.
     for server in servers:
-        server.stop()
+        server.kill()

@@ -37,7 +37,7 @@ def start_api_module(tmp_path_factory):
     server = ApiServer(f"http://127.0.0.1:{port}", port, root / "store" / "images", root,
                        root / "chute-api.conf", root / "chute-api.log").start()
     yield server
-    server.stop()
+    server.kill()
 
 
 def get(api, query):
