@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chute.client.images import ImageClient
 from chute.compute.explain import explain
-from fetch.fetchenv import fetch_env  # noqa: F401  (fixture)
+pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
 
 
 def report(env, conf, image) -> str:

@@ -17,7 +17,9 @@ import pytest
 from chute.client.images import ImageClient
 from chute.compute.imagecache import ImageCache, base_name
 from chute.errors import TransferError
-from fetch.fetchenv import fetch_env, fetch_log, lines, warnings  # noqa: F401  (fixtures)
+from fetch.fetchenv import lines, warnings
+
+pytest_plugins = ["fetch.fetchenv"]  # fixtures: fetch_env, fetch_log
 
 MiB = 1 << 20
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,6 @@ class FetchEnv:
     tmp: Path
     view: Path  # the compute host's path to the image service's store
     bound: bool  # view is a bind mount (else a symlink)
-    mounts: list[Path] = field(default_factory=list)
 
     @property
     def store(self) -> Path:

@@ -20,7 +20,9 @@ from chute.compute.fetch import Fetcher
 from chute.compute.imagecache import ImageCache
 from chute.client.images import ImageClient
 from chute.errors import IntegrityError
-from fetchenv import fetch_env, fetch_log, lines, warnings, xfs_mount  # noqa: F401  (fixtures)
+from fetchenv import lines, warnings
+
+pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log, xfs_mount
 
 MiB = 1 << 20
 

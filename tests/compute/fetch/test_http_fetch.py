@@ -18,7 +18,9 @@ from chute.client.images import ImageClient
 from chute.compute.fetch import http as http_fetch
 from chute.compute.imagecache import ImageCache
 from chute.errors import IntegrityError, TransferError
-from fetchenv import fetch_env, fetch_log, lines, warnings  # noqa: F401  (fixtures)
+from fetchenv import lines, warnings
+
+pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
 
 MiB = 1 << 20
 
