@@ -166,3 +166,14 @@ def test_http_mismatch_is_integrity_error_not_retried(fetch_env, fetch_log):
     assert caught.value.message.startswith("image data does not match its checksum")
     assert not [w for w in warnings(fetch_log) if "retrying" in w]
     assert not os.path.exists(cache.base_path(image["id"]))
+
+
+def test_zero_chunks_arrive_as_holes(fetch_env, fetch_log):
+    data = bytearray(24 * MiB)
+    data[4 * MiB:5 * MiB] = os.urandom(MiB)
+    data[-10:] = b"0123456789"
+    image = fetch_env.upload(bytes(data))
+    cache = ImageCache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    base = Path(cache.fetch(image).path)
+    assert base.read_bytes() == data
+    assert base.stat().st_blocks * 512 <= 9 * MiB  # 2 chunks of 4 MiB with data, not 24 MiB
