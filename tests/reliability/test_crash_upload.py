@@ -24,12 +24,14 @@ from util import (
     show_image,
     store_leftovers,
     upload_file,
+    wait_for,
     write_random_file,
 )
 
 SIZE = 256 * MiB
 SPREAD_TRIALS = 18  # kill points stratified over the body: one in each 1/18th of it
 AFTER_BODY_TRIALS = 2  # whole body sent, killed while the server hashes, fsyncs and commits
+AFTER_COMMIT = -1.0  # the last trial: killed as soon as the server logged the commit
 FULL_RETRY_EVERY = 11  # the retry re-sends the whole 256 MiB every 11th trial, 1 MiB otherwise
 
 
@@ -46,6 +48,7 @@ def _kill_points(name: str) -> list[tuple[int, float]]:
     points = [(int((i + gen.random()) * SIZE / SPREAD_TRIALS), 0.0)
               for i in range(SPREAD_TRIALS)]
     points += [(SIZE, gen.uniform(0.0, 1.0)) for _ in range(AFTER_BODY_TRIALS)]
+    points.append((SIZE, AFTER_COMMIT))
     return points
 
 
@@ -82,7 +85,11 @@ def test_kill_9_at_random_points_of_a_256_mib_upload(start_api, big_file, tmp_pa
         sock = open_upload(api, image_id, SIZE)
         try:
             send_from_file(sock, path, nbytes)
-            time.sleep(delay)
+            if delay == AFTER_COMMIT:
+                committed = f"image {image_id}: saving -> active"
+                wait_for(lambda c=committed: c in api.log_text(), 60, "the upload's commit")
+            else:
+                time.sleep(delay)
             api.kill()
         finally:
             sock.close()
@@ -102,7 +109,8 @@ def test_kill_9_at_random_points_of_a_256_mib_upload(start_api, big_file, tmp_pa
             retried += 1
         assert requests.delete(f"{api.url}/v2/images/{image_id}", timeout=10).status_code == 204
         assert store_leftovers(api, set()) == []
-    trials = SPREAD_TRIALS + AFTER_BODY_TRIALS
+    trials = SPREAD_TRIALS + AFTER_BODY_TRIALS + 1
+    assert outcomes["active"] >= 1, "the committed upload did not survive the crash"
     print(f"\nRELIABILITY crash-upload: {trials} kill -9 trials over a {SIZE // MiB} MiB upload, "
           f"{trials} survived ({outcomes['queued']} queued + {outcomes['active']} active, "
           f"0 corrupt, 0 left-over files), {retried} retried uploads succeeded, "
