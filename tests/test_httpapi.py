@@ -43,6 +43,10 @@ def test_mapped_error_and_unknown_route(client):
     assert client.simulate_get("/missing").status_code == 404
     resp = client.simulate_get("/nowhere", headers={"Accept": "application/json"})
     assert resp.status_code == 404 and resp.headers["x-openstack-request-id"].startswith("req-")
+    assert resp.json["message"].startswith("The resource could not be found.")
+    resp = client.simulate_post("/missing", headers={"Accept": "text/plain"})
+    assert resp.status_code == 405 and "GET" in resp.headers["Allow"]
+    assert "The method POST is not allowed for this resource." in resp.text
 
 
 @pytest.mark.parametrize("accept,expected", [

@@ -161,6 +161,13 @@ def _apply(req: falcon.Request, resp: falcon.Response, info: ErrorInfo,
         resp.set_header(name, value)
 
 
+# WebOb's explanations, for errors falcon raises without a description (unknown route, method).
+_EXPLANATIONS = {
+    404: "The resource could not be found.",
+    405: "The method {method} is not allowed for this resource.",
+}
+
+
 def install_error_handling(app: falcon.App, table: dict[type[ChuteError], int],
                            renderer: Renderer) -> None:
     """Map chute errors through `table` (most specific class wins) and render with `renderer`."""
@@ -183,8 +190,10 @@ def install_error_handling(app: falcon.App, table: dict[type[ChuteError], int],
 
     def on_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError,
                       params: dict[str, Any]) -> None:
-        info = ErrorInfo(exc.status_code, exc.description or exc.title or "",
-                         dict(exc.headers or {}))
+        message = exc.description or _EXPLANATIONS.get(exc.status_code, exc.title or "")
+        if exc.status_code == 405:
+            message = message.format(method=req.method)
+        info = ErrorInfo(exc.status_code, message, dict(exc.headers or {}))
         _apply(req, resp, info, renderer)
 
     def on_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception,
