@@ -68,3 +68,9 @@ def test_truncated_file_is_not_served(shared_api):
     upload(shared_api, made["id"], b"0123456789")
     os.truncate(shared_api.datadir / made["id"], 5)
     assert requests.get(f"{shared_api.url}/v2/images/{made['id']}/file").status_code == 204
+
+
+def test_legacy_content_range_request_header(image):
+    resp = requests.get(image, headers={"Content-Range": f"bytes 10-19/{len(DATA)}"})
+    assert resp.status_code == 206 and resp.content == DATA[10:20]
+    assert requests.get(image, headers={"Content-Range": "bytes x"}).status_code == 416

@@ -45,6 +45,14 @@ def _range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
+def _legacy_range(header: str | None) -> str | None:
+    """Glance still honours a *request* Content-Range (`bytes a-b/total`) as a Range."""
+    if not header:
+        return None
+    match = re.fullmatch(r"\s*bytes\s+(\d+)-(\d+)/(?:\d+|\*)\s*", header)
+    return f"bytes={match.group(1)}-{match.group(2)}" if match else "bytes=invalid"
+
+
 def _unsatisfiable(size: int) -> falcon.HTTPError:
     return falcon.HTTPRangeNotSatisfiable(size, description="Requested range not satisfiable")
 
@@ -80,11 +88,10 @@ class FileResource:
             return
         fileobj, size = download.opened.fileobj, download.opened.size
         start, end = 0, size - 1
-        header = req.get_header("Range") or req.get_header("Content-Range")
+        header = req.get_header("Range") or _legacy_range(req.get_header("Content-Range"))
         if header:
             try:
-                start, end = _range(header.replace("bytes ", "bytes=", 1)
-                                    if header.startswith("bytes ") else header, size)
+                start, end = _range(header, size)
             except falcon.HTTPError:
                 fileobj.close()
                 raise
