@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from chute.client.images import ImageClient
 from chute.compute.explain import explain
+
 pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
 
 
@@ -74,3 +79,32 @@ def test_chute_compute_explain_command(fetch_env):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "direct path: YES" in done.stdout
+
+
+def test_unreadable_file_is_explained(fetch_env):
+    """As an unprivileged user (root reads everything): the file exists but cannot be read."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to run explain as another user")
+    image = fetch_env.upload(os.urandom(5000))
+    world = Path(tempfile.mkdtemp(prefix="chute-explain-"))  # pytest's tmp is 0700
+    try:
+        world.chmod(0o755)
+        (world / "mnt" / "images").mkdir(parents=True)
+        secret = world / "mnt" / "images" / image["id"]
+        shutil.copyfile(fetch_env.stored(image), secret)
+        secret.chmod(0o600)
+        (world / "instances").mkdir(mode=0o777)
+        (world / "instances").chmod(0o777)
+        conf = fetch_env.conf(mountpoint=world / "mnt",
+                              DEFAULT={"instances_path": world / "instances"})
+        conf_copy = world / "compute.conf"
+        shutil.copyfile(conf.path, conf_copy)
+        conf_copy.chmod(0o644)
+        exe = Path(sys.executable).parent / "chute-compute"
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               str(exe), "--config-file", str(conf_copy), "explain", image["id"]],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert f"NO (not_readable): {secret} cannot be opened: Permission denied" in done.stdout
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
