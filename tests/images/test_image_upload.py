@@ -164,6 +164,7 @@ def test_vmdk_with_flat_extent_is_refused(shared_api, tmp_path):
     image = create(shared_api, disk_format="vmdk")
     resp = upload(shared_api, image["id"], data)
     assert resp.status_code == 415
+    assert "Invalid extent filenames" in resp.json()["message"]
     assert_nothing_stored(shared_api, image["id"])
 
 
