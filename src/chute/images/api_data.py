@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from typing import BinaryIO, cast
 
 import falcon
 
+from chute.errors import Invalid
 from chute.httpapi import no_body
 from chute.images.data import ImageData
 
@@ -45,6 +47,22 @@ def _range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
+class _ClientBody:
+    """The request body; a client that hangs up or stalls is a bad request, not a server bug."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self._stream.read(size)
+        except TimeoutError:
+            raise  # a stalled client: the handler answers 408
+        except (OSError, ValueError) as exc:  # gunicorn's NoMoreData is an IOError
+            raise Invalid(f"The client stopped sending the image data: "
+                          f"{exc or type(exc).__name__}") from None
+
+
 def _legacy_range(header: str | None) -> str | None:
     """Glance still honours a *request* Content-Range (`bytes a-b/total`) as a Range."""
     if not header:
@@ -69,7 +87,20 @@ class FileResource:
                 description=f"Unsupported Content-Type {req.content_type}; use "
                             "application/octet-stream")
         self._bound_stalls(req)
-        self.data.upload(image_id, cast(BinaryIO, req.stream), _declared_size(req))
+        body = _ClientBody(cast(BinaryIO, req.stream))
+        try:
+            self.data.upload(image_id, cast(BinaryIO, body), _declared_size(req))
+        except TimeoutError:
+            # The image is queued again already. Stop reading this socket: gunicorn closes it
+            # from the worker's event loop, waiting up to 2 s for the peer's FIN, which a
+            # stalled client never sends - every other request of the worker would wait too.
+            sock = req.env.get("gunicorn.socket")
+            if isinstance(sock, socket.socket):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RD)
+            raise falcon.HTTPError(
+                falcon.HTTP_408, description=f"The client sent no data for "
+                f"{self.socket_timeout} s (client_socket_timeout); upload abandoned.") from None
         resp.status = falcon.HTTP_204
 
     def _bound_stalls(self, req: falcon.Request) -> None:
