@@ -230,3 +230,20 @@ def test_image_deleted_during_upload_is_410_and_nothing_left(shared_api):
     assert reply.startswith("HTTP/1.1 410"), reply
     assert [n for n in store_files(shared_api) if image["id"] in n] == []
     assert requests.get(f"{shared_api.url}/v2/images/{image['id']}").status_code == 404
+
+
+def test_chunked_hangup_is_cleaned_up_without_a_server_error(shared_api):
+    import socket
+
+    image = create(shared_api)
+    sock = socket.create_connection(("127.0.0.1", shared_api.port), timeout=10)
+    head = (f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+    sock.sendall(head.encode() + b"100000\r\n" + os.urandom(300_000))
+    wait_status(shared_api, image["id"], "saving")
+    sock.close()
+    wait_status(shared_api, image["id"], "queued")
+    assert_nothing_stored(shared_api, image["id"])
+    lines = [line for line in shared_api.log_text().splitlines() if image["id"] in line]
+    assert any("The client stopped sending" in line for line in lines), lines
+    assert "unexpected error" not in shared_api.log_text()
