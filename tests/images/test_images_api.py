@@ -240,3 +240,16 @@ def test_one_log_line_per_request_with_its_id(shared_api):
     put_lines = [line for line in shared_api.log_text().splitlines() if "saving -> active" in line
                  and image["id"] in line]
     assert len(put_lines) == 1 and "[req-" in put_lines[0]  # service lines carry the id too
+
+
+def test_property_and_tag_quotas_are_413(start_api):
+    api = start_api(DEFAULT={"image_property_quota": 2, "image_tag_quota": 1})
+    resp = requests.post(api.url + "/v2/images", json={"a": "1", "b": "2", "c": "3"},
+                         headers=JSON)
+    assert resp.status_code == 413
+    image = create(api, a="1", tags=["t"])
+    resp = patch(api, image["id"], [{"op": "add", "path": "/b", "value": "2"},
+                                    {"op": "add", "path": "/c", "value": "3"}])
+    assert resp.status_code == 413
+    assert requests.put(f"{api.url}/v2/images/{image['id']}/tags/u").status_code == 413
+    assert requests.put(f"{api.url}/v2/images/{image['id']}/tags/t").status_code == 204

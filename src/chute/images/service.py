@@ -179,8 +179,7 @@ class ImageService:
                     raise Invalid("Property names are at most 255 characters.")
                 props[name] = op.value
         self._check_numbers(columns)
-        self._check_quotas(props if props != record.properties else {},
-                           tags if tags is not None else [])
+        self._check_quotas(props, tags if tags is not None else [])
         if not self.db.save(image_id, columns, props, tags, expect_status=record.status):
             if self.db.get(image_id) is None:
                 raise NotFound(f"No image found with ID {image_id}")
