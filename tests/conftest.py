@@ -293,3 +293,25 @@ def start_compute(tmp_path_factory: pytest.TempPathFactory
     # a test's temporary server has nothing worth shutting down gracefully.
     for server in servers:
         server.kill()
+
+
+# --- small image files (used by the CLI tests) -------------------------------------------------
+# Kept here rather than in tests/cli/conftest.py: test modules import helpers with
+# `from conftest import ...`, and a second conftest.py shadows this one under that name.
+
+@pytest.fixture
+def raw_image(tmp_path: Path) -> Path:
+    """3 MiB of random bytes: a raw disk image whose every byte matters."""
+    path = tmp_path / "disk.raw"
+    path.write_bytes(os.urandom(3 * 1024 * 1024 + 123))
+    return path
+
+
+@pytest.fixture
+def qcow2_image(tmp_path: Path) -> Path:
+    """A real qcow2 made by qemu-img, with 1 MiB of data written into it by qemu-io."""
+    path = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "16M"], check=True)
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", str(path)],
+                   check=True, capture_output=True)
+    return path
