@@ -155,6 +155,23 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
+def pss_bytes(pids: list[int]) -> int:
+    """Proportional set size: pages shared by N processes count 1/N in each. gunicorn workers
+    fork from a master that imported the app and share its pages; uWSGI's lazy-apps workers
+    load Glance after the fork and share little - summed RSS counts the former many times."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            continue
+    return total
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -183,15 +200,21 @@ class RssSampler:
         self.service = service
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss", daemon=True)
 
     def _loop(self) -> None:
         while True:
-            self.peak = max(self.peak, rss_bytes(self.service.pids()))
+            self._sample()
             if self._stop.wait(self.interval):
                 return
+
+    def _sample(self) -> None:
+        pids = self.service.pids()
+        self.peak = max(self.peak, rss_bytes(pids))
+        self.peak_pss = max(self.peak_pss, pss_bytes(pids))
 
     def __enter__(self) -> "RssSampler":
         self._pids = self.service.pids()
@@ -202,5 +225,5 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, rss_bytes(self.service.pids()))
+        self._sample()
         self.cpu = cpu_seconds(self._pids) - self._cpu0
