@@ -125,7 +125,7 @@ def test_kill_9_between_rename_and_commit_leaves_no_orphan(start_api, tmp_path):
     want = digests(path)
     api = start_api(DEFAULT={"workers": 1})
     caught, active = 0, set()
-    for attempt in range(12):
+    for attempt in range(30):  # usually caught at once; fsync-free filesystems narrow it
         image_id = create_image(api)["id"]
         final = str(api.datadir / image_id)
         sock = open_upload(api, image_id, 8 * MiB)
