@@ -8,7 +8,6 @@ one boot: the other 7 wait for the base, then only make their instance disks.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from bench import clients
 from bench.context import Context
@@ -31,16 +30,12 @@ def run(ctx: Context) -> ScenarioResult:
 
     def storm() -> Sample:
         offset = compute.log_size()
-        started = time.perf_counter()
-        with ThreadPoolExecutor(STORM) as pool:
-            futures = [pool.submit(clients.boot, compute.url, image_id,
-                                   clients.unique("bench-storm")) for _ in range(STORM)]
-            booted = [f.result() for f in futures]
-        seconds = time.perf_counter() - started
+        seconds, ids = clients.boot_many(compute.url, image_id,
+                                         [clients.unique("bench-storm") for _ in range(STORM)])
         time.sleep(0.1)  # let the log handler flush
         transfers = compute.log_since(offset).count(TRANSFER_LINE)
-        for _, server in booted:
-            clients.delete_server(compute.url, server["id"])
+        for server_id in ids:
+            clients.delete_server(compute.url, server_id)
         forget_base(instances, image_id)
         return Sample(seconds, {"transfers": float(transfers)})
 
