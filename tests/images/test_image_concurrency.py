@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,11 +43,15 @@ def test_parallel_roundtrips_and_no_fd_or_thread_leak(shared_api):
     assert len(set(ids)) == 16
     assert [n for n in os.listdir(shared_api.datadir) if n in ids] == []
     pids = worker_pids(shared_api)
+    time.sleep(0.5)  # let the workers close the sockets of the finished requests
     before_fds, before_threads = open_fds(pids), threads(pids)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: roundtrip(shared_api, i), range(16, 48)))
     assert worker_pids(shared_api) == pids  # no worker died
-    assert open_fds(pids) <= before_fds + 4
+    time.sleep(0.5)
+    # 32 more round-trips: a leak of one descriptor per transfer would add 32. The slack
+    # covers SQLite pool connections (3 descriptors each) opened under a higher peak.
+    assert open_fds(pids) <= before_fds + 12
     # gthread keeps at most `threads` (8) request threads per worker; the per-upload hashing
     # threads must all be gone again.
     assert threads(pids) <= max(before_threads, len(pids) * 12)
