@@ -16,9 +16,9 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator, Self
 
 import pytest
 import requests
@@ -44,35 +44,40 @@ def write_conf(path: Path, sections: dict[str, dict[str, Any]]) -> None:
     path.write_text("\n".join(lines))
 
 
-@dataclass
-class ApiServer:
-    url: str
-    port: int
-    datadir: Path
-    root: Path
-    conf_path: Path
-    log_path: Path
-    proc: subprocess.Popen | None = None
-    _log: Any = field(default=None, repr=False)
+class ServiceProcess:
+    """Start/stop/kill for a chute service run as its own process group (gunicorn master +
+    workers), so a crash test can SIGKILL all of it at once. Subclasses give the command, the
+    path that answers 200 once it serves, and where its console output goes."""
 
-    def start(self, timeout: float = 20.0) -> "ApiServer":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(BIN / "chute-api"), "--config-file", str(self.conf_path)],
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+    command: ClassVar[str]
+    probe_path: ClassVar[str]
+    url: str
+    conf_path: Path
+    proc: subprocess.Popen | None
+
+    def console_path(self) -> Path:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30.0) -> Self:
+        with open(self.console_path(), "ab") as console:
+            self.proc = subprocess.Popen(
+                [str(BIN / self.command), "--config-file", str(self.conf_path)],
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"chute-api exited with {self.proc.returncode}:\n"
-                                   f"{self.log_text()}")
+                raise RuntimeError(f"{self.command} exited with {self.proc.returncode}:\n"
+                                   f"{self.console_path().read_text(errors='replace')[-3000:]}")
             try:
-                if requests.get(self.url + "/versions", timeout=1).status_code == 200:
+                if requests.get(self.url + self.probe_path, timeout=1).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError(f"chute-api did not answer within {timeout}s:\n{self.log_text()}")
+        raise RuntimeError(f"{self.command} did not answer within {timeout}s:\n"
+                           f"{self.console_path().read_text(errors='replace')[-3000:]}")
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -82,40 +87,51 @@ class ApiServer:
                 pass
 
     def stop(self) -> None:
-        """Stop the server (gunicorn's quick shutdown, SIGINT: half the wait of SIGTERM's
-        graceful one, which tests do not need) and wait for it."""
+        """gunicorn's quick shutdown (SIGINT: half the wait of SIGTERM's graceful one, which
+        tests do not need), SIGKILL if it lingers."""
         if self.proc is None:
             return
         self._signal_group(signal.SIGINT)
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self._signal_group(signal.SIGKILL)
-            self.proc.wait(timeout=5)
-        self._close_log()
+            self.kill()
 
     def kill(self) -> None:
-        """SIGKILL every process of the server at once: a crash, nothing gets to clean up."""
+        """SIGKILL every process of the service at once: a crash, nothing gets to clean up."""
         if self.proc is None:
             return
         self._signal_group(signal.SIGKILL)
         self.proc.wait(timeout=5)
-        self._close_log()
 
-    def restart(self) -> "ApiServer":
+    def restart(self) -> Self:
         self.stop()
         return self.start()
 
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
     def log_text(self) -> str:
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
         except FileNotFoundError:
             return ""
+
+
+@dataclass
+class ApiServer(ServiceProcess):
+    """A running chute-api; its console output is its log."""
+
+    command: ClassVar[str] = "chute-api"
+    probe_path: ClassVar[str] = "/versions"
+
+    url: str
+    port: int
+    datadir: Path
+    root: Path
+    conf_path: Path
+    log_path: Path
+    proc: subprocess.Popen | None = None
+
+    def console_path(self) -> Path:
+        return self.log_path
 
 
 def api_defaults(root: Path, port: int) -> dict[str, dict[str, Any]]:
@@ -180,8 +196,12 @@ def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 # -- chute-compute (helper C2) ---------------------------------------------------------------
 
 @dataclass
-class ComputeServer:
-    """A running chute-compute (gunicorn master + one worker, own process group)."""
+class ComputeServer(ServiceProcess):
+    """A running chute-compute (gunicorn master + one worker); it logs to `log_path`
+    (log_file), its console (start-up errors) goes to `stderr_path`."""
+
+    command: ClassVar[str] = "chute-compute"
+    probe_path: ClassVar[str] = "/v2.1"
 
     url: str
     port: int
@@ -192,58 +212,8 @@ class ComputeServer:
     stderr_path: Path
     proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "ComputeServer":
-        with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [str(BIN / "chute-compute"), "--config-file", str(self.conf_path)],
-                stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chute-compute exited with {self.proc.returncode}:\n"
-                                   f"{self.stderr_path.read_text(errors='replace')[-3000:]}")
-            try:
-                if requests.get(self.url + "/v2.1", timeout=1).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"chute-compute did not answer within {timeout}s")
-
-    def _signal_group(self, sig: int) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def stop(self) -> None:
-        """SIGTERM master and worker, SIGKILL if they linger."""
-        if self.proc is None:
-            return
-        self._signal_group(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL master and worker at once: a crash, mid-build if a build runs."""
-        if self.proc is None:
-            return
-        self._signal_group(signal.SIGKILL)
-        self.proc.wait(timeout=5)
-
-    def restart(self) -> "ComputeServer":
-        self.stop()
-        return self.start()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def console_path(self) -> Path:
+        return self.stderr_path
 
 
 def compute_defaults(root: Path, port: int, api: ApiServer | None) -> dict[str, dict[str, Any]]:
