@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench clean sysdeps
+.PHONY: install run test lint bench clean sysdeps
 
 sysdeps:
 	@command -v qemu-img >/dev/null 2>&1 || { \
@@ -23,7 +23,10 @@ install: $(STAMP)
 run: install
 	$(BIN)/chute up --data-dir ./var
 
-test: install
+lint: install
+	$(BIN)/ruff check src tests
+
+test: install lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install

@@ -7,8 +7,7 @@ import falcon.testing
 import pytest
 
 from chute import errors
-from chute.httpapi import (RequestIdMiddleware, install_error_handling, negotiate,
-                           webob_renderer)
+from chute.httpapi import RequestIdMiddleware, install_error_handling, negotiate, webob_renderer
 
 
 class Boom:

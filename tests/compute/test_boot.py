@@ -7,10 +7,18 @@ import uuid
 
 import pytest
 import requests
+from computeutil import (
+    boot,
+    boot_and_wait,
+    make_qcow2,
+    make_raw,
+    qemu_info,
+    sha1_name,
+    sha512_file,
+    upload,
+)
 
 from chute.client.images import ImageClient
-from computeutil import (boot, boot_and_wait, make_qcow2, make_raw, qemu_info, sha1_name,
-                         sha512_file, upload)
 
 
 @pytest.fixture(scope="module")

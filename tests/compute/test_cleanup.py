@@ -3,7 +3,6 @@
 import time
 
 import requests
-
 from computeutil import boot_and_wait, make_qcow2, sha1_name, upload
 
 

@@ -4,9 +4,9 @@ import os
 from pathlib import Path
 
 import requests
+from computeutil import boot_and_wait, make_qcow2, upload
 
 from chute.compute.manager import BUILD_THREADS
-from computeutil import boot_and_wait, make_qcow2, upload
 
 
 def worker_pid(master_pid: int) -> int:

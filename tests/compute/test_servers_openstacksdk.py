@@ -2,7 +2,6 @@
 
 import openstack
 import pytest
-
 from computeutil import make_qcow2, upload
 
 

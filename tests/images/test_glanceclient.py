@@ -13,9 +13,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import glanceclient
 import pytest
-
-glanceclient = pytest.importorskip("glanceclient")
 from glanceclient import exc as glance_exc
 
 GLANCE = str(Path(sys.executable).parent / "glance")

@@ -26,8 +26,9 @@ def listed(start_api_module):
 
 @pytest.fixture(scope="module")
 def start_api_module(tmp_path_factory):
-    from conftest import ApiServer, api_defaults, free_port, write_conf
     import json
+
+    from conftest import ApiServer, api_defaults, free_port, write_conf
 
     root = tmp_path_factory.mktemp("list-api")
     port = free_port()

@@ -9,8 +9,16 @@ import time
 import blake3
 import pytest
 import requests
-from imageutil import (JSON, assert_nothing_stored, create, make_qcow2, raw_socket_upload, show,
-                       store_files, upload)
+from imageutil import (
+    JSON,
+    assert_nothing_stored,
+    create,
+    make_qcow2,
+    raw_socket_upload,
+    show,
+    store_files,
+    upload,
+)
 
 MiB = 1 << 20
 

@@ -46,7 +46,7 @@ def test_every_fetch_refuses_a_flipped_bit(start_compute, corrupted, path):
     api, _, images = corrupted
     overrides = {} if path == "direct" else {"glance": {"allowed_direct_url_schemes": ""}}
     compute = start_compute(api, **overrides)
-    for where, offset, image in images:
+    for where, _offset, image in images:
         done = wait_built(compute, boot(compute, image["id"], name=where)["id"])
         assert done["status"] == "ERROR", (where, done)
         assert "checksum" in done["fault"]["message"], (where, done["fault"])

@@ -84,7 +84,7 @@ def _crash_trials(api, compute, image_file, name: str) -> dict:
             counts["active"] += 1
         assert not part.exists(), "a work file outlived the fetch"
         counts["trials"] += 1
-    for server_id, image in servers:  # nothing regressed in later trials either
+    for server_id, _image in servers:  # nothing regressed in later trials either
         doc = requests.get(f"{compute.url}/v2.1/servers/{server_id}", timeout=10).json()
         assert doc["server"]["status"] in ("ACTIVE", "ERROR"), doc
     leftovers = [n for n in os.listdir(base_dir(compute)) if n.endswith((".part", ".tmp"))]

@@ -125,7 +125,8 @@ def test_kill_9_between_rename_and_commit_leaves_no_orphan(start_api, tmp_path):
     want = digests(path)
     api = start_api(DEFAULT={"workers": 1})
     caught, active = 0, set()
-    for attempt in range(30):  # usually caught at once; fsync-free filesystems narrow it
+    # Usually caught at once; fsync-free filesystems narrow the window. `attempt` is reported.
+    for attempt in range(30):  # noqa: B007
         image_id = create_image(api)["id"]
         final = str(api.datadir / image_id)
         sock = open_upload(api, image_id, 8 * MiB)

@@ -21,9 +21,9 @@ from typing import Callable
 
 import pytest
 import requests
+from opentrap import OpenTrap
 
 from chute.compute.fetch.verify import expected
-from opentrap import OpenTrap
 
 JSON = {"Accept": "application/json"}
 OCTET = {"Content-Type": "application/octet-stream", "Accept": "application/json"}

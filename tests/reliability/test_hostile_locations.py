@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from opentrap import OpenTrap
 
 from chute.compute.fetch import file as direct
 from chute.errors import DirectPathUnavailable
-from opentrap import OpenTrap
 
 FS_ID = "shared-fs-1"
 DATA = hashlib.shake_256(b"hostile-locations").digest(1 << 20)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import falcon.inspect
-import pytest
 import requests
 from jsonschema import Draft202012Validator
 

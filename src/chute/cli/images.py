@@ -230,5 +230,5 @@ def image_reactivate(image_id: str) -> None:
     _then_show(image_id)
 
 
-COMMANDS = [image_create, image_upload, image_show, image_list, image_download, image_update, image_delete,
-            image_tag_update, image_tag_delete, image_deactivate, image_reactivate]
+COMMANDS = [image_create, image_upload, image_show, image_list, image_download, image_update,
+            image_delete, image_tag_update, image_tag_delete, image_deactivate, image_reactivate]

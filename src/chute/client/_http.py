@@ -100,7 +100,8 @@ class HttpApi:
         try:
             resp = self.session.request(method, url, **kwargs)
         except requests.Timeout:
-            raise RemoteUnavailable(f"{self.endpoint} did not answer within {self.timeout:g} s")
+            raise RemoteUnavailable(
+                f"{self.endpoint} did not answer within {self.timeout:g} s") from None
         except requests.ConnectionError as exc:
             raise RemoteUnavailable(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
         except requests.RequestException as exc:

@@ -1,1 +1,2 @@
-"""The compute agent (chute-compute): boots instances, fetching images through the shared filesystem."""
+"""The compute agent (chute-compute): boots instances, fetching images through the shared
+filesystem when it can."""

@@ -14,8 +14,14 @@ import falcon
 from chute import httpapi, openapi
 from chute.compute import flavors, views
 from chute.compute.manager import ComputeManager
-from chute.errors import (BadComputeRequest, ChuteError, ComputeError, FlavorNotFound,
-                          RemoteUnavailable, ServerNotFound)
+from chute.errors import (
+    BadComputeRequest,
+    ChuteError,
+    ComputeError,
+    FlavorNotFound,
+    RemoteUnavailable,
+    ServerNotFound,
+)
 
 ERROR_STATUS: dict[type[ChuteError], int] = {
     ServerNotFound: 404, FlavorNotFound: 404, BadComputeRequest: 400, ComputeError: 400,

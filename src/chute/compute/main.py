@@ -12,8 +12,8 @@ import argparse
 import logging
 import socket
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from chute import config, httpapi

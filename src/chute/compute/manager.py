@@ -19,18 +19,34 @@ import queue
 import shutil
 import threading
 import uuid
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from chute.compute import disks, flavors
 from chute.compute.db import InstanceStore
-from chute.compute.instance import (ACTIVE, ERROR, RUNNING, SCHEDULING, SPAWNING,
-                                    Fault, Instance, Transfer, utcnow)
+from chute.compute.instance import (
+    ACTIVE,
+    ERROR,
+    RUNNING,
+    SCHEDULING,
+    SPAWNING,
+    Fault,
+    Instance,
+    Transfer,
+    utcnow,
+)
 from chute.compute.virt import Driver
 from chute.config import Config
-from chute.errors import (BadComputeRequest, ChuteError, FlavorNotFound, IntegrityError,
-                          RemoteError, RemoteUnavailable, ServerNotFound)
+from chute.errors import (
+    BadComputeRequest,
+    ChuteError,
+    FlavorNotFound,
+    IntegrityError,
+    RemoteError,
+    RemoteUnavailable,
+    ServerNotFound,
+)
 
 LOG = logging.getLogger(__name__)
 

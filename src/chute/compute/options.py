@@ -15,7 +15,8 @@ SCHEMA: Schema = {
         Opt("compute_driver", "str", "fake", "Virt driver: fake (disks only) or qemu.",
             choices=("fake", "qemu")),
         Opt("state_connection", "str", "",
-            "SQLAlchemy URL of the agent's own state (default: <instances_path>/chute-compute.sqlite)."),
+            "SQLAlchemy URL of the agent's own state "
+            "(default: <instances_path>/chute-compute.sqlite)."),
         Opt("log_file", "str", "", "Log to this file instead of stderr."),
         Opt("debug", "bool", False, "Log at DEBUG level."),
     ],

@@ -42,7 +42,8 @@ def check_algorithm(algorithm: str) -> None:
         hexdigest = new_hash(algorithm).hexdigest()
     except (ValueError, TypeError):
         # TypeError: variable-length digests (shake_*) need a length Glance cannot record.
-        raise ValueError(f"{algorithm!r} is not a fixed-size hash algorithm this Python offers") from None
+        raise ValueError(
+            f"{algorithm!r} is not a fixed-size hash algorithm this Python offers") from None
     if len(hexdigest) > 128:
         raise ValueError(f"{algorithm!r} digests are longer than 128 hex characters")
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import blake3
 import pytest
+from fetchenv import lines, warnings
 
+from chute.client.images import ImageClient
 from chute.compute.fetch import Fetcher
 from chute.compute.imagecache import ImageCache
-from chute.client.images import ImageClient
 from chute.errors import IntegrityError
-from fetchenv import lines, warnings
 
 pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log, xfs_mount
 
@@ -239,6 +239,7 @@ def test_a_full_disk_stops_the_fetch_and_leaves_nothing(fetch_env, fetch_log, ti
 def test_clone_on_a_reflink_filesystem(start_api, xfs_mount, tmp_path, fetch_log):
     """Store and cache on one XFS (reflink=1): the image arrives as a clone, still verified."""
     import json as _json
+
     from fetchenv import FetchEnv
     store = xfs_mount / f"store-{tmp_path.name}"
     (store / "images").mkdir(parents=True)

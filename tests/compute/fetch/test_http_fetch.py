@@ -13,12 +13,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from fetchenv import lines, warnings
 
 from chute.client.images import ImageClient
 from chute.compute.fetch import http as http_fetch
 from chute.compute.imagecache import ImageCache
 from chute.errors import IntegrityError, TransferError
-from fetchenv import lines, warnings
 
 pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
 

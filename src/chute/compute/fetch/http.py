@@ -20,9 +20,9 @@ from typing import Any
 import requests
 
 from chute.client.images import ImageClient
+from chute.compute.fetch.verify import Expected
 from chute.config import Config
 from chute.errors import RemoteError, RemoteUnavailable, TransferError
-from chute.compute.fetch.verify import Expected
 from chute.transfer.hashing import MultiHasher
 from chute.transfer.zeros import all_zero
 
