@@ -178,7 +178,7 @@ def _target(target: Target, by_key: dict[str, CaseResult], samples: Rounds) -> T
     ratios = []
     a_list = samples[target.a]
     b_list = samples[target.b] if target.b else [None] * len(a_list)
-    for a_s, b_s in zip(a_list, b_list):
+    for a_s, b_s in zip(a_list, b_list, strict=True):
         if a_s is None or (target.b and b_s is None):
             continue
         a_v = a_s.get(target.metric)

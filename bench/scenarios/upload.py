@@ -92,6 +92,7 @@ def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
     path = ctx.random_file(size)
     data = path.read_bytes()
+
     def limit() -> Sample:
         seconds, cpu = hash_limit(data)
         return Sample(size / MiB / seconds, {"CPU s": cpu})
@@ -109,5 +110,4 @@ def run(ctx: Context) -> ScenarioResult:
                metric="server CPU s"),
     ]
     measure(result, cases, targets, between=clients.settle)
-    del data
     return result
