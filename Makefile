@@ -25,6 +25,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check src tests
+	$(BIN)/mypy src/chute
 
 test: install lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -169,7 +169,8 @@ def main(data_dir: str | os.PathLike[str] = "./var", api_port: int = 9292,
         while not stopping:
             dead = [p for p in procs if p.poll() is not None]
             if dead:
-                failure = f"{Path(dead[0].args[0]).name} exited with status {dead[0].returncode}"
+                command = dead[0].args[0]  # type: ignore[index]  # always a list here
+                failure = f"{Path(str(command)).name} exited with status {dead[0].returncode}"
                 break
             time.sleep(0.2)
     except RuntimeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 from urllib.parse import quote
 
@@ -39,14 +40,14 @@ class ComputeClient:
     def get(self, server_id: str) -> dict[str, Any]:
         return _inner(self.api.json("GET", f"/v2.1/servers/{_q(server_id)}"), "server")
 
-    def list(self, detail: bool = True) -> list[dict[str, Any]]:
+    def list(self, detail: bool = True) -> builtins.list[dict[str, Any]]:
         path = "/v2.1/servers/detail" if detail else "/v2.1/servers"
         return _inner(self.api.json("GET", path), "servers")
 
     def delete(self, server_id: str) -> None:
         self.api.request("DELETE", f"/v2.1/servers/{_q(server_id)}").close()
 
-    def flavors(self) -> list[dict[str, Any]]:
+    def flavors(self) -> builtins.list[dict[str, Any]]:
         return _inner(self.api.json("GET", "/v2.1/flavors/detail"), "flavors")
 
     def flavor(self, flavor_id: str) -> dict[str, Any]:

@@ -120,6 +120,7 @@ def _verify(image_id: str, expected: Expected, nbytes: int, digests: dict[str, s
         return
     got = digests[expected.algorithm]
     if got != expected.digest:
+        assert expected.digest is not None  # an algorithm always comes with its digest
         raise IntegrityError(
             f"image {image_id}: downloaded data does not match its {expected.field} "
             f"({expected.algorithm} {got[:16]}... != {expected.digest[:16]}...); "

@@ -6,6 +6,7 @@ chunks: a 1 GiB image must not pay per-8-KiB Python overhead (http.client's defa
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
@@ -94,7 +95,7 @@ class ImageClient:
             return href
         return href if href.startswith("/") else "/" + href
 
-    def update(self, image_id: str, patch_ops: list[dict[str, Any]]) -> dict[str, Any]:
+    def update(self, image_id: str, patch_ops: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         return self.api.json("PATCH", f"/v2/images/{_q(image_id)}", json=patch_ops,
                              headers={"Content-Type": PATCH_MEDIA_TYPE})
 

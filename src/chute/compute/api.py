@@ -123,7 +123,8 @@ class Server:
 
 
 def create_app(manager: ComputeManager) -> falcon.App:
-    app = falcon.App(middleware=[httpapi.RequestIdMiddleware(), _VersionHeader()])
+    middleware: list[Any] = [httpapi.RequestIdMiddleware(), _VersionHeader()]
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     httpapi.install_error_handling(app, ERROR_STATUS, nova_renderer)
     app.add_route("/", Versions())

@@ -7,6 +7,7 @@ database, shared by several nodes, is the one that needs Alembic).
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def _aware(value: datetime) -> datetime:
     # SQLite stores naive datetimes; everything we write is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value)
 
 
 def _to_row(inst: Instance) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def _from_row(row: Any) -> Instance:
         id=row.id, name=row.name, image_id=row.image_id, flavor_id=row.flavor_id,
         vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
         created=_aware(row.created), updated=_aware(row.updated),
-        launched_at=_aware(row.launched_at), fault=fault, transfer=transfer,
+        launched_at=_maybe_aware(row.launched_at), fault=fault, transfer=transfer,
         build_attempts=row.build_attempts or 0,
     )
 
@@ -130,7 +133,7 @@ class InstanceStore:
             row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
         return _from_row(row) if row is not None else None
 
-    def list(self) -> list[Instance]:
+    def list(self) -> builtins.list[Instance]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(instances).order_by(instances.c.created.desc(),
                                                            instances.c.id)).all()
@@ -150,7 +153,7 @@ class InstanceStore:
             result = conn.execute(delete(instances).where(instances.c.id == instance_id))
         return result.rowcount == 1
 
-    def building(self) -> list[Instance]:
+    def building(self) -> builtins.list[Instance]:
         return [inst for inst in self.list() if inst.vm_state == BUILDING]
 
     def image_ids(self) -> set[str]:

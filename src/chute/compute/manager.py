@@ -14,6 +14,8 @@ behind, and deleting never waits for a long image transfer.
 
 from __future__ import annotations
 
+import builtins
+import functools
 import logging
 import queue
 import shutil
@@ -113,7 +115,7 @@ class ComputeManager:
             LOG.info("Instance %s: resuming a build interrupted by a restart", inst.id)
             inst.task_state = SCHEDULING
             self._save(inst)
-            self._workers.submit(lambda i=inst.id: self._build(i))
+            self._workers.submit(functools.partial(self._build, inst.id))
         interval = self.conf.get("image_cache", "manager_interval")
         if interval > 0:
             threading.Thread(target=self._cleanup_loop, args=(interval,),
@@ -130,7 +132,7 @@ class ComputeManager:
             raise ServerNotFound(f"Instance {instance_id} could not be found.")
         return inst
 
-    def list(self) -> list[Instance]:
+    def list(self) -> builtins.list[Instance]:
         return self.store.list()
 
     def create(self, name: Any, image_ref: Any, flavor_ref: Any) -> Instance:

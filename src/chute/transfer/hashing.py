@@ -16,10 +16,7 @@ import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable
 
-try:
-    import blake3 as _blake3
-except ImportError:  # pragma: no cover - blake3 is a declared dependency
-    _blake3 = None
+import blake3
 
 # Below this size a thread hand-off costs more than hashing inline.
 _INLINE_BELOW = 64 * 1024
@@ -28,9 +25,7 @@ _INLINE_BELOW = 64 * 1024
 def new_hash(algorithm: str) -> Any:
     """A hashlib-like object for `algorithm` (hashlib names, plus blake3)."""
     if algorithm == "blake3":
-        if _blake3 is None:
-            raise ValueError("blake3 is not installed")
-        return _blake3.blake3(max_threads=1)
+        return blake3.blake3(max_threads=1)
     if algorithm == "md5":
         return hashlib.md5(usedforsecurity=False)
     return hashlib.new(algorithm)
