@@ -5,6 +5,7 @@ Messages follow Glance's so clients and operators see familiar text.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import uuid
 from dataclasses import dataclass
@@ -81,7 +82,8 @@ class ImageService:
 
     def locations(self, image_id: str, token: str | None) -> list[dict[str, Any]]:
         expected = self.settings.service_token
-        if expected and token != expected:
+        # Constant-time comparison: the token is a shared secret.
+        if expected and not hmac.compare_digest((token or "").encode(), expected.encode()):
             raise Forbidden("Only a service may read image locations: X-Auth-Token does not "
                             "match [DEFAULT] service_token.")
         record = self.get(image_id)
