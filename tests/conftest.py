@@ -285,3 +285,26 @@ def qcow2_image(tmp_path: Path) -> Path:
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", str(path)],
                    check=True, capture_output=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def xfs_reflink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An XFS filesystem with reflink=1 on a loop file, mounted for the session (root only;
+    skipped with the reason where mkfs.xfs or loop mounts are unavailable)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a loop XFS needs root")
+    root = tmp_path_factory.mktemp("xfs")
+    image, mnt = root / "xfs.img", root / "mnt"
+    mnt.mkdir()
+    with open(image, "wb") as handle:
+        handle.truncate(300 << 20)
+    made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", "-f", str(image)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"mkfs.xfs unavailable or failed: {made.stderr.strip()}")
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"loop mount not permitted here: {mounted.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)

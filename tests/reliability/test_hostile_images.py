@@ -22,6 +22,7 @@ from typing import Callable
 import pytest
 import requests
 from opentrap import OpenTrap
+from util import boot_and_wait
 
 from chute.compute.fetch.verify import expected
 
@@ -180,20 +181,6 @@ def test_hostile_images_are_refused_at_upload(shared_api, tmp_path, capsys):
 
 # -- chute-compute ---------------------------------------------------------------------------
 
-def boot(compute, image_id: str) -> dict:
-    resp = requests.post(compute.url + "/v2.1/servers", timeout=10, json={
-        "server": {"name": "hostile", "imageRef": image_id, "flavorRef": "1"}})
-    assert resp.status_code == 202, resp.text
-    server_id = resp.json()["server"]["id"]
-    deadline = time.monotonic() + 30
-    while True:
-        server = requests.get(f"{compute.url}/v2.1/servers/{server_id}",
-                              timeout=10).json()["server"]
-        if server["status"] != "BUILD":
-            return server
-        assert time.monotonic() < deadline, f"server stuck in BUILD: {server}"
-        time.sleep(0.05)
-
 
 def base_of(compute, image_id: str) -> Path:
     return compute.instances_path / "_base" / hashlib.sha1(image_id.encode()).hexdigest()
@@ -237,7 +224,7 @@ def test_compute_refuses_hostile_images_found_in_its_store(shared_api, start_com
     }
     for name, (path, disk_format, words) in cases.items():
         image = store_hostile(api, path, disk_format)
-        server = boot(compute, image["id"])
+        server = boot_and_wait(compute, image["id"])
         assert server["status"] == "ERROR", (name, server)
         fault = server["fault"]["message"]
         assert "safety check" in fault and words in fault, (name, fault)
@@ -274,11 +261,11 @@ def test_compute_rechecks_cached_bases(shared_api, start_compute, tmp_path, trap
     image = create(api, "qcow2")
     assert put(api, image["id"], good).status_code == 204
     image = show(api, image["id"])
-    first = boot(compute, image["id"])
+    first = boot_and_wait(compute, image["id"])
     assert first["status"] == "ACTIVE", first.get("fault")
     base = base_of(compute, image["id"])
     plant(base, hostile)
-    second = boot(compute, image["id"])
+    second = boot_and_wait(compute, image["id"])
     assert second["status"] == "ACTIVE", second.get("fault")
     assert second["chute:image_transfer"]["method"] in ("file", "http")  # not "cache"
     assert sha512(base) == image["os_hash_value"]
@@ -293,7 +280,7 @@ def test_compute_rechecks_cached_bases(shared_api, start_compute, tmp_path, trap
         "image_id": evil["id"], "size": want.size, "algorithm": want.algorithm,
         "digest": want.digest, "format": "qcow2", "disk_format": "qcow2",
         "stored_size": hostile.stat().st_size, "method": "file", "fetched_at": time.time()})
-    third = boot(compute, evil["id"])
+    third = boot_and_wait(compute, evil["id"])
     assert third["status"] == "ERROR", third
     fault = third["fault"]["message"]
     assert "safety check" in fault and "backing file" in fault, fault

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 from opentrap import OpenTrap
+from util import boot_and_wait
 
 from chute.compute.fetch import file as direct
 from chute.errors import DirectPathUnavailable
@@ -48,21 +49,6 @@ def show(api, image_id: str, headers: dict | None = None) -> dict:
     resp = requests.get(f"{api.url}/v2/images/{image_id}", headers=headers or JSON, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()
-
-
-def boot(compute, image_id: str) -> dict:
-    resp = requests.post(compute.url + "/v2.1/servers", timeout=10, json={
-        "server": {"name": "loc", "imageRef": image_id, "flavorRef": "1"}})
-    assert resp.status_code == 202, resp.text
-    server_id = resp.json()["server"]["id"]
-    deadline = time.monotonic() + 30
-    while True:
-        server = requests.get(f"{compute.url}/v2.1/servers/{server_id}",
-                              timeout=10).json()["server"]
-        if server["status"] != "BUILD":
-            return server
-        assert time.monotonic() < deadline, f"server stuck in BUILD: {server}"
-        time.sleep(0.05)
 
 
 def set_locations(api, image_id: str, locations: list[tuple[str, object]]) -> None:
@@ -175,7 +161,7 @@ def test_hostile_locations_from_the_server_are_refused(start_api, start_compute,
     assert [loc["url"] for loc in served] == [url for url, _, _ in hostile] + [good]
 
     compute = start_compute(api)
-    server = boot(compute, image["id"])
+    server = boot_and_wait(compute, image["id"])
     assert server["status"] == "ACTIVE", server.get("fault")
     assert server["chute:image_transfer"]["method"] == "file"
     log = compute.log_text()
@@ -212,7 +198,7 @@ def test_compute_mountpoint_that_prefixes_a_sibling(shared_api, start_compute, t
     (mount / "images" / image["id"]).symlink_to(sibling / image["id"])
 
     compute = start_compute(api, **{"image_file_url:shared": {"mountpoint": str(mount)}})
-    server = boot(compute, image["id"])
+    server = boot_and_wait(compute, image["id"])
     assert server["status"] == "ACTIVE", server.get("fault")
     assert server["chute:image_transfer"]["method"] == "http"
     log = compute.log_text()
@@ -304,11 +290,11 @@ def test_locations_endpoint_needs_the_service_token(start_api, start_compute, ca
     assert [loc["url"] for loc in resp.json()] == [f"file://{api.datadir / image['id']}"]
 
     with_token = start_compute(api, glance={"service_token": "s3cret-service"})
-    server = boot(with_token, image["id"])
+    server = boot_and_wait(with_token, image["id"])
     assert server["status"] == "ACTIVE", server.get("fault")
     assert server["chute:image_transfer"]["method"] == "file"
     without = start_compute(api)
-    server = boot(without, image["id"])
+    server = boot_and_wait(without, image["id"])
     assert server["status"] == "ACTIVE", server.get("fault")
     assert server["chute:image_transfer"]["method"] == "http"
     assert "Locations of image" in without.log_text()

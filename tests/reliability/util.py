@@ -199,6 +199,11 @@ def wait_built(compute: Any, server_id: str, timeout: float = 60) -> dict:
     return found
 
 
+def boot_and_wait(compute: Any, image_id: str, name: str = "vm", timeout: float = 60) -> dict:
+    """Boot `image_id` and return the server once it has left BUILD."""
+    return wait_built(compute, boot(compute, image_id, name)["id"], timeout)
+
+
 def base_dir(compute: Any) -> Path:
     return Path(compute.instances_path) / "_base"
 

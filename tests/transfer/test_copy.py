@@ -56,28 +56,6 @@ def tmpfs_dir(tmp_path: Path):
     subprocess.run(["rm", "-rf", str(path)], check=True)
 
 
-@pytest.fixture(scope="session")
-def xfs_reflink(tmp_path_factory):
-    """An XFS filesystem with reflink=1 on a loop file, mounted for the session (root only)."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("mounting a loop XFS needs root")
-    root = tmp_path_factory.mktemp("xfs")
-    image, mnt = root / "xfs.img", root / "mnt"
-    mnt.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(300 * MiB)
-    made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", "-f", str(image)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"mkfs.xfs unavailable or failed: {made.stderr.strip()}")
-    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"loop mount not permitted here: {mounted.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=True)
-
-
 def test_copy_file_range_keeps_holes_and_hashes_the_whole_content(sparse_src, tmp_path):
     src, content = sparse_src
     dst = tmp_path / "dst.img"

@@ -135,23 +135,3 @@ def warnings(caplog) -> list[str]:
             if r.levelno == logging.WARNING and r.name.startswith("chute.compute")]
 
 
-@pytest.fixture(scope="session")
-def xfs_mount(tmp_path_factory):
-    """An XFS filesystem with reflink=1 on a loop file (root only; skipped with the reason)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a loop XFS needs root")
-    root = tmp_path_factory.mktemp("fetch-xfs")
-    image, mnt = root / "xfs.img", root / "mnt"
-    mnt.mkdir()
-    with open(image, "wb") as handle:
-        handle.truncate(300 << 20)
-    made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", "-f", str(image)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"mkfs.xfs unavailable or failed: {made.stderr.strip()}")
-    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mnt)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"loop mount not permitted here: {mounted.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)

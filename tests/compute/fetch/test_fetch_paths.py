@@ -22,7 +22,7 @@ from chute.compute.fetch import Fetcher
 from chute.compute.imagecache import ImageCache
 from chute.errors import IntegrityError
 
-pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log, xfs_mount
+pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log (xfs_reflink: tests/conftest.py)
 
 MiB = 1 << 20
 
@@ -236,12 +236,12 @@ def test_a_full_disk_stops_the_fetch_and_leaves_nothing(fetch_env, fetch_log, ti
     assert not [p.name for p in Path(cache.dir).iterdir() if not p.name.endswith(".lock")]
 
 
-def test_clone_on_a_reflink_filesystem(start_api, xfs_mount, tmp_path, fetch_log):
+def test_clone_on_a_reflink_filesystem(start_api, xfs_reflink, tmp_path, fetch_log):
     """Store and cache on one XFS (reflink=1): the image arrives as a clone, still verified."""
     import json as _json
 
     from fetchenv import FetchEnv
-    store = xfs_mount / f"store-{tmp_path.name}"
+    store = xfs_reflink / f"store-{tmp_path.name}"
     (store / "images").mkdir(parents=True)
     meta = tmp_path / "metadata.json"
     meta.write_text(_json.dumps({"id": "shared-fs-1", "mountpoint": str(store)}))
@@ -250,7 +250,7 @@ def test_clone_on_a_reflink_filesystem(start_api, xfs_mount, tmp_path, fetch_log
     env = FetchEnv(api, tmp_path, store, False)
     data = sparse_bytes()
     image = env.upload(data)
-    conf = env.conf(DEFAULT={"instances_path": xfs_mount / f"instances-{tmp_path.name}"})
+    conf = env.conf(DEFAULT={"instances_path": xfs_reflink / f"instances-{tmp_path.name}"})
     got, content = fetch(env, conf, image)
     assert (got.method, got.primitive) == ("file", "clone") and content == data
     assert lines(fetch_log, f"Copied {store / 'images' / image['id']} using file (clone, "
