@@ -96,3 +96,19 @@ def file_digest(path: str, algorithm: str, chunk_size: int = 4 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_ZERO_BLOCK = bytes(4 << 20)
+
+
+def update_zeros(digest: Any, nbytes: int) -> None:
+    """Feed `nbytes` zeros - a hole - into `digest` (a new_hash object or a MultiHasher).
+
+    Every reader of sparse data (copy verifier, HTTP fetch, extent fetch) hashes holes through
+    here, so a digest that can account for zeros without hashing them has one place to do it.
+    """
+    zeros = memoryview(_ZERO_BLOCK)
+    while nbytes > 0:
+        step = min(nbytes, len(zeros))
+        digest.update(zeros[:step])
+        nbytes -= step
