@@ -8,11 +8,29 @@ after the other they would halve an upload's throughput.
 Usage: `hasher.update(chunk)` returns at once; the chunk is hashed in the background while the
 caller does its I/O. The caller must not mutate `chunk` afterwards (pass `bytes`, or a buffer it
 will not reuse until the next `update()` returns - update waits for the previous chunk).
+
+`blake3-blocks` is our own digest, the one chute-api records as `chute_blake3_blocks` and
+chute-compute verifies fetched images with. Its definition (anyone can recompute it with plain
+BLAKE3):
+
+    split the image into blocks of BLOCK_SIZE = 4 MiB (4,194,304 bytes); the last may be
+    shorter; an empty image has no blocks;
+    d_i    = BLAKE3(block_i)                      (32 bytes each)
+    digest = BLAKE3(b"chute-blake3-blocks-v1" + u64le(4194304) + u64le(image size)
+                    + d_0 + d_1 + ... + d_(n-1)), as 64 lower-case hex characters.
+
+Why not plain BLAKE3 of the stream: a streaming hash must see every byte in order, so a
+sparse image's holes (a 4 GiB disk holding 512 MiB) were hashed as 3.5 GiB of zeros, and one
+stream is one core (~2.2-3 GB/s here). Blocks make both go away: the digest of an aligned
+all-zero block is one constant, so a hole costs nothing (update_zeros), and whole blocks of a
+large update are hashed with BLAKE3's own thread pool on every core (~5 GB/s on these 2 cores,
+the same as a pool of our own threads over blocks, measured: 5.0 vs 4.9 GB/s for 256 MiB).
 """
 
 from __future__ import annotations
 
 import hashlib
+import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Iterable
 
@@ -21,9 +39,17 @@ import blake3
 # Below this size a thread hand-off costs more than hashing inline.
 _INLINE_BELOW = 64 * 1024
 
+BLOCKS = "blake3-blocks"
+BLOCK_SIZE = 4 << 20
+_DOMAIN = b"chute-blake3-blocks-v1"
+_ZERO_BLOCK = bytes(BLOCK_SIZE)
+_ZERO_DIGEST = blake3.blake3(_ZERO_BLOCK).digest()
+
 
 def new_hash(algorithm: str) -> Any:
-    """A hashlib-like object for `algorithm` (hashlib names, plus blake3)."""
+    """A hashlib-like object for `algorithm` (hashlib names, blake3 and blake3-blocks)."""
+    if algorithm == BLOCKS:
+        return Blake3Blocks()
     if algorithm == "blake3":
         return blake3.blake3(max_threads=1)
     if algorithm == "md5":
@@ -98,17 +124,91 @@ def file_digest(path: str, algorithm: str, chunk_size: int = 4 << 20) -> str:
     return digest.hexdigest()
 
 
-_ZERO_BLOCK = bytes(4 << 20)
-
-
 def update_zeros(digest: Any, nbytes: int) -> None:
     """Feed `nbytes` zeros - a hole - into `digest` (a new_hash object or a MultiHasher).
 
     Every reader of sparse data (copy verifier, HTTP fetch, extent fetch) hashes holes through
-    here, so a digest that can account for zeros without hashing them has one place to do it.
+    here, so a digest that can account for zeros without hashing them has one place to do it:
+    Blake3Blocks takes them directly; anything else gets block-aligned pieces of zeros (a
+    MultiHasher's Blake3Blocks then recognises whole zero blocks at memcmp speed).
     """
+    skip = getattr(digest, "update_zeros", None)
+    if skip is not None:
+        skip(nbytes)
+        return
     zeros = memoryview(_ZERO_BLOCK)
+    position = getattr(digest, "nbytes", 0)
+    step = min(nbytes, BLOCK_SIZE - position % BLOCK_SIZE)
     while nbytes > 0:
-        step = min(nbytes, len(zeros))
         digest.update(zeros[:step])
         nbytes -= step
+        step = min(nbytes, BLOCK_SIZE)
+
+
+def _is_zero(block: memoryview) -> bool:
+    """True for a full block of zeros: random data is rejected in O(1) (first and last byte),
+    a zero block costs one memcmp (bytes.startswith takes any buffer without copying it;
+    ~6.5 GB/s here, where hashing the block would cost 4 MiB of BLAKE3 on both cores)."""
+    return not block[0] and not block[-1] and _ZERO_BLOCK.startswith(block)
+
+
+class Blake3Blocks:
+    """The `blake3-blocks` digest (module docstring), with hashlib's update/digest/hexdigest.
+
+    Not thread-safe, like hashlib objects: MultiHasher gives it its own thread. Memory: 32
+    bytes per 4 MiB block (8 KiB per GiB), since the image size heads the final hash input.
+    """
+
+    name = BLOCKS
+    digest_size = 32
+    block_size = BLOCK_SIZE
+
+    def __init__(self, data: bytes | memoryview = b"") -> None:
+        self._digests = bytearray()  # d_0 + d_1 + ... of the finished blocks
+        self._open = blake3.blake3(max_threads=1)  # the unfinished block
+        self._filled = 0  # bytes in the unfinished block
+        self.nbytes = 0
+        if data:
+            self.update(data)
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self.nbytes += len(view)
+        if self._filled:
+            view = self._fill(view)
+        whole = len(view) - len(view) % BLOCK_SIZE
+        for offset in range(0, whole, BLOCK_SIZE):
+            block = view[offset:offset + BLOCK_SIZE]
+            self._digests += _ZERO_DIGEST if _is_zero(block) else blake3.blake3(
+                block, max_threads=blake3.blake3.AUTO).digest()
+        if whole < len(view):
+            self._fill(view[whole:])
+
+    def update_zeros(self, nbytes: int) -> None:
+        """Account for `nbytes` zeros; whole aligned zero blocks cost nothing."""
+        self.nbytes += nbytes
+        if self._filled:
+            step = min(nbytes, BLOCK_SIZE - self._filled)
+            self._fill(memoryview(_ZERO_BLOCK)[:step])
+            nbytes -= step
+        self._digests += _ZERO_DIGEST * (nbytes // BLOCK_SIZE)
+        if nbytes % BLOCK_SIZE:
+            self._fill(memoryview(_ZERO_BLOCK)[:nbytes % BLOCK_SIZE])
+
+    def _fill(self, view: memoryview) -> memoryview:
+        """Add the start of `view` to the unfinished block; -> what did not fit."""
+        step = min(len(view), BLOCK_SIZE - self._filled)
+        self._open.update(view[:step])
+        self._filled += step
+        if self._filled == BLOCK_SIZE:
+            self._digests += self._open.digest()
+            self._open, self._filled = blake3.blake3(max_threads=1), 0
+        return view[step:]
+
+    def digest(self) -> bytes:
+        last = self._open.digest() if self._filled else b""
+        header = _DOMAIN + struct.pack("<QQ", BLOCK_SIZE, self.nbytes)
+        return blake3.blake3(header + bytes(self._digests) + last).digest()
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
