@@ -41,7 +41,7 @@ def test_every_document_validates_against_the_served_schema(shared_api):
     assert schema["additionalProperties"] == {"type": "string"}
     assert "qcow2" in schema["properties"]["disk_format"]["enum"]
     assert None in schema["properties"]["disk_format"]["enum"]
-    assert schema["properties"]["chute_blake3"]["readOnly"] is True
+    assert schema["properties"]["chute_blake3_blocks"]["readOnly"] is True
     image = create(shared_api, name="schema-check", hw_disk_bus="scsi", tags=["t"])
     upload(shared_api, image["id"], b"data")
     listed = requests.get(shared_api.url + "/v2/images?limit=1000").json()
@@ -70,7 +70,7 @@ def test_create_defaults_and_location_header(shared_api):
 @pytest.mark.parametrize("body,status,text", [
     ({"self": "x"}, 403, "Attribute 'self' is read-only."),
     ({"checksum": "x"}, 403, "Attribute 'checksum' is read-only."),
-    ({"chute_blake3": "ab"}, 403, "Attribute 'chute_blake3' is read-only."),
+    ({"chute_blake3_blocks": "ab"}, 403, "Attribute 'chute_blake3_blocks' is read-only."),
     ({"os_glance_x": "y"}, 403, "Attribute 'os_glance_x' is reserved."),
     ({"locations": []}, 403, "Attribute 'locations' is reserved."),
     ({"disk_format": "floppy"}, 400, "floppy"),
@@ -149,7 +149,7 @@ def test_patch_rules(shared_api):
     assert "application/openstack-images-v2.1-json-patch" in bad_type.headers["Accept-Patch"]
     cases = [
         ([{"op": "replace", "path": "/status", "value": "active"}], 403, "read-only"),
-        ([{"op": "add", "path": "/chute_blake3", "value": "00"}], 403, "read-only"),
+        ([{"op": "add", "path": "/chute_blake3_blocks", "value": "00"}], 403, "read-only"),
         ([{"op": "add", "path": "/os_glance_x", "value": "1"}], 403, "reserved"),
         ([{"op": "remove", "path": "/name"}], 403, "may not be removed"),
         ([{"op": "remove", "path": "/nope"}], 409, "does not exist"),

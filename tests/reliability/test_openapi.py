@@ -121,7 +121,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
         json=[{"op": "replace", "path": "/name", "value": "doc2"}])
     api("PATCH", "/v2/images/{image_id}", 415, one, headers=js, json=[])
     api("PATCH", "/v2/images/{image_id}", 403, one, headers=patch,
-        json=[{"op": "replace", "path": "/chute_blake3", "value": "0" * 64}])
+        json=[{"op": "replace", "path": "/chute_blake3_blocks", "value": "0" * 64}])
     api("PUT", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 404, f"{one}/tags/b", headers=js)
@@ -133,7 +133,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("PUT", "/v2/images/{image_id}/file", 204, f"{one}/file", data=data, headers=octet)
     api("PUT", "/v2/images/{image_id}/file", 409, f"{one}/file", data=data, headers=octet)
     done = api("GET", "/v2/images/{image_id}", 200, one, headers=js).json()
-    assert done["status"] == "active" and done["chute_blake3"]
+    assert done["status"] == "active" and done["chute_blake3_blocks"]
     assert api("GET", "/v2/images/{image_id}/file", 200, f"{one}/file").content == data
     part = api("GET", "/v2/images/{image_id}/file", 206, f"{one}/file",
                headers={"Range": "bytes=10-19"})

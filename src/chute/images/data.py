@@ -74,7 +74,7 @@ class ImageData:
             raise
         columns = {"size": received.size, "checksum": received.checksum,
                    "os_hash_algo": received.os_hash_algo, "os_hash_value": received.os_hash_value,
-                   "chute_blake3": received.blake3,
+                   "chute_blake3_blocks": received.blake3_blocks,
                    "virtual_size": received.format.virtual_size if received.format else None}
         if not self.db.activate(image_id, columns, location):
             self.store.delete(location.url)

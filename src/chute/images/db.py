@@ -321,7 +321,7 @@ class Database:
 
 
 CLEARED = {"size": None, "virtual_size": None, "checksum": None, "os_hash_algo": None,
-           "os_hash_value": None, "chute_blake3": None}
+           "os_hash_value": None, "chute_blake3_blocks": None}
 
 
 def _marker_value(marker: Any, key: str) -> Any:

@@ -35,7 +35,7 @@ class Image(Base):
     checksum: Mapped[str | None] = mapped_column(String(32))
     os_hash_algo: Mapped[str | None] = mapped_column(String(64))
     os_hash_value: Mapped[str | None] = mapped_column(String(128))
-    chute_blake3: Mapped[str | None] = mapped_column(String(64))
+    chute_blake3_blocks: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None] = mapped_column(BigInteger)
     virtual_size: Mapped[int | None] = mapped_column(BigInteger)
     min_disk: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

@@ -26,7 +26,7 @@ CREATE_KEYS = {"id", "name", "visibility", "protected", "os_hidden", "min_disk",
 LINK_KEYS = ("direct_url", "self", "file", "schema", "stores")
 READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_size",
              "direct_url", "self", "file", "schema", "id", "os_hash_algo", "os_hash_value",
-             "chute_blake3", "stores")
+             "chute_blake3_blocks", "stores")
 RESERVED = ("location", "locations", "deleted", "deleted_at")
 UUID_LEN = 36
 INT_MAX = 2**31 - 1  # min_disk/min_ram are INTEGER columns

@@ -14,7 +14,7 @@ from typing import BinaryIO, Callable
 from chute.errors import Invalid, TooLarge
 from chute.formats import FormatInfo, StreamInspector
 from chute.stores.base import Writer
-from chute.transfer.hashing import MultiHasher
+from chute.transfer.hashing import BLOCKS, MultiHasher
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Received:
     checksum: str
     os_hash_algo: str
     os_hash_value: str
-    blake3: str
+    blake3_blocks: str
     format: FormatInfo | None
 
 
@@ -87,7 +87,7 @@ def receive(stream: BinaryIO, writer: Writer, limits: Limits, *, hashing_algorit
     """
     inspector = StreamInspector() if inspect_as else None
     total, next_check = 0, 1 << 30
-    with MultiHasher(["md5", hashing_algorithm, "blake3"]) as hasher, \
+    with MultiHasher(["md5", hashing_algorithm, BLOCKS]) as hasher, \
             _BackgroundWriter(writer) as background:
         while True:
             chunk = stream.read(chunk_size)
@@ -108,4 +108,4 @@ def receive(stream: BinaryIO, writer: Writer, limits: Limits, *, hashing_algorit
         digests = hasher.hexdigests()
     info = inspector.finish(inspect_as, require_format_match) if inspector and inspect_as else None
     return Received(total, digests["md5"], hashing_algorithm, digests[hashing_algorithm],
-                    digests["blake3"], info)
+                    digests[BLOCKS], info)

@@ -30,8 +30,8 @@ def image_document(rec: ImageRecord, show_direct_url: bool,
         doc["locations"] = [{"url": loc.url, "metadata": loc.metadata} for loc in rec.locations]
     if show_direct_url and rec.locations:
         doc["direct_url"] = rec.locations[0].url
-    if rec.chute_blake3:
-        doc["chute_blake3"] = rec.chute_blake3
+    if rec.chute_blake3_blocks:
+        doc["chute_blake3_blocks"] = rec.chute_blake3_blocks
     doc["tags"] = list(rec.tags)
     doc["self"] = f"/v2/images/{rec.id}"
     doc["file"] = f"/v2/images/{rec.id}/file"

@@ -6,6 +6,17 @@ from typing import Any
 
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_INT = {"type": ["integer", "null"]}
+_BLAKE3_BLOCKS = {
+    "type": "string", "pattern": "^[0-9a-f]{64}$", "readOnly": True,
+    "description": (
+        "chute's digest of the image data, recorded at upload and checked by compute hosts "
+        "before they use a copy; absent on images uploaded before it existed. Definition "
+        "(recompute it with any BLAKE3): split the data into 4 MiB blocks (4194304 bytes; "
+        "the last may be shorter; empty data has none); d_i = BLAKE3(block i), 32 bytes; "
+        "the value is the lower-case hex of BLAKE3(b\"chute-blake3-blocks-v1\" + "
+        "u64le(4194304) + u64le(size in bytes) + d_0 + d_1 + ...). Blocks let a reader "
+        "skip holes (an all-zero block has a constant d_i) and hash on several cores."),
+}
 _LINK = {"type": "object", "required": ["rel", "href"],
          "properties": {"rel": {"type": "string"}, "href": {"type": "string"}}}
 
@@ -45,7 +56,7 @@ SCHEMAS: dict[str, Any] = {
             "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
             "disk_format": _NULL_STR, "container_format": _NULL_STR, "owner": _NULL_STR,
             "os_hash_algo": _NULL_STR, "os_hash_value": _NULL_STR,
-            "chute_blake3": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "chute_blake3_blocks": _BLAKE3_BLOCKS,
             "created_at": {"type": "string"}, "updated_at": {"type": "string"},
             "tags": {"type": "array", "items": {"type": "string"}},
             "self": {"type": "string"}, "file": {"type": "string"},

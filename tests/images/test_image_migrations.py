@@ -1,0 +1,47 @@
+"""Migrations on a real SQLite file holding data from the revision before."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import inspect, text
+
+from chute.images.db import Database, make_engine, migrate
+
+
+def to_revision(engine, revision: str, down: bool = False) -> None:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", "chute.images:migrations")
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def image_columns(engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns("images")}
+
+
+def test_0002_renames_chute_blake3_and_clears_the_old_digests(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'reg.sqlite'}")
+    to_revision(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO images (id, name, status, visibility, protected, os_hidden, checksum, "
+            "os_hash_algo, os_hash_value, chute_blake3, size, min_disk, min_ram, created_at, "
+            "updated_at, deleted) VALUES ('img', 'old', 'active', 'shared', 0, 0, 'c', "
+            "'sha512', 'v', :old, 4, 0, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 0)"),
+            {"old": "ab" * 32})
+        conn.execute(text("INSERT INTO image_properties (image_id, name, value) "
+                          "VALUES ('img', 'hw_disk_bus', 'scsi')"))
+    migrate(engine)
+    assert "chute_blake3_blocks" in image_columns(engine)
+    assert "chute_blake3" not in image_columns(engine)
+    record = Database(engine).get("img")
+    # A plain-BLAKE3 value is not a blake3-blocks digest: kept, it would fail every fetch.
+    assert record.chute_blake3_blocks is None
+    assert (record.name, record.status, record.os_hash_value, record.size) == (
+        "old", "active", "v", 4)
+    assert record.properties == {"hw_disk_bus": "scsi"}
+    to_revision(engine, "0001", down=True)
+    assert "chute_blake3" in image_columns(engine)
+    assert "chute_blake3_blocks" not in image_columns(engine)
