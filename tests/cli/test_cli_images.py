@@ -80,7 +80,7 @@ def test_list_download_roundtrip(shared_api, raw_image, tmp_path):
     again = run_chute("image-download", image["id"], "--file", str(out), "-f", "json",
                       image_url=shared_api.url)
     assert again.json() == {"id": image["id"], "file": str(out),
-                            "bytes": raw_image.stat().st_size, "verified": "blake3"}
+                            "bytes": raw_image.stat().st_size, "verified": "blake3-blocks"}
 
 
 def test_list_follows_pages_and_filters(shared_api):

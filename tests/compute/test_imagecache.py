@@ -50,7 +50,7 @@ def test_second_fetch_is_a_cache_hit(fetch_env, fetch_log):
     assert lines(fetch_log, f"Image {image['id']} found in cache")
     assert len(lines(fetch_log, "Successfully transferred using")) == 1
     info = json.loads(Path(first.path + ".info").read_text())
-    assert info["digest"] == image["chute_blake3"] and info["format"] == "raw"
+    assert info["digest"] == image["chute_blake3_blocks"] and info["format"] == "raw"
 
 
 def test_a_damaged_base_is_fetched_again(fetch_env, fetch_log):

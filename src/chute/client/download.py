@@ -17,7 +17,7 @@ import urllib3
 
 from chute.client.images import ImageClient
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable
-from chute.transfer.hashing import MultiHasher, new_hash
+from chute.transfer.hashing import BLOCKS, MultiHasher, new_hash
 
 CHUNK = 4 * 1024 * 1024
 
@@ -33,11 +33,11 @@ class Expected:
 
     @classmethod
     def of(cls, image: dict[str, Any]) -> Expected:
-        """The strongest digest we can check at full speed: chute-api's BLAKE3 (several GB/s,
-        where SHA-512 manages ~1 GB/s on one core), else Glance's multihash, else MD5."""
+        """The strongest digest we can check at full speed: chute-api's blake3-blocks (several
+        GB/s, where SHA-512 manages ~1 GB/s on one core), else Glance's multihash, else MD5."""
         size = image.get("size")
-        if image.get("chute_blake3") and _usable("blake3"):
-            return cls(size, "blake3", image["chute_blake3"].lower(), "chute_blake3")
+        if image.get("chute_blake3_blocks"):
+            return cls(size, BLOCKS, image["chute_blake3_blocks"].lower(), "chute_blake3_blocks")
         algo, value = image.get("os_hash_algo"), image.get("os_hash_value")
         if algo and value and _usable(algo):
             return cls(size, algo, value.lower(), "os_hash_value")

@@ -13,8 +13,8 @@ import stat
 import subprocess
 from pathlib import Path
 
-import blake3
 import pytest
+from blocksref import blake3_blocks
 from fetchenv import lines, warnings
 
 from chute.client.images import ImageClient
@@ -43,7 +43,7 @@ def fetch(env, conf, image) -> tuple[object, bytes]:
 def test_direct_copy_through_the_other_mountpoint(fetch_env, fetch_log):
     data = sparse_bytes()
     image = fetch_env.upload(data)
-    assert image["chute_blake3"] == blake3.blake3(data).hexdigest()
+    assert image["chute_blake3_blocks"] == blake3_blocks(data)
     got, content = fetch(fetch_env, fetch_env.conf(), image)
     assert content == data and got.method == "file" and got.nbytes == len(data)
     assert got.primitive in ("copy_file_range", "read_write", "clone")
@@ -154,7 +154,27 @@ def test_corrupted_byte_in_the_compute_view(fetch_env, fetch_log):
     mirror = fetch_env.mirror(image)
     flip(mirror / "images" / image["id"], 1234567)
     assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=mirror), image, data,
-                     "does not match chute_blake3")
+                     "does not match chute_blake3_blocks")
+
+
+def test_a_byte_written_into_a_hole_in_the_compute_view(fetch_env, fetch_log):
+    """A whole hole block is never hashed (its digest is a constant), so the verifier must
+    notice when that region holds data after all: SEEK_DATA reports it, it is hashed."""
+    data = bytearray(13 * MiB)
+    data[:MiB + 5] = os.urandom(MiB + 5)
+    data[9 * MiB:9 * MiB + 300] = os.urandom(300)
+    image = fetch_env.upload(bytes(data))
+    mirror = fetch_env.mirror(image)
+    changed = mirror / "images" / image["id"]
+    # Inside a full hole block; then in the hole part of a block that also holds data.
+    for number, offset in enumerate((6 * MiB + 3, 2 * MiB)):
+        flip(changed, offset)
+        conf = fetch_env.conf(f"c{number}.conf", mountpoint=mirror,
+                              DEFAULT={"instances_path": fetch_env.tmp / f"i{number}"})
+        assert_fell_back(fetch_env, fetch_log, conf, image, bytes(data),
+                         "does not match chute_blake3_blocks")
+        flip(changed, offset)
+        fetch_log.clear()
 
 
 def flip(path: Path, offset: int) -> None:
@@ -172,7 +192,7 @@ def test_corrupted_store_file_is_fatal(fetch_env, fetch_log):
     cache = ImageCache(fetch_env.conf(), ImageClient(fetch_env.api.url))
     with pytest.raises(IntegrityError, match="image data does not match its checksum"):
         cache.fetch(image)
-    assert any("does not match chute_blake3" in w for w in warnings(fetch_log))
+    assert any("does not match chute_blake3_blocks" in w for w in warnings(fetch_log))
     assert not lines(fetch_log, "Successfully transferred")
     base_dir = Path(cache.dir)
     assert not [p.name for p in base_dir.iterdir() if not p.name.endswith(".lock")]
