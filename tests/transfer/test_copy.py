@@ -10,6 +10,7 @@ from pathlib import Path
 
 import blake3
 import pytest
+from blocksref import blake3_blocks
 
 from chute.transfer import copy
 
@@ -33,10 +34,13 @@ def fresh_refusals():
     copy.forget_refusals()
 
 
+SPARSE_PIECES = [(0, 3 * MiB + 17), (10 * MiB, 2 * MiB), (40 * MiB, 5)]
+
+
 @pytest.fixture
 def sparse_src(tmp_path: Path) -> tuple[Path, bytes]:
     path = tmp_path / "src.img"
-    content = make_sparse(path, [(0, 3 * MiB + 17), (10 * MiB, 2 * MiB), (40 * MiB, 5)], 48 * MiB)
+    content = make_sparse(path, SPARSE_PIECES, 48 * MiB)
     return path, content
 
 
@@ -75,6 +79,25 @@ def test_blake3_and_md5_digests_equal_the_libraries(sparse_src, tmp_path):
                                 ("md5", hashlib.md5(content).hexdigest())):
         result = copy.copy_file(str(src), str(tmp_path / algorithm), algorithm=algorithm)
         assert result.digest == expected
+
+
+def test_blake3_blocks_is_exact_on_every_primitive(sparse_src, tmp_path, tmpfs_dir,
+                                                   xfs_reflink):
+    """Holes (skipped as whole zero blocks, or partly inside a block) and data all count."""
+    src, content = sparse_src
+    want = blake3_blocks(content)
+    on_xfs = xfs_reflink / "src.img"
+    with open(on_xfs, "wb") as handle:  # the same bytes and holes as `src`
+        for offset, length in SPARSE_PIECES:
+            handle.seek(offset)
+            handle.write(content[offset:offset + length])
+        handle.truncate(len(content))
+    for source, target, primitive in ((src, tmp_path / "cfr", copy.COPY_FILE_RANGE),
+                                      (src, tmpfs_dir / "rw", copy.READ_WRITE),
+                                      (on_xfs, xfs_reflink / "clone", copy.CLONE)):
+        result = copy.copy_file(str(source), str(target), algorithm="blake3-blocks")
+        assert (result.primitive, result.digest) == (primitive, want)
+        assert target.read_bytes() == content
 
 
 def test_all_hole_and_empty_files(tmp_path):
@@ -147,15 +170,29 @@ def test_progress_callback_reaches_the_size(sparse_src, tmp_path):
     assert seen == sorted(seen) and seen[-1] == len(content)
 
 
-def test_no_threads_or_descriptors_leak_across_many_copies(tmp_path):
+@pytest.mark.parametrize("algorithm", ["blake3", "blake3-blocks"])
+def test_no_threads_or_descriptors_leak_across_many_copies(tmp_path, algorithm):
     src = tmp_path / "small.img"
     make_sparse(src, [(0, 300_000), (MiB, 5000)], 2 * MiB)
-    copy.copy_file(str(src), str(tmp_path / "warm"), algorithm="blake3")
+    copy.copy_file(str(src), str(tmp_path / "warm"), algorithm=algorithm)
     threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
     for number in range(20):
-        copy.copy_file(str(src), str(tmp_path / f"c{number % 3}"), algorithm="blake3")
+        copy.copy_file(str(src), str(tmp_path / f"c{number % 3}"), algorithm=algorithm)
     with pytest.raises(FileNotFoundError):
-        copy.copy_file(str(tmp_path / "missing"), str(tmp_path / "x"), algorithm="blake3")
+        copy.copy_file(str(tmp_path / "missing"), str(tmp_path / "x"), algorithm=algorithm)
+    assert threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_no_threads_or_descriptors_leak_across_many_verified_clones(xfs_reflink):
+    src = xfs_reflink / "small.img"
+    make_sparse(src, [(0, 300_000), (5 * MiB, 5000)], 9 * MiB)
+    copy.copy_file(str(src), str(xfs_reflink / "warm"), algorithm="blake3-blocks")
+    threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    for number in range(10):
+        result = copy.copy_file(str(src), str(xfs_reflink / f"c{number % 3}"),
+                                algorithm="blake3-blocks")
+        assert result.primitive == copy.CLONE
     assert threading.active_count() == threads
     assert len(os.listdir("/proc/self/fd")) == fds
 
@@ -182,7 +219,9 @@ def test_xfs_reflink_clones_and_still_verifies(xfs_reflink, tmp_path):
     assert set(copy.refused(*pair)) == {"clone", "copy_file_range"}
 
 
-def test_a_source_written_while_its_clone_is_verified_is_refused(xfs_reflink, monkeypatch):
+@pytest.mark.parametrize("algorithm", ["blake3", "blake3-blocks"])
+def test_a_source_written_while_its_clone_is_verified_is_refused(xfs_reflink, monkeypatch,
+                                                                 algorithm):
     src = xfs_reflink / "changing.img"
     src.write_bytes(os.urandom(3 * MiB))
     real_segments = copy.segments
@@ -194,4 +233,4 @@ def test_a_source_written_while_its_clone_is_verified_is_refused(xfs_reflink, mo
 
     monkeypatch.setattr(copy, "segments", segments_then_write)
     with pytest.raises(OSError, match="source changed while its clone was verified"):
-        copy.copy_file(str(src), str(xfs_reflink / "clone.img"), algorithm="blake3")
+        copy.copy_file(str(src), str(xfs_reflink / "clone.img"), algorithm=algorithm)

@@ -5,9 +5,12 @@ import os
 
 import blake3
 import pytest
+from blocksref import blake3_blocks
 
-from chute.transfer import hashing
+from chute.transfer import copy, hashing
 from chute.transfer.hashing import MultiHasher, check_algorithm, file_digest
+
+MiB = 1 << 20
 
 
 def test_parallel_digests_equal_hashlib_for_mixed_chunk_sizes():
@@ -44,23 +47,13 @@ def test_unusable_algorithms_are_refused_with_the_name(name):
         check_algorithm(name)
 
 
-def blocks_reference(data: bytes) -> str:
-    """blake3-blocks recomputed from its written definition with plain BLAKE3, nothing of ours."""
-    block = 4 * 1024 * 1024
-    hashes = b"".join(blake3.blake3(data[i:i + block]).digest()
-                      for i in range(0, len(data), block))
-    header = (b"chute-blake3-blocks-v1" + block.to_bytes(8, "little")
-              + len(data).to_bytes(8, "little"))
-    return blake3.blake3(header + hashes).hexdigest()
-
-
 @pytest.mark.parametrize("size", [0, 1, 4 << 20, (4 << 20) + 1, (9 << 20) + 12345])
 def test_blake3_blocks_matches_its_definition(size):
     data = os.urandom(size)
-    assert hashing.new_hash("blake3-blocks").hexdigest() == blocks_reference(b"")
+    assert hashing.new_hash("blake3-blocks").hexdigest() == blake3_blocks(b"")
     digest = hashing.new_hash("blake3-blocks")
     digest.update(data)
-    assert digest.hexdigest() == blocks_reference(data)
+    assert digest.hexdigest() == blake3_blocks(data)
     assert len(digest.hexdigest()) == 64
 
 
@@ -68,7 +61,7 @@ def test_blake3_blocks_does_not_depend_on_chunking_or_on_how_zeros_arrive():
     block = 4 << 20
     data = (os.urandom(block + 100) + bytes(3 * block - 100 + 7) + os.urandom(block)
             + bytes(2 * block) + b"\x01" + bytes(block))
-    want = blocks_reference(data)
+    want = blake3_blocks(data)
     for sizes in ([1, 100, 70_000, 1 << 20, 5], [block - 1, 2, 3 * block], [8 * block]):
         digest, offset = hashing.new_hash("blake3-blocks"), 0
         for size in sizes:
@@ -100,7 +93,7 @@ def test_blake3_blocks_notices_one_changed_byte_in_a_zero_block():
         changed[position] = 1
         digest = hashing.new_hash("blake3-blocks")
         digest.update(changed)
-        assert digest.hexdigest() == blocks_reference(bytes(changed)) != blocks_reference(zeros)
+        assert digest.hexdigest() == blake3_blocks(bytes(changed)) != blake3_blocks(zeros)
 
 
 def test_update_zeros_equals_hashing_zeros_for_plain_digests():
@@ -112,3 +105,29 @@ def test_update_zeros_equals_hashing_zeros_for_plain_digests():
 
 def test_blake3_blocks_is_a_usable_algorithm_name():
     check_algorithm("blake3-blocks")
+
+
+@pytest.mark.parametrize("pieces,size", [
+    ([(0, 3 * MiB + 17), (10 * MiB, 2 * MiB), (40 * MiB, 5)], 48 * MiB),
+    ([(4 * MiB - 1, 2), (13 * MiB, 100)], 13 * MiB + 100),  # data ends the file
+    ([], 9 * MiB + 1),  # all hole, a short last block
+    ([], 0),
+])
+def test_blocks_digest_fd_reads_only_blocks_that_may_hold_data(tmp_path, pieces, size):
+    path = tmp_path / "sparse"
+    with open(path, "wb") as handle:
+        for offset, length in pieces:
+            handle.seek(offset)
+            handle.write(os.urandom(length))
+        handle.truncate(size)
+    content = path.read_bytes()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        segments = list(copy.segments(fd, size))
+        for workers in (1, 2, 3):
+            assert hashing.blocks_digest_fd(fd, segments, size, workers) == blake3_blocks(
+                content)
+        with pytest.raises(OSError, match="file ended at"):
+            hashing.blocks_digest_fd(fd, segments, size + 1)
+    finally:
+        os.close(fd)

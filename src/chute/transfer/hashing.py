@@ -29,10 +29,14 @@ the same as a pool of our own threads over blocks, measured: 5.0 vs 4.9 GB/s for
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import struct
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import blake3
 
@@ -207,8 +211,81 @@ class Blake3Blocks:
 
     def digest(self) -> bytes:
         last = self._open.digest() if self._filled else b""
-        header = _DOMAIN + struct.pack("<QQ", BLOCK_SIZE, self.nbytes)
-        return blake3.blake3(header + bytes(self._digests) + last).digest()
+        return _combine(bytes(self._digests) + last, self.nbytes)
 
     def hexdigest(self) -> str:
         return self.digest().hex()
+
+
+def _combine(block_digests: bytes, size: int) -> bytes:
+    header = _DOMAIN + struct.pack("<QQ", BLOCK_SIZE, size)
+    return blake3.blake3(header + block_digests).digest()
+
+
+Piece = tuple[bool, int, int]  # (is_data, offset, length), as chute.transfer.copy.segments
+
+
+def _blocks(pieces: Iterable[Piece], size: int) -> Iterator[tuple[int, int, bool]]:
+    """(offset, length, may_hold_data) of every block; False only for a full block in a hole."""
+    offset = 0  # the next block to yield
+    for is_data, start, length in pieces:
+        if not is_data:
+            continue
+        first = start - start % BLOCK_SIZE
+        for block in range(offset, first, BLOCK_SIZE):
+            yield block, min(BLOCK_SIZE, size - block), block + BLOCK_SIZE > size
+        offset = max(offset, first)
+        data_until = start + length
+        while offset < data_until:
+            yield offset, min(BLOCK_SIZE, size - offset), True
+            offset += BLOCK_SIZE
+    for block in range(offset, size, BLOCK_SIZE):
+        yield block, min(BLOCK_SIZE, size - block), block + BLOCK_SIZE > size
+
+
+def blocks_digest_fd(fd: int, pieces: Iterable[Piece], size: int,
+                     workers: int | None = None) -> str:
+    """blake3-blocks of the first `size` bytes of `fd`, read with pread by several threads.
+
+    For a file we may not mmap (someone else's, which could be truncated under us: touching a
+    mapped page past EOF is SIGBUS). Each worker preads a whole block into its own buffer and
+    hashes it, so the copy out of the page cache is spread over the cores too: measured on a
+    warm 256 MiB file on XFS, 2 workers took 0.13 CPU-s and the least wall time, where a
+    reader thread feeding BLAKE3's own pool took 0.16-0.20 CPU-s (3 workers on 2 cores: no
+    faster). `pieces` are the file's data and holes: full blocks inside a hole are not read.
+    """
+    count = workers or len(os.sched_getaffinity(0))
+    local = threading.local()
+
+    def hash_block(offset: int, length: int) -> bytes:
+        buffer = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = memoryview(bytearray(BLOCK_SIZE))
+        done = 0
+        while done < length:
+            got = os.preadv(fd, [buffer[done:length]], offset + done)
+            if got == 0:
+                raise OSError(errno.EIO, f"file ended at {offset + done} bytes, expected {size}")
+            done += got
+        return blake3.blake3(buffer[:length], max_threads=1).digest()
+
+    digests = bytearray()
+    window: deque[Future[bytes] | bytes] = deque()
+    with ThreadPoolExecutor(count, thread_name_prefix="hash") as pool:
+        try:
+            for offset, length, may_hold_data in _blocks(pieces, size):
+                window.append(pool.submit(hash_block, offset, length) if may_hold_data
+                              else _ZERO_DIGEST)
+                while len(window) > 2 * count:
+                    digests += _result(window.popleft())
+            while window:
+                digests += _result(window.popleft())
+        finally:
+            for pending in window:
+                if isinstance(pending, Future):
+                    pending.cancel()
+    return _combine(bytes(digests), size).hex()
+
+
+def _result(item: Future[bytes] | bytes) -> bytes:
+    return item if isinstance(item, bytes) else item.result()
