@@ -60,6 +60,30 @@ def test_every_fetch_refuses_a_flipped_bit(start_compute, corrupted, path):
           "checksum, nothing cached")
 
 
+@pytest.mark.parametrize("path", ["direct", "http"])
+def test_every_fetch_refuses_a_byte_written_into_a_hole(start_api, start_compute, tmp_path,
+                                                         path):
+    """chute_blake3_blocks counts a whole zero block as a constant without hashing it: a byte
+    that appears in what was a hole (here in the middle of a 4 MiB block of zeros) must still
+    be seen, as data by SEEK_DATA on the direct path, as a non-zero chunk over HTTP."""
+    api = start_api(DEFAULT={"workers": 1})
+    source = tmp_path / "sparse.raw"
+    with open(source, "wb") as handle:
+        handle.write(os.urandom(MiB))
+        handle.seek(10 * MiB)
+        handle.write(os.urandom(MiB))
+    image = upload_image(api, source)
+    with open(api.datadir / image["id"], "r+b") as handle:
+        handle.seek(6 * MiB + 12345)
+        handle.write(b"\x01")
+    overrides = {} if path == "direct" else {"glance": {"allowed_direct_url_schemes": ""}}
+    compute = start_compute(api, **overrides)
+    done = wait_built(compute, boot(compute, image["id"])["id"])
+    assert done["status"] == "ERROR" and "checksum" in done["fault"]["message"], done
+    assert "Successfully transferred" not in compute.log_text()
+    assert sorted(n for n in os.listdir(base_dir(compute)) if not n.endswith(".lock")) == []
+
+
 def test_download_sends_the_stored_bytes_and_clients_detect_the_mismatch(corrupted, tmp_path):
     api, source, images = corrupted
     home = tmp_path / "home"
