@@ -328,6 +328,10 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
     read). The clone holds the blocks the source had at the ioctl; the source's ctime, which
     any write or truncate updates, being unchanged from before the ioctl to after the last
     read proves we hashed those same bytes.
+
+    blake3-blocks hashes independent blocks, so every core preads and hashes its own
+    (hashing.blocks_digest_fd; whole blocks in holes are not read); a streaming digest gets
+    one reader thread feeding one hashing thread (_Verifier).
     """
     if algorithm == BLOCKS:
         digest = blocks_digest_fd(src, segments(src, before.st_size), before.st_size)
