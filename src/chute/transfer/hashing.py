@@ -166,6 +166,7 @@ class Blake3Blocks:
     name = BLOCKS
     digest_size = 32
     block_size = BLOCK_SIZE
+    max_threads = blake3.blake3.AUTO  # for each whole block of an update
 
     def __init__(self, data: bytes | memoryview = b"") -> None:
         self._digests = bytearray()  # d_0 + d_1 + ... of the finished blocks
@@ -184,7 +185,7 @@ class Blake3Blocks:
         for offset in range(0, whole, BLOCK_SIZE):
             block = view[offset:offset + BLOCK_SIZE]
             self._digests += _ZERO_DIGEST if _is_zero(block) else blake3.blake3(
-                block, max_threads=blake3.blake3.AUTO).digest()
+                block, max_threads=self.max_threads).digest()
         if whole < len(view):
             self._fill(view[whole:])
 
