@@ -7,6 +7,7 @@ chunks: a 1 GiB image must not pay per-8-KiB Python overhead (http.client's defa
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
@@ -18,6 +19,7 @@ from chute.errors import RemoteError, TransferError
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 UPLOAD_CHUNK = 4 * 1024 * 1024
+EXTENTS_LIMIT = 4 << 20  # bytes of an extents answer we are willing to parse
 
 Progress = Callable[[int], None]
 
@@ -122,13 +124,21 @@ class ImageClient:
 
         A server without the extension (Glance) answers 404 for the path: RemoteError(404),
         as for an unknown image; no data (204) raises RemoteError(204), as open_download.
+        The body is read up to EXTENTS_LIMIT: chute-api's answer stays far below it (at most
+        10,000 extents, ~0.4 MB), and a server sending more is not one to trust with memory.
         """
-        resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/extents")
+        resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/extents", stream=True)
         try:
             if resp.status_code != 200:
                 raise RemoteError(resp.status_code, f"no extents for image {image_id}")
+            body = bytearray()
+            for chunk in resp.iter_content(64 << 10):  # read to the end: keeps the connection
+                body += chunk
+                if len(body) > EXTENTS_LIMIT:
+                    raise RemoteError(resp.status_code, f"the extents answer is larger than "
+                                                        f"{EXTENTS_LIMIT} bytes")
             try:
-                return resp.json()
+                return json.loads(body)
             except ValueError:
                 raise RemoteError(resp.status_code, "the extents answer is not JSON") from None
         finally:

@@ -29,7 +29,7 @@ pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 32 * MiB
-DATA_AT = [(4 * MiB, MiB), (12 * MiB, 6 * MiB + 64 * KiB)]  # the image's data; the rest zeros
+DATA_AT = [(2 * MiB, 6 * MiB + 64 * KiB), (12 * MiB, MiB)]  # the image's data; the rest zeros
 
 
 @pytest.fixture(autouse=True)
@@ -160,14 +160,15 @@ def test_only_the_data_extents_move_and_holes_stay_holes(fetch_env, fetch_log, s
     for offset, length in DATA_AT:
         assert f"Range: bytes={offset}-{offset + length - 1}\r\n" in sent
     assert sent.count(f"GET /v2/images/{image['id']}/file") == len(DATA_AT)
-    assert relay.connections == 1  # one keep-alive connection for every request
+    # Keep-alive: the session's connection, plus one for the request sent ahead.
+    assert relay.connections <= 2
     assert lines(fetch_log, f"using http (extents, {moved} of {SIZE} bytes received in ")
     assert lines(fetch_log, "Successfully transferred using http")
 
 
 def test_a_drop_inside_an_extent_resumes_there(fetch_env, fetch_log, sparse_image):
     image, data = sparse_image
-    relay = CuttingRelay(fetch_env.api.port, cut_after=6 * MiB)  # 5 MiB into the 2nd extent
+    relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB)  # inside the first extent
     try:
         _, got = fetch_through(fetch_env, relay.url, image)
     finally:
@@ -176,10 +177,10 @@ def test_a_drop_inside_an_extent_resumes_there(fetch_env, fetch_log, sparse_imag
     resumed = [w for w in warnings(fetch_log) if "retrying" in w]
     assert len(resumed) == 1
     offset = int(resumed[0].split(" after ")[1].split()[0])
-    second, length = DATA_AT[1]
-    assert second < offset < second + length
+    first, length = DATA_AT[0]
+    assert first < offset < first + length
     sent = b"".join(relay.requests).decode("latin-1")
-    assert f"Range: bytes={offset}-{second + length - 1}\r\n" in sent
+    assert f"Range: bytes={offset}-{first + length - 1}\r\n" in sent
 
 
 @pytest.mark.parametrize("status", [404, 405, 501])
@@ -190,7 +191,7 @@ def test_a_server_without_extents_gets_the_whole_image_get(fetch_env, fetch_log,
     _, got = fetch_through(fetch_env, glance.url, image)
     base = Path(got.path)
     assert base.read_bytes() == data and (got.method, got.primitive) == ("http", None)
-    assert base.stat().st_blocks * 512 < SIZE // 2  # all-zero chunks still left as holes
+    assert base.stat().st_blocks * 512 <= SIZE // 2  # all-zero 4 MiB chunks left as holes
     assert (f"/v2/images/{image['id']}/file", None) in glance.requests
     assert lines(fetch_log, f"using http (stream, {SIZE} of {SIZE} bytes received in ")
     assert lines(fetch_log, "Successfully transferred using http")
@@ -214,6 +215,7 @@ MALFORMED: dict[str, Rewrite] = {
     "not a list": lambda d: {**d, "extents": {"offset": 0}},
     "too many": lambda d: _extents(d, *[(i * 2, 1) for i in range(10_001)]),
     "not json": lambda d: b"<html>extents</html>",
+    "too large": lambda d: json.dumps(d).encode() + b" " * (4 << 20),  # valid, but 4 MiB
 }
 
 
@@ -225,7 +227,9 @@ def test_extents_that_cannot_be_trusted_are_not_used(fetch_env, fetch_log, proxy
     _, got = fetch_through(fetch_env, liar.url, image)
     assert Path(got.path).read_bytes() == data and got.primitive is None
     assert not [p for p, rng in liar.requests if rng]  # no range GET on a bad plan
-    if name != "not json":
+    if name == "too large":  # unreadable: as not offered (INFO), not parsed at all
+        assert lines(fetch_log, "the extents answer is larger than")
+    elif name != "not json":
         assert any("Not using the extents" in w for w in warnings(fetch_log))
 
 
