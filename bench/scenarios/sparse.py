@@ -1,8 +1,9 @@
 """sparse: a raw image of 4x the size, virtual, holding size/2 of data, beside a dense image of
 size/2, each booted through the filesystem and over HTTP.
 
-A sparse-aware fetch (SEEK_DATA/SEEK_HOLE, or zero detection on the HTTP path) costs about the
-same as the dense one and leaves holes in the base; a naive one moves and writes 4x the bytes.
+A sparse-aware fetch (SEEK_DATA/SEEK_HOLE; over HTTP, chute's extents extension, else zero
+detection) costs about the same as the dense one and leaves holes in the base; a naive one moves
+and writes 4x the bytes.
 "Source" for the allocation ratio is the file that was uploaded (st_blocks * 512); the note
 also gives what chute's store allocated for it.
 """
