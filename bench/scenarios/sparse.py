@@ -1,8 +1,9 @@
 """sparse: a raw image of 4x the size, virtual, holding size/2 of data, beside a dense image of
 size/2, each booted through the filesystem and over HTTP.
 
-A sparse-aware fetch (SEEK_DATA/SEEK_HOLE, or zero detection on the HTTP path) costs about the
-same as the dense one and leaves holes in the base; a naive one moves and writes 4x the bytes.
+A sparse-aware fetch (SEEK_DATA/SEEK_HOLE; over HTTP, chute's extents extension, else zero
+detection) costs about the same as the dense one and leaves holes in the base; a naive one moves
+and writes 4x the bytes.
 "Source" for the allocation ratio is the file that was uploaded (st_blocks * 512); the note
 also gives what chute's store allocated for it.
 """
@@ -59,14 +60,19 @@ def run(ctx: Context) -> ScenarioResult:
                   allocated(dense)),
     }
     store_alloc = allocated(clients.stored_path(site.api.url, images["sparse"][0]))
+    http_primitives: set[str] = set()
 
     def boot(kind: str, direct: bool) -> Sample:
         image_id, source_alloc = images[kind]
         compute = site.compute(direct)
         booted = boot_once(compute, site.instances(direct), image_id,
                            "file" if direct else "http")
+        if kind == "sparse" and not direct:
+            http_primitives.add(str(booted.transfer.get("primitive") or "stream"))
         return Sample(booted.seconds, {"base alloc MiB": booted.base_alloc / MiB,
-                                       "alloc ratio": booted.base_alloc / source_alloc})
+                                       "alloc ratio": booted.base_alloc / source_alloc,
+                                       "fetch s": float(booted.transfer.get("seconds") or 0.0),
+                                       "compute CPU s": booted.cpu})
 
     cases = [
         Case("sparse_file", "boot, sparse image, via file", lambda: boot("sparse", True),
@@ -89,7 +95,7 @@ def run(ctx: Context) -> ScenarioResult:
     result.notes.append(
         f"sparse image: {virtual / MiB:.0f} MiB virtual, source allocates "
         f"{images['sparse'][1] / MiB:.0f} MiB; chute's store allocated {store_alloc / MiB:.0f} "
-        f"MiB for it")
+        f"MiB for it; its HTTP fetch used: {', '.join(sorted(http_primitives)) or 'n/a'}")
     for image_id, _ in images.values():
         clients.delete_image(site.api.url, image_id)
     return result

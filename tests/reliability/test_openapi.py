@@ -126,6 +126,8 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 404, f"{one}/tags/b", headers=js)
     api("GET", "/v2/images/{image_id}/file", 204, f"{one}/file")
+    api("GET", "/v2/images/{image_id}/extents", 204, f"{one}/extents")
+    api("GET", "/v2/images/{image_id}/extents", 404, "/v2/images/nope/extents", headers=js)
     api("POST", "/v2/images/{image_id}/actions/deactivate", 403, f"{one}/actions/deactivate",
         headers=js)
     data = hashlib.shake_256(b"doc").digest(3000)
@@ -140,9 +142,12 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     assert part.content == data[10:20]
     api("GET", "/v2/images/{image_id}/file", 416, f"{one}/file",
         headers={"Range": "bytes=5000-", **js})
+    assert api("GET", "/v2/images/{image_id}/extents", 200, f"{one}/extents").json() == {
+        "size": len(data), "extents": [{"offset": 0, "length": len(data)}]}
     api("GET", "/v2/images/{image_id}/locations", 200, f"{one}/locations", headers=js)
     api("POST", "/v2/images/{image_id}/actions/deactivate", 204, f"{one}/actions/deactivate")
     api("GET", "/v2/images/{image_id}/file", 403, f"{one}/file", headers=js)
+    api("GET", "/v2/images/{image_id}/extents", 403, f"{one}/extents", headers=js)
     api("POST", "/v2/images/{image_id}/actions/reactivate", 204, f"{one}/actions/reactivate")
     api("DELETE", "/v2/images/{image_id}", 204, one)
     api("DELETE", "/v2/images/{image_id}", 404, one, headers=js)

@@ -7,6 +7,7 @@ chunks: a 1 GiB image must not pay per-8-KiB Python overhead (http.client's defa
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
@@ -18,6 +19,7 @@ from chute.errors import RemoteError, TransferError
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 UPLOAD_CHUNK = 4 * 1024 * 1024
+EXTENTS_LIMIT = 4 << 20  # bytes of an extents answer we are willing to parse
 
 Progress = Callable[[int], None]
 
@@ -116,6 +118,32 @@ class ImageClient:
 
     # -- data -----------------------------------------------------------------------------
 
+    def extents(self, image_id: str) -> Any:
+        """chute extension: `{"size": N, "extents": [{"offset", "length"}, ...]}`, where the
+        image's data lies (all else is zeros). Untrusted: the caller validates it.
+
+        A server without the extension (Glance) answers 404 for the path: RemoteError(404),
+        as for an unknown image; no data (204) raises RemoteError(204), as open_download.
+        The body is read up to EXTENTS_LIMIT: chute-api's answer stays far below it (at most
+        10,000 extents, ~0.4 MB), and a server sending more is not one to trust with memory.
+        """
+        resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/extents", stream=True)
+        try:
+            if resp.status_code != 200:
+                raise RemoteError(resp.status_code, f"no extents for image {image_id}")
+            body = bytearray()
+            for chunk in resp.iter_content(64 << 10):  # read to the end: keeps the connection
+                body += chunk
+                if len(body) > EXTENTS_LIMIT:
+                    raise RemoteError(resp.status_code, f"the extents answer is larger than "
+                                                        f"{EXTENTS_LIMIT} bytes")
+            try:
+                return json.loads(body)
+            except ValueError:
+                raise RemoteError(resp.status_code, "the extents answer is not JSON") from None
+        finally:
+            resp.close()
+
     def upload(self, image_id: str, fileobj: BinaryIO, size: int,
                progress: Progress | None = None) -> None:
         """Send `size` bytes from `fileobj` as the image data; `progress(n)` after each chunk."""
@@ -128,23 +156,26 @@ class ImageClient:
         self.api.request("PUT", f"/v2/images/{_q(image_id)}/file", data=body, headers=headers,
                          timeout=(self.api.timeout, None)).close()
 
-    def open_download(self, image_id: str, offset: int = 0) -> requests.Response:
-        """Start streaming the image data (from `offset` with a Range request); caller closes.
+    def open_download(self, image_id: str, offset: int = 0,
+                      last: int | None = None) -> requests.Response:
+        """Start streaming the image data (bytes `offset`..`last` inclusive, with a Range
+        request when not the whole image); caller closes.
 
-        The response is 200 (or 206 for offset > 0) with the body unread: read it with
+        The response is 200 (or 206 for a range) with the body unread: read it with
         `resp.raw.readinto(buf)` or `resp.iter_content(4 << 20)`. An image without data
         (Glance answers 204) raises RemoteError(204, ...) so callers never mistake an
-        empty body for an empty image.
+        empty body for an empty image; so does a 200 answer to a range (RemoteError(200)).
         """
         headers = {"Accept": "application/octet-stream"}
-        if offset > 0:
-            headers["Range"] = f"bytes={offset}-"
+        ranged = offset > 0 or last is not None
+        if ranged:
+            headers["Range"] = f"bytes={offset}-{'' if last is None else last}"
         resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/file", headers=headers,
                                 stream=True)
         if resp.status_code == 204:
             resp.close()
             raise RemoteError(204, f"image {image_id} has no data")
-        if offset > 0 and resp.status_code != 206:
+        if ranged and resp.status_code != 206:
             resp.close()
             raise RemoteError(resp.status_code,
                               f"server ignored the Range request for image {image_id}")

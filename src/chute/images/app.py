@@ -10,6 +10,7 @@ from chute import errors, openapi
 from chute.config import Config
 from chute.httpapi import RequestIdMiddleware, install_error_handling, webob_renderer
 from chute.images import api, api_data, api_misc
+from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
 from chute.images.service import ImageService
@@ -55,6 +56,7 @@ def make_app(conf: Config, store: FilesystemStore) -> falcon.App:
     app.add_route("/v2/images/{image_id}", api.ImageResource(service))
     app.add_route("/v2/images/{image_id}/file",
                   api_data.FileResource(data, conf.get("DEFAULT", "client_socket_timeout")))
+    app.add_route("/v2/images/{image_id}/extents", ExtentsResource(service))
     app.add_route("/v2/images/{image_id}/tags/{tag}", api_misc.TagResource(service))
     app.add_route("/v2/images/{image_id}/actions/deactivate",
                   api_misc.ActionResource(service, "deactivate"))

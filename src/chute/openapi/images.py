@@ -97,6 +97,20 @@ SCHEMAS: dict[str, Any] = {
                                  "path": {"type": "string"}, "value": {}}},
     },
     "JsonSchema": {"type": "object", "required": ["name", "properties"]},
+    "Extents": {
+        "description": "Sorted, disjoint byte ranges holding the image's data within size; "
+                       "holes shorter than 64 KiB are merged into their neighbours, and past "
+                       "10,000 ranges one range covers the whole image.",
+        "type": "object", "required": ["size", "extents"], "additionalProperties": False,
+        "properties": {
+            "size": {"type": "integer", "minimum": 0},
+            "extents": {"type": "array", "maxItems": 10000, "items": {
+                "type": "object", "required": ["offset", "length"],
+                "additionalProperties": False,
+                "properties": {"offset": {"type": "integer", "minimum": 0},
+                               "length": {"type": "integer", "minimum": 1}}}},
+        },
+    },
 }
 
 
@@ -189,6 +203,15 @@ DOCUMENT: dict[str, Any] = {
                                                                     "format": "binary"}}}}},
                        parameters=[{"name": "Range", "in": "header", "required": False,
                                     "schema": {"type": "string"}}]),
+        },
+        "/v2/images/{image_id}/extents": {
+            "parameters": [IMAGE_ID],
+            "get": _op("imageExtents", "chute extension (not in Glance): where the image's "
+                                       "data lies; every byte outside the extents is zero. "
+                                       "Same rules as downloading /file (404, 403 when "
+                                       "deactivated, 204 when the image has no data).",
+                       {"200": _ok("The data extents of the stored image", "Extents"),
+                        "204": _ok("The image has no data")}),
         },
         "/v2/images/{image_id}/tags/{tag}": {
             "parameters": [IMAGE_ID, TAG],

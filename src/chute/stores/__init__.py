@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chute.config import Config
-from chute.stores.base import Opened, Store, StoredLocation, Writer
+from chute.stores.base import Extents, Opened, Store, StoredLocation, Writer
 
 if TYPE_CHECKING:
     from chute.stores.filesystem import FilesystemStore
 
-__all__ = ["Opened", "Store", "StoredLocation", "Writer", "from_config", "for_url"]
+__all__ = ["Extents", "Opened", "Store", "StoredLocation", "Writer", "from_config", "for_url"]
 
 
 def from_config(conf: Config) -> "FilesystemStore":

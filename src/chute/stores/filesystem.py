@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlsplit
 from chute.config import Config
 from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
-from chute.stores.base import Opened, StoredLocation
+from chute.stores.base import Extents, Opened, StoredLocation, coalesce
+from chute.transfer import copy
 from chute.transfer.zeros import all_zero
 
 LOG = logging.getLogger(__name__)
@@ -267,6 +268,17 @@ class FilesystemStore:
             return None
         fileobj = os.fdopen(fd, "rb", buffering=0)
         return Opened(fileobj, st.st_size)  # type: ignore[arg-type]
+
+    def extents(self, url: str) -> Extents | None:
+        """The data segments of the file at `url` (SEEK_DATA/SEEK_HOLE, tiny holes merged);
+        None where `open` gives None - it is found and checked exactly as for a download."""
+        opened = self.open(url)
+        if opened is None:
+            return None
+        with opened.fileobj as fileobj:
+            found = copy.segments(fileobj.fileno(), opened.size)
+            return coalesce(((offset, n) for is_data, offset, n in found if is_data),
+                            opened.size)
 
     def delete(self, url: str) -> None:
         path = self._owned_path(url)

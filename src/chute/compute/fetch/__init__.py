@@ -29,7 +29,8 @@ __all__ = ["Fetcher", "Transfer", "Location", "candidates", "expected", "MISMATC
 
 @dataclass(frozen=True)
 class Transfer:
-    """How the `.part` file was filled: method `file` or `http`, the primitive, size, time."""
+    """How the `.part` file was filled: method `file` or `http`, the primitive (a copy
+    primitive for `file`; `extents` or None - the whole stream - for `http`), size, time."""
 
     method: str
     primitive: str | None
@@ -59,7 +60,7 @@ class Fetcher:
                             extra={"reason": exc.reason})
         result = fetch_http(self.conf, image["id"], part, want)
         LOG.info("Successfully transferred using http")
-        return Transfer("http", None, result.nbytes, result.seconds, result.server)
+        return Transfer("http", result.primitive, result.nbytes, result.seconds, result.server)
 
     def resolve(self, location: Location) -> tuple[str, direct.Filesystem]:
         """The local path a location would be copied from, or DirectPathUnavailable."""

@@ -1,0 +1,314 @@
+"""The HTTP fetch by extents against a real chute-api: only the data moves, holes stay holes,
+and a server without extents, or with extents we cannot trust, gets the whole-image GET.
+
+Hostile or foreign servers are a real HTTP proxy in front of chute-api (`Proxy`) that answers
+`/extents` as told (404 like Glance, malformed, or lying) and relays everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from fetchenv import lines, warnings
+from test_http_fetch import CuttingRelay, http_conf
+
+from chute.client.images import ImageClient
+from chute.compute.fetch import http as http_fetch
+from chute.compute.imagecache import ImageCache
+from chute.errors import IntegrityError, TransferError
+
+pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
+
+KiB, MiB = 1 << 10, 1 << 20
+SIZE = 32 * MiB
+DATA_AT = [(2 * MiB, 6 * MiB + 64 * KiB), (12 * MiB, MiB)]  # the image's data; the rest zeros
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    monkeypatch.setattr(http_fetch, "RETRY_DELAY", 0.05)
+
+
+def sparse_data() -> bytes:
+    data = bytearray(SIZE)
+    for offset, length in DATA_AT:
+        data[offset:offset + length] = os.urandom(length)
+    return bytes(data)
+
+
+def make_sparse(path: Path, data: bytes, block: int = 64 * KiB) -> None:
+    """Store the same bytes with each all-zero block as a hole (whatever the writer did)."""
+    tmp = path.with_name(path.name + ".sparse")
+    with open(tmp, "wb") as handle:
+        for offset in range(0, len(data), block):
+            piece = data[offset:offset + block]
+            if piece.count(0) != len(piece):
+                handle.seek(offset)
+                handle.write(piece)
+        handle.truncate(len(data))
+    os.replace(tmp, path)
+
+
+@pytest.fixture
+def sparse_image(fetch_env) -> tuple[dict, bytes]:
+    data = sparse_data()
+    image = fetch_env.upload(data)
+    make_sparse(fetch_env.stored(image), data)
+    return image, data
+
+
+Rewrite = Callable[[dict], Any]  # the real extents answer -> what the proxy sends instead
+
+
+class Proxy:
+    """A real HTTP/1.1 server relaying to chute-api, answering `/extents` its own way:
+    `extents_status` instead of asking upstream, or `rewrite(answer)` as the body."""
+
+    def __init__(self, upstream: str, extents_status: int | None = None,
+                 rewrite: Rewrite | None = None) -> None:
+        self.upstream, self.extents_status, self.rewrite = upstream, extents_status, rewrite
+        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.session = requests.Session()
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.session.close()
+
+    def answer(self, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        self.requests.append((path, headers.get("Range")))
+        if path.endswith("/extents") and self.extents_status is not None:
+            return self.extents_status, {"Content-Type": "text/plain"}, b"not here"
+        resp = self.session.get(self.upstream + path, timeout=30,
+                                headers={k: v for k, v in headers.items()
+                                         if k in ("Range", "Accept")})
+        body = resp.content
+        if path.endswith("/extents") and self.rewrite is not None and resp.status_code == 200:
+            changed = self.rewrite(resp.json())
+            body = changed if isinstance(changed, bytes) else json.dumps(changed).encode()
+        keep = {k: v for k, v in resp.headers.items()
+                if k.lower() in ("content-type", "content-range")}
+        return resp.status_code, keep, body
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                status, headers, body = proxy.answer(self.path, dict(self.headers))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+@pytest.fixture
+def proxy(fetch_env):
+    made: list[Proxy] = []
+
+    def start(**options: Any) -> Proxy:
+        made.append(Proxy(fetch_env.api.url, **options))
+        return made[-1]
+
+    yield start
+    for one in made:
+        one.close()
+
+
+def fetch_through(env, server: str, image: dict, **glance: Any):
+    cache = ImageCache(http_conf(env, [server], **glance), ImageClient(env.api.url))
+    return cache, cache.fetch(image)
+
+
+def test_only_the_data_extents_move_and_holes_stay_holes(fetch_env, fetch_log, sparse_image):
+    image, data = sparse_image
+    relay = CuttingRelay(fetch_env.api.port, cut_after=1 << 40)  # never cuts: counts only
+    try:
+        _, got = fetch_through(fetch_env, relay.url, image)
+    finally:
+        relay.close()
+    base = Path(got.path)
+    assert base.read_bytes() == data and base.stat().st_size == SIZE
+    assert (got.method, got.primitive, got.nbytes) == ("http", "extents", SIZE)
+    moved = sum(length for _, length in DATA_AT)
+    assert base.stat().st_blocks * 512 <= moved + 256 * KiB  # not SIZE
+    sent = b"".join(relay.requests).decode("latin-1")
+    assert sent.count(f"GET /v2/images/{image['id']}/extents") == 1
+    for offset, length in DATA_AT:
+        assert f"Range: bytes={offset}-{offset + length - 1}\r\n" in sent
+    assert sent.count(f"GET /v2/images/{image['id']}/file") == len(DATA_AT)
+    # Keep-alive: the session's connection, plus one for the request sent ahead.
+    assert relay.connections <= 2
+    assert lines(fetch_log, f"using http (extents, {moved} of {SIZE} bytes received in ")
+    assert lines(fetch_log, "Successfully transferred using http")
+
+
+def test_a_drop_inside_an_extent_resumes_there(fetch_env, fetch_log, sparse_image):
+    image, data = sparse_image
+    relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB)  # inside the first extent
+    try:
+        _, got = fetch_through(fetch_env, relay.url, image)
+    finally:
+        relay.close()
+    assert Path(got.path).read_bytes() == data and got.primitive == "extents"
+    resumed = [w for w in warnings(fetch_log) if "retrying" in w]
+    assert len(resumed) == 1
+    offset = int(resumed[0].split(" after ")[1].split()[0])
+    first, length = DATA_AT[0]
+    assert first < offset < first + length
+    sent = b"".join(relay.requests).decode("latin-1")
+    assert f"Range: bytes={offset}-{first + length - 1}\r\n" in sent
+
+
+@pytest.mark.parametrize("status", [404, 405, 501])
+def test_a_server_without_extents_gets_the_whole_image_get(fetch_env, fetch_log, proxy,
+                                                            sparse_image, status):
+    image, data = sparse_image
+    glance = proxy(extents_status=status)  # a real Glance answers 404 for the path
+    _, got = fetch_through(fetch_env, glance.url, image)
+    base = Path(got.path)
+    assert base.read_bytes() == data and (got.method, got.primitive) == ("http", None)
+    assert base.stat().st_blocks * 512 <= SIZE // 2  # all-zero 4 MiB chunks left as holes
+    assert (f"/v2/images/{image['id']}/file", None) in glance.requests
+    assert lines(fetch_log, f"using http (stream, {SIZE} of {SIZE} bytes received in ")
+    assert lines(fetch_log, "Successfully transferred using http")
+    assert not warnings(fetch_log)
+
+
+def _extents(doc: dict, *pairs: tuple[Any, Any]) -> dict:
+    return {**doc, "extents": [{"offset": o, "length": n} for o, n in pairs]}
+
+
+MALFORMED: dict[str, Rewrite] = {
+    "overlapping": lambda d: _extents(d, (4 * MiB, 2 * MiB), (5 * MiB, MiB)),
+    "unsorted": lambda d: _extents(d, *reversed([(e["offset"], e["length"])
+                                                 for e in d["extents"]])),
+    "past the size": lambda d: _extents(d, (SIZE - 10, 20)),
+    "other size": lambda d: {**d, "size": SIZE * 2},
+    "empty extent": lambda d: _extents(d, (4 * MiB, 0)),
+    "negative": lambda d: _extents(d, (-1, 10)),
+    "boolean": lambda d: _extents(d, (True, 10)),
+    "string": lambda d: _extents(d, ("0", 10)),
+    "not a list": lambda d: {**d, "extents": {"offset": 0}},
+    "too many": lambda d: _extents(d, *[(i * 2, 1) for i in range(10_001)]),
+    "not json": lambda d: b"<html>extents</html>",
+    "too large": lambda d: json.dumps(d).encode() + b" " * (4 << 20),  # valid, but 4 MiB
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_extents_that_cannot_be_trusted_are_not_used(fetch_env, fetch_log, proxy,
+                                                     sparse_image, name):
+    image, data = sparse_image
+    liar = proxy(rewrite=MALFORMED[name])
+    _, got = fetch_through(fetch_env, liar.url, image)
+    assert Path(got.path).read_bytes() == data and got.primitive is None
+    assert not [p for p, rng in liar.requests if rng]  # no range GET on a bad plan
+    if name == "too large":  # unreadable: as not offered (INFO), not parsed at all
+        assert lines(fetch_log, "the extents answer is larger than")
+    elif name != "not json":
+        assert any("Not using the extents" in w for w in warnings(fetch_log))
+
+
+def test_a_server_calling_data_a_hole_is_refused(fetch_env, fetch_log, proxy, sparse_image):
+    image, _ = sparse_image
+    liar = proxy(rewrite=lambda d: {**d, "extents": d["extents"][:1]})  # hides the 2nd extent
+    cache = ImageCache(http_conf(fetch_env, [liar.url]), ImageClient(fetch_env.api.url))
+    with pytest.raises(IntegrityError, match="does not match its checksum"):
+        cache.fetch(image)
+    assert not [w for w in warnings(fetch_log) if "retrying" in w]
+    assert not os.path.exists(cache.base_path(image["id"]))
+    assert not list(Path(cache.dir).glob("*.part"))
+
+
+def test_data_planted_in_a_hole_of_the_store_is_refused(fetch_env, fetch_log, sparse_image):
+    image, _ = sparse_image
+    with open(fetch_env.stored(image), "r+b") as stored:  # behind the image service's back
+        stored.seek(20 * MiB)
+        stored.write(b"\x01")
+    cache = ImageCache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    extents = requests.get(f"{fetch_env.api.url}/v2/images/{image['id']}/extents",
+                           timeout=10).json()["extents"]
+    assert len(extents) == len(DATA_AT) + 1  # the server describes the file it has
+    with pytest.raises(IntegrityError, match="does not match its checksum"):
+        cache.fetch(image)
+    assert not os.path.exists(cache.base_path(image["id"]))
+
+
+def test_a_server_ignoring_range_gets_the_whole_image_get(fetch_env, fetch_log, sparse_image):
+    image, data = sparse_image
+    relay = CuttingRelay(fetch_env.api.port, cut_after=1 << 40, strip_range=True)
+    try:
+        _, got = fetch_through(fetch_env, relay.url, image)
+    finally:
+        relay.close()
+    assert Path(got.path).read_bytes() == data and got.primitive is None
+    assert any("ignored a Range request" in w for w in warnings(fetch_log))
+
+
+def test_failing_ranges_give_up_after_one_plus_num_retries(fetch_env, fetch_log, proxy,
+                                                           sparse_image):
+    image, _ = sparse_image
+
+    class Broken(Proxy):
+        def answer(self, path, headers):
+            if headers.get("Range"):
+                self.requests.append((path, headers["Range"]))
+                return 503, {"Content-Type": "text/plain"}, b"busy"
+            return super().answer(path, headers)
+
+    broken = Broken(fetch_env.api.url)
+    try:
+        cache = ImageCache(http_conf(fetch_env, [broken.url], num_retries=2),
+                           ImageClient(fetch_env.api.url))
+        with pytest.raises(TransferError, match="failed after 3 attempt"):
+            cache.fetch(image)
+    finally:
+        broken.close()
+    assert len([w for w in warnings(fetch_log) if "retrying" in w]) == 2
+    assert len([p for p, rng in broken.requests if rng]) == 3
+    assert not list(Path(cache.dir).glob("*.part"))
+
+
+def test_a_dense_image_takes_the_whole_image_get(fetch_env, fetch_log, proxy):
+    data = os.urandom(3 * MiB)
+    image = fetch_env.upload(data)
+    seen = proxy()
+    _, got = fetch_through(fetch_env, seen.url, image)
+    assert Path(got.path).read_bytes() == data and got.primitive is None  # nothing to skip
+    assert seen.requests == [(f"/v2/images/{image['id']}/extents", None),
+                             (f"/v2/images/{image['id']}/file", None)]
+
+
+def test_an_image_of_zeros_needs_no_data_request(fetch_env, fetch_log, proxy):
+    image = fetch_env.upload(bytes(8 * MiB))
+    make_sparse(fetch_env.stored(image), bytes(8 * MiB))
+    seen = proxy()
+    _, got = fetch_through(fetch_env, seen.url, image)
+    base = Path(got.path)
+    assert base.read_bytes() == bytes(8 * MiB) and got.primitive == "extents"
+    assert base.stat().st_blocks == 0
+    assert seen.requests == [(f"/v2/images/{image['id']}/extents", None)]
