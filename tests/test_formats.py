@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
@@ -31,6 +32,8 @@ def images(tmp_path_factory):
              "16M")
     qemu_img("create", "-f", "vpc", str(d / "disk.vhd"), "8M")
     qemu_img("create", "-f", "vhdx", str(d / "disk.vhdx"), "8M")
+    qemu_img("create", "-f", "luks", "--object", "secret,id=sec0,data=chute", "-o",
+             "key-secret=sec0", str(d / "disk.luks"), "4M")
     return d
 
 
@@ -83,3 +86,32 @@ def test_stream_inspector_reads_raw_size_after_it_stopped_inspecting():
     for _ in range(5):
         inspector.feed(b"\x07" * MiB)
     assert inspector.finish("raw").virtual_size == 5 * MiB
+
+
+# A fresh interpreter: whether `cryptography` got imported is a property of the whole process.
+_LUKS_WITHOUT_CRYPTOGRAPHY = """
+import sys
+from chute.errors import UnsupportedFormat
+from chute.formats import inspect_file
+try:
+    inspect_file(sys.argv[1], "qcow2")
+except UnsupportedFormat as exc:
+    print(exc.message)
+print("cryptography imported:", any(m.split(".")[0] == "cryptography" for m in sys.modules))
+"""
+
+
+def test_luks_is_detected_without_loading_cryptography(images):
+    result = subprocess.run([sys.executable, "-c", _LUKS_WITHOUT_CRYPTOGRAPHY,
+                             str(images / "disk.luks")], capture_output=True, text=True,
+                            check=True, timeout=60)
+    assert result.stdout.splitlines() == [
+        "Image disk_format qcow2 does not match stream data luks",
+        "cryptography imported: False"]
+
+
+def test_oslo_luks_module_answers_through_the_stand_in():
+    from oslo_utils.imageutils import format_inspector
+
+    luks = format_inspector._luks
+    assert luks.LUKS_SECTOR_SIZE == 512 and callable(luks.parse_key_slot)

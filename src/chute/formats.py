@@ -13,16 +13,54 @@ outside the file (CVE-2022-47951) are refused whatever disk_format claims.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging
 import os
 import struct
+import sys
+import types
 from dataclasses import dataclass
-
-from oslo_utils.imageutils import format_inspector as fi
+from typing import Any
 
 from chute.errors import UnsupportedFormat
 
 LOG = logging.getLogger(__name__)
+
+_LUKS = "oslo_utils.imageutils._luks"
+
+
+@functools.cache
+def _real_luks() -> types.ModuleType:
+    package = importlib.util.find_spec("oslo_utils.imageutils")
+    assert package is not None and package.origin is not None
+    spec = importlib.util.spec_from_file_location(
+        _LUKS, os.path.join(os.path.dirname(package.origin), "_luks.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _DeferredLuks(types.ModuleType):
+    """Stands in for oslo's `_luks` until something really uses it, then forwards to it.
+
+    format_inspector imports `_luks` at the top, and `_luks` imports `cryptography` (its Rust
+    extension: 7.5-8.6 MiB of RSS in every chute-api worker) - only to decrypt LUKS images
+    when a passphrase is given, which chute never does. At import time format_inspector only
+    names `_luks.LUKSHeader` in an annotation (and later in a `cast`, a no-op at run time), so
+    that one name is a placeholder here. Any other attribute loads the real module and is
+    answered by it, so nothing can behave differently - at worst the memory is spent after all.
+    """
+
+    LUKSHeader = dict
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_real_luks(), name)
+
+
+sys.modules.setdefault(_LUKS, _DeferredLuks(_LUKS))
+from oslo_utils.imageutils import format_inspector as fi  # noqa: E402 - after the stand-in
 
 # Formats the inspector understands; other disk_formats (ami, ari, aki, ploop) cannot be checked.
 INSPECTABLE = frozenset(fi.ALL_FORMATS)

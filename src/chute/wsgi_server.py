@@ -8,9 +8,13 @@ The gthread worker keeps a slow client from pinning a whole process.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
+
+# A request body at least this large (or chunked) leaves freed buffers worth handing back.
+_TRIM_AFTER_BODY = 1 << 20
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
@@ -28,6 +32,38 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
         return self._factory()
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none (musl)."""
+    import ctypes  # here, not at the top: the master never needs it
+
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
+def _trim_after_large_body(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
+    """gunicorn post_request hook: after a large upload, return freed heap memory to the OS.
+
+    An upload passes its 4 MiB chunks through the request thread, the hashing threads and the
+    writer thread; glibc keeps what they freed in per-thread arenas (its mmap threshold rises
+    to the chunk size after the first one is freed, so later chunks come from the arenas).
+    Measured with 256 MiB raw PUTs: without this each upload left its worker 7-11 MiB larger,
+    upload after upload (64 -> 71 -> 82 -> 89 MiB); with it the worker stays at ~72 MiB after
+    the first. malloc_trim(0) once per upload costs nothing measurable (server CPU per upload
+    1.5-1.9 s either way); the chunks of one upload still reuse the same memory. Making glibc
+    mmap every chunk instead (M_MMAP_THRESHOLD or M_TRIM_THRESHOLD) also kept RSS flat but
+    cost +0.8 s CPU per 256 MiB upload in page faults (1.9 -> 2.8 s).
+    """
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if chunked or length >= _TRIM_AFTER_BODY:
+        trim = _malloc_trim()
+        if trim is not None:
+            trim(0)
+
+
 def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
           threads: int = 8, timeout: int = 120, **extra: Any) -> None:
     """Serve until SIGTERM/SIGINT. `app_factory` runs in each worker after fork."""
@@ -43,6 +79,7 @@ def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
         "errorlog": "-",
         "loglevel": "warning",
         "preload_app": False,
+        "post_request": _trim_after_large_body,
         # No "sendfile" key: gunicorn's Config.sendfile returns False whenever the setting is
         # set at all (it only exists as --no-sendfile), so "sendfile": True turned sendfile(2)
         # OFF and downloads went through 8 KiB read()+send() at ~0.4 GB/s.

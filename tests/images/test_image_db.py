@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from chute.images.db import Database, make_engine, migrate, utcnow
-from chute.images.models import Base
+from chute.images.models import METADATA
 
 
 def new_db(tmp_path):
@@ -28,7 +28,7 @@ def test_migrations_match_the_models_and_rerun_cleanly(tmp_path):
     db = new_db(tmp_path)
     migrate(db.engine)  # a second start finds nothing to do
     with db.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
 

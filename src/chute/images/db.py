@@ -12,13 +12,10 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, cast
+from typing import Any, Iterable
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     Engine,
-    Table,
     and_,
     create_engine,
     delete,
@@ -33,15 +30,15 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from chute.errors import Conflict
-from chute.images.models import Image, ImageLocation, ImageProperty, ImageTag
+from chute.images.models import IMAGE_LOCATIONS, IMAGE_PROPERTIES, IMAGE_TAGS, IMAGES
 
 LOG = logging.getLogger(__name__)
 
-IMAGE_COLUMNS = [c.name for c in Image.__table__.columns]
-T_IMG = cast(Table, Image.__table__)
-T_PROP = cast(Table, ImageProperty.__table__)
-T_TAG = cast(Table, ImageTag.__table__)
-T_LOC = cast(Table, ImageLocation.__table__)
+IMAGE_COLUMNS = [c.name for c in IMAGES.columns]
+T_IMG = IMAGES
+T_PROP = IMAGE_PROPERTIES
+T_TAG = IMAGE_TAGS
+T_LOC = IMAGE_LOCATIONS
 
 
 def utcnow() -> datetime:
@@ -117,7 +114,15 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (the migrations ship inside the package)."""
+    """Bring the schema to the newest revision (the migrations ship inside the package).
+
+    Alembic (and Mako, which it imports) is imported here, not at the top: chute-api runs this
+    in a short-lived child process before it serves (chute.images.main), so the ~10 MiB they
+    take never live in the gunicorn master or its workers.
+    """
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "chute.images:migrations")
     with engine.begin() as conn:

@@ -2,18 +2,26 @@
 
 All checks that can fail (config values, datadirs, metadata file, database) run before the
 server forks, so a bad setup stops the service with one line on stderr and exit status 1.
+
+Memory: every process of the service counts (gunicorn master + workers, each with its own
+RSS). The database checks, the Alembic migrations and the crash recovery run in a short-lived
+forked child (`_prepare_in_child`), so SQLAlchemy, Alembic and Mako never enter the master; the
+master imports only gunicorn, the config and the store, and each worker imports the app after
+the fork. Measured with 2 workers, fresh: master 77 -> 27 MiB RSS; workers 60 -> 49 MiB each
+(with chute.formats no longer loading cryptography and models.py no longer the ORM).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from typing import TYPE_CHECKING
+import traceback
+from typing import TYPE_CHECKING, Any
 
 from chute import config, log
 from chute.errors import ChuteError
-from chute.httpapi import install_log_filter
 from chute.images.options import SCHEMA
 
 if TYPE_CHECKING:
@@ -35,6 +43,8 @@ def _check(conf: config.Config) -> None:
 def prepare(conf: config.Config) -> "FilesystemStore":
     """Validate the store, migrate the database, undo what a crash left behind."""
     from chute import stores
+
+    _check(conf)
     from chute.images.app import database_url
     from chute.images.db import Database, make_engine, migrate
 
@@ -59,6 +69,61 @@ def prepare(conf: config.Config) -> "FilesystemStore":
     return store
 
 
+def _prepare_in_child(conf: config.Config) -> str | None:
+    """Run `prepare(conf)` in a forked child; None if it succeeded, else what went wrong.
+
+    A child, not this process, so that what preparing imports (SQLAlchemy, Alembic, Mako, the
+    app's modules: ~50 MiB of RSS) goes away with it instead of staying in the gunicorn master
+    for the life of the service. The child sends its one-line error back through a pipe, so
+    the parent reports it exactly as it reports a bad option value.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _prepare_and_exit(conf, write_end)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, wait_status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(wait_status)
+    if code == 0:
+        return None
+    return message or f"preparing the service failed (child exit status {code})"
+
+
+def _prepare_and_exit(conf: config.Config, report_fd: int) -> None:
+    """The child's side: prepare, write the error (if any) to `report_fd`, never return."""
+    status, message = 1, ""
+    try:
+        prepare(conf)
+        status = 0
+    except ChuteError as exc:
+        message = exc.message
+    except BaseException as exc:  # anything else: report it, then exit 1
+        traceback.print_exc()
+        message = f"preparing the service failed: {type(exc).__name__}: {exc}"
+    finally:
+        try:
+            os.write(report_fd, message.encode())
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+
+
+def _worker_app(conf: config.Config, store: "FilesystemStore") -> Any:
+    """The app, built in each worker after the fork (imports happen here, not in the master)."""
+    from chute.httpapi import install_log_filter
+    from chute.images.app import make_app
+
+    install_log_filter()
+    return make_app(conf, store)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chute-api", description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", help="chute-api.conf (default: built-in defaults)")
@@ -67,18 +132,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         conf = config.load(args.config_file, SCHEMA)
-        _check(conf)
         if args.show_config:
+            _check(conf)
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
         log.setup(conf.get("DEFAULT", "log_file") or None, conf.get("DEFAULT", "debug"))
-        install_log_filter()
-        store = prepare(conf)
+    except ChuteError as exc:
+        print(f"chute-api: {exc.message}", file=sys.stderr)
+        return 1
+    failed = _prepare_in_child(conf)
+    if failed is not None:
+        print(f"chute-api: {failed}", file=sys.stderr)
+        return 1
+    from chute import stores
+
+    try:
+        # Loaded once here, as before the child existed: a worker respawned later serves the
+        # store (datadirs, metadata file) the service was started with (1.2 MiB of RSS).
+        store = stores.from_config(conf)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
 
-    from chute.images.app import make_app
     from chute.wsgi_server import serve
 
     d = conf.section("DEFAULT")
@@ -88,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     # worker's main loop may go without a heartbeat before the master SIGKILLs the worker with
     # every request in it. That loop closes dropped connections itself, lingering up to 2 s on
     # each, so a few stalled clients dropped at once would get a low timeout's worker killed.
-    serve(lambda: make_app(conf, store), d["bind_host"], d["bind_port"], d["workers"],
+    serve(lambda: _worker_app(conf, store), d["bind_host"], d["bind_port"], d["workers"],
           threads=d["threads"], timeout=max(d["client_socket_timeout"], WORKER_HEARTBEAT))
     return 0
 

@@ -1,0 +1,74 @@
+"""chute-api's processes load only what they serve with, seen from outside in /proc/PID/maps.
+
+Every process of the service counts towards its memory (each has its own RSS), so the master
+must not hold the database layer, and no process may keep Alembic: the migrations run in a
+short-lived child before gunicorn starts (chute.images.main). Extension modules (.so files)
+stay mapped once imported, so a process's maps tell what it imported without asking it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+import requests
+
+
+def mapped_files(pid: int) -> set[str]:
+    with open(f"/proc/{pid}/maps") as handle:
+        return {line.split(None, 5)[5].strip() for line in handle if len(line.split()) == 6}
+
+
+def children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as handle:
+            kids += [int(p) for p in handle.read().split()]
+    return kids
+
+
+def loaded(files: set[str], marker: str) -> bool:
+    return any(marker in path for path in files)
+
+
+def module_dir(name: str) -> str:
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin is not None
+    return str(Path(spec.origin).parent) + os.sep
+
+
+def upload_to_each_worker(url: str) -> None:
+    """A few small raw uploads on new connections, each inspected by whichever worker took it."""
+    for _ in range(6):
+        created = requests.post(f"{url}/v2/images", json={
+            "name": "x", "disk_format": "raw", "container_format": "bare"})
+        assert created.status_code == 201
+        put = requests.put(f"{url}/v2/images/{created.json()['id']}/file", data=b"\1" * 65536,
+                           headers={"Content-Type": "application/octet-stream",
+                                    "Connection": "close"})
+        assert put.status_code == 204
+
+
+def test_master_holds_no_database_layer_and_no_process_keeps_alembic(api_server):
+    if importlib.util.find_spec("markupsafe._speedups") is None:
+        pytest.skip("MarkupSafe has no C extension here: Mako leaves no trace in /proc/PID/maps")
+    upload_to_each_worker(api_server.url)
+    master = api_server.proc.pid
+    workers = children(master)
+    assert len(workers) == 2
+    sqlalchemy, markupsafe = module_dir("sqlalchemy"), module_dir("markupsafe")
+    # Format inspection leaves oslo's LUKS decryption, and with it cryptography, unloaded.
+    cryptography = module_dir("cryptography")
+
+    master_files = mapped_files(master)
+    assert not loaded(master_files, "_sqlite3")
+    assert not loaded(master_files, sqlalchemy)
+    # Mako (Alembic's template engine) imports MarkupSafe, whose C extension stays mapped.
+    assert not loaded(master_files, markupsafe)
+    for worker in workers:
+        files = mapped_files(worker)
+        assert loaded(files, "_sqlite3")  # the same check sees what a worker did import
+        assert not loaded(files, markupsafe)
+        assert not loaded(files, cryptography)
