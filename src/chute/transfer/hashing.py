@@ -167,7 +167,7 @@ class MultiHasher:
 
     def __del__(self) -> None:
         # A hasher dropped without close() must not leave its threads blocked forever.
-        for thread in self._threads or ():
+        for thread in getattr(self, "_threads", None) or ():  # None too if __init__ failed
             thread.stop(wait=False)
 
 
