@@ -110,3 +110,24 @@ def test_instance_disk_on_a_full_filesystem_fails_cleanly(start_api, start_compu
     assert not disk_dir.exists() or sorted(os.listdir(disk_dir)) == [], os.listdir(disk_dir)
     print(f"\nRELIABILITY full-disk: raw instance disk of 10 MiB on a full {FS_SIZE} "
           f"filesystem -> ERROR ({fault!r}), no partial disk")
+
+
+def test_cli_download_onto_a_full_filesystem_fails_and_leaves_nothing(start_api, small_fs,
+                                                                      tmp_path):
+    """The download's writes happen in a background thread: its ENOSPC must still end the
+    download, with the temporary file removed and nothing under the requested name."""
+    import errno
+    import io
+
+    from chute.client.download import download_image
+    from chute.client.images import ImageClient
+
+    api = start_api()
+    client = ImageClient(api.url)
+    data = os.urandom(24 * MiB)
+    image = client.create(name="big", disk_format="raw", container_format="bare")
+    client.upload(image["id"], io.BytesIO(data), len(data))
+    with pytest.raises(OSError) as info:
+        download_image(client, client.get(image["id"]), str(small_fs / "big.raw"))
+    assert info.value.errno == errno.ENOSPC
+    assert os.listdir(small_fs) == []

@@ -131,3 +131,42 @@ def test_blocks_digest_fd_reads_only_blocks_that_may_hold_data(tmp_path, pieces,
             hashing.blocks_digest_fd(fd, segments, size + 1)
     finally:
         os.close(fd)
+
+
+def test_deep_hasher_lets_a_ring_of_buffers_be_reused_once_each_chunk_is_hashed():
+    """A caller with a ring of buffers refills one only after its handle says it is hashed:
+    the digests must be those of the data as it was, never of a refilled buffer."""
+    chunks = [os.urandom(1 << 20) for _ in range(12)]
+    ring = [bytearray(1 << 20) for _ in range(3)]
+    handles = [None] * len(ring)
+    with MultiHasher(["md5", "sha512", "blake3"], depth=len(ring)) as hasher:
+        for number, chunk in enumerate(chunks):
+            slot = number % len(ring)
+            if handles[slot] is not None:
+                handles[slot].wait()
+            ring[slot][:] = chunk
+            handles[slot] = hasher.update(memoryview(ring[slot]))
+        digests = hasher.hexdigests()
+    data = b"".join(chunks)
+    assert digests["md5"] == hashlib.md5(data).hexdigest()
+    assert digests["sha512"] == hashlib.sha512(data).hexdigest()
+    assert digests["blake3"] == blake3.blake3(data).hexdigest()
+
+
+def test_a_digest_failure_is_raised_to_the_caller():
+    hasher = MultiHasher(["sha256"])
+    handle = hasher.update(["not", "a", "buffer"] * 30_000)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        handle.wait()
+    hasher.close()
+
+
+def test_closed_hashers_leave_no_threads():
+    import threading
+
+    before = threading.active_count()
+    for _ in range(20):
+        with MultiHasher(["md5", "sha512"], depth=4) as hasher:
+            hasher.update(os.urandom(1 << 20))
+            hasher.hexdigests()
+    assert threading.active_count() == before

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
-from typing import BinaryIO, cast
 
 import falcon
 
-from chute.errors import Invalid
 from chute.httpapi import no_body
+from chute.images.body import open_body
 from chute.images.data import ImageData
 
 
@@ -47,22 +46,6 @@ def _range(header: str, size: int) -> tuple[int, int]:
     return start, end
 
 
-class _ClientBody:
-    """The request body; a client that hangs up or stalls is a bad request, not a server bug."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
-
-    def read(self, size: int) -> bytes:
-        try:
-            return self._stream.read(size)
-        except TimeoutError:
-            raise  # a stalled client: the handler answers 408
-        except (OSError, ValueError) as exc:  # gunicorn's NoMoreData is an IOError
-            raise Invalid(f"The client stopped sending the image data: "
-                          f"{exc or type(exc).__name__}") from None
-
-
 def _legacy_range(header: str | None) -> str | None:
     """Glance still honours a *request* Content-Range (`bytes a-b/total`) as a Range."""
     if not header:
@@ -87,9 +70,8 @@ class FileResource:
                 description=f"Unsupported Content-Type {req.content_type}; use "
                             "application/octet-stream")
         self._bound_stalls(req)
-        body = _ClientBody(cast(BinaryIO, req.stream))
         try:
-            self.data.upload(image_id, cast(BinaryIO, body), _declared_size(req))
+            self.data.upload(image_id, open_body(req.env), _declared_size(req))
         except TimeoutError:
             # The image is queued again already. Stop reading this socket: gunicorn closes it
             # from the worker's event loop, waiting up to 2 s for the peer's FIN, which a

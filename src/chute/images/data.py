@@ -11,10 +11,10 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from chute.config import Config
 from chute.errors import Conflict, Forbidden, Gone, Invalid, NotFound, TooLarge
+from chute.images.body import Body
 from chute.images.db import CLEARED, Database, Location
 from chute.images.service import ImageService
 from chute.images.upload import Limits, Received, receive
@@ -50,7 +50,7 @@ class ImageData:
         self.chunk_size = conf.get("glance_store", "filesystem_store_chunk_size")
         self.require_match = conf.get("image_format", "require_image_format_match")
 
-    def upload(self, image_id: str, stream: BinaryIO, declared: int | None) -> None:
+    def upload(self, image_id: str, body: Body, declared: int | None) -> None:
         record = self.service.get(image_id)
         if not record.disk_format or not record.container_format:
             raise Invalid("Properties disk_format, container_format must be set prior to "
@@ -66,7 +66,7 @@ class ImageData:
                            "allowed")
         LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
         try:
-            received, location = self._store_data(record.columns, stream, declared)
+            received, location = self._store_data(record.columns, body, declared)
         except BaseException as exc:
             self.db.cas_status(image_id, "saving", "queued", **CLEARED)
             LOG.warning("image %s: upload failed (%s); back to queued, nothing stored",
@@ -93,7 +93,7 @@ class ImageData:
                            f"{self.quota}")
         return left
 
-    def _store_data(self, image: dict, stream: BinaryIO,
+    def _store_data(self, image: dict, body: Body,
                     declared: int | None) -> tuple[Received, Location]:
         image_id = image["id"]
         limits = Limits(declared, self.size_cap,
@@ -102,7 +102,7 @@ class ImageData:
         started = time.monotonic()
         try:
             received = receive(
-                stream, writer, limits, hashing_algorithm=self.hashing_algorithm,
+                body, writer, limits, hashing_algorithm=self.hashing_algorithm,
                 inspect_as=image["disk_format"] if image["container_format"] == "bare" else None,
                 require_format_match=self.require_match, chunk_size=self.chunk_size,
                 keep_going=lambda _n: self._still_wanted(image_id))

@@ -8,7 +8,6 @@ the final name that looks like a whole image. `recover()` removes the temporary 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
 import os
@@ -25,6 +24,7 @@ from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Extents, Opened, StoredLocation, coalesce
 from chute.transfer import copy
+from chute.transfer.writeback import Writeback
 from chute.transfer.zeros import all_zero
 
 LOG = logging.getLogger(__name__)
@@ -102,24 +102,6 @@ def path_from_url(url: str) -> str:
     return unquote(parts.netloc + parts.path)
 
 
-def _load_sync_file_range() -> Any:
-    try:
-        function = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # not Linux/glibc: the final fsync does all the work
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return function
-
-
-# Start writeback every WRITEBACK_STEP bytes so the disk writes while the upload streams in;
-# otherwise the final fsync waits for the whole file (1.7-2.3 s per GiB on this machine's disk,
-# a sixth of a 1 GiB upload). SYNC_FILE_RANGE_WRITE only queues the I/O; fsync stays the
-# durability guarantee.
-_SYNC_FILE_RANGE = _load_sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2
-WRITEBACK_STEP = 64 << 20
-
-
 class FileWriter:
     """Bytes of one upload, written to a hidden temporary file until commit()."""
 
@@ -130,12 +112,12 @@ class FileWriter:
         self.partial = os.path.join(datadir, f"{PARTIAL_PREFIX}{image_id}.{HOST}{PARTIAL_SUFFIX}")
         mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o666
         self._size = 0  # bytes received, holes included: the final ftruncate sets it
-        self._flushed = 0  # writeback started up to here
         try:
             self._fd: int | None = os.open(
                 self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         except OSError as exc:
             raise self._translate(exc) from None
+        self._writeback = Writeback(self._fd)  # so commit()'s fsync has little left to do
 
     def _translate(self, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
@@ -155,10 +137,7 @@ class FileWriter:
                 view = view[written:]
         except OSError as exc:
             raise self._translate(exc) from None
-        if _SYNC_FILE_RANGE is not None and self._size - self._flushed >= WRITEBACK_STEP:
-            _SYNC_FILE_RANGE(self._fd, self._flushed, self._size - self._flushed,
-                             _SYNC_FILE_RANGE_WRITE)
-            self._flushed = self._size
+        self._writeback.written(self._size)
 
     def commit(self) -> StoredLocation:
         assert self._fd is not None

@@ -1,0 +1,117 @@
+"""The body of an upload request, read chunk by chunk into the caller's buffers.
+
+`open_body(env)` returns an object with `read_chunk(buffer)`. For a Content-Length body under
+gunicorn it reads the client socket directly with recv_into() into the caller's (reused)
+buffer: gunicorn's own Body.read() passes every byte through two or three BytesIO buffers and
+slices, ~1.2 CPU-seconds per GiB on this machine, a sixth of what a whole upload costs. Every
+other body (chunked, another WSGI server, a test's BytesIO) goes through the plain WSGI
+`read()`, whose bytes are used as they are.
+
+The fast path keeps gunicorn's bookkeeping exact: it first takes the body bytes gunicorn had
+already read ahead with the headers (handing back any that belong to a pipelined next request),
+and lowers the reader's remaining length as it reads, so gunicorn drains or closes the
+connection afterwards exactly as if its own reader had been used.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, BinaryIO, Protocol
+
+from chute.errors import Invalid
+
+
+class Body(Protocol):
+    def read_chunk(self, buffer: memoryview) -> bytes | memoryview:
+        """Up to len(buffer) next bytes of the body (b"" at its end); either a view of
+        `buffer`, filled, or another bytes object. TimeoutError when the client stalls."""
+
+
+def _stopped(exc: BaseException) -> Invalid:
+    return Invalid(f"The client stopped sending the image data: {exc or type(exc).__name__}")
+
+
+class StreamBody:
+    """Any WSGI input: `read(n)`, whose bytes are handed on as they are (no copy)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def read_chunk(self, buffer: memoryview) -> bytes | memoryview:
+        try:
+            return self._stream.read(len(buffer))
+        except TimeoutError:
+            raise  # a stalled client: the handler answers 408
+        except (OSError, ValueError) as exc:  # gunicorn's NoMoreData is an IOError
+            raise _stopped(exc) from None
+
+
+class SocketBody:
+    """A Content-Length body read straight from gunicorn's client socket (see the module doc).
+
+    `reader` is gunicorn's LengthReader; its `length` always says what is left to read.
+    """
+
+    def __init__(self, sock: socket.socket, prefix: bytes, reader: Any, owner: Any) -> None:
+        self._sock = sock
+        self._prefix = memoryview(prefix)
+        self._reader = reader
+        self._owner = owner  # gunicorn's Body: marked failed when the body breaks off
+
+    def read_chunk(self, buffer: memoryview) -> bytes | memoryview:
+        wanted = min(len(buffer), len(self._prefix) + self._reader.length)
+        filled = 0
+        if self._prefix:
+            filled = min(wanted, len(self._prefix))
+            buffer[:filled] = self._prefix[:filled]
+            self._prefix = self._prefix[filled:]
+        try:
+            while filled < wanted:
+                got = self._sock.recv_into(buffer[filled:wanted])
+                if not got:
+                    raise _stopped(EOFError("connection closed"))
+                self._reader.length -= got
+                filled += got
+        except BaseException as exc:
+            # Where this request's body ends on the connection is unknown now: gunicorn
+            # must close it rather than parse the rest of the body as the next request.
+            self._owner.failed = True
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                raise _stopped(exc) from None
+            raise
+        return buffer[:filled]
+
+
+def open_body(env: dict[str, Any]) -> Body:
+    """The fastest correct reader of this request's body."""
+    stream = env["wsgi.input"]
+    fast = _gunicorn_socket_body(stream)
+    return fast if fast is not None else StreamBody(stream)
+
+
+def _gunicorn_socket_body(stream: Any) -> SocketBody | None:
+    """A SocketBody for gunicorn's Body(LengthReader(SocketUnreader)), else None."""
+    try:
+        from gunicorn.http.body import Body as GunicornBody
+        from gunicorn.http.body import LengthReader
+        from gunicorn.http.unreader import SocketUnreader
+    except ImportError:
+        return None
+    if type(stream) is not GunicornBody or type(stream.reader) is not LengthReader:
+        return None
+    reader = stream.reader
+    unreader = reader.unreader
+    if type(unreader) is not SocketUnreader or not hasattr(unreader, "take_buffered") \
+            or not isinstance(unreader.sock, socket.socket) or stream.failed:
+        return None
+    # Bytes already read: first what Body itself holds (it is ahead of the reader), then the
+    # read-ahead of the headers, of which only `length` bytes belong to this body.
+    held = stream.buf.getvalue()
+    stream.buf.seek(0)
+    stream.buf.truncate()
+    ahead = unreader.take_buffered()
+    mine = ahead[:reader.length]
+    if len(ahead) > len(mine):
+        unreader.unread(ahead[len(mine):])
+    reader.length -= len(mine)
+    return SocketBody(unreader.sock, held + mine, reader, stream)
