@@ -65,8 +65,10 @@ SCHEMAS: dict[str, Any] = {
                                      "created": _NULL_STR}},
             "chute:image_transfer": {
                 "type": ["object", "null"],
-                "description": "How the image reached this host (method file|http|cache, "
-                               "copy primitive, bytes, seconds)."},
+                "description": "How the image reached this host (method file|http|cache; "
+                               "primitive: clone|copy_file_range|read_write for file, "
+                               "extents when http fetched only the data ranges; bytes, "
+                               "seconds)."},
         },
     },
     "ServerCreate": {
