@@ -152,3 +152,20 @@ def test_kill_9_between_rename_and_commit_leaves_no_orphan(start_api, tmp_path):
     print(f"\nRELIABILITY crash-upload: kill -9 just after the rename, {attempt + 1} attempts, "
           f"{caught} caught the image uncommitted, none left an orphan")
     assert caught, "never killed the server between the rename and the commit"
+
+
+def test_a_file_left_beside_a_queued_image_is_removed_at_start(start_api, tmp_path):
+    """A crash during a start's own recovery - after the image went back to `queued`, before
+    its final-named file was removed - leaves that file behind with a queued image. The next
+    start must remove it, or every retried upload of the image fails."""
+    path = write_random_file(tmp_path / "small.raw", 2 * MiB, "queued-leftover")
+    api = start_api(DEFAULT={"workers": 1})
+    image_id = create_image(api)["id"]
+    leftover = api.datadir / image_id
+    leftover.write_bytes(b"half of an image that no upload finished")
+    api.kill()
+    api.start()
+    assert not leftover.exists()
+    resp = upload_file(api, image_id, path)
+    assert resp.status_code == 204, resp.text
+    assert show_image(api, image_id)["checksum"] == digests(path)["checksum"]

@@ -7,7 +7,7 @@ import blake3
 import pytest
 from blocksref import blake3_blocks
 
-from chute.transfer import copy, hashing
+from chute.transfer import blockdigest, copy, hashing
 from chute.transfer.hashing import MultiHasher, check_algorithm, file_digest
 
 MiB = 1 << 20
@@ -125,10 +125,10 @@ def test_blocks_digest_fd_reads_only_blocks_that_may_hold_data(tmp_path, pieces,
     try:
         segments = list(copy.segments(fd, size))
         for workers in (1, 2, 3):
-            assert hashing.blocks_digest_fd(fd, segments, size, workers) == blake3_blocks(
+            assert blockdigest.blocks_digest_fd(fd, segments, size, workers) == blake3_blocks(
                 content)
         with pytest.raises(OSError, match="file ended at"):
-            hashing.blocks_digest_fd(fd, segments, size + 1)
+            blockdigest.blocks_digest_fd(fd, segments, size + 1)
     finally:
         os.close(fd)
 

@@ -324,6 +324,12 @@ class Database:
                              .values(status="queued", updated_at=utcnow(), **CLEARED))
         return ids
 
+    def queued_ids(self) -> list[str]:
+        """Images that have no data yet (an upload may start, none has finished)."""
+        query = select(T_IMG.c.id).where(T_IMG.c.status == "queued", T_IMG.c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(query)]
+
 
 CLEARED = {"size": None, "virtual_size": None, "checksum": None, "os_hash_algo": None,
            "os_hash_value": None, "chute_blake3_blocks": None}

@@ -62,7 +62,10 @@ def prepare(conf: config.Config) -> "FilesystemStore":
     interrupted = db.reset_saving(None if db.single_node else list(removed.values()))
     for image_id in interrupted:
         LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
-    removed.update(store.recover(interrupted))
+    # Every queued image, not only those requeued just now: a crash during an earlier start's
+    # recovery (after the requeue, before the removal) leaves a final-named file that a queued
+    # image never legitimately has, and it would make every retried upload fail.
+    removed.update(store.recover(db.queued_ids()))
     for path in removed:
         LOG.warning("removed temporary file %s left by an interrupted upload", path)
     engine.dispose()

@@ -46,7 +46,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from chute.transfer.hashing import BLOCKS, MultiHasher, blocks_digest_fd, new_hash, update_zeros
+from chute.transfer.blockdigest import blocks_digest_fd
+from chute.transfer.hashing import BLOCKS, MultiHasher, new_hash, update_zeros
 from chute.transfer.writeback import start_writeback
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
@@ -304,7 +305,7 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
     read proves we hashed those same bytes.
 
     blake3-blocks hashes independent blocks, so every core preads and hashes its own
-    (hashing.blocks_digest_fd; whole blocks in holes are not read); a streaming digest gets
+    (blockdigest.blocks_digest_fd; whole blocks in holes are not read); a streaming digest gets
     one reader thread feeding one hashing thread (_Verifier).
     """
     if algorithm == BLOCKS:

@@ -10,47 +10,24 @@ caller does its I/O. The caller must not mutate `chunk` afterwards: pass `bytes`
 will not reuse until the next `update()` returns (the default depth of 1: update waits for the
 previous chunk), or until the handle update() returned for it says the chunk is hashed.
 
-`blake3-blocks` is our own digest, the one chute-api records as `chute_blake3_blocks` and
-chute-compute verifies fetched images with. Its definition (anyone can recompute it with plain
-BLAKE3):
-
-    split the image into blocks of BLOCK_SIZE = 4 MiB (4,194,304 bytes); the last may be
-    shorter; an empty image has no blocks;
-    d_i    = BLAKE3(block_i)                      (32 bytes each)
-    digest = BLAKE3(b"chute-blake3-blocks-v1" + u64le(4194304) + u64le(image size)
-                    + d_0 + d_1 + ... + d_(n-1)), as 64 lower-case hex characters.
-
-Why not plain BLAKE3 of the stream: a streaming hash must see every byte in order, so a
-sparse image's holes (a 4 GiB disk holding 512 MiB) were hashed as 3.5 GiB of zeros, and one
-stream is one core (~2.2-3 GB/s here). Blocks make both go away: the digest of an aligned
-all-zero block is one constant, so a hole costs nothing (update_zeros), and whole blocks of a
-large update are hashed with BLAKE3's own thread pool on every core (~5 GB/s on these 2 cores,
-the same as a pool of our own threads over blocks, measured: 5.0 vs 4.9 GB/s for 256 MiB).
+The `blake3-blocks` digest (chute_blake3_blocks) is defined in chute.transfer.blockdigest.
 """
 
 from __future__ import annotations
 
 import collections
-import errno
 import hashlib
-import os
 import queue
-import struct
 import threading
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import blake3
+
+from chute.transfer.blockdigest import BLOCK_SIZE, BLOCKS, ZERO_BLOCK, Blake3Blocks
 
 # Below this size a thread hand-off costs more than hashing inline.
 _INLINE_BELOW = 64 * 1024
 
-BLOCKS = "blake3-blocks"
-BLOCK_SIZE = 4 << 20
-_DOMAIN = b"chute-blake3-blocks-v1"
-_ZERO_BLOCK = bytes(BLOCK_SIZE)
-_ZERO_DIGEST = blake3.blake3(_ZERO_BLOCK).digest()
 
 
 def new_hash(algorithm: str) -> Any:
@@ -222,153 +199,10 @@ def update_zeros(digest: Any, nbytes: int) -> None:
     if skip is not None:
         skip(nbytes)
         return
-    zeros = memoryview(_ZERO_BLOCK)
+    zeros = memoryview(ZERO_BLOCK)
     position = getattr(digest, "nbytes", 0)
     step = min(nbytes, BLOCK_SIZE - position % BLOCK_SIZE)
     while nbytes > 0:
         digest.update(zeros[:step])
         nbytes -= step
         step = min(nbytes, BLOCK_SIZE)
-
-
-def _is_zero(block: memoryview) -> bool:
-    """True for a full block of zeros: random data is rejected in O(1) (first and last byte),
-    a zero block costs one memcmp (bytes.startswith takes any buffer without copying it;
-    ~6.5 GB/s here, where hashing the block would cost 4 MiB of BLAKE3 on both cores)."""
-    return not block[0] and not block[-1] and _ZERO_BLOCK.startswith(block)
-
-
-class Blake3Blocks:
-    """The `blake3-blocks` digest (module docstring), with hashlib's update/digest/hexdigest.
-
-    Not thread-safe, like hashlib objects: MultiHasher gives it its own thread. Memory: 32
-    bytes per 4 MiB block (8 KiB per GiB), since the image size heads the final hash input.
-    """
-
-    name = BLOCKS
-    digest_size = 32
-    block_size = BLOCK_SIZE
-    max_threads = blake3.blake3.AUTO  # for each whole block of an update
-
-    def __init__(self, data: bytes | memoryview = b"") -> None:
-        self._digests = bytearray()  # d_0 + d_1 + ... of the finished blocks
-        self._open = blake3.blake3(max_threads=1)  # the unfinished block
-        self._filled = 0  # bytes in the unfinished block
-        self.nbytes = 0
-        if data:
-            self.update(data)
-
-    def update(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        self.nbytes += len(view)
-        if self._filled:
-            view = self._fill(view)
-        whole = len(view) - len(view) % BLOCK_SIZE
-        for offset in range(0, whole, BLOCK_SIZE):
-            block = view[offset:offset + BLOCK_SIZE]
-            self._digests += _ZERO_DIGEST if _is_zero(block) else blake3.blake3(
-                block, max_threads=self.max_threads).digest()
-        if whole < len(view):
-            self._fill(view[whole:])
-
-    def update_zeros(self, nbytes: int) -> None:
-        """Account for `nbytes` zeros; whole aligned zero blocks cost nothing."""
-        self.nbytes += nbytes
-        if self._filled:
-            step = min(nbytes, BLOCK_SIZE - self._filled)
-            self._fill(memoryview(_ZERO_BLOCK)[:step])
-            nbytes -= step
-        self._digests += _ZERO_DIGEST * (nbytes // BLOCK_SIZE)
-        if nbytes % BLOCK_SIZE:
-            self._fill(memoryview(_ZERO_BLOCK)[:nbytes % BLOCK_SIZE])
-
-    def _fill(self, view: memoryview) -> memoryview:
-        """Add the start of `view` to the unfinished block; -> what did not fit."""
-        step = min(len(view), BLOCK_SIZE - self._filled)
-        self._open.update(view[:step])
-        self._filled += step
-        if self._filled == BLOCK_SIZE:
-            self._digests += self._open.digest()
-            self._open, self._filled = blake3.blake3(max_threads=1), 0
-        return view[step:]
-
-    def digest(self) -> bytes:
-        last = self._open.digest() if self._filled else b""
-        return _combine(bytes(self._digests) + last, self.nbytes)
-
-    def hexdigest(self) -> str:
-        return self.digest().hex()
-
-
-def _combine(block_digests: bytes, size: int) -> bytes:
-    header = _DOMAIN + struct.pack("<QQ", BLOCK_SIZE, size)
-    return blake3.blake3(header + block_digests).digest()
-
-
-Piece = tuple[bool, int, int]  # (is_data, offset, length), as chute.transfer.copy.segments
-
-
-def _blocks(pieces: Iterable[Piece], size: int) -> Iterator[tuple[int, int, bool]]:
-    """(offset, length, may_hold_data) of every block; False only for a full block in a hole."""
-    offset = 0  # the next block to yield
-    for is_data, start, length in pieces:
-        if not is_data:
-            continue
-        first = start - start % BLOCK_SIZE
-        for block in range(offset, first, BLOCK_SIZE):
-            yield block, min(BLOCK_SIZE, size - block), block + BLOCK_SIZE > size
-        offset = max(offset, first)
-        data_until = start + length
-        while offset < data_until:
-            yield offset, min(BLOCK_SIZE, size - offset), True
-            offset += BLOCK_SIZE
-    for block in range(offset, size, BLOCK_SIZE):
-        yield block, min(BLOCK_SIZE, size - block), block + BLOCK_SIZE > size
-
-
-def blocks_digest_fd(fd: int, pieces: Iterable[Piece], size: int,
-                     workers: int | None = None) -> str:
-    """blake3-blocks of the first `size` bytes of `fd`, read with pread by several threads.
-
-    For a file we may not mmap (someone else's, which could be truncated under us: touching a
-    mapped page past EOF is SIGBUS). Each worker preads a whole block into its own buffer and
-    hashes it, so the copy out of the page cache is spread over the cores too: measured on a
-    warm 256 MiB file on XFS, 2 workers took 0.13 CPU-s and the least wall time, where a
-    reader thread feeding BLAKE3's own pool took 0.16-0.20 CPU-s (3 workers on 2 cores: no
-    faster). `pieces` are the file's data and holes: full blocks inside a hole are not read.
-    """
-    count = workers or len(os.sched_getaffinity(0))
-    local = threading.local()
-
-    def hash_block(offset: int, length: int) -> bytes:
-        buffer = getattr(local, "buffer", None)
-        if buffer is None:
-            buffer = local.buffer = memoryview(bytearray(BLOCK_SIZE))
-        done = 0
-        while done < length:
-            got = os.preadv(fd, [buffer[done:length]], offset + done)
-            if got == 0:
-                raise OSError(errno.EIO, f"file ended at {offset + done} bytes, expected {size}")
-            done += got
-        return blake3.blake3(buffer[:length], max_threads=1).digest()
-
-    digests = bytearray()
-    window: deque[Future[bytes] | bytes] = deque()
-    with ThreadPoolExecutor(count, thread_name_prefix="hash") as pool:
-        try:
-            for offset, length, may_hold_data in _blocks(pieces, size):
-                window.append(pool.submit(hash_block, offset, length) if may_hold_data
-                              else _ZERO_DIGEST)
-                while len(window) > 2 * count:
-                    digests += _result(window.popleft())
-            while window:
-                digests += _result(window.popleft())
-        finally:
-            for pending in window:
-                if isinstance(pending, Future):
-                    pending.cancel()
-    return _combine(bytes(digests), size).hex()
-
-
-def _result(item: Future[bytes] | bytes) -> bytes:
-    return item if isinstance(item, bytes) else item.result()
