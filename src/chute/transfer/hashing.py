@@ -19,6 +19,7 @@ import collections
 import hashlib
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import blake3
@@ -81,24 +82,34 @@ class Hashed:
             raise self._error
 
 
+@dataclass(frozen=True)
+class _Hole:
+    """`nbytes` zeros queued without a buffer: each digest takes them its cheapest way."""
+
+    nbytes: int
+
+
 class _HashThread:
     """One digest fed in order from its own queue, so algorithms never wait for each other."""
 
     def __init__(self, name: str, digest: Any) -> None:
         self.digest = digest
-        self._queue: queue.SimpleQueue[tuple[bytes | memoryview, Hashed] | None] = \
+        self._queue: queue.SimpleQueue[tuple[bytes | memoryview | _Hole, Hashed] | None] = \
             queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=f"hash-{name}", daemon=True)
         self._thread.start()
 
-    def put(self, chunk: bytes | memoryview, handle: Hashed) -> None:
+    def put(self, chunk: bytes | memoryview | _Hole, handle: Hashed) -> None:
         self._queue.put((chunk, handle))
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             chunk, handle = item
             try:
-                self.digest.update(chunk)
+                if isinstance(chunk, _Hole):
+                    update_zeros(self.digest, chunk.nbytes)
+                else:
+                    self.digest.update(chunk)
             except BaseException as exc:  # handed to the caller through Hashed.wait
                 handle._finish(exc)
             else:
@@ -139,11 +150,22 @@ class MultiHasher:
             for digest in self._hashes.values():
                 digest.update(chunk)
             return Hashed(0)
+        return self._enqueue(chunk)
+
+    def update_zeros(self, nbytes: int) -> Hashed:
+        """Queue a hole of `nbytes` zeros (chute.transfer.hashing.update_zeros calls this):
+        blake3-blocks counts its whole zero blocks without hashing or even comparing them."""
+        while len(self._pending) >= self._depth:
+            self._pending.popleft().wait()
+        self.nbytes += nbytes
+        return self._enqueue(_Hole(nbytes))
+
+    def _enqueue(self, item: bytes | memoryview | _Hole) -> Hashed:
         if self._threads is None:
             self._threads = [_HashThread(name, digest) for name, digest in self._hashes.items()]
         handle = Hashed(len(self._threads))
         for thread in self._threads:
-            thread.put(chunk, handle)
+            thread.put(item, handle)
         self._pending.append(handle)
         return handle
 
@@ -192,17 +214,15 @@ def update_zeros(digest: Any, nbytes: int) -> None:
 
     Every reader of sparse data (copy verifier, HTTP fetch, extent fetch) hashes holes through
     here, so a digest that can account for zeros without hashing them has one place to do it:
-    Blake3Blocks takes them directly; anything else gets block-aligned pieces of zeros (a
-    MultiHasher's Blake3Blocks then recognises whole zero blocks at memcmp speed).
+    Blake3Blocks and MultiHasher take them directly (whole zero blocks cost nothing); a plain
+    hashlib digest is fed zeros from one shared block.
     """
     skip = getattr(digest, "update_zeros", None)
     if skip is not None:
         skip(nbytes)
         return
     zeros = memoryview(ZERO_BLOCK)
-    position = getattr(digest, "nbytes", 0)
-    step = min(nbytes, BLOCK_SIZE - position % BLOCK_SIZE)
     while nbytes > 0:
+        step = min(nbytes, BLOCK_SIZE)
         digest.update(zeros[:step])
         nbytes -= step
-        step = min(nbytes, BLOCK_SIZE)
