@@ -66,3 +66,17 @@ def qemu_img(*args: str) -> None:
 def make_qcow2(path: Path, size: str = "16M", *options: str) -> Path:
     qemu_img("create", "-q", "-f", "qcow2", *options, str(path), size)
     return path
+
+
+def rewrite_sparse(path: Path, data: bytes, block: int = 32 * 1024) -> None:
+    """Replace `path` by the same bytes with every all-zero `block` left as a hole, whatever
+    the writer that stored it did (the store keeps only whole zero chunks as holes)."""
+    tmp = path.with_name(path.name + ".sparse")
+    with open(tmp, "wb") as handle:
+        for offset in range(0, len(data), block):
+            piece = data[offset:offset + block]
+            if piece.count(0) != len(piece):
+                handle.seek(offset)
+                handle.write(piece)
+        handle.truncate(len(data))
+    os.replace(tmp, path)

@@ -8,10 +8,9 @@ need an exact layout rewrite the stored file with the same bytes and known holes
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import requests
-from imageutil import JSON, create, upload
+from imageutil import JSON, create, rewrite_sparse, upload
 
 from chute.stores.base import MAX_EXTENTS, MIN_HOLE, coalesce
 from chute.stores.filesystem import Datadir, FilesystemStore
@@ -31,19 +30,6 @@ def sparse_bytes() -> bytes:
     return bytes(data)
 
 
-def write_sparse(path: Path, data: bytes, block: int = 32 * KiB) -> None:
-    """Replace `path` by the same bytes with every all-zero `block` left as a hole."""
-    tmp = path.with_name(path.name + ".sparse")
-    with open(tmp, "wb") as handle:
-        for offset in range(0, len(data), block):
-            piece = data[offset:offset + block]
-            if piece.count(0) != len(piece):
-                handle.seek(offset)
-                handle.write(piece)
-        handle.truncate(len(data))
-    os.replace(tmp, path)
-
-
 def extents_url(api, image_id: str) -> str:
     return f"{api.url}/v2/images/{image_id}/extents"
 
@@ -52,7 +38,7 @@ def sparse_image(api) -> tuple[dict, bytes]:
     data = sparse_bytes()
     made = create(api)
     assert upload(api, made["id"], data).status_code == 204
-    write_sparse(api.datadir / made["id"], data)
+    rewrite_sparse(api.datadir / made["id"], data)
     return made, data
 
 
@@ -110,11 +96,11 @@ def test_store_extents_read_only_files_in_its_datadirs(tmp_path):
     datadir.mkdir()
     store = FilesystemStore([Datadir(str(datadir), 0)], 0, [], "")
     data = sparse_bytes()
-    write_sparse(datadir / "img", data)
+    rewrite_sparse(datadir / "img", data)
     found = store.extents(f"file://{datadir}/img")
     assert found is not None and found.size == SIZE and list(found.data) == WANT
     outside = tmp_path / "elsewhere"
-    write_sparse(outside, data)
+    rewrite_sparse(outside, data)
     assert store.extents(f"file://{outside}") is None
     os.mkfifo(datadir / "fifo")  # never opened: it would block the worker
     assert store.extents(f"file://{datadir}/fifo") is None

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from fetchenv import lines, warnings
+from imageutil import rewrite_sparse
 from test_http_fetch import CuttingRelay, http_conf
 
 from chute.client.images import ImageClient
@@ -44,24 +45,11 @@ def sparse_data() -> bytes:
     return bytes(data)
 
 
-def make_sparse(path: Path, data: bytes, block: int = 64 * KiB) -> None:
-    """Store the same bytes with each all-zero block as a hole (whatever the writer did)."""
-    tmp = path.with_name(path.name + ".sparse")
-    with open(tmp, "wb") as handle:
-        for offset in range(0, len(data), block):
-            piece = data[offset:offset + block]
-            if piece.count(0) != len(piece):
-                handle.seek(offset)
-                handle.write(piece)
-        handle.truncate(len(data))
-    os.replace(tmp, path)
-
-
 @pytest.fixture
 def sparse_image(fetch_env) -> tuple[dict, bytes]:
     data = sparse_data()
     image = fetch_env.upload(data)
-    make_sparse(fetch_env.stored(image), data)
+    rewrite_sparse(fetch_env.stored(image), data)
     return image, data
 
 
@@ -305,7 +293,7 @@ def test_a_dense_image_takes_the_whole_image_get(fetch_env, fetch_log, proxy):
 
 def test_an_image_of_zeros_needs_no_data_request(fetch_env, fetch_log, proxy):
     image = fetch_env.upload(bytes(8 * MiB))
-    make_sparse(fetch_env.stored(image), bytes(8 * MiB))
+    rewrite_sparse(fetch_env.stored(image), bytes(8 * MiB))
     seen = proxy()
     _, got = fetch_through(fetch_env, seen.url, image)
     base = Path(got.path)
@@ -328,7 +316,7 @@ def test_many_extents_arrive_in_order_with_requests_in_flight(fetch_env, fetch_l
     for offset, length in MANY_AT:
         data[offset:offset + length] = os.urandom(length)
     image = fetch_env.upload(bytes(data))
-    make_sparse(fetch_env.stored(image), bytes(data))
+    rewrite_sparse(fetch_env.stored(image), bytes(data))
     relay = CuttingRelay(fetch_env.api.port, cut_after=cut_after)
     try:
         _, got = fetch_through(fetch_env, relay.url, image)
