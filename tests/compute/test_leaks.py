@@ -34,7 +34,10 @@ def test_boots_do_not_leak_fds_or_threads(shared_api, start_compute, tmp_path):
     before = usage(pid)
     boot_and_delete(compute, image["id"], 15)
     fds, threads = usage(pid)
-    assert fds <= before[0] + 2, (before, fds)  # +2: keep-alive connections may come and go
+    # Keep-alive sockets come and go (traced: only sockets differ between the two counts), and
+    # pools may still grow a little after the warm-up: +3 was seen once in a clean CI run.
+    # A leak of one per boot would add 15.
+    assert fds <= before[0] + 6, (before, fds)
     # Threads: main + build pool + gunicorn's request pool (grows lazily to `threads` = 8) +
     # at most a couple of short-lived copy/hash helpers. A leak of one per boot would pass it.
     assert threads <= 1 + BUILD_THREADS + 8 + 2, (before, threads)
