@@ -29,18 +29,13 @@ from typing import Iterable, Iterator
 
 import blake3
 
+from chute.transfer.zeros import ZEROS, all_zero
+
 BLOCKS = "blake3-blocks"
 BLOCK_SIZE = 4 << 20
 _DOMAIN = b"chute-blake3-blocks-v1"
-ZERO_BLOCK = bytes(BLOCK_SIZE)
+ZERO_BLOCK = ZEROS  # BLOCK_SIZE zeros
 _ZERO_DIGEST = blake3.blake3(ZERO_BLOCK).digest()
-
-
-def _is_zero(block: memoryview) -> bool:
-    """True for a full block of zeros: random data is rejected in O(1) (first and last byte),
-    a zero block costs one memcmp (bytes.startswith takes any buffer without copying it;
-    ~6.5 GB/s here, where hashing the block would cost 4 MiB of BLAKE3 on both cores)."""
-    return not block[0] and not block[-1] and ZERO_BLOCK.startswith(block)
 
 
 class Blake3Blocks:
@@ -71,7 +66,7 @@ class Blake3Blocks:
         whole = len(view) - len(view) % BLOCK_SIZE
         for offset in range(0, whole, BLOCK_SIZE):
             block = view[offset:offset + BLOCK_SIZE]
-            self._digests += _ZERO_DIGEST if _is_zero(block) else blake3.blake3(
+            self._digests += _ZERO_DIGEST if all_zero(block) else blake3.blake3(
                 block, max_threads=self.max_threads).digest()
         if whole < len(view):
             self._fill(view[whole:])

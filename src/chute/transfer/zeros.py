@@ -10,14 +10,16 @@ and a boot 12x slower than the dense 512 MiB image, before.
 
 from __future__ import annotations
 
-_ZEROS = bytes(4 << 20)
+ZEROS = bytes(4 << 20)  # the one zero buffer: holes are fed to digests from it too
 
 
 def all_zero(chunk: bytes | memoryview) -> bool:
-    """True for a non-empty chunk of zeros. Random data is rejected in O(1); a zero chunk
-    costs one memcmp (~16 GB/s here)."""
-    size = len(chunk)
-    if not size or chunk[0] or chunk[-1]:
+    """True for a non-empty chunk of zeros. Random data is rejected in O(1) (first and last
+    byte); a zero chunk costs one memcmp per 4 MiB and no copy (bytes.startswith takes any
+    buffer), which matters on the upload path, where every chunk is a view of a reused buffer."""
+    view = memoryview(chunk).cast("B")
+    if not len(view) or view[0] or view[-1]:
         return False
-    data = chunk if isinstance(chunk, bytes) else bytes(chunk)
-    return data == (_ZEROS if size == len(_ZEROS) else bytes(size))
+    step = len(ZEROS)
+    return all(ZEROS.startswith(view[offset:offset + step])
+               for offset in range(0, len(view), step))
