@@ -6,19 +6,23 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean sysdeps
 
+# qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests.
 sysdeps:
-	@command -v qemu-img >/dev/null 2>&1 || { \
-	  echo "installing qemu-utils (qemu-img)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null; }
+	@missing=""; \
+	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
+	command -v mkfs.xfs >/dev/null 2>&1 || missing="$$missing xfsprogs"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
-	$(MAKE) sysdeps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: sysdeps $(STAMP)
 
 run: install
 	$(BIN)/chute up --data-dir ./var

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -290,7 +291,8 @@ def qcow2_image(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def xfs_reflink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """An XFS filesystem with reflink=1 on a loop file, mounted for the session (root only;
-    skipped with the reason where mkfs.xfs or loop mounts are unavailable)."""
+    skipped with the reason where loop mounts are not permitted; mkfs.xfs comes with
+    `make sysdeps`, so its absence is an error, not a skip)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a loop XFS needs root")
     root = tmp_path_factory.mktemp("xfs")
@@ -298,6 +300,8 @@ def xfs_reflink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     mnt.mkdir()
     with open(image, "wb") as handle:
         handle.truncate(300 << 20)
+    if shutil.which("mkfs.xfs") is None:
+        pytest.fail("mkfs.xfs is missing: `make sysdeps` installs xfsprogs")
     made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", "-f", str(image)],
                           capture_output=True, text=True)
     if made.returncode != 0:
