@@ -136,7 +136,8 @@ class HttpApi:
         conn = connection(parts.hostname or "", parts.port, timeout=self.timeout)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            self._send_head(conn, method, target, {**headers, "Content-Length": str(size)})
+            self._send_head(conn, method, target, {**headers, "Content-Length": str(size),
+                                                   "Connection": "close"})
             try:
                 write(conn.sock)
             except (ConnectionError, TimeoutError) as exc:
@@ -154,7 +155,8 @@ class HttpApi:
         try:
             conn.putrequest(method, target, skip_accept_encoding=True)
             for name, value in {**self.session.headers, **headers}.items():
-                conn.putheader(name, value)
+                if name.lower() != "accept-encoding":  # this path does not decode gzip
+                    conn.putheader(name, value)
             conn.endheaders()
         except TimeoutError:
             raise self._timed_out() from None
