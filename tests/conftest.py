@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -312,3 +313,40 @@ def xfs_reflink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         pytest.skip(f"loop mount not permitted here: {mounted.stderr.strip()}")
     yield mnt
     subprocess.run(["umount", str(mnt)], check=True)
+
+
+# -- a peer that misbehaves ------------------------------------------------------------------
+
+@pytest.fixture
+def hangup_server() -> Iterator[str]:
+    """URL of a loopback HTTP peer that reads a request's head and 1 MiB of its body, then
+    closes the connection without answering: a server that dies mid-upload."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed at teardown
+            with conn:
+                seen = b""
+                while b"\r\n\r\n" not in seen:
+                    got = conn.recv(65536)
+                    if not got:
+                        break
+                    seen += got
+                body = len(seen.partition(b"\r\n\r\n")[2])
+                while body < 1 << 20:
+                    got = conn.recv(1 << 20)
+                    if not got:
+                        break
+                    body += len(got)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield url
+    listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+    listener.close()
+    thread.join(5)

@@ -50,21 +50,24 @@ def upload_cases(ctx: Context, path, size: int, with_peer_skip: str | None) -> l
 
     def sampled(service, base: str, work) -> Sample:
         with RssSampler(service) as rss:
-            seconds, image_id = work()
+            seconds, client_cpu, image_id = work()
         clients.check_active(base, image_id, md5, size)
         clients.delete_image(base, image_id)
         return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB,
-                                                "server CPU s": rss.cpu})
+                                                "server CPU s": rss.cpu,
+                                                "client CPU s": client_cpu})
 
-    def cli(argv_base: list[str], base: str) -> tuple[float, str]:
+    def cli(argv_base: list[str], base: str) -> tuple[float, float, str]:
         name = clients.unique("bench-upload")
-        seconds = clients.timed([*argv_base, "image-create", "--name", name, "--disk-format",
-                                 "raw", "--container-format", "bare", "--file", str(path)])
-        return seconds, clients.find_image(base, name)["id"]
+        seconds, cpu = clients.timed_cpu([*argv_base, "image-create", "--name", name,
+                                          "--disk-format", "raw", "--container-format",
+                                          "bare", "--file", str(path)])
+        return seconds, cpu, clients.find_image(base, name)["id"]
 
-    def put(base: str) -> tuple[float, str]:
+    def put(base: str) -> tuple[float, float, str]:
         image_id = clients.create_image(base, clients.unique("bench-put"))
-        return clients.curl_put(base, image_id, str(path)), image_id
+        seconds, cpu = clients.curl_put_cpu(base, image_id, str(path))
+        return seconds, cpu, image_id
 
     def peer_service():
         return ctx.peer.service
@@ -104,6 +107,11 @@ def run(ctx: Context) -> ScenarioResult:
         Target("chute raw PUT / Glance raw PUT", "chute_put", "glance_put", ">=", 3.0),
         Target("chute raw PUT / hash limit", "chute_put", "hash_limit", ">=", 0.8),
         Target("chute CLI / hash limit", "chute_cli", "hash_limit"),
+        Target("chute CLI / chute raw PUT", "chute_cli", "chute_put"),
+        Target("client CPU s chute CLI / curl (raw PUT)", "chute_cli", "chute_put",
+               metric="client CPU s"),
+        Target("server CPU s chute CLI / raw PUT", "chute_cli", "chute_put",
+               metric="server CPU s"),
         Target("chute-api peak RSS / Glance's (raw PUT)", "chute_put", "glance_put",
                metric="peak RSS MiB"),
         Target("server CPU s chute / Glance (raw PUT)", "chute_put", "glance_put",

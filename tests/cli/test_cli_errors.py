@@ -141,3 +141,10 @@ def test_server_side_validation_error_is_one_line(shared_api):
     result = run_chute("image-create", "--name", "bad", "--disk-format", "floppy",
                        image_url=shared_api.url)
     assert_one_line_error(result, "floppy", "(HTTP 400)")
+
+
+def test_server_hanging_up_mid_upload_is_one_line(hangup_server, tmp_path):
+    path = tmp_path / "big.raw"
+    path.write_bytes(os.urandom(8 * 1024 * 1024))  # more than the 1 MiB the peer reads
+    result = run_chute("image-upload", "0" * 32, "--file", str(path), image_url=hangup_server)
+    assert_one_line_error(result, f"{hangup_server} broke off the request")

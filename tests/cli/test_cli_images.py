@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -159,3 +160,15 @@ def test_create_without_data_stays_queued(shared_api):
                      image_url=shared_api.url)
     doc = made.json()
     assert doc["status"] == "queued" and sorted(doc["tags"]) == ["a", "b"]
+
+
+def test_progress_of_a_multi_slice_upload_reaches_the_total(shared_api, tmp_path):
+    path = tmp_path / "forty.raw"
+    path.write_bytes(os.urandom(40 * 1024 * 1024 + 7))  # three sendfile slices
+    result = run_chute("image-create", "--file", str(path), "--name", "forty", "--disk-format",
+                       "raw", "--progress", "-f", "json", image_url=shared_api.url)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"100%.*40\.0M/40\.0M", result.stderr), result.stderr
+    image = result.json()
+    assert image["status"] == "active" and image["size"] == path.stat().st_size
+    assert image["checksum"] == digests(path)[0]

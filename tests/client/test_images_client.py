@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import time
 import uuid
 
@@ -13,10 +14,11 @@ import requests
 
 from chute.client._http import error_message
 from chute.client.download import download_image
-from chute.client.images import ImageClient
+from chute.client.images import SENDFILE_SLICE, UPLOAD_CHUNK, ImageClient
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable, TransferError
 
-DATA = os.urandom(5 * 1024 * 1024 + 7)
+MiB = 1 << 20
+DATA = os.urandom(5 * MiB + 7)
 
 
 def _active_image(client: ImageClient, data: bytes = DATA) -> dict:
@@ -178,3 +180,113 @@ def test_unreachable_and_endpoint_forms(shared_api):
     # Catalog-style endpoints ending in /v2 work too.
     image = ImageClient(shared_api.url).create(name="v2-endpoint")
     assert ImageClient(shared_api.url + "/v2/").get(image["id"])["name"] == "v2-endpoint"
+
+
+# -- uploads of regular files (sendfile) and of pipes ----------------------------------------
+
+BIG = os.urandom(40 * MiB + 7)  # more than two SENDFILE_SLICEs, not a multiple of one
+
+
+@pytest.fixture
+def big_file(tmp_path):
+    path = tmp_path / "big.raw"
+    path.write_bytes(BIG)
+    return path
+
+
+def _wait_status(client: ImageClient, image_id: str, status: str, seconds: float = 30) -> None:
+    """The server notices a dropped upload on its own schedule; wait for it, bounded."""
+    deadline = time.monotonic() + seconds
+    while client.get(image_id)["status"] != status:
+        assert time.monotonic() < deadline, client.get(image_id)
+        time.sleep(0.1)
+
+
+def test_regular_file_goes_through_sendfile_in_slices(shared_api, big_file, monkeypatch):
+    through_sendfile: list[int] = []
+    real_sendfile = os.sendfile
+
+    def counting_sendfile(out_fd, in_fd, offset, count):  # passes every call on unchanged
+        sent = real_sendfile(out_fd, in_fd, offset, count)
+        through_sendfile.append(sent)
+        return sent
+
+    monkeypatch.setattr(os, "sendfile", counting_sendfile)
+    client = ImageClient(shared_api.url, token="t")
+    image = client.create(name="sendfile", disk_format="raw", container_format="bare")
+    seen: list[int] = []
+    with open(big_file, "rb") as data:
+        client.upload(image["id"], data, len(BIG), seen.append)
+    assert sum(through_sendfile) == len(BIG)
+    assert sum(seen) == len(BIG) and max(seen) == SENDFILE_SLICE
+    doc = client.get(image["id"])
+    assert doc["status"] == "active" and doc["size"] == len(BIG)
+    assert doc["checksum"] == hashlib.md5(BIG).hexdigest()
+    assert doc["os_hash_value"] == hashlib.sha512(BIG).hexdigest()
+
+
+def test_file_shorter_than_its_size_is_abandoned(shared_api, big_file):
+    client = ImageClient(shared_api.url)
+    image = client.create(name="short", disk_format="raw", container_format="bare")
+    with open(big_file, "rb") as data, pytest.raises(TransferError) as info:
+        client.upload(image["id"], data, len(BIG) + 1000)
+    assert info.value.message == (f"the data ended after {len(BIG)} of {len(BIG) + 1000} "
+                                  f"bytes; upload abandoned")
+    _wait_status(client, image["id"], "queued")
+
+
+def test_file_truncated_during_upload_is_abandoned(shared_api, big_file):
+    client = ImageClient(shared_api.url)
+    image = client.create(name="shrinks", disk_format="raw", container_format="bare")
+
+    def truncate_after_first_slice(_sent: int) -> None:
+        os.truncate(big_file, 20 * MiB)
+
+    with open(big_file, "rb") as data, pytest.raises(TransferError) as info:
+        client.upload(image["id"], data, len(BIG), truncate_after_first_slice)
+    assert f"ended after {20 * MiB} of {len(BIG)} bytes" in info.value.message
+    _wait_status(client, image["id"], "queued")
+    big_file.write_bytes(BIG)  # the retry the message asks for works
+    with open(big_file, "rb") as data:
+        _retry_while_saving(lambda: client.upload(image["id"], data, len(BIG)))
+    assert client.get(image["id"])["status"] == "active"
+
+
+def test_early_refusal_is_read_after_the_broken_pipe(start_api, big_file):
+    """chute-api refuses a declared size over image_size_cap before reading the body and
+    closes; the client must report that answer, not the broken pipe it sees."""
+    api = start_api(DEFAULT={"image_size_cap": MiB})
+    client = ImageClient(api.url)
+    image = client.create(name="capped", disk_format="raw", container_format="bare")
+    with open(big_file, "rb") as data, pytest.raises(RemoteError) as info:
+        client.upload(image["id"], data, len(BIG))
+    assert info.value.status == 413 and "image_size_cap" in info.value.message
+    assert client.get(image["id"])["status"] == "queued"
+
+
+def test_server_hanging_up_mid_upload_is_one_clear_error(hangup_server, big_file):
+    client = ImageClient(hangup_server, timeout=10)
+    with open(big_file, "rb") as data, pytest.raises(RemoteUnavailable) as info:
+        client.upload("0" * 32, data, len(BIG))
+    assert info.value.message.startswith(f"{hangup_server} broke off the request: ")
+    assert "\n" not in info.value.message
+
+
+def test_pipe_goes_through_chunks(shared_api):
+    client = ImageClient(shared_api.url)
+    image = client.create(name="pipe", disk_format="raw", container_format="bare")
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write_end, "wb") as out:
+            out.write(BIG)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    seen: list[int] = []
+    with os.fdopen(read_end, "rb") as data:
+        client.upload(image["id"], data, len(BIG), seen.append)
+    feeder.join()
+    assert sum(seen) == len(BIG) and max(seen) <= UPLOAD_CHUNK
+    doc = client.get(image["id"])
+    assert doc["status"] == "active" and doc["checksum"] == hashlib.md5(BIG).hexdigest()

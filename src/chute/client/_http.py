@@ -9,9 +9,13 @@ every shape is reduced here, once.
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import re
+import socket
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -45,12 +49,16 @@ def _json_message(doc: Any) -> str | None:
 
 def error_message(resp: requests.Response) -> str:
     """The server's explanation of an error answer, as one line (the reason phrase if none)."""
-    fallback = f"{resp.status_code} {resp.reason or ''}".strip()
     try:
         body = resp.text
     except (requests.RequestException, OSError):
-        return fallback
-    ctype = resp.headers.get("Content-Type", "")
+        body = ""
+    return explain(resp.status_code, resp.reason, resp.headers.get("Content-Type", ""), body)
+
+
+def explain(status: int, reason: str | None, ctype: str, body: str) -> str:
+    """One line from an error answer's status, Content-Type and body, whichever client read it."""
+    fallback = f"{status} {reason or ''}".strip()
     text: str | None = None
     if "json" in ctype or body.lstrip().startswith("{"):
         try:
@@ -100,8 +108,7 @@ class HttpApi:
         try:
             resp = self.session.request(method, url, **kwargs)
         except requests.Timeout:
-            raise RemoteUnavailable(
-                f"{self.endpoint} did not answer within {self.timeout:g} s") from None
+            raise self._timed_out() from None
         except requests.ConnectionError as exc:
             raise RemoteUnavailable(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
         except requests.RequestException as exc:
@@ -113,6 +120,75 @@ class HttpApi:
                 resp.close()
         return resp
 
+    def send_body(self, method: str, path: str, headers: dict[str, str], size: int,
+                  write: Callable[[socket.socket], None]) -> None:
+        """Send one request whose `size`-byte body `write(sock)` puts on the socket itself.
+
+        requests/urllib3 only send bodies from Python bytes; this exists so an upload can use
+        sendfile(2) (see ImageClient.upload). Errors become the same RemoteError /
+        RemoteUnavailable as `request`. The socket has the client's timeout while the body
+        goes out (a server that stops reading), and none while waiting for the answer, which
+        comes only after the server has hashed and inspected everything.
+        """
+        parts = urlsplit(self.endpoint + path)
+        connection = (http.client.HTTPSConnection if parts.scheme == "https"
+                      else http.client.HTTPConnection)
+        conn = connection(parts.hostname or "", parts.port, timeout=self.timeout)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            self._send_head(conn, method, target, {**headers, "Content-Length": str(size),
+                                                   "Connection": "close"})
+            try:
+                write(conn.sock)
+            except (ConnectionError, TimeoutError) as exc:
+                raise self._early_answer(conn) or self._broken(exc) from None
+            conn.sock.settimeout(None)
+            self._check_answer(conn)
+        except http.client.HTTPException as exc:
+            raise RemoteUnavailable(f"request to {self.endpoint} failed: "
+                                    f"{type(exc).__name__} {exc}".rstrip()) from None
+        finally:
+            conn.close()
+
+    def _send_head(self, conn: http.client.HTTPConnection, method: str, target: str,
+                   headers: dict[str, str]) -> None:
+        try:
+            conn.putrequest(method, target, skip_accept_encoding=True)
+            for name, value in {**self.session.headers, **headers}.items():
+                if name.lower() != "accept-encoding":  # this path does not decode gzip
+                    conn.putheader(name, value)
+            conn.endheaders()
+        except TimeoutError:
+            raise self._timed_out() from None
+        except OSError as exc:
+            raise RemoteUnavailable(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
+
+    def _check_answer(self, conn: http.client.HTTPConnection) -> None:
+        try:
+            error = _read_answer(conn)
+        except OSError as exc:
+            raise self._broken(exc) from None
+        if error is not None:
+            raise error
+
+    def _early_answer(self, conn: http.client.HTTPConnection) -> RemoteError | None:
+        """The error a server answered before it stopped reading (a size cap, a format it
+        refuses, an image not queued), read as urllib3 does after a broken pipe; None when
+        the connection holds no answer."""
+        try:
+            conn.sock.settimeout(min(self.timeout, 5))
+            return _read_answer(conn)
+        except (OSError, http.client.HTTPException):
+            return None
+
+    def _broken(self, exc: BaseException) -> RemoteUnavailable:
+        if isinstance(exc, TimeoutError):
+            return self._timed_out()
+        return RemoteUnavailable(f"{self.endpoint} broke off the request: {_reason(exc)}")
+
+    def _timed_out(self) -> RemoteUnavailable:
+        return RemoteUnavailable(f"{self.endpoint} did not answer within {self.timeout:g} s")
+
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self.request(method, path, **kwargs)
         try:
@@ -123,6 +199,17 @@ class HttpApi:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _read_answer(conn: http.client.HTTPConnection) -> RemoteError | None:
+    """Read the whole answer; the RemoteError it stands for, None for a success."""
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status < 400:
+        return None
+    return RemoteError(resp.status, explain(resp.status, resp.reason,
+                                            resp.getheader("Content-Type", ""),
+                                            body.decode("utf-8", "replace")))
 
 
 def _reason(exc: BaseException) -> str:

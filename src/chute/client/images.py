@@ -1,13 +1,19 @@
 """Client for the Glance v2 images API (chute-api or a real Glance).
 
-Used by the CLI and by compute hosts. Downloads and uploads stream through urllib3 with large
-chunks: a 1 GiB image must not pay per-8-KiB Python overhead (http.client's default block size).
+Used by the CLI and by compute hosts. Downloads stream through urllib3 with large chunks: a
+1 GiB image must not pay per-8-KiB Python overhead (http.client's default block size). Uploads
+of regular files use sendfile(2): reading 4 MiB `bytes` and sendall()ing them cost the CLI
+0.93 CPU-s per GiB against 0.65 with sendfile (1 GiB, median of 5 alternated runs, 2 cores),
+and on this machine every client CPU-second is taken from the server's hashing.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import os
+import socket
+import stat
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
@@ -19,6 +25,7 @@ from chute.errors import RemoteError, TransferError
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 UPLOAD_CHUNK = 4 * 1024 * 1024
+SENDFILE_SLICE = 16 * 1024 * 1024
 EXTENTS_LIMIT = 4 << 20  # bytes of an extents answer we are willing to parse
 
 Progress = Callable[[int], None]
@@ -28,9 +35,15 @@ def _q(part: str) -> str:
     return quote(str(part), safe="")
 
 
+def _ended_early(sent: int, size: int) -> TransferError:
+    # Stopping short would leave the server waiting for the promised bytes until its socket
+    # timeout; raising drops the connection instead, so the server cleans up at once.
+    return TransferError(f"the data ended after {sent} of {size} bytes; upload abandoned")
+
+
 class _SizedBody:
     """An iterable body with a length: requests then sends Content-Length (not chunked) and
-    urllib3 writes each 4 MiB chunk with one sendall."""
+    urllib3 writes each 4 MiB chunk with one sendall. For pipes and other unseekable data."""
 
     def __init__(self, fileobj: BinaryIO, size: int, progress: Progress | None) -> None:
         self.fileobj, self.size, self.progress = fileobj, size, progress
@@ -43,14 +56,41 @@ class _SizedBody:
         while remaining > 0:
             chunk = self.fileobj.read(min(UPLOAD_CHUNK, remaining))
             if not chunk:
-                # Stopping short would leave the server waiting for the promised bytes until
-                # its socket timeout; raising here drops the connection, so it cleans up now.
-                raise TransferError(f"the data ended after {self.size - remaining} of "
-                                    f"{self.size} bytes; upload abandoned")
+                raise _ended_early(self.size - remaining, self.size)
             remaining -= len(chunk)
             if self.progress is not None:
                 self.progress(len(chunk))
             yield chunk
+
+
+class _FileSlices:
+    """A regular file's bytes sent with sendfile(2), SENDFILE_SLICE at a time.
+
+    The kernel moves page-cache pages to the socket: no read() into Python bytes and no copy
+    back out through sendall(). The slices exist only so `progress` keeps moving.
+    """
+
+    def __init__(self, fileobj: BinaryIO, size: int, progress: Progress | None) -> None:
+        self.fileobj, self.size, self.progress = fileobj, size, progress
+
+    def __call__(self, sock: socket.socket) -> None:
+        offset = self.fileobj.tell()
+        sent = 0
+        while sent < self.size:
+            step = sock.sendfile(self.fileobj, offset + sent, min(SENDFILE_SLICE,
+                                                                  self.size - sent))
+            if step == 0:
+                raise _ended_early(sent, self.size)
+            sent += step
+            if self.progress is not None:
+                self.progress(step)
+
+
+def _is_regular_file(fileobj: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fileobj.fileno()).st_mode)
+    except (OSError, ValueError):  # io.BytesIO and friends have no descriptor
+        return False
 
 
 class ImageClient:
@@ -146,14 +186,23 @@ class ImageClient:
 
     def upload(self, image_id: str, fileobj: BinaryIO, size: int,
                progress: Progress | None = None) -> None:
-        """Send `size` bytes from `fileobj` as the image data; `progress(n)` after each chunk."""
+        """Send `size` bytes from `fileobj` (from its current position) as the image data;
+        `progress(n)` as they go.
+
+        A regular file goes out with sendfile(2) on a connection of its own (_FileSlices);
+        anything else (a pipe, a BytesIO) through requests in 4 MiB chunks (_SizedBody).
+        """
+        path = f"/v2/images/{_q(image_id)}/file"
         headers = {
             "Content-Type": "application/octet-stream",
             "x-openstack-image-size": str(size),
         }
+        if _is_regular_file(fileobj):
+            self.api.send_body("PUT", path, headers, size, _FileSlices(fileobj, size, progress))
+            return
         body = _SizedBody(fileobj, size, progress)
         # No read timeout: the server answers only after hashing and inspecting everything.
-        self.api.request("PUT", f"/v2/images/{_q(image_id)}/file", data=body, headers=headers,
+        self.api.request("PUT", path, data=body, headers=headers,
                          timeout=(self.api.timeout, None)).close()
 
     def open_download(self, image_id: str, offset: int = 0,
