@@ -14,7 +14,7 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
@@ -204,6 +204,21 @@ class ImageClient:
         # No read timeout: the server answers only after hashing and inspecting everything.
         self.api.request("PUT", path, data=body, headers=headers,
                          timeout=(self.api.timeout, None)).close()
+
+    def open_ranges(self, image_id: str, ranges: Sequence[tuple[int, int]]) -> requests.Response:
+        """Start streaming several byte ranges (inclusive `(first, last)`, ascending) of the
+        image data in one request; the answer is a 206 `multipart/byteranges` body, unread.
+        A 200 (Range ignored) raises RemoteError(200); an older chute-api refuses several
+        ranges with RemoteError(400)."""
+        spec = ",".join(f"{first}-{last}" for first, last in ranges)
+        resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/file", stream=True,
+                                headers={"Accept": "application/octet-stream",
+                                         "Range": f"bytes={spec}"})
+        if resp.status_code != 206:
+            resp.close()
+            raise RemoteError(resp.status_code,
+                              f"server ignored the Range request for image {image_id}")
+        return resp
 
     def open_download(self, image_id: str, offset: int = 0,
                       last: int | None = None) -> requests.Response:

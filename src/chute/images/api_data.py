@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import uuid
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import falcon
 
@@ -28,11 +31,38 @@ def _declared_size(req: falcon.Request) -> int | None:
     return None if chunked else req.content_length
 
 
-def _range(header: str, size: int) -> tuple[int, int]:
-    """Parse one `bytes=a-b` / `a-` / `-n` range; 400 for several, 416 when unsatisfiable."""
-    if "," in header:
-        raise falcon.HTTPBadRequest(description="Multiple ranges are not supported.")
-    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+# A chute-compute asks for up to ~150 data extents of a sparse image in one request (the
+# header stays under gunicorn's 8190-byte field limit); more ranges than this is no client of
+# ours, and each costs a part header, so refuse rather than build a huge multipart plan.
+MAX_RANGES = 1024
+_SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
+PART_READ = 1 << 20  # bytes read from the store per yield of a multipart body
+CRLF = "\r\n"
+
+
+def _ranges(header: str, size: int) -> list[tuple[int, int]]:
+    """Parse `bytes=a-b[,c-d...]` (each `a-b` / `a-` / `-n`) into inclusive (start, end).
+
+    Several ranges must be ascending and disjoint (400 otherwise): the client is a compute
+    host asking for the data extents it was given, in order, and a part for each is all it
+    reads. 416 when any range is unsatisfiable.
+    """
+    unit, _, specs = header.partition("=")
+    if unit.strip() != "bytes" or not specs.strip():
+        raise _unsatisfiable(size)
+    pieces = specs.split(",")
+    if len(pieces) > MAX_RANGES:
+        raise falcon.HTTPBadRequest(description=f"More than {MAX_RANGES} ranges.")
+    ranges = [_one_range(piece, size) for piece in pieces]
+    for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False):
+        if start <= end:
+            raise falcon.HTTPBadRequest(
+                description="Multiple ranges must be ascending and must not overlap.")
+    return ranges
+
+
+def _one_range(spec: str, size: int) -> tuple[int, int]:
+    match = _SPEC.fullmatch(spec)
     if match is None or match.group(1) == match.group(2) == "":
         raise _unsatisfiable(size)
     first, last = match.group(1), match.group(2)
@@ -44,6 +74,43 @@ def _range(header: str, size: int) -> tuple[int, int]:
     if start >= size or end < start:
         raise _unsatisfiable(size)
     return start, end
+
+
+def _multipart(fileobj: BinaryIO, ranges: list[tuple[int, int]], size: int,
+               boundary: str) -> tuple[int, Iterator[bytes]]:
+    """A `multipart/byteranges` body (RFC 9110 14.6) of `ranges`: (its length, its chunks).
+
+    Why one request for many ranges: a range GET costs this server ~3.3 ms of CPU before the
+    first byte (image lookup, 4 SQL queries, routing; measured 0.44 CPU-s for 128 4 KiB
+    ranges) and the compute host ~2 ms; the bench's sparse image has 128 data extents, so
+    per-request overhead was ~0.65 CPU-s of the sparse HTTP boot. The parts are read and
+    sent by Python (no sendfile for a body in pieces), which costs less than that: see the
+    commit that added it.
+    """
+    heads = [(f"{'' if n == 0 else CRLF}--{boundary}\r\n"
+              f"Content-Type: application/octet-stream\r\n"
+              f"Content-Range: bytes {start}-{end}/{size}\r\n\r\n").encode("ascii")
+             for n, (start, end) in enumerate(ranges)]
+    tail = f"\r\n--{boundary}--\r\n".encode("ascii")
+    length = sum(map(len, heads)) + sum(end - start + 1 for start, end in ranges) + len(tail)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            for head, (start, end) in zip(heads, ranges, strict=True):
+                yield head
+                fileobj.seek(start)
+                left = end - start + 1
+                while left:
+                    chunk = fileobj.read(min(left, PART_READ))
+                    if not chunk:
+                        raise OSError(f"the stored image ended {left} bytes before {end + 1}")
+                    left -= len(chunk)
+                    yield chunk
+            yield tail
+        finally:
+            fileobj.close()
+
+    return length, chunks()
 
 
 def _legacy_range(header: str | None) -> str | None:
@@ -100,18 +167,25 @@ class FileResource:
             resp.status = falcon.HTTP_204
             return
         fileobj, size = download.opened.fileobj, download.opened.size
-        start, end = 0, size - 1
+        ranges = [(0, size - 1)]
         header = req.get_header("Range") or _legacy_range(req.get_header("Content-Range"))
         if header:
             try:
-                start, end = _range(header, size)
+                ranges = _ranges(header, size)
             except falcon.HTTPError:
                 fileobj.close()
                 raise
             resp.status = falcon.HTTP_206
-            resp.set_header("Content-Range", f"bytes {start}-{end}/{size}")
         if download.checksum:
             resp.set_header("Content-MD5", download.checksum)
+        if len(ranges) > 1:
+            boundary = uuid.uuid4().hex
+            resp.content_type = f"multipart/byteranges; boundary={boundary}"
+            resp.content_length, resp.stream = _multipart(fileobj, ranges, size, boundary)
+            return
+        start, end = ranges[0]
+        if header:
+            resp.set_header("Content-Range", f"bytes {start}-{end}/{size}")
         resp.content_type = "application/octet-stream"
         fileobj.seek(start)
         # With a Content-Length gunicorn hands wsgi.file_wrapper bodies to sendfile(2),

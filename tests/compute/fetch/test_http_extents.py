@@ -126,6 +126,16 @@ def proxy(fetch_env):
         one.close()
 
 
+def requested_ranges(sent: str) -> list[list[tuple[int, int]]]:
+    """The inclusive (first, last) ranges of each Range header a relay saw, per request."""
+    found = []
+    for line in sent.split("\r\n"):
+        if line.startswith("Range: bytes="):
+            specs = line.removeprefix("Range: bytes=").split(",")
+            found.append([(int(a), int(b)) for a, b in (spec.split("-") for spec in specs)])
+    return found
+
+
 def fetch_through(env, server: str, image: dict, **glance: Any):
     cache = ImageCache(http_conf(env, [server], **glance), ImageClient(env.api.url))
     return cache, cache.fetch(image)
@@ -145,11 +155,10 @@ def test_only_the_data_extents_move_and_holes_stay_holes(fetch_env, fetch_log, s
     assert base.stat().st_blocks * 512 <= moved + 256 * KiB  # not SIZE
     sent = b"".join(relay.requests).decode("latin-1")
     assert sent.count(f"GET /v2/images/{image['id']}/extents") == 1
-    for offset, length in DATA_AT:
-        assert f"Range: bytes={offset}-{offset + length - 1}\r\n" in sent
-    assert sent.count(f"GET /v2/images/{image['id']}/file") == len(DATA_AT)
-    # Keep-alive: the session's connection, plus one for each request sent ahead.
-    assert relay.connections <= 1 + min(http_fetch.AHEAD, len(DATA_AT) - 1)
+    # Every data extent, in order, in one multipart/byteranges request.
+    assert requested_ranges(sent) == [[(o, o + n - 1) for o, n in DATA_AT]]
+    assert sent.count(f"GET /v2/images/{image['id']}/file") == 1
+    assert relay.connections == 1  # keep-alive: the extents answer's connection
     assert lines(fetch_log, f"using http (extents, {moved} of {SIZE} bytes received in ")
     assert lines(fetch_log, "Successfully transferred using http")
 
@@ -168,7 +177,7 @@ def test_a_drop_inside_an_extent_resumes_there(fetch_env, fetch_log, sparse_imag
     first, length = DATA_AT[0]
     assert first < offset < first + length
     sent = b"".join(relay.requests).decode("latin-1")
-    assert f"Range: bytes={offset}-{first + length - 1}\r\n" in sent
+    assert [request[0] for request in requested_ranges(sent)][-1] == (offset, first + length - 1)
 
 
 @pytest.mark.parametrize("status", [404, 405, 501])
@@ -308,10 +317,12 @@ MANY_AT = [(offset * MiB, 256 * KiB) for offset in range(1, 32, 3)]  # 11 extent
 # The relay cuts its first connection, which carries the extents answer and the first range:
 # the cut lands inside the first extent while the next ones are already asked for.
 @pytest.mark.parametrize("cut_after", [1 << 40, 100 * KiB])
-def test_many_extents_arrive_in_order_with_requests_in_flight(fetch_env, fetch_log, cut_after):
-    """More extents than requests kept in flight, with and without a drop inside the first:
-    the answers sent ahead are consumed in order (or dropped and asked again after the cut)
-    and the base is the image, byte for byte."""
+def test_many_extents_arrive_in_order_with_requests_in_flight(fetch_env, fetch_log, cut_after,
+                                                              monkeypatch):
+    """More requests than are kept in flight (a Range header of ~2 extents: 6 requests),
+    with and without a drop inside the first: the multipart answers sent ahead are consumed
+    in order (or dropped and asked again after the cut) and the base is the image."""
+    monkeypatch.setattr(http_fetch, "RANGE_HEADER", 40)
     data = bytearray(SIZE)
     for offset, length in MANY_AT:
         data[offset:offset + length] = os.urandom(length)
@@ -324,7 +335,67 @@ def test_many_extents_arrive_in_order_with_requests_in_flight(fetch_env, fetch_l
         relay.close()
     assert Path(got.path).read_bytes() == data and got.primitive == "extents"
     sent = b"".join(relay.requests).decode("latin-1")
-    for offset, length in MANY_AT:
-        assert f"Range: bytes={offset}-{offset + length - 1}\r\n" in sent
+    requests_sent = requested_ranges(sent)
+    asked_ends = {last for request in requests_sent for _, last in request}
+    assert {offset + length - 1 for offset, length in MANY_AT} <= asked_ends
+    assert len(requests_sent) > 1 + http_fetch.AHEAD
+    assert any(len(request) > 1 for request in requests_sent)  # multipart answers
     retried = [w for w in warnings(fetch_log) if "retrying" in w]
     assert len(retried) == (0 if cut_after == 1 << 40 else 1)
+
+
+def test_a_server_refusing_several_ranges_gets_one_request_per_extent(fetch_env, fetch_log,
+                                                                      proxy, sparse_image):
+    """A chute-api from before multipart answers (400 "Multiple ranges are not supported")
+    still moves only the data extents, one request each."""
+    image, data = sparse_image
+
+    class OneRangeOnly(Proxy):
+        def answer(self, path, headers):
+            if "," in headers.get("Range", ""):
+                self.requests.append((path, headers["Range"]))
+                return 400, {"Content-Type": "text/plain"}, b"Multiple ranges are not supported."
+            return super().answer(path, headers)
+
+    older = OneRangeOnly(fetch_env.api.url)
+    try:
+        _, got = fetch_through(fetch_env, older.url, image)
+    finally:
+        older.close()
+    assert Path(got.path).read_bytes() == data and got.primitive == "extents"
+    singles = [rng for _, rng in older.requests if rng and "," not in rng]
+    assert singles == [f"bytes={o}-{o + n - 1}" for o, n in DATA_AT]
+    assert lines(fetch_log, "asking for one extent per request")
+
+
+@pytest.mark.parametrize("name", ["parts reordered", "wrong boundary", "short part"])
+def test_a_multipart_answer_we_cannot_follow_gets_the_whole_image_get(fetch_env, fetch_log,
+                                                                      proxy, sparse_image,
+                                                                      name):
+    image, data = sparse_image
+
+    class Mangler(Proxy):
+        def answer(self, path, headers):
+            status, kept, body = super().answer(path, headers)
+            if status != 206 or "," not in headers.get("Range", ""):
+                return status, kept, body
+            content_type = next(v for k, v in kept.items() if k.lower() == "content-type")
+            boundary = content_type.split("boundary=")[1].encode()
+            if name == "wrong boundary":
+                body = body.replace(boundary, b"x" * len(boundary))
+            elif name == "parts reordered":
+                pieces = body.split(b"--" + boundary)  # "", part 1, part 2, "--\r\n"
+                body = b"--" + boundary + (b"--" + boundary).join(
+                    [pieces[2].removesuffix(b"\r\n") + b"\r\n", pieces[1], pieces[3]])
+            else:  # a part shorter than its Content-Range, the body still framed
+                first_data = body.index(b"\r\n\r\n") + 4
+                body = body[:first_data] + body[first_data + 1000:]
+            return status, kept, body
+
+    mangler = Mangler(fetch_env.api.url)
+    try:
+        _, got = fetch_through(fetch_env, mangler.url, image)
+    finally:
+        mangler.close()
+    assert Path(got.path).read_bytes() == data and got.primitive is None
+    assert any("not usable" in w for w in warnings(fetch_log))
