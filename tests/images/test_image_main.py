@@ -72,13 +72,3 @@ def test_master_holds_no_database_layer_and_no_process_keeps_alembic(api_server)
         assert loaded(files, "_sqlite3")  # the same check sees what a worker did import
         assert not loaded(files, markupsafe)
         assert not loaded(files, cryptography)
-
-
-def test_master_holds_no_hashing_layer(api_server):
-    # The store the master loads imports chute.transfer.copy (hashlib, blake3: 2.3 MiB of the
-    # master's RSS) only when asked for extents, which only workers are.
-    upload_to_each_worker(api_server.url)
-    blake3 = module_dir("blake3")
-    assert not loaded(mapped_files(api_server.proc.pid), blake3)
-    for worker in children(api_server.proc.pid):
-        assert loaded(mapped_files(worker), blake3)  # the same check sees what a worker did

@@ -23,6 +23,7 @@ from chute.config import Config
 from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Extents, Opened, StoredLocation, coalesce
+from chute.transfer import copy
 from chute.transfer.writeback import Writeback
 from chute.transfer.zeros import all_zero
 
@@ -253,12 +254,8 @@ class FilesystemStore:
         opened = self.open(url)
         if opened is None:
             return None
-        # Imported here: chute-api's master loads this store once and serves nothing, and
-        # chute.transfer.copy (hashlib, blake3, concurrent.futures) cost it 2.3 MiB of RSS.
-        from chute.transfer.copy import segments
-
         with opened.fileobj as fileobj:
-            found = segments(fileobj.fileno(), opened.size)
+            found = copy.segments(fileobj.fileno(), opened.size)
             return coalesce(((offset, n) for is_data, offset, n in found if is_data),
                             opened.size)
 
