@@ -9,6 +9,7 @@ The gthread worker keeps a slow client from pinning a whole process.
 from __future__ import annotations
 
 import functools
+import gc
 from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
@@ -52,6 +53,11 @@ def _trim_after_large_body(worker: Any, req: Any, environ: dict[str, Any], resp:
     1.5-1.9 s either way); the chunks of one upload still reuse the same memory. Making glibc
     mmap every chunk instead (M_MMAP_THRESHOLD or M_TRIM_THRESHOLD) also kept RSS flat but
     cost +0.8 s CPU per 256 MiB upload in page faults (1.9 -> 2.8 s).
+
+    A collection runs first: each inspected upload leaves a reference cycle of oslo format
+    inspectors (33 objects and the data they captured, ~0.1 MiB), which otherwise waits for
+    the next full collection - 1 MiB per upload while they held a copy of the first MiB. It
+    costs 8-22 ms of CPU in a worker (54,000 objects), against ~3 CPU-s per GiB uploaded.
     """
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     try:
@@ -59,6 +65,7 @@ def _trim_after_large_body(worker: Any, req: Any, environ: dict[str, Any], resp:
     except ValueError:
         length = 0
     if chunked or length >= _TRIM_AFTER_BODY:
+        gc.collect()
         trim = _malloc_trim()
         if trim is not None:
             trim(0)
