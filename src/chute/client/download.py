@@ -9,11 +9,18 @@ thread per digest hashes, and a writer thread writes to the page cache (writes i
 cache take 1-4 s per GiB on this machine, as long as the whole read and hash) and starts the
 disk writing every 64 MiB, so the final fsync waits for the tail only (it waited 1.6-2.2 s
 per GiB for the whole file before).
+
+Where the filesystem allows it the writer bypasses the page cache (O_DIRECT, see _DirectFile):
+on this machine writing 1 GiB into fresh page cache cost 0.4 s of kernel CPU in some runs and
+3.6-3.8 s in others (dd alike), and those runs set the download's pace; O_DIRECT writes of
+the same GiB took 0.17-0.22 s of kernel CPU, 0.67-1.04 s wall, fsync included, every time.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
+import mmap
 import os
 import tempfile
 from collections.abc import Callable
@@ -88,7 +95,7 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
         raise OSError(exc.errno, f"cannot write in {directory}: {exc.strerror}") from None
     try:
         try:
-            nbytes = _stream(client, image["id"], _FileWriter(fd), expected, progress)
+            nbytes = _stream(client, image["id"], _FileWriter(fd, tmp), expected, progress)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -99,16 +106,100 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
     return Downloaded(path, nbytes, expected.algorithm)
 
 
-class _FileWriter:
-    """Writes chunks to `fd` in order in a thread, starting writeback as it goes; at most
-    IN_FLIGHT chunks wait. Leaving the `with` block waits for (or on error cancels) them."""
+ALIGN = 4096  # O_DIRECT wants buffer, offset and length aligned to the logical block size
 
-    def __init__(self, fd: int) -> None:
+
+class _DirectFile:
+    """Sequential writes to `path` through a second descriptor opened with O_DIRECT.
+
+    Bytes are staged in a page-aligned mapping and written in multiples of ALIGN; the last
+    partial block goes through the ordinary descriptor at close(), and fsync (the caller's)
+    stays the durability check for both. open() gives None where O_DIRECT is refused (tmpfs
+    answers EINVAL); a write refused later switches the rest to the ordinary descriptor.
+    """
+
+    def __init__(self, fd: int, direct: int) -> None:
+        self._fd, self._direct = fd, direct
+        self._stage = mmap.mmap(-1, CHUNK + ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._view = memoryview(self._stage)
+        self._held = 0  # staged bytes not yet written
+        self._offset = 0  # file offset of the first staged byte
+
+    @classmethod
+    def open(cls, fd: int, path: str) -> _DirectFile | None:
+        try:
+            direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_DIRECT", 0))
+        except OSError:
+            return None
+        if not getattr(os, "O_DIRECT", 0):
+            os.close(direct)
+            return None
+        return cls(fd, direct)
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            step = min(len(view), CHUNK + ALIGN - self._held)
+            self._view[self._held:self._held + step] = view[:step]
+            self._held += step
+            view = view[step:]
+            self._drain(self._held - self._held % ALIGN)
+
+    def _drain(self, nbytes: int) -> None:
+        """Write the first `nbytes` staged bytes and keep the rest at the stage's start."""
+        done = 0
+        while done < nbytes:
+            part = self._view[done:nbytes]
+            if self._direct >= 0:
+                try:
+                    done += os.write(self._direct, part)
+                    continue
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._close_direct()
+            done += os.pwrite(self._fd, part, self._offset + done)
+        rest = self._held - nbytes
+        self._view[:rest] = self._view[nbytes:self._held]
+        self._held, self._offset = rest, self._offset + nbytes
+
+    def _close_direct(self) -> None:
+        if self._direct >= 0:
+            os.close(self._direct)
+            self._direct = -1
+
+    def close(self) -> None:
+        """Write the partial last block the ordinary way, then release what we hold."""
+        try:
+            if self._held:
+                self._close_direct()
+                self._drain(self._held)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Release the O_DIRECT descriptor and the stage without writing what it holds."""
+        self._close_direct()
+        self._view.release()
+        self._stage.close()
+
+
+class _FileWriter:
+    """Writes chunks to `fd` (the file at `path`) in order in a thread: O_DIRECT where the
+    filesystem takes it, else through the page cache with writeback started as it goes; at
+    most IN_FLIGHT chunks wait. Leaving the `with` block waits for (or on error cancels) them."""
+
+    def __init__(self, fd: int, path: str) -> None:
         self._fd = fd
         self._end = 0
+        self._direct = _DirectFile.open(fd, path)
         self._writeback = Writeback(fd)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
         self._pending: collections.deque[Future[None]] = collections.deque()
+
+    @property
+    def direct(self) -> bool:
+        return self._direct is not None
 
     def write(self, chunk: bytes) -> None:
         while len(self._pending) >= IN_FLIGHT:
@@ -116,6 +207,9 @@ class _FileWriter:
         self._pending.append(self._pool.submit(self._write, chunk))
 
     def _write(self, chunk: bytes) -> None:
+        if self._direct is not None:
+            self._direct.write(chunk)
+            return
         view = memoryview(chunk)
         while view:
             view = view[os.write(self._fd, view):]
@@ -125,12 +219,18 @@ class _FileWriter:
     def flush(self) -> None:
         while self._pending:
             self._pending.popleft().result()
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
 
     def __enter__(self) -> "_FileWriter":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
+        if self._direct is not None:  # an error before flush(): the file is discarded anyway
+            self._direct.discard()
+            self._direct = None
 
 
 def _stream(client: ImageClient, image_id: str, out: _FileWriter, expected: Expected,
