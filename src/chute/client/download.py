@@ -149,19 +149,23 @@ class _DirectFile:
         """Write the first `nbytes` staged bytes and keep the rest at the stage's start."""
         done = 0
         while done < nbytes:
-            part = self._view[done:nbytes]
-            if self._direct >= 0:
-                try:
-                    done += os.write(self._direct, part)
-                    continue
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL:
-                        raise
-                    self._close_direct()
-            done += os.pwrite(self._fd, part, self._offset + done)
+            # Released even when the write raises (ENOSPC): a live slice would keep discard()
+            # from closing the stage.
+            with self._view[done:nbytes] as part:
+                done += self._write_part(part, self._offset + done)
         rest = self._held - nbytes
         self._view[:rest] = self._view[nbytes:self._held]
         self._held, self._offset = rest, self._offset + nbytes
+
+    def _write_part(self, part: memoryview, offset: int) -> int:
+        if self._direct >= 0:
+            try:
+                return os.write(self._direct, part)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._close_direct()
+        return os.pwrite(self._fd, part, offset)
 
     def _close_direct(self) -> None:
         if self._direct >= 0:
