@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -44,3 +45,33 @@ def test_uploads_leave_the_worker_no_larger(start_api):
     for _ in range(6):
         upload(server.url, data)
     assert rss_mib(worker) - settled < 6
+
+
+def malloc_arenas(pid: int) -> int:
+    """glibc's thread arenas in a process: anonymous heaps reserved 64 MiB at a time, aligned."""
+    heap = 64 * MiB
+    starts = set()
+    with open(f"/proc/{pid}/maps") as handle:
+        for line in handle:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if len(fields) == 5 and start % heap == 0 and end - start <= heap:
+                starts.add(start)
+    return len(starts)
+
+
+def test_request_threads_share_two_malloc_arenas(start_api):
+    # Measured with glibc's default (one arena per thread, up to 8 per core): after this load
+    # the worker held 8 thread arenas; capped, the request threads share one beside main's.
+    server = start_api(DEFAULT={"workers": 1})
+    (worker,) = children(server.proc.pid)
+
+    def busy(_: int) -> None:
+        with requests.Session() as session:
+            for _ in range(20):
+                assert session.get(f"{server.url}/v2/images").status_code == 200
+            upload(server.url, os.urandom(MiB))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(busy, range(16)))
+    assert malloc_arenas(worker) <= 1
