@@ -3,6 +3,8 @@ come out exact whatever the chunk sizes and whatever filesystem the target is on
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import os
 from pathlib import Path
@@ -57,3 +59,23 @@ def test_download_image_with_an_unaligned_size_is_exact(shared_api, tmp_path):
     assert done.nbytes == len(data)
     assert (tmp_path / "d.raw").read_bytes() == data
     assert [p.name for p in tmp_path.iterdir()] == ["d.raw"]
+
+
+def test_a_filesystem_refusing_o_direct_midway_still_gets_every_byte(tmp_path, monkeypatch):
+    # No filesystem here refuses O_DIRECT writes once opened (some FUSE and network ones do,
+    # with EINVAL), so the kernel's refusal is played at the system call: the first write on
+    # a descriptor opened with O_DIRECT fails, and the writer goes on through the page cache.
+    real_write, refused = os.write, []
+
+    def write(fd: int, data: bytes) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    pieces = [os.urandom(n) for n in (CHUNK + 1, 3 * ALIGN, CHUNK - 7, 5)]
+    target = tmp_path / "refused.raw"
+    assert _write_all(target, pieces) is True
+    assert len(refused) == 1  # refused once; the rest never tried O_DIRECT again
+    assert target.read_bytes() == b"".join(pieces)

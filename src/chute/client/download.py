@@ -127,12 +127,12 @@ class _DirectFile:
 
     @classmethod
     def open(cls, fd: int, path: str) -> _DirectFile | None:
-        try:
-            direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_DIRECT", 0))
-        except OSError:
+        flag = getattr(os, "O_DIRECT", 0)  # Linux and the BSDs have it; macOS does not
+        if not flag:
             return None
-        if not getattr(os, "O_DIRECT", 0):
-            os.close(direct)
+        try:
+            direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flag)
+        except OSError:
             return None
         return cls(fd, direct)
 
@@ -197,7 +197,8 @@ class _FileWriter:
         self._fd = fd
         self._end = 0
         self._direct = _DirectFile.open(fd, path)
-        self._writeback = Writeback(fd)
+        # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
+        self._writeback = Writeback(fd) if self._direct is None else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
         self._pending: collections.deque[Future[None]] = collections.deque()
 
@@ -218,7 +219,8 @@ class _FileWriter:
         while view:
             view = view[os.write(self._fd, view):]
         self._end += len(chunk)
-        self._writeback.written(self._end)
+        if self._writeback is not None:
+            self._writeback.written(self._end)
 
     def flush(self) -> None:
         while self._pending:
