@@ -43,6 +43,37 @@ def install_log_filter() -> None:
         handler.addFilter(RequestIdLogFilter())
 
 
+# The methods Glance's router knows; any other is 501 where no route matches (and 405 where one
+# does), never falcon's 400 "Invalid HTTP method".
+STANDARD_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH")
+
+
+class _KnownRouteMethods:
+    """405 with the route's Allow for a method outside STANDARD_METHODS on a known path.
+    OPTIONS keeps falcon's own 200 + Allow."""
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         params: dict[str, Any]) -> None:
+        if req.method in STANDARD_METHODS or req.method == "OPTIONS":
+            return
+        allowed = [m for m in STANDARD_METHODS if hasattr(resource, f"on_{m.lower()}")]
+        raise falcon.HTTPMethodNotAllowed(allowed + ["OPTIONS"])
+
+
+def _unrouted(req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+    """The sink for paths no route matches: 404, or 501 for a method Glance does not know."""
+    if req.method in STANDARD_METHODS:
+        raise falcon.HTTPRouteNotFound()
+    raise falcon.HTTPNotImplemented(
+        description=f"The method {req.method} is not implemented by this server.")
+
+
+def install_method_rules(app: falcon.App) -> None:
+    """Answer methods and unknown paths as Glance does (501/405/404, see STANDARD_METHODS)."""
+    app.add_middleware(_KnownRouteMethods())
+    app.add_sink(_unrouted)
+
+
 class RequestIdMiddleware:
     """Give each request an id, put it on the response, log one line when the response is done."""
 

@@ -62,6 +62,16 @@ def test_unknown_flavor_and_server_are_item_not_found(compute):
                                                 "message": "Instance nope could not be found."}}
 
 
+def test_unknown_methods_are_not_implemented_or_bad_method(compute):
+    resp = requests.request("FOO", compute.url + "/v2.1/nowhere")
+    assert resp.status_code == 501
+    assert resp.json() == {"notImplemented": {
+        "code": 501, "message": "The method FOO is not implemented by this server."}}
+    resp = requests.request("FOO", compute.url + "/v2.1/servers")
+    assert resp.status_code == 405 and "badMethod" in resp.json()
+    assert "GET" in resp.headers["Allow"] and "POST" in resp.headers["Allow"]
+
+
 def test_create_validation_errors_are_bad_request(compute):
     url = compute.url + "/v2.1/servers"
     cases = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import uuid
 
@@ -113,6 +114,29 @@ def test_error_bodies_are_negotiated_like_webob(shared_api):
     assert plain.text == "404 Not Found\n\nNo image found with ID no-such-image\n\n"
     for resp in (html, as_json, plain):
         assert resp.headers["x-openstack-request-id"].startswith("req-")
+
+
+def request(api, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """A raw request: requests would send an unknown method too, but http.client shows it plain."""
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    try:
+        conn.request(method, path, headers=JSON)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_unknown_methods_are_501_on_unknown_paths_and_405_on_known_ones(shared_api):
+    status, _, body = request(shared_api, "FOO", "/v2/nowhere")
+    assert status == 501
+    assert json.loads(body)["message"].startswith("The method FOO is not implemented")
+    assert request(shared_api, "TRACE", "/v2/images/x/y/z")[0] == 501
+    assert request(shared_api, "PATCH", "/v2/nowhere")[0] == 404  # a method Glance knows
+    status, headers, body = request(shared_api, "FOO", "/v2/images")
+    assert status == 405 and json.loads(body)["message"].startswith("The method FOO is not")
+    assert set(headers["allow"].replace(" ", "").split(",")) == {"GET", "POST", "OPTIONS"}
+    assert request(shared_api, "PROPFIND", "/v2/images")[0] == 405
 
 
 def test_405_with_allow_and_body_not_expected(shared_api):

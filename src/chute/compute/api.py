@@ -127,6 +127,7 @@ def create_app(manager: ComputeManager) -> falcon.App:
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     httpapi.install_error_handling(app, ERROR_STATUS, nova_renderer)
+    httpapi.install_method_rules(app)
     app.add_route("/", Versions())
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.COMPUTE))
     app.add_route("/v2.1", Version())

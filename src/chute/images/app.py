@@ -8,7 +8,12 @@ import falcon
 
 from chute import errors, openapi
 from chute.config import Config
-from chute.httpapi import RequestIdMiddleware, install_error_handling, webob_renderer
+from chute.httpapi import (
+    RequestIdMiddleware,
+    install_error_handling,
+    install_method_rules,
+    webob_renderer,
+)
 from chute.images import api, api_data, api_misc
 from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
@@ -45,6 +50,7 @@ def make_app(conf: Config, store: FilesystemStore) -> falcon.App:
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.secure_cookies_by_default = False
     install_error_handling(app, ERROR_STATUS, webob_renderer)
+    install_method_rules(app)
 
     public = conf.get("DEFAULT", "public_endpoint")
     image_schema, images_schema = api_misc.schema_resources(conf)
