@@ -66,9 +66,9 @@ SCHEMA: Schema = {
             "Octal permission digits for new image files (e.g. 640); 0 leaves the umask.",
             check=_octal_perm),
         # An upload holds chute.images.upload.RING (3) chunks: 2 MiB keeps that at 6 MiB per
-        # busy worker (the numbers below were taken with a ring of 4). Measured on 1 GiB raw PUTs, alternated, server CPU-s: 4 MiB 5.87-7.96
-        # (median 6.40), 2 MiB 5.95-7.01 (median 6.55); peak RSS of the memory cycle 143 ->
-        # 135 MiB. (1 MiB had cost +6 % CPU.)
+        # busy worker. Measured with a ring of 4 on 1 GiB raw PUTs, alternated, server CPU-s:
+        # 4 MiB 5.87-7.96 (median 6.40), 2 MiB 5.95-7.01 (median 6.55); peak RSS of the memory
+        # cycle 143 -> 135 MiB. (1 MiB had cost +6 % CPU.)
         Opt("filesystem_store_chunk_size", "int", 2 << 20, "Read/write chunk size in bytes.",
             min=4096),
     ],
