@@ -117,7 +117,7 @@ def test_kill_9_at_random_points_of_a_256_mib_upload(start_api, big_file, tmp_pa
           f"{time.monotonic() - started:.1f} s")
 
 
-def test_kill_9_between_rename_and_commit_leaves_no_orphan(start_api, tmp_path):
+def test_kill_9_between_link_and_commit_leaves_no_orphan(start_api, tmp_path):
     """The narrowest window: the file has its final name but the database still says
     `saving`. A restart must not leave that file behind as an orphan (it would also make the
     retried upload fail: the store never overwrites an existing image file)."""
@@ -149,9 +149,9 @@ def test_kill_9_between_rename_and_commit_leaves_no_orphan(start_api, tmp_path):
         active.add(image_id)
         if caught >= 2:
             break
-    print(f"\nRELIABILITY crash-upload: kill -9 just after the rename, {attempt + 1} attempts, "
+    print(f"\nRELIABILITY crash-upload: kill -9 just after the link, {attempt + 1} attempts, "
           f"{caught} caught the image uncommitted, none left an orphan")
-    assert caught, "never killed the server between the rename and the commit"
+    assert caught, "never killed the server between the link and the commit"
 
 
 def test_a_file_left_beside_a_queued_image_is_removed_at_start(start_api, tmp_path):

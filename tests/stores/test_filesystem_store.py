@@ -41,6 +41,7 @@ def test_writer_commit_and_abort(tmp_path):
     assert os.listdir(tmp_path / "d") == [f".img1.{HOST}.partial"]
     location = writer.commit()
     assert location.url == f"file://{tmp_path / 'd' / 'img1'}"
+    writer.settle()
     assert stat.S_IMODE(os.stat(tmp_path / "d" / "img1").st_mode) == 0o640
     # Group-readable files need a traversable directory (as glance_store does).
     assert os.stat(tmp_path / "d").st_mode & 0o010
@@ -74,6 +75,29 @@ def test_recover_removes_only_temporary_files(tmp_path):
     assert store.recover() == {str(tmp_path / "d" / f".abc.{HOST}.partial"): "abc"}
     assert sorted(os.listdir(tmp_path / "d")) == [".def.otherhost.partial", "abc"]
     assert store.recover(["abc"]) == {str(tmp_path / "d" / "abc"): "abc"}
+
+
+def test_a_commit_keeps_this_hosts_mark_until_the_database_has_it(tmp_path):
+    # The window of a crash after the file got its final name and before the database said
+    # `active`: the temporary name is still there, a second link to the same bytes, so a
+    # restarting node on a shared database can tell that upload was its own.
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
+    store = FilesystemStore.from_config(conf)
+    writer = store.writer("img1", 5)
+    writer.write(b"whole")
+    writer.commit()
+    partial, final = tmp_path / "d" / f".img1.{HOST}.partial", tmp_path / "d" / "img1"
+    assert os.path.samefile(partial, final) and final.read_bytes() == b"whole"
+    assert store.recover() == {str(partial): "img1"}  # what a restart here would find
+    assert store.recover(["img1"]) == {str(final): "img1"}  # ... and then requeue and remove
+    assert os.listdir(tmp_path / "d") == []
+
+    settled = store.writer("img2", 5)
+    settled.write(b"whole")
+    settled.commit()
+    settled.settle()
+    assert os.listdir(tmp_path / "d") == ["img2"]
+    assert store.recover() == {}  # a committed upload leaves nothing for recovery
 
 
 @pytest.mark.parametrize("store,option,text", [

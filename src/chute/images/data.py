@@ -18,7 +18,7 @@ from chute.images.body import Body
 from chute.images.db import CLEARED, Database, Location
 from chute.images.service import ImageService
 from chute.images.upload import Limits, Received, receive
-from chute.stores import Opened, Store, for_url
+from chute.stores import Opened, Store, Writer, for_url
 
 LOG = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class ImageData:
                            "allowed")
         LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
         try:
-            received, location = self._store_data(record.columns, body, declared)
+            received, location, writer = self._store_data(record.columns, body, declared)
         except BaseException as exc:
             self.db.cas_status(image_id, "saving", "queued", **CLEARED)
             LOG.warning("image %s: upload failed (%s); back to queued, nothing stored",
@@ -76,7 +76,11 @@ class ImageData:
                    "os_hash_algo": received.os_hash_algo, "os_hash_value": received.os_hash_value,
                    "chute_blake3_blocks": received.blake3_blocks,
                    "virtual_size": received.format.virtual_size if received.format else None}
-        if not self.db.activate(image_id, columns, location):
+        activated = self.db.activate(image_id, columns, location)
+        # Only once the database has the outcome: if activate() raised, the temporary name
+        # still marks the upload as this host's for the next start's recovery.
+        writer.settle()
+        if not activated:
             self.store.delete(location.url)
             self.db.cas_status(image_id, "saving", "queued", **CLEARED)
             raise Gone(f"Image {image_id} could not be found after upload. The image may have "
@@ -94,7 +98,7 @@ class ImageData:
         return left
 
     def _store_data(self, image: dict, body: Body,
-                    declared: int | None) -> tuple[Received, Location]:
+                    declared: int | None) -> tuple[Received, Location, Writer]:
         image_id = image["id"]
         limits = Limits(declared, self.size_cap,
                         self._quota_left(image["owner"], image_id, declared))
@@ -113,9 +117,9 @@ class ImageData:
             raise
         done = time.monotonic()
         LOG.info("image %s: %d bytes received and hashed in %.3f s (%.0f MB/s), synced and "
-                 "renamed in %.3f s", image_id, received.size, streamed - started,
+                 "linked in %.3f s", image_id, received.size, streamed - started,
                  received.size / max(streamed - started, 1e-9) / 1e6, done - streamed)
-        return received, Location(stored.url, stored.metadata)
+        return received, Location(stored.url, stored.metadata), writer
 
     def _still_wanted(self, image_id: str) -> None:
         current = self.db.get(image_id)

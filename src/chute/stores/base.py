@@ -70,11 +70,14 @@ def coalesce(segments: Iterable[tuple[int, int]], size: int, min_hole: int = MIN
 
 
 class Writer(Protocol):
-    """One upload in progress: bytes go to a temporary name until `commit()`."""
+    """One upload in progress: bytes go to a temporary name until `commit()`; `settle()`
+    after the database has recorded the outcome drops what marked the upload as in flight."""
 
     def write(self, chunk: bytes | memoryview) -> None: ...
 
     def commit(self) -> StoredLocation: ...
+
+    def settle(self) -> None: ...
 
     def abort(self) -> None: ...
 

@@ -1,9 +1,14 @@
 """The filesystem store: image bytes as files `<datadir>/<image id>`.
 
-Writes go to a hidden temporary name `<datadir>/.<id>.<host>.partial`, are fsynced and renamed
+Writes go to a hidden temporary name `<datadir>/.<id>.<host>.partial`, are fsynced and linked
 into place, then the directory is fsynced, so a crash or a full disk can never leave a file under
 the final name that looks like a whole image. `recover()` removes the temporary files a crash of
 *this host* left: several API nodes may share the datadir, and their uploads are not ours.
+
+The temporary name stays (a second hard link to the final file) until the database has recorded
+the upload (`settle()`): it is how a restarting node on a shared database knows that an image
+left in `saving` with a final-named file was its own upload, caught between the link and the
+commit, and not another node's upload going on right now. A rename would have dropped that mark.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ LOG = logging.getLogger(__name__)
 
 SECTION = "glance_store"
 PARTIAL_PREFIX, PARTIAL_SUFFIX = ".", ".partial"
+# Filesystems without hard links (FAT, some FUSE and SMB mounts) answer link(2) with these.
+_NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
 HOST = socket.gethostname().replace("/", "_") or "localhost"
 
 
@@ -148,10 +155,9 @@ class FileWriter:
                 os.fchmod(self._fd, int(str(self._store.file_perm), 8))
             os.close(self._fd)
             self._fd = None
-            if os.path.lexists(self.final):
-                # glance_store's Duplicate: never overwrite bytes another image may own.
-                raise FileExistsError(errno.EEXIST, "image file already exists", self.final)
-            os.rename(self.partial, self.final)
+            # link(2) never replaces: an existing final name (glance_store's Duplicate, bytes
+            # another image may own) is EEXIST.
+            self._link()
             dirfd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(dirfd)
@@ -164,6 +170,25 @@ class FileWriter:
             LOG.warning("%s lies under no mountpoint of %s; recording no location metadata",
                         self.final, self._store.metadata_path)
         return StoredLocation("file://" + self.final, metadata)
+
+    def _link(self) -> None:
+        try:
+            os.link(self.partial, self.final)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(self.final):
+                raise FileExistsError(errno.EEXIST, "image file already exists",
+                                      self.final) from None
+            # One name only: a crash before the commit is then caught on SQLite alone.
+            os.rename(self.partial, self.final)
+
+    def settle(self) -> None:
+        """The database has the outcome: the temporary name is no longer needed."""
+        try:
+            os.unlink(self.partial)
+        except FileNotFoundError:
+            pass
 
     def abort(self) -> None:
         if self._fd is not None:
@@ -272,7 +297,7 @@ class FilesystemStore:
         """Remove what crashed uploads left (call before serving); returns {path: image id}.
 
         That is this host's temporary files, and the final-named file of each `interrupted`
-        image: a crash between the rename and the database commit leaves one that no image
+        image: a crash between the link and the database commit leaves one that no image
         owns, and it would block a retried upload.
         """
         removed: dict[str, str] = {}
