@@ -317,7 +317,3 @@ class FilesystemStore:
                         os.unlink(path)
                     removed[path] = name[len(PARTIAL_PREFIX):-len(suffix)]
         return removed
-
-    def partial_files(self) -> list[str]:
-        return [os.path.join(d.path, n) for d in self.datadirs for n in os.listdir(d.path)
-                if n.startswith(PARTIAL_PREFIX) and n.endswith(PARTIAL_SUFFIX)]
