@@ -9,8 +9,9 @@ import io
 import os
 from pathlib import Path
 
-from chute.client.download import ALIGN, CHUNK, _FileWriter, download_image
+from chute.client.download import CHUNK, _FileWriter, download_image
 from chute.client.images import ImageClient
+from chute.transfer.direct import ALIGN
 
 SHM = Path("/dev/shm")
 
@@ -63,19 +64,21 @@ def test_download_image_with_an_unaligned_size_is_exact(shared_api, tmp_path):
 
 def test_a_filesystem_refusing_o_direct_midway_still_gets_every_byte(tmp_path, monkeypatch):
     # No filesystem here refuses O_DIRECT writes once opened (some FUSE and network ones do,
-    # with EINVAL), so the kernel's refusal is played at the system call: the first write on
-    # a descriptor opened with O_DIRECT fails, and the writer goes on through the page cache.
-    real_write, refused = os.write, []
+    # with EINVAL), so the kernel's refusal is played at the system call: every write on a
+    # descriptor opened with O_DIRECT fails, and the writer goes on through the page cache.
+    real_pwrite, calls, refused = os.pwrite, [], []
 
-    def write(fd: int, data: bytes) -> int:
+    def pwrite(fd: int, data: bytes, offset: int) -> int:
+        calls.append(fd)
         if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            refused.append(fd)
+            refused.append(len(calls))
             raise OSError(errno.EINVAL, "Invalid argument")
-        return real_write(fd, data)
+        return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "pwrite", pwrite)
     pieces = [os.urandom(n) for n in (CHUNK + 1, 3 * ALIGN, CHUNK - 7, 5)]
     target = tmp_path / "refused.raw"
     assert _write_all(target, pieces) is True
-    assert len(refused) == 1  # refused once; the rest never tried O_DIRECT again
+    assert refused and refused == list(range(1, len(refused) + 1))  # only the first tries
+    assert len(calls) > len(refused)  # then the ordinary descriptor took every byte
     assert target.read_bytes() == b"".join(pieces)

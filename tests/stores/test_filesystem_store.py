@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
+import mmap
 import os
 import stat
 
@@ -140,3 +144,77 @@ def test_server_uses_datadirs(start_api, tmp_path):
     image = create(api)
     assert upload(api, image["id"], b"prio").status_code == 204
     assert show(api, image["id"])["direct_url"] == f"file://{tmp_path / 'hi' / image['id']}"
+
+
+def _aligned(data: bytes) -> memoryview:
+    """`data` in a page-aligned mapping, as chute.images.upload hands chunks to the store."""
+    buffer = mmap.mmap(-1, len(data))
+    buffer[:] = data
+    return memoryview(buffer)
+
+
+def _pages_cached(path) -> int:
+    """Pages of `path` in the page cache (mincore of a mapping)."""
+    size = os.path.getsize(path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    with open(path, "rb") as handle:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, handle.fileno(), 0)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    vector = (ctypes.c_ubyte * pages)()
+    assert libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vector) == 0
+    libc.munmap(ctypes.c_void_p(address), ctypes.c_size_t(size))
+    return sum(byte & 1 for byte in vector)
+
+
+def test_aligned_chunks_bypass_the_page_cache_and_holes_stay_holes(tmp_path):
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
+    store = FilesystemStore.from_config(conf)
+    chunk = 4 << 20
+    data, tail = os.urandom(2 * chunk), os.urandom(1000)
+    writer = store.writer("img", 0)
+    writer.write(_aligned(data[:chunk]))
+    writer.write(_aligned(bytes(chunk)))  # a hole
+    writer.write(_aligned(data[chunk:]))
+    writer.write(_aligned(tail))
+    writer.commit()
+    path = tmp_path / "d" / "img"
+    assert _pages_cached(path) <= 1  # only the tail's page went through the page cache
+    assert path.read_bytes() == data[:chunk] + bytes(chunk) + data[chunk:] + tail
+    assert os.stat(path).st_blocks * 512 < 3 * chunk  # the zeros were not written
+
+
+def test_unaligned_chunks_and_holes_come_out_exact(tmp_path):
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
+    store = FilesystemStore.from_config(conf)
+    pieces = [os.urandom(5), bytes(8192), _aligned(os.urandom(3 * 4096)), os.urandom(4099),
+              bytes(4 << 20), _aligned(bytes(3 << 20)), os.urandom(7)]
+    writer = store.writer("img", 0)
+    for piece in pieces:
+        writer.write(piece)
+    writer.commit()
+    assert (tmp_path / "d" / "img").read_bytes() == b"".join(bytes(p) for p in pieces)
+
+
+def test_a_store_refusing_o_direct_gets_every_byte_through_the_page_cache(tmp_path,
+                                                                          monkeypatch):
+    real_pwrite, refused = os.pwrite, []
+
+    def pwrite(fd: int, data, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    conf = load(tmp_path, filesystem_store_datadir=tmp_path / "d")
+    store = FilesystemStore.from_config(conf)
+    data = os.urandom(3 * (4 << 20) + 17)
+    writer = store.writer("img", 0)
+    for offset in range(0, len(data), 4 << 20):
+        writer.write(_aligned(data[offset:offset + (4 << 20)]))
+    writer.commit()
+    assert refused  # O_DIRECT was tried, and refused
+    assert (tmp_path / "d" / "img").read_bytes() == data

@@ -10,17 +10,14 @@ cache take 1-4 s per GiB on this machine, as long as the whole read and hash) an
 disk writing every 64 MiB, so the final fsync waits for the tail only (it waited 1.6-2.2 s
 per GiB for the whole file before).
 
-Where the filesystem allows it the writer bypasses the page cache (O_DIRECT, see _DirectFile):
-on this machine writing 1 GiB into fresh page cache cost 0.4 s of kernel CPU in some runs and
-3.6-3.8 s in others (dd alike), and those runs set the download's pace; O_DIRECT writes of
-the same GiB took 0.17-0.22 s of kernel CPU, 0.67-1.04 s wall, fsync included, every time.
+Where the filesystem allows it the writer bypasses the page cache (chute.transfer.direct):
+writes into fresh page cache set the download's pace in the runs where they were slow; the
+same GiB through O_DIRECT took 0.67-1.04 s wall, fsync included, every time.
 """
 
 from __future__ import annotations
 
 import collections
-import errno
-import mmap
 import os
 import tempfile
 from collections.abc import Callable
@@ -32,6 +29,7 @@ import urllib3
 
 from chute.client.images import ImageClient
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable
+from chute.transfer.direct import DirectFile
 from chute.transfer.hashing import BLOCKS, MultiHasher, new_hash
 from chute.transfer.writeback import Writeback
 
@@ -106,88 +104,6 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
     return Downloaded(path, nbytes, expected.algorithm)
 
 
-ALIGN = 4096  # O_DIRECT wants buffer, offset and length aligned to the logical block size
-
-
-class _DirectFile:
-    """Sequential writes to `path` through a second descriptor opened with O_DIRECT.
-
-    Bytes are staged in a page-aligned mapping and written in multiples of ALIGN; the last
-    partial block goes through the ordinary descriptor at close(), and fsync (the caller's)
-    stays the durability check for both. open() gives None where O_DIRECT is refused (tmpfs
-    answers EINVAL); a write refused later switches the rest to the ordinary descriptor.
-    """
-
-    def __init__(self, fd: int, direct: int) -> None:
-        self._fd, self._direct = fd, direct
-        self._stage = mmap.mmap(-1, CHUNK + ALIGN, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        self._view = memoryview(self._stage)
-        self._held = 0  # staged bytes not yet written
-        self._offset = 0  # file offset of the first staged byte
-
-    @classmethod
-    def open(cls, fd: int, path: str) -> _DirectFile | None:
-        flag = getattr(os, "O_DIRECT", 0)  # Linux and the BSDs have it; macOS does not
-        if not flag:
-            return None
-        try:
-            direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flag)
-        except OSError:
-            return None
-        return cls(fd, direct)
-
-    def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            step = min(len(view), CHUNK + ALIGN - self._held)
-            self._view[self._held:self._held + step] = view[:step]
-            self._held += step
-            view = view[step:]
-            self._drain(self._held - self._held % ALIGN)
-
-    def _drain(self, nbytes: int) -> None:
-        """Write the first `nbytes` staged bytes and keep the rest at the stage's start."""
-        done = 0
-        while done < nbytes:
-            # Released even when the write raises (ENOSPC): a live slice would keep discard()
-            # from closing the stage.
-            with self._view[done:nbytes] as part:
-                done += self._write_part(part, self._offset + done)
-        rest = self._held - nbytes
-        self._view[:rest] = self._view[nbytes:self._held]
-        self._held, self._offset = rest, self._offset + nbytes
-
-    def _write_part(self, part: memoryview, offset: int) -> int:
-        if self._direct >= 0:
-            try:
-                return os.write(self._direct, part)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL:
-                    raise
-                self._close_direct()
-        return os.pwrite(self._fd, part, offset)
-
-    def _close_direct(self) -> None:
-        if self._direct >= 0:
-            os.close(self._direct)
-            self._direct = -1
-
-    def close(self) -> None:
-        """Write the partial last block the ordinary way, then release what we hold."""
-        try:
-            if self._held:
-                self._close_direct()
-                self._drain(self._held)
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        """Release the O_DIRECT descriptor and the stage without writing what it holds."""
-        self._close_direct()
-        self._view.release()
-        self._stage.close()
-
-
 class _FileWriter:
     """Writes chunks to `fd` (the file at `path`) in order in a thread: O_DIRECT where the
     filesystem takes it, else through the page cache with writeback started as it goes; at
@@ -196,7 +112,7 @@ class _FileWriter:
     def __init__(self, fd: int, path: str) -> None:
         self._fd = fd
         self._end = 0
-        self._direct = _DirectFile.open(fd, path)
+        self._direct = DirectFile.open(fd, path)
         # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
         self._writeback = Writeback(fd) if self._direct is None else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")

@@ -29,6 +29,7 @@ from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Extents, Opened, StoredLocation, coalesce
 from chute.transfer import copy
+from chute.transfer.direct import DirectFile
 from chute.transfer.writeback import Writeback
 from chute.transfer.zeros import all_zero
 
@@ -124,7 +125,11 @@ class FileWriter:
                 self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         except OSError as exc:
             raise self._translate(exc) from None
-        self._writeback = Writeback(self._fd)  # so commit()'s fsync has little left to do
+        # Around the page cache where the filesystem allows (chute.transfer.direct: the
+        # page-cache copy was 30% of both cores during a 1 GiB upload); else through it,
+        # with writeback started as it goes so that commit()'s fsync has little left to do.
+        self._direct = DirectFile.open(self._fd, self.partial)
+        self._writeback = Writeback(self._fd) if self._direct is None else None
 
     def _translate(self, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
@@ -136,19 +141,33 @@ class FileWriter:
         assert self._fd is not None
         self._size += len(view)
         try:
-            if all_zero(chunk):  # a hole, not written zeros (chute.transfer.zeros)
-                os.lseek(self._fd, len(view), os.SEEK_CUR)
+            if all_zero(chunk) and self._skip(len(view)):  # a hole (chute.transfer.zeros)
+                return
+            if self._direct is not None:
+                self._direct.write(view)
                 return
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as exc:
             raise self._translate(exc) from None
+        assert self._writeback is not None
         self._writeback.written(self._size)
+
+    def _skip(self, nbytes: int) -> bool:
+        """Leave a hole of `nbytes` instead of writing zeros, where alignment allows."""
+        assert self._fd is not None
+        if self._direct is not None:
+            return self._direct.skip(nbytes)
+        os.lseek(self._fd, nbytes, os.SEEK_CUR)
+        return True
 
     def commit(self) -> StoredLocation:
         assert self._fd is not None
         try:
+            if self._direct is not None:
+                self._direct.close()  # writes the unaligned tail through self._fd
+                self._direct = None
             os.ftruncate(self._fd, self._size)  # trailing holes still count in the size
             os.fsync(self._fd)
             if self._store.file_perm > 0:
@@ -191,6 +210,9 @@ class FileWriter:
             pass
 
     def abort(self) -> None:
+        if self._direct is not None:
+            self._direct.discard()
+            self._direct = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
