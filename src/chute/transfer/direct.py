@@ -29,8 +29,7 @@ STAGE = 4 << 20  # bytes staged before they are written: the size of one chunk
 class DirectFile:
     """Sequential writes of the file open on `fd`, through a second descriptor with O_DIRECT.
 
-    `offset` is where the next byte goes; skip() leaves a hole. Not thread-safe: one writer
-    thread owns it.
+    skip() leaves a hole. Not thread-safe: one writer thread owns it.
     """
 
     def __init__(self, fd: int, direct: int) -> None:
@@ -38,7 +37,7 @@ class DirectFile:
         self._stage: mmap.mmap | None = None  # made on first need: aligned uploads never stage
         self._view = memoryview(b"")
         self._held = 0  # staged bytes not yet written
-        self.offset = 0  # file offset of the first staged byte (of the next byte if none)
+        self._offset = 0  # file offset of the first staged byte (of the next byte if none)
         self._unstaged = True  # try aligned chunks as they are, until one is refused
 
     @classmethod
@@ -53,14 +52,9 @@ class DirectFile:
             return None
         return cls(fd, direct)
 
-    @property
-    def end(self) -> int:
-        """The file offset after every byte written so far (staged ones included)."""
-        return self.offset + self._held
-
     def write(self, chunk: bytes | memoryview) -> None:
         view = memoryview(chunk).cast("B")
-        if not self._held and self._unstaged and self._direct >= 0 and not self.offset % ALIGN:
+        if not self._held and self._unstaged and self._direct >= 0 and not self._offset % ALIGN:
             view = self._write_unstaged(view)
         while view:
             if self._stage is None:
@@ -76,9 +70,9 @@ class DirectFile:
     def skip(self, nbytes: int) -> bool:
         """Leave a hole of `nbytes` if alignment allows (nothing staged, whole blocks); False
         when it does not, and the caller writes the zeros instead."""
-        if self._held or self.offset % ALIGN or nbytes % ALIGN:
+        if self._held or self._offset % ALIGN or nbytes % ALIGN:
             return False
-        self.offset += nbytes
+        self._offset += nbytes
         return True
 
     def _write_unstaged(self, view: memoryview) -> memoryview:
@@ -88,12 +82,12 @@ class DirectFile:
         try:
             while done < whole:
                 with view[done:whole] as part:
-                    done += os.pwrite(self._direct, part, self.offset + done)
+                    done += os.pwrite(self._direct, part, self._offset + done)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
             self._unstaged = False  # an unaligned address (or no O_DIRECT): stage from now on
-        self.offset += done
+        self._offset += done
         return view[done:]
 
     def _drain(self, nbytes: int) -> None:
@@ -103,10 +97,10 @@ class DirectFile:
             # Released even when the write raises (ENOSPC): a live slice would keep discard()
             # from closing the stage.
             with self._view[done:nbytes] as part:
-                done += self._write_part(part, self.offset + done)
+                done += self._write_part(part, self._offset + done)
         rest = self._held - nbytes
         self._view[:rest] = self._view[nbytes:self._held]
-        self._held, self.offset = rest, self.offset + nbytes
+        self._held, self._offset = rest, self._offset + nbytes
 
     def _write_part(self, part: memoryview, offset: int) -> int:
         if self._direct >= 0:
