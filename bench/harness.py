@@ -42,7 +42,10 @@ class Case:
 
 @dataclass
 class Target:
-    """`metric(a) / metric(b)` per round, compared with `goal`; b=None: metric(a) itself."""
+    """`metric(a) / metric(b)` per round, compared with `goal`; b=None: metric(a) itself.
+
+    `metric_b` names b's metric when it differs from a's (a ceiling derived from a's extras,
+    compared with b's value)."""
 
     label: str
     a: str
@@ -50,6 +53,7 @@ class Target:
     op: str = ">="  # ">=" | "<=" | "==" ; None goal: informational ratio
     goal: float | None = None
     metric: str = "value"
+    metric_b: str | None = None
 
 
 @dataclass
@@ -84,6 +88,7 @@ class TargetResult:
     op: str
     goal: float | None
     metric: str
+    metric_b: str | None = None
     ratio: Stats | None = None
     met: bool | None = None
     skipped: str | None = None
@@ -167,7 +172,8 @@ def summarize(result: ScenarioResult, cases: list[Case], targets: list[Target],
 
 
 def _target(target: Target, by_key: dict[str, CaseResult], samples: Rounds) -> TargetResult:
-    res = TargetResult(target.label, target.a, target.b, target.op, target.goal, target.metric)
+    res = TargetResult(target.label, target.a, target.b, target.op, target.goal, target.metric,
+                       target.metric_b)
     for key in (target.a, target.b):
         if key is None:
             continue
@@ -182,7 +188,8 @@ def _target(target: Target, by_key: dict[str, CaseResult], samples: Rounds) -> T
         if a_s is None or (target.b and b_s is None):
             continue
         a_v = a_s.get(target.metric)
-        ratios.append(a_v / b_s.get(target.metric) if b_s is not None else a_v)
+        ratios.append(a_v / b_s.get(target.metric_b or target.metric) if b_s is not None
+                      else a_v)
     if not ratios:
         res.skipped = "no paired runs"
         return res

@@ -4,12 +4,17 @@ chute-api's store and the compute host's `_base` live on one XFS filesystem made
 file and loop-mounted (`mkfs.xfs -m reflink=1`), so FICLONE (or copy_file_range, which
 reflinks there) shares extents instead of copying. What is left is verification: the boot must
 still read every byte to check its digest, so the floor is a plain, hash-free read of the file.
+"verification alone" runs exactly what a clone's check costs (chute.transfer.blockdigest,
+pread by one thread per core, no boot around it) on the same file, so the table shows how far
+the boot is from its own verification and how far that is from the plain read.
 Needs root (mount); without it the scenario is skipped with the reason.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from pathlib import Path
 
 from bench import clients
@@ -17,6 +22,8 @@ from bench.context import Context
 from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.scenarios._boot import boot_once, durable_cp, plain_read, run_quiet
 from bench.services import start_api
+from chute.transfer.blockdigest import blocks_digest_fd
+from chute.transfer.copy import segments
 
 NAME = "clone"
 TITLE = "direct fetch, clone (XFS reflink): boot vs cp --reflink=always and a plain read"
@@ -52,6 +59,22 @@ def unmount(mnt: Path) -> None:
             run_quiet(["umount", "-l", str(mnt)])
 
 
+def verify_alone(path: Path, expected: str) -> float:
+    """Seconds for the blake3-blocks check of `path` as a clone boot does it; fails on a
+    mismatch, so the baseline is known to have hashed the right bytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        started = time.perf_counter()
+        digest = blocks_digest_fd(fd, segments(fd, size), size)
+        seconds = time.perf_counter() - started
+    finally:
+        os.close(fd)
+    if digest != expected:
+        raise clients.BenchError(f"blake3-blocks of {path} is {digest}, expected {expected}")
+    return seconds
+
+
 def run(ctx: Context) -> ScenarioResult:
     size = ctx.opts.size
     result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
@@ -66,6 +89,7 @@ def run(ctx: Context) -> ScenarioResult:
         site = start_api(mnt / "chute")
         image_id = clients.upload(site.api.url, str(path), ctx.digest(path), size)
         source = clients.stored_path(site.api.url, image_id)
+        expected = clients.get_image(site.api.url, image_id)["chute_blake3_blocks"]
         compute = site.compute(direct=True)
         primitives: set[str] = set()
 
@@ -84,10 +108,14 @@ def run(ctx: Context) -> ScenarioResult:
                  side="limit"),
             Case("plain_read", "plain hash-free read of the file (1 MiB readinto)",
                  lambda: Sample(size / MiB / plain_read(source)), side="limit"),
+            Case("verify_alone", "verification alone: blake3-blocks of the file, no boot",
+                 lambda: Sample(size / MiB / verify_alone(source, expected)), side="limit"),
         ]
         targets = [
             Target("boot via clone / plain read", "chute_clone", "plain_read", ">=", 0.5),
             Target("boot via clone / cp --reflink=always", "chute_clone", "cp_reflink"),
+            Target("boot via clone / verification alone", "chute_clone", "verify_alone"),
+            Target("verification alone / plain read", "verify_alone", "plain_read"),
         ]
         measure(result, cases, targets, between=clients.settle)
         result.notes.append(f"copy primitive used on XFS: {', '.join(sorted(primitives))}")
