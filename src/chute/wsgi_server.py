@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import threading
 from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
@@ -69,10 +70,63 @@ def _cap_malloc_arenas(server: Any, worker: Any) -> None:
         mallopt(_M_ARENA_MAX, _ARENAS)
 
 
-def _trim_after_large_body(worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
-    """gunicorn post_request hook: after a large upload, return freed heap memory to the OS.
+class _Tidy:
+    """gunicorn pre/post_request hooks: free garbage as it is made, and hand freed memory back
+    to the OS at the right moments.
 
-    An upload passes its 4 MiB chunks through the request thread, the hashing threads and the
+    Every request leaves reference cycles only the collector frees: SQLAlchemy's bind
+    parameters memoize `_cloned_set = {itself}`, a cycle per parameter of every statement
+    built (2 per image-show, 28 per image-list). Objects that outlived a collection or two
+    during their request wait for a full one, and meanwhile spread over the allocator's
+    arenas, which then cannot be given back. So: a collection every COLLECT_EVERY requests
+    (~0.1 ms once the start-up objects are frozen, see _freeze_startup_objects), and
+    malloc_trim too when the worker falls idle after TRIM_AFTER requests, or at once after a
+    large upload (_large_body). Measured on chute-api (2 workers, 1,000 creates, 5 s of
+    image-show and image-list at 32 connections, then two 1 GiB PUT + GET), summed peak RSS:
+    135.2-136.2 MiB before, 133.8-135.2 with this; malloc_trim alone made no difference.
+    """
+
+    COLLECT_EVERY = 16
+    TRIM_AFTER = 64
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._served = 0  # requests finished since the last trim
+
+    def before(self, worker: Any, req: Any) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def after(self, worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._served += 1
+            served = self._served
+            trim = _large_body(environ) or (self._in_flight == 0 and served >= self.TRIM_AFTER)
+            if trim:
+                self._served = 0
+        if trim:
+            _collect_and_trim()
+        elif served % self.COLLECT_EVERY == 0:
+            gc.collect()
+
+
+def _freeze_startup_objects(worker: Any) -> None:
+    """gunicorn post_worker_init hook: move everything the app's start-up made out of the
+    collector's sight (gc.freeze), since it lives as long as the worker.
+
+    Measured in a chute-api worker: 81,000 tracked objects, a full collection 21 ms; frozen,
+    0.1 ms with the same garbage found. The collections Python runs by itself get as cheap,
+    which a request waiting behind one holding the GIL sees in its latency.
+    """
+    gc.freeze()
+
+
+def _large_body(environ: dict[str, Any]) -> bool:
+    """A request body worth handing back at once: each upload, not only when idle.
+
+    An upload passes its chunks through the request thread, the hashing threads and the
     writer thread; glibc keeps what they freed in per-thread arenas (its mmap threshold rises
     to the chunk size after the first one is freed, so later chunks come from the arenas).
     Measured with 256 MiB raw PUTs: without this each upload left its worker 7-11 MiB larger,
@@ -82,27 +136,31 @@ def _trim_after_large_body(worker: Any, req: Any, environ: dict[str, Any], resp:
     mmap every chunk instead (M_MMAP_THRESHOLD or M_TRIM_THRESHOLD) also kept RSS flat but
     cost +0.8 s CPU per 256 MiB upload in page faults (1.9 -> 2.8 s).
 
-    A collection runs first: each inspected upload leaves a reference cycle of oslo format
-    inspectors (33 objects and the data they captured, ~0.1 MiB), which otherwise waits for
-    the next full collection - 1 MiB per upload while they held a copy of the first MiB. It
-    costs 8-22 ms of CPU in a worker (54,000 objects), against ~3 CPU-s per GiB uploaded.
+    The collection before the trim matters here too: each inspected upload leaves a reference
+    cycle of oslo format inspectors (33 objects and the data they captured, ~0.1 MiB), which
+    otherwise waits for the next full collection - 1 MiB per upload while they held a copy of
+    the first MiB.
     """
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if chunked or length >= _TRIM_AFTER_BODY:
-        gc.collect()
-        trim = _malloc_trim()
-        if trim is not None:
-            trim(0)
+    return chunked or length >= _TRIM_AFTER_BODY
+
+
+def _collect_and_trim() -> None:
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
           threads: int = 8, timeout: int = 120, **extra: Any) -> None:
     """Serve until SIGTERM/SIGINT. `app_factory` runs in each worker after fork."""
     bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    tidy = _Tidy()  # one per worker: the master's copy is forked with its counters at zero
     options = {
         "bind": bind,
         "workers": workers,
@@ -115,7 +173,9 @@ def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
         "loglevel": "warning",
         "preload_app": False,
         "post_fork": _cap_malloc_arenas,
-        "post_request": _trim_after_large_body,
+        "post_worker_init": _freeze_startup_objects,
+        "pre_request": tidy.before,
+        "post_request": tidy.after,
         # No "sendfile" key: gunicorn's Config.sendfile returns False whenever the setting is
         # set at all (it only exists as --no-sendfile), so "sendfile": True turned sendfile(2)
         # OFF and downloads went through 8 KiB read()+send() at ~0.4 GB/s.
