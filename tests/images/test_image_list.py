@@ -97,6 +97,17 @@ def test_filters(listed):
     assert names(get(api, f"tag={tag}&visibility=public")) == []
 
 
+def test_a_filter_given_twice_must_hold_both_times(listed):
+    # The first is bound into a statement built once, the second goes in as it comes: each
+    # request binds its own values (no leftovers from the one before).
+    api, tag, _ = listed
+    both = f"tag={tag}&name=in:alpha,echo&name=in:echo,delta"
+    assert names(get(api, both)) == ["echo"]
+    assert names(get(api, f"tag={tag}&name=in:alpha,bravo&name=in:charlie")) == []
+    assert sorted(names(get(api, f"tag={tag}&name=in:bravo,delta"))) == ["bravo", "delta"]
+    assert names(get(api, f"tag={tag}&name=alpha&disk_format=raw")) == ["alpha"]
+
+
 def test_sorting(listed):
     api, tag, _ = listed
     assert names(get(api, f"tag={tag}&sort=name:asc")) == ["alpha", "bravo", "charlie", "delta",

@@ -8,6 +8,7 @@ writers from other worker processes wait instead of failing with "database is lo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Iterable
 from sqlalchemy import (
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -85,7 +87,28 @@ class ListQuery:
 
 _NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "size": -1}
 
+# The statements of image-show and image-list, built once. Building a statement cost more
+# than running it on SQLite (a profile of image-show: 0.4 of 1.3 ms in the construction of 4
+# statements), and every build leaves garbage for the collector: a bind parameter memoizes
+# `_cloned_set = {itself}`, a reference cycle, 2 per image-show and 28 per image-list.
+_IDS: Any = bindparam("ids", expanding=True)
+_PROPS_OF = select(T_PROP).where(T_PROP.c.image_id.in_(_IDS))
+_TAGS_OF = select(T_TAG).where(T_TAG.c.image_id.in_(_IDS)).order_by(T_TAG.c.id)
+_LOCS_OF = (select(T_LOC).where(T_LOC.c.image_id.in_(_IDS), T_LOC.c.status == "active")
+            .order_by(T_LOC.c.id))
+_BY_ID = select(T_IMG).where(T_IMG.c.id == bindparam("image_id"))
+_LIVE_BY_ID = _BY_ID.where(T_IMG.c.deleted.is_(False))
+_ID_TAKEN = select(T_IMG.c.id).where(T_IMG.c.id == bindparam("image_id"))
+_LISTED = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != "killed")
 
+
+@functools.cache
+def _column_in(column: str) -> Any:
+    """`column IN (...)`, the values bound at execution as `in_<column>`."""
+    return T_IMG.c[column].in_(bindparam(f"in_{column}", expanding=True))
+
+
+@functools.cache
 def _sort_expr(key: str) -> Any:
     column = T_IMG.c[key]
     if key in _NULLABLE_SORT:
@@ -140,29 +163,28 @@ class Database:
         records = {row.id: ImageRecord(dict(row._mapping)) for row in rows}
         if not records:
             return []
-        ids = list(records)
-        for prop in conn.execute(select(T_PROP).where(T_PROP.c.image_id.in_(ids))):
+        ids = {"ids": list(records)}
+        for prop in conn.execute(_PROPS_OF, ids):
             records[prop.image_id].properties[prop.name] = prop.value
-        for tag in conn.execute(select(T_TAG).where(T_TAG.c.image_id.in_(ids))
-                                .order_by(T_TAG.c.id)):
+        for tag in conn.execute(_TAGS_OF, ids):
             records[tag.image_id].tags.append(tag.value)
-        locs = select(T_LOC).where(T_LOC.c.image_id.in_(ids), T_LOC.c.status == "active")
-        for loc in conn.execute(locs.order_by(T_LOC.c.id)):
+        for loc in conn.execute(_LOCS_OF, ids):
             records[loc.image_id].locations.append(Location(loc.url, loc.metadata, loc.status))
         return [records[row.id] for row in rows]
 
     def get(self, image_id: str, include_deleted: bool = False) -> ImageRecord | None:
-        query = select(T_IMG).where(T_IMG.c.id == image_id)
-        if not include_deleted:
-            query = query.where(T_IMG.c.deleted.is_(False))
+        query = _BY_ID if include_deleted else _LIVE_BY_ID
         with self.engine.connect() as conn:
-            found = self._hydrate(conn, list(conn.execute(query)))
+            found = self._hydrate(conn, list(conn.execute(query, {"image_id": image_id})))
         return found[0] if found else None
 
     def list_images(self, q: ListQuery) -> list[ImageRecord]:
-        query = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != "killed")
+        query, params = _LISTED, {}
         for column, values in q.equal:
-            query = query.where(T_IMG.c[column].in_(values))
+            if f"in_{column}" in params:  # the column again (?name=a&name=b): both must hold
+                query = query.where(T_IMG.c[column].in_(values))
+            else:
+                query, params[f"in_{column}"] = query.where(_column_in(column)), list(values)
         for name, value in q.properties.items():
             query = query.where(exists().where(T_PROP.c.image_id == T_IMG.c.id,
                                                T_PROP.c.name == name, T_PROP.c.value == value))
@@ -179,12 +201,12 @@ class Database:
             query = query.where(getattr(T_IMG.c[column], ops[op])(when))
         with self.engine.connect() as conn:
             if q.marker is not None:
-                marker = conn.execute(select(T_IMG).where(T_IMG.c.id == q.marker)).first()
+                marker = conn.execute(_BY_ID, {"image_id": q.marker}).first()
                 query = query.where(self._after(marker, q.sort))
             for key, direction in q.sort:
                 expr = _sort_expr(key)
                 query = query.order_by(expr.asc() if direction == "asc" else expr.desc())
-            rows = list(conn.execute(query.limit(q.limit)))
+            rows = list(conn.execute(query.limit(q.limit), params))
             return self._hydrate(conn, rows)
 
     @staticmethod
@@ -201,8 +223,7 @@ class Database:
     def exists_any(self, image_id: str) -> bool:
         """Is the id taken, even by a deleted image (ids are never reused, OSSN-0075)?"""
         with self.engine.connect() as conn:
-            return conn.execute(select(T_IMG.c.id).where(T_IMG.c.id == image_id)).first() \
-                is not None
+            return conn.execute(_ID_TAKEN, {"image_id": image_id}).first() is not None
 
     def usage(self, owner: str | None, exclude_id: str) -> int:
         """Bytes stored for `owner` (size x active locations), not counting `exclude_id`."""
