@@ -4,6 +4,9 @@ nginx serves the very file chute's store holds, to the same reader (http.client,
 `readinto`), so "0.8x nginx" means chute's download path costs little beyond sendfile(2).
 nginx / Glance, reported beside it, is therefore the ceiling of "raw GET >= 3x Glance's": a
 server that sends the file no faster than nginx cannot be more than that many times Glance.
+Likewise `cp` of the stored file then `sync` of the copy is the floor of a download that ends
+durably on disk, as `chute image-download` does (it fsyncs before the rename; glanceclient
+does not): durable cp / Glance CLI is the ceiling of "CLI >= 3x Glance CLI".
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from bench.context import Context
 from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.nginx import NginxUnavailable
 from bench.procs import RssSampler, Service
+from bench.scenarios._boot import durable_cp
 
 NAME = "download"
 TITLE = "download: image-download and raw GET, vs Glance 33 and nginx"
@@ -74,12 +78,19 @@ def run(ctx: Context) -> ScenarioResult:
         Case("glance_get", "raw GET from Glance 33",
              lambda: raw(f"{ctx.peer.service.url}/v2/images/{peer_id}/file",
                          ctx.peer.service), side="peer", skip=peer_skip),
+        Case("durable_cp", "cp of the stored file + sync of the copy (durable, unverified)",
+             lambda: Sample(size / MiB / durable_cp(store_file, out_dir / "cp.bin", "never")),
+             side="limit",
+             skip=None if store_file.exists() else f"chute stored no file at {store_file}"),
         Case("nginx_get", "raw GET of the same file from nginx",
              lambda: raw(f"{nginx.url}/{store_file.name}", nginx), side="limit",  # type: ignore
              skip=nginx_skip),
     ]
     targets = [
         Target("chute CLI / Glance CLI", "chute_cli", "glance_cli", ">=", 3.0),
+        Target("ceiling of the 3x CLI goal: durable cp / Glance CLI", "durable_cp",
+               "glance_cli"),
+        Target("chute CLI / durable cp", "chute_cli", "durable_cp"),
         Target("chute raw GET / Glance raw GET", "chute_get", "glance_get", ">=", 3.0),
         Target("chute raw GET / nginx", "chute_get", "nginx_get", ">=", 0.8),
         # The most "3x Glance's raw GET" can reach is chute at nginx's own speed.
