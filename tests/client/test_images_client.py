@@ -93,6 +93,35 @@ def test_open_download_of_image_without_data(shared_api):
     assert info.value.status == 204 and "no data" in info.value.message
 
 
+def test_download_body_reads_straight_into_our_buffer(shared_api):
+    client = ImageClient(shared_api.url)
+    image = _active_image(client)
+    buf = memoryview(bytearray(len(DATA) + 10))
+    n = 0
+    with client.download_body(image["id"]) as body:
+        assert body.status == 200
+        assert body.getheader("Content-Type") == "application/octet-stream"
+        while step := body.readinto(buf[n:]):
+            n += step
+    assert bytes(buf[:n]) == DATA
+
+
+def test_download_body_errors_are_remote_errors(shared_api):
+    client = ImageClient(shared_api.url)
+    empty = client.create(name="empty")
+    with pytest.raises(RemoteError) as info:
+        with client.download_body(empty["id"]):
+            pass
+    assert info.value.status == 204 and "no data" in info.value.message
+    with pytest.raises(RemoteError) as info:
+        with client.download_body(str(uuid.uuid4())):
+            pass
+    assert info.value.status == 404 and "image" in info.value.message.lower()
+    with pytest.raises(RemoteUnavailable):
+        with ImageClient("http://127.0.0.1:9").download_body(str(uuid.uuid4())):
+            pass
+
+
 def test_list_follows_next_links(shared_api):
     client = ImageClient(shared_api.url)
     tag = uuid.uuid4().hex

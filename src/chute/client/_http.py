@@ -13,7 +13,8 @@ import http.client
 import json
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -147,6 +148,38 @@ class HttpApi:
         except http.client.HTTPException as exc:
             raise RemoteUnavailable(f"request to {self.endpoint} failed: "
                                     f"{type(exc).__name__} {exc}".rstrip()) from None
+        finally:
+            conn.close()
+
+    @contextmanager
+    def get_body(self, path: str, headers: dict[str, str]) -> Iterator[http.client.HTTPResponse]:
+        """GET `path` on a connection of its own; yields the successful answer, body unread,
+        and closes the connection on leaving.
+
+        For reading a large body with readinto() straight into the caller's buffers:
+        urllib3's readinto reads into a new bytes object and copies it over. Errors become
+        the same RemoteError / RemoteUnavailable as `request`; reads of the body keep the
+        client's timeout and raise OSError / http.client.HTTPException for the caller.
+        """
+        parts = urlsplit(self.endpoint + path)
+        connection = (http.client.HTTPSConnection if parts.scheme == "https"
+                      else http.client.HTTPConnection)
+        conn = connection(parts.hostname or "", parts.port, timeout=self.timeout)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            self._send_head(conn, "GET", target, {**headers, "Connection": "close"})
+            try:
+                resp = conn.getresponse()
+            except OSError as exc:
+                raise self._broken(exc) from None
+            except http.client.HTTPException as exc:
+                raise RemoteUnavailable(f"request to {self.endpoint} failed: "
+                                        f"{type(exc).__name__} {exc}".rstrip()) from None
+            if resp.status >= 400:
+                raise RemoteError(resp.status, explain(
+                    resp.status, resp.reason, resp.getheader("Content-Type", ""),
+                    resp.read(64 << 10).decode("utf-8", "replace")))
+            yield resp
         finally:
             conn.close()
 

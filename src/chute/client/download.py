@@ -4,11 +4,11 @@ The data goes to a temporary name beside the target, is fsynced, and is renamed 
 after size and hash match, so a failed or interrupted download never leaves a file that looks
 whole under the requested name.
 
-Three things overlap so the slowest one alone sets the pace: this thread reads the socket, one
-thread per digest hashes, and a writer thread writes to the page cache (writes into fresh page
-cache take 1-4 s per GiB on this machine, as long as the whole read and hash) and starts the
-disk writing every 64 MiB, so the final fsync waits for the tail only (it waited 1.6-2.2 s
-per GiB for the whole file before).
+Three things overlap so the slowest one alone sets the pace: this thread reads the socket into
+a ring of reused buffers, one thread per digest hashes, and a writer thread writes to the page
+cache (writes into fresh page cache take 1-4 s per GiB on this machine, as long as the whole
+read and hash) and starts the disk writing every 64 MiB, so the final fsync waits for the tail
+only (it waited 1.6-2.2 s per GiB for the whole file before).
 
 Where the filesystem allows it the writer bypasses the page cache (chute.transfer.direct):
 writes into fresh page cache set the download's pace in the runs where they were slow; the
@@ -18,6 +18,8 @@ same GiB through O_DIRECT took 0.67-1.04 s wall, fsync included, every time.
 from __future__ import annotations
 
 import collections
+import http.client
+import itertools
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,12 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import urllib3
-
 from chute.client.images import ImageClient
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable
 from chute.transfer.direct import DirectFile
 from chute.transfer.hashing import BLOCKS, MultiHasher, new_hash
+from chute.transfer.ring import ring
 from chute.transfer.writeback import Writeback
 
 CHUNK = 4 * 1024 * 1024
@@ -122,12 +123,14 @@ class _FileWriter:
     def direct(self) -> bool:
         return self._direct is not None
 
-    def write(self, chunk: bytes) -> None:
-        while len(self._pending) >= IN_FLIGHT:
+    def write(self, chunk: memoryview) -> Future[None]:
+        while self._pending and self._pending[0].done():
             self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write, chunk))
+        written = self._pool.submit(self._write, chunk)
+        self._pending.append(written)
+        return written
 
-    def _write(self, chunk: bytes) -> None:
+    def _write(self, chunk: memoryview) -> None:
         if self._direct is not None:
             self._direct.write(chunk)
             return
@@ -157,29 +160,45 @@ class _FileWriter:
 
 def _stream(client: ImageClient, image_id: str, out: _FileWriter, expected: Expected,
             progress: Callable[[int], None] | None) -> int:
+    """Read the body into a ring of reused, page-aligned buffers (chute.transfer.ring): each is
+    hashed and written (with O_DIRECT, from the buffer itself) while the next ones fill."""
     hasher = MultiHasher([expected.algorithm] if expected.algorithm else [], depth=IN_FLIGHT)
+    slots = ring(IN_FLIGHT, CHUNK)
     nbytes = 0
-    with hasher, out, client.open_download(image_id) as resp:
-        while True:
-            # raw.read (requests asks urllib3 not to decode) hands over http.client's bytes
-            # as they are; raw.readinto would copy each chunk once more. Being immutable,
-            # the chunk can be hashed and written in the background while the next is read.
-            try:
-                chunk = resp.raw.read(CHUNK)
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                raise RemoteUnavailable(f"image {image_id}: download interrupted after "
-                                        f"{nbytes} bytes ({exc})") from None
-            if not chunk:
+    with hasher, out, client.download_body(image_id) as body:
+        for turn in itertools.count():
+            slot = slots[turn % IN_FLIGHT]
+            got = _fill(body, slot.free(), image_id, nbytes)
+            if not got:
                 break
-            hasher.update(chunk)
-            out.write(chunk)
-            nbytes += len(chunk)
+            chunk = slot.view[:got]
+            slot.hashed = hasher.update(chunk)
+            slot.written = out.write(chunk)
+            nbytes += got
             if progress is not None:
-                progress(len(chunk))
+                progress(got)
         out.flush()
+        for slot in slots:
+            slot.free()
         digests = hasher.hexdigests()
     _verify(image_id, expected, nbytes, digests)
     return nbytes
+
+
+def _fill(body: http.client.HTTPResponse, buffer: memoryview, image_id: str, before: int) -> int:
+    """Read into `buffer` until it is full or the body ends; -> bytes read."""
+    got = 0
+    try:
+        while got < len(buffer):
+            with buffer[got:] as rest:
+                step = body.readinto(rest)
+            if not step:
+                break
+            got += step
+    except (http.client.HTTPException, OSError) as exc:
+        raise RemoteUnavailable(f"image {image_id}: download interrupted after "
+                                f"{before + got} bytes ({type(exc).__name__}: {exc})") from None
+    return got
 
 
 def _verify(image_id: str, expected: Expected, nbytes: int, digests: dict[str, str]) -> None:

@@ -10,11 +10,13 @@ and on this machine every client CPU-second is taken from the server's hashing.
 from __future__ import annotations
 
 import builtins
+import http.client
 import json
 import os
 import socket
 import stat
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
@@ -219,6 +221,17 @@ class ImageClient:
             raise RemoteError(resp.status_code,
                               f"server ignored the Range request for image {image_id}")
         return resp
+
+    @contextmanager
+    def download_body(self, image_id: str) -> Iterator[http.client.HTTPResponse]:
+        """The whole image data as an http.client response, to be read with readinto() into
+        the caller's own buffers (see HttpApi.get_body); no data (204) raises
+        RemoteError(204), as open_download."""
+        with self.api.get_body(f"/v2/images/{_q(image_id)}/file",
+                               {"Accept": "application/octet-stream"}) as resp:
+            if resp.status == 204:
+                raise RemoteError(204, f"image {image_id} has no data")
+            yield resp
 
     def open_download(self, image_id: str, offset: int = 0,
                       last: int | None = None) -> requests.Response:

@@ -1,9 +1,10 @@
 """One pass over an upload body: limit, hash, inspect and store each chunk as it arrives.
 
 The request thread only reads: each chunk lands in one of RING reused buffers (straight from
-the socket, see chute.images.body), and is then hashed in chute.transfer.hashing's threads (one
-per digest) and written by a writer thread while the next buffers fill (with O_DIRECT from
-the buffer itself where the store's filesystem allows, see chute.transfer.direct). MD5 +
+the socket, see chute.images.body; chute.transfer.ring), and is then hashed in
+chute.transfer.hashing's threads (one per digest) and written by a writer thread while the
+next buffers fill (with O_DIRECT from the buffer itself where the store's filesystem allows,
+see chute.transfer.direct). MD5 +
 SHA-512 + BLAKE3 thus cost no more wall time than the slowest of them, and no step waits for
 another unless it falls RING chunks behind. The format inspector sees the same chunks: the
 data is read once.
@@ -12,7 +13,6 @@ data is read once.
 from __future__ import annotations
 
 import itertools
-import mmap
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, cast
@@ -21,7 +21,8 @@ from chute.errors import Invalid, TooLarge
 from chute.formats import FormatInfo, StreamInspector
 from chute.images.body import Body
 from chute.stores.base import Writer
-from chute.transfer.hashing import BLOCKS, Hashed, MultiHasher
+from chute.transfer.hashing import BLOCKS, MultiHasher
+from chute.transfer.ring import ring
 
 
 @dataclass(frozen=True)
@@ -86,36 +87,8 @@ class _BackgroundWriter:
         self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
 
 
-class _Slot:
-    """One reusable buffer and what still holds it: its hashing and its write.
-
-    The buffer is its own anonymous mapping, not a bytearray, so that it never passes through
-    malloc: a freed 4 MiB bytearray raises glibc's dynamic mmap threshold to 4 MiB (and its
-    trim threshold to 8 MiB), after which such buffers come from the request thread's arena,
-    whose free top chunk malloc_trim does not release (it trims only the main heap's top).
-    Measured with a worker taking 16 MiB uploads: it grew 4 MiB at a time as uploads landed on
-    new request threads (51 -> 67 MiB after 8); with mappings, unmapped as soon as the last
-    view of them goes, it stays flat. Faulting the 16 MiB ring in again per upload costs 4096
-    page faults, a few milliseconds per upload.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.view = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
-        self.hashed: Hashed | None = None
-        self.written: Future[None] | None = None
-
-    def free(self) -> memoryview:
-        """Wait until nobody reads the buffer any more (raising a write's error), then lend it."""
-        if self.hashed is not None:
-            self.hashed.wait()
-        if self.written is not None:
-            self.written.result()
-        self.hashed = self.written = None
-        return self.view
-
-
 # Copies handed to the format inspector are smaller than glibc's initial mmap threshold
-# (128 KiB), so they neither raise it (see _Slot) nor cost a mapping each.
+# (128 KiB), so they neither raise it (see chute.transfer.ring) nor cost a mapping each.
 _INSPECT_PIECE = 64 << 10
 
 
@@ -143,7 +116,7 @@ def receive(body: Body, writer: Writer, limits: Limits, *, hashing_algorithm: st
     """
     inspector = StreamInspector() if inspect_as else None
     total, next_check = 0, 1 << 30
-    slots = [_Slot(chunk_size) for _ in range(RING)]
+    slots = ring(RING, chunk_size)
     with MultiHasher(["md5", hashing_algorithm, BLOCKS], depth=RING) as hasher, \
             _BackgroundWriter(writer) as background:
         for turn in itertools.count():
