@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import threading
 import time
 import uuid
@@ -120,6 +121,36 @@ def test_download_body_errors_are_remote_errors(shared_api):
     with pytest.raises(RemoteUnavailable):
         with ImageClient("http://127.0.0.1:9").download_body(str(uuid.uuid4())):
             pass
+
+
+def _truncating_server(promised: int, sent: bytes) -> tuple[str, threading.Thread]:
+    """An image endpoint that promises `promised` bytes of data, sends `sent`, and hangs up
+    (a store or proxy dying mid-download)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, listener:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         b"Content-Length: %d\r\n\r\n" % promised + sent)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", thread
+
+
+def test_a_download_cut_off_mid_stream_fails_and_leaves_nothing(tmp_path):
+    sent = os.urandom(3 * MiB + 5)
+    url, server = _truncating_server(len(DATA), sent)
+    image = {"id": str(uuid.uuid4()), "status": "active", "size": len(DATA),
+             "checksum": hashlib.md5(DATA).hexdigest()}
+    target = tmp_path / "out.raw"
+    with pytest.raises(RemoteUnavailable) as info:
+        download_image(ImageClient(url), image, str(target))
+    server.join(5)
+    assert f"download interrupted after {len(sent)} bytes" in info.value.message
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_list_follows_next_links(shared_api):

@@ -181,8 +181,19 @@ def _stream(client: ImageClient, image_id: str, out: _FileWriter, expected: Expe
         for slot in slots:
             slot.free()
         digests = hasher.hexdigests()
+        _check_complete(body, image_id, nbytes)
     _verify(image_id, expected, nbytes, digests)
     return nbytes
+
+
+def _check_complete(body: http.client.HTTPResponse, image_id: str, nbytes: int) -> None:
+    """http.client's readinto reports a connection closed before Content-Length as a plain
+    end of data (its read() would raise IncompleteRead): say what happened, rather than let
+    the size check call a broken transfer corrupt data."""
+    announced = body.getheader("Content-Length")
+    if announced is not None and announced.isdigit() and nbytes < int(announced):
+        raise RemoteUnavailable(f"image {image_id}: download interrupted after {nbytes} "
+                                f"bytes (the server announced {announced})")
 
 
 def _fill(body: http.client.HTTPResponse, buffer: memoryview, image_id: str, before: int) -> int:
