@@ -131,11 +131,7 @@ class HttpApi:
         goes out (a server that stops reading), and none while waiting for the answer, which
         comes only after the server has hashed and inspected everything.
         """
-        parts = urlsplit(self.endpoint + path)
-        connection = (http.client.HTTPSConnection if parts.scheme == "https"
-                      else http.client.HTTPConnection)
-        conn = connection(parts.hostname or "", parts.port, timeout=self.timeout)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn, target = self._connection(path)
         try:
             self._send_head(conn, method, target, {**headers, "Content-Length": str(size),
                                                    "Connection": "close"})
@@ -146,8 +142,7 @@ class HttpApi:
             conn.sock.settimeout(None)
             self._check_answer(conn)
         except http.client.HTTPException as exc:
-            raise RemoteUnavailable(f"request to {self.endpoint} failed: "
-                                    f"{type(exc).__name__} {exc}".rstrip()) from None
+            raise self._failed(exc) from None
         finally:
             conn.close()
 
@@ -161,11 +156,7 @@ class HttpApi:
         the same RemoteError / RemoteUnavailable as `request`; reads of the body keep the
         client's timeout and raise OSError / http.client.HTTPException for the caller.
         """
-        parts = urlsplit(self.endpoint + path)
-        connection = (http.client.HTTPSConnection if parts.scheme == "https"
-                      else http.client.HTTPConnection)
-        conn = connection(parts.hostname or "", parts.port, timeout=self.timeout)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn, target = self._connection(path)
         try:
             self._send_head(conn, "GET", target, {**headers, "Connection": "close"})
             try:
@@ -173,15 +164,25 @@ class HttpApi:
             except OSError as exc:
                 raise self._broken(exc) from None
             except http.client.HTTPException as exc:
-                raise RemoteUnavailable(f"request to {self.endpoint} failed: "
-                                        f"{type(exc).__name__} {exc}".rstrip()) from None
+                raise self._failed(exc) from None
             if resp.status >= 400:
-                raise RemoteError(resp.status, explain(
-                    resp.status, resp.reason, resp.getheader("Content-Type", ""),
-                    resp.read(64 << 10).decode("utf-8", "replace")))
+                raise _answer_error(resp, resp.read(64 << 10))
             yield resp
         finally:
             conn.close()
+
+    def _connection(self, path: str) -> tuple[http.client.HTTPConnection, str]:
+        """A connection of its own to the endpoint (not one of the session's pool), and the
+        request target of `path` on it."""
+        parts = urlsplit(self.endpoint + path)
+        connection = (http.client.HTTPSConnection if parts.scheme == "https"
+                      else http.client.HTTPConnection)
+        conn = connection(parts.hostname or "", parts.port, timeout=self.timeout)
+        return conn, parts.path + (f"?{parts.query}" if parts.query else "")
+
+    def _failed(self, exc: http.client.HTTPException) -> RemoteUnavailable:
+        return RemoteUnavailable(f"request to {self.endpoint} failed: "
+                                 f"{type(exc).__name__} {exc}".rstrip())
 
     def _send_head(self, conn: http.client.HTTPConnection, method: str, target: str,
                    headers: dict[str, str]) -> None:
@@ -240,6 +241,10 @@ def _read_answer(conn: http.client.HTTPConnection) -> RemoteError | None:
     body = resp.read()
     if resp.status < 400:
         return None
+    return _answer_error(resp, body)
+
+
+def _answer_error(resp: http.client.HTTPResponse, body: bytes) -> RemoteError:
     return RemoteError(resp.status, explain(resp.status, resp.reason,
                                             resp.getheader("Content-Type", ""),
                                             body.decode("utf-8", "replace")))
