@@ -74,16 +74,18 @@ class _Tidy:
     """gunicorn pre/post_request hooks: free garbage as it is made, and hand freed memory back
     to the OS at the right moments.
 
-    Every request leaves reference cycles only the collector frees: SQLAlchemy's bind
-    parameters memoize `_cloned_set = {itself}`, a cycle per parameter of every statement
-    built (2 per image-show, 28 per image-list). Objects that outlived a collection or two
-    during their request wait for a full one, and meanwhile spread over the allocator's
+    Requests leave reference cycles only the collector frees: SQLAlchemy's bind parameters
+    memoize `_cloned_set = {itself}`, a cycle per parameter of every statement built per
+    request (image-show and image-list now use statements built once, chute.images.db, but
+    creates, updates and uploads still build theirs). Objects that outlived a collection or
+    two during their request wait for a full one, and meanwhile spread over the allocator's
     arenas, which then cannot be given back. So: a collection every COLLECT_EVERY requests
     (~0.1 ms once the start-up objects are frozen, see _freeze_startup_objects), and
     malloc_trim too when the worker falls idle after TRIM_AFTER requests, or at once after a
-    large upload (_large_body). Measured on chute-api (2 workers, 1,000 creates, 5 s of
-    image-show and image-list at 32 connections, then two 1 GiB PUT + GET), summed peak RSS:
-    135.2-136.2 MiB before, 133.8-135.2 with this; malloc_trim alone made no difference.
+    large upload (_large_body). Measured on chute-api before show and list stopped making
+    cycles (2 workers, 1,000 creates, 5 s of image-show and image-list at 32 connections,
+    then two 1 GiB PUT + GET), summed peak RSS: 135.2-136.2 MiB before, 133.8-135.2 with
+    this; malloc_trim alone made no difference.
     """
 
     COLLECT_EVERY = 16
@@ -99,11 +101,12 @@ class _Tidy:
             self._in_flight += 1
 
     def after(self, worker: Any, req: Any, environ: dict[str, Any], resp: Any) -> None:
+        large = _large_body(environ)
         with self._lock:
             self._in_flight -= 1
             self._served += 1
             served = self._served
-            trim = _large_body(environ) or (self._in_flight == 0 and served >= self.TRIM_AFTER)
+            trim = large or (self._in_flight == 0 and served >= self.TRIM_AFTER)
             if trim:
                 self._served = 0
         if trim:

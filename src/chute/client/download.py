@@ -107,8 +107,9 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
 
 class _FileWriter:
     """Writes chunks to `fd` (the file at `path`) in order in a thread: O_DIRECT where the
-    filesystem takes it, else through the page cache with writeback started as it goes; at
-    most IN_FLIGHT chunks wait. Leaving the `with` block waits for (or on error cancels) them."""
+    filesystem takes it, else through the page cache with writeback started as it goes. The
+    caller bounds what waits (write() returns each chunk's future; _stream's ring holds
+    IN_FLIGHT). Leaving the `with` block waits for (or on error cancels) them."""
 
     def __init__(self, fd: int, path: str) -> None:
         self._fd = fd
