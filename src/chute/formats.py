@@ -20,6 +20,7 @@ import os
 import struct
 import sys
 import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,17 @@ from oslo_utils.imageutils import format_inspector as fi  # noqa: E402 - after t
 
 # Formats the inspector understands; other disk_formats (ami, ari, aki, ploop) cannot be checked.
 INSPECTABLE = frozenset(fi.ALL_FORMATS)
+
+# Glance disk_format -> qemu's driver name: the formats an instance disk can be made from.
+# Those whose driver is not "raw" are the ones force_raw_images converts.
+QEMU_FORMATS: Mapping[str, str] = types.MappingProxyType({
+    "raw": "raw", "qcow2": "qcow2", "iso": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc",
+    "vhdx": "vhdx"})
+
+
+def converts_to_raw(disk_format: str) -> bool:
+    """True when qemu-img can turn this format into a raw disk (it is not raw already)."""
+    return QEMU_FORMATS.get(disk_format, "raw") != "raw"
 
 
 @dataclass(frozen=True)

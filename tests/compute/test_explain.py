@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chute.client.images import ImageClient
-from chute.compute.explain import explain
+from chute.compute.main import explain
 
 pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
 

@@ -17,6 +17,7 @@ from fetch.fetchenv import lines, warnings
 
 from chute.client.images import ImageClient
 from chute.compute.imagecache import ImageCache, base_name
+from chute.compute.main import image_cache
 from chute.errors import TransferError
 
 pytest_plugins = ["fetch.fetchenv"]  # fixtures: fetch_env, fetch_log
@@ -25,7 +26,7 @@ MiB = 1 << 20
 
 
 def cache_for(env, conf=None) -> ImageCache:
-    return ImageCache(conf or env.conf(), ImageClient(env.api.url))
+    return image_cache(conf or env.conf(), ImageClient(env.api.url))
 
 
 def qcow2_bytes(tmp: Path, backing: Path | None = None) -> bytes:
@@ -136,12 +137,12 @@ CHILD = """
 import json, logging, sys
 from chute import config
 from chute.client.images import ImageClient
-from chute.compute.imagecache import ImageCache
+from chute.compute.main import image_cache
 from chute.compute.options import SCHEMA
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 conf = config.load(sys.argv[1], SCHEMA)
 image = json.loads(sys.argv[2])
-got = ImageCache(conf, ImageClient(sys.argv[3])).fetch(image)
+got = image_cache(conf, ImageClient(sys.argv[3])).fetch(image)
 print(got.method)
 """
 

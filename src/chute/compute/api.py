@@ -122,7 +122,7 @@ class Server:
         resp.status = falcon.HTTP_204
 
 
-def create_app(manager: ComputeManager) -> falcon.App:
+def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Response]:
     middleware: list[Any] = [httpapi.RequestIdMiddleware(), _VersionHeader()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True

@@ -115,7 +115,7 @@ def _from_row(row: Any) -> Instance:
     )
 
 
-class InstanceStore:
+class InstanceDB:
     """CRUD on instances. Thread-safe: each call uses its own pooled connection."""
 
     def __init__(self, url: str) -> None:

@@ -29,10 +29,6 @@ LOG = logging.getLogger(__name__)
 QEMU_IMG = "qemu-img"
 QEMU_IMG_TIMEOUT = 600  # seconds; a convert of a multi-GiB image on a slow disk still fits
 
-# Glance disk_format -> qemu's driver name; formats absent here cannot back an instance disk.
-QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "iso": "raw", "vmdk": "vmdk", "vdi": "vdi",
-                "vhd": "vpc", "vhdx": "vhdx"}
-
 
 class DiskError(ComputeError):
     """The instance disk could not be made; the message is the server's fault."""
@@ -44,7 +40,7 @@ def disk_path(instances_path: str, instance_id: str) -> Path:
 
 def check_base(base: str, disk_format: str, flavor: Flavor) -> tuple[str, int]:
     """Safety-check the base and return (qemu format, virtual size in bytes)."""
-    qemu_format = QEMU_FORMATS.get(disk_format)
+    qemu_format = formats.QEMU_FORMATS.get(disk_format)
     if qemu_format is None:
         raise DiskError(f"disk_format {disk_format!r} cannot back an instance disk")
     try:

@@ -9,20 +9,22 @@ copying, and probes which copy primitive the kernel allows between the image's f
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chute.compute.fetch import Fetcher, candidates
 from chute.compute.fetch import file as direct
-from chute.config import Config
 from chute.errors import ChuteError, DirectPathUnavailable
 from chute.transfer import copy
 
+if TYPE_CHECKING:
+    from chute.client.images import ImageClient
+    from chute.compute.glance import FailoverImageClient
 
-def explain(conf: Config, client: Any, image_id: str) -> str:
+
+def explain(fetcher: Fetcher, client: ImageClient | FailoverImageClient, base_dir: str,
+            image_id: str) -> str:
     """A report, one block per candidate location, ending with what a fetch would do."""
     image = client.get(image_id)
-    fetcher = Fetcher(conf, client)
-    base_dir = os.path.join(conf.get("DEFAULT", "instances_path"), "_base")
     lines = [f"Image {image_id} ({image.get('status')}, {image.get('size')} bytes, "
              f"disk_format {image.get('disk_format')})",
              "allowed_direct_url_schemes: "

@@ -32,15 +32,13 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from chute.compute.fetch import Fetcher, expected
-from chute.config import Config
+from chute.compute.settings import CacheSettings
 from chute.errors import ChuteError, TransferError, UnsupportedFormat
-from chute.formats import inspect_file
+from chute.formats import QEMU_FORMATS, converts_to_raw, inspect_file
 
 LOG = logging.getLogger("chute.compute.imagecache")
 
 _BASE_NAME = re.compile(r"[0-9a-f]{40}")
-# Formats qemu-img converts to raw under force_raw_images (Glance name -> qemu name).
-_QEMU_FORMATS = {"qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc", "vhdx": "vhdx"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class Fetched:
     primitive: str | None
     nbytes: int
     seconds: float
-    format: str | None = None  # how the base is stored: the disk_format, or raw if converted
+    format: str  # how the base is stored: the disk_format, or raw if converted
 
 
 def base_name(image_id: str) -> str:
@@ -62,10 +60,9 @@ def base_name(image_id: str) -> str:
 class ImageCache:
     """Verified bases under `_base`; `fetch` blocks until this image's base exists."""
 
-    def __init__(self, conf: Config, client: Any) -> None:
-        self.conf, self.client = conf, client
-        self.fetcher = Fetcher(conf, client)
-        self.dir = os.path.join(conf.get("DEFAULT", "instances_path"), "_base")
+    def __init__(self, settings: CacheSettings, fetcher: Fetcher) -> None:
+        self.settings, self.fetcher = settings, fetcher
+        self.dir = settings.base_dir
         os.makedirs(self.dir, exist_ok=True)
         self._remove_stale_work_files()
 
@@ -128,7 +125,7 @@ class ImageCache:
     def _check_base(self, image: dict[str, Any], base: str) -> str:
         with open(base + ".info", encoding="utf-8") as handle:
             info = json.load(handle)
-        want = expected(image, self.conf.get("glance", "verify_digest"))
+        want = expected(image, self.settings.verify_digest)
         if (info["image_id"], info["size"]) != (image["id"], want.size):
             raise ValueError(f"recorded for {info['image_id']} of {info['size']} bytes")
         if (info["algorithm"], info["digest"]) != (want.algorithm, want.digest):
@@ -161,9 +158,9 @@ class ImageCache:
         # Raises for unsafe content; the base keeps the DECLARED format (a qcow2 header in an
         # image declared raw is data of a raw disk, never interpreted as qcow2).
         inspect_file(part, fmt)
-        if not self.conf.get("DEFAULT", "force_raw_images") or fmt not in _QEMU_FORMATS:
+        if not self.settings.force_raw_images or not converts_to_raw(fmt):
             return part, fmt
-        cmd = ["qemu-img", "convert", "-q", "-f", _QEMU_FORMATS[fmt], "-O", "raw", part, converted]
+        cmd = ["qemu-img", "convert", "-q", "-f", QEMU_FORMATS[fmt], "-O", "raw", part, converted]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise UnsupportedFormat(f"converting image {image['id']} to raw failed: "
@@ -178,7 +175,7 @@ class ImageCache:
 
     def _write_info(self, image: dict[str, Any], base: str, stored: str, fmt: str,
                     method: str) -> None:
-        want = expected(image, self.conf.get("glance", "verify_digest"))
+        want = expected(image, self.settings.verify_digest)
         info = {"image_id": image["id"], "size": want.size, "algorithm": want.algorithm,
                 "digest": want.digest, "format": fmt, "disk_format": image.get("disk_format"),
                 "stored_size": os.stat(stored).st_size, "method": method,
@@ -209,9 +206,9 @@ class ImageCache:
 
     def cleanup(self, in_use_image_ids: set[str]) -> list[str]:
         """Remove bases no instance uses, older than the configured age; -> removed paths."""
-        if not self.conf.get("image_cache", "remove_unused_base_images"):
+        if not self.settings.remove_unused_base_images:
             return []
-        min_age = self.conf.get("image_cache", "remove_unused_original_minimum_age_seconds")
+        min_age = self.settings.min_unused_age_seconds
         in_use = {base_name(image_id) for image_id in in_use_image_ids}
         removed = []
         for name in sorted(os.listdir(self.dir)):

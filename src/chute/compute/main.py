@@ -14,55 +14,67 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chute import config, httpapi
 from chute import log as chute_log
 from chute.compute import db, virt
-from chute.compute.fetch.file import filesystems
 from chute.compute.options import SCHEMA
+from chute.compute.settings import (
+    AgentSettings,
+    CacheSettings,
+    ImageServiceSettings,
+    ManagerSettings,
+    base_dir,
+)
 from chute.errors import ChuteError, ConfigError
+
+if TYPE_CHECKING:  # for annotations only: the app's modules are imported in the worker
+    import falcon
+
+    from chute.client.images import ImageClient
+    from chute.compute.fetch import Fetcher
+    from chute.compute.glance import FailoverImageClient
+    from chute.compute.imagecache import ImageCache
 
 LOG = logging.getLogger("chute.compute")
 PROG = "chute-compute"
 
 
-def validate(conf: config.Config) -> None:
-    """Rules between options that the per-option schema cannot express."""
-    filesystems(conf)  # each listed name has its section, an id (unique), an absolute mountpoint
-    if not conf.get("glance", "api_servers"):
-        raise conf.fail("glance", "api_servers", "needs at least one image service endpoint")
+def validate(conf: config.Config) -> AgentSettings:
+    """Rules between options that the per-option schema cannot express; -> the agent's settings."""
+    ImageServiceSettings.from_config(conf)  # an endpoint; each listed filesystem complete, unique
+    agent = AgentSettings.from_config(conf)
     try:
-        virt.load(conf.get("DEFAULT", "compute_driver"))
+        virt.load(agent.compute_driver)
     except ValueError as exc:
         raise conf.fail("DEFAULT", "compute_driver", str(exc)) from None
+    return agent
 
 
-def prepare(conf: config.Config) -> None:
+def prepare(conf: config.Config, agent: AgentSettings) -> None:
     """Create the directories and state database the agent needs, naming the option on error."""
-    instances_path = conf.get("DEFAULT", "instances_path")
     try:
-        Path(instances_path, "_base").mkdir(parents=True, exist_ok=True)
+        Path(base_dir(agent.instances_path)).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise conf.fail("DEFAULT", "instances_path",
-                        f"cannot create {instances_path}: {exc.strerror}") from None
-    log_file = conf.get("DEFAULT", "log_file")
-    if log_file:
+                        f"cannot create {agent.instances_path}: {exc.strerror}") from None
+    if agent.log_file:
         try:
-            with open(log_file, "a", encoding="utf-8"):
+            with open(agent.log_file, "a", encoding="utf-8"):
                 pass
         except OSError as exc:
             raise conf.fail("DEFAULT", "log_file", f"cannot be opened: {exc.strerror}") from None
     try:
-        db.InstanceStore(state_url(conf)).close()
+        db.InstanceDB(agent.state_url).close()
     except Exception as exc:  # SQLAlchemy raises many kinds
         raise conf.fail("DEFAULT", "state_connection",
                         f"cannot open the state database: {exc}") from None
 
 
-def check_bind(conf: config.Config) -> None:
+def check_bind(conf: config.Config, agent: AgentSettings) -> None:
     """gunicorn would retry a taken port for seconds and then print several lines; say it once."""
-    host, port = conf.get("DEFAULT", "bind_host"), conf.get("DEFAULT", "bind_port")
+    host, port = agent.bind_host, agent.bind_port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -73,34 +85,39 @@ def check_bind(conf: config.Config) -> None:
                             f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def state_url(conf: config.Config) -> str:
-    return conf.get("DEFAULT", "state_connection") or db.default_url(
-        conf.get("DEFAULT", "instances_path"))
-
-
-def image_client(conf: config.Config) -> Any:
+def image_client(settings: ImageServiceSettings) -> FailoverImageClient:
     from chute.compute.glance import FailoverImageClient
-    token = conf.get("glance", "service_token") or None
-    return FailoverImageClient(conf.get("glance", "api_servers"), token=token)
+    return FailoverImageClient(list(settings.api_servers), token=settings.service_token)
 
 
-def build_app(conf: config.Config) -> Any:
+def fetcher(conf: config.Config, client: ImageClient | FailoverImageClient) -> Fetcher:
+    """The one place a Fetcher is built (for the cache and for explain)."""
+    from chute.compute.fetch import Fetcher
+    return Fetcher(conf, client)
+
+
+def image_cache(conf: config.Config, client: ImageClient | FailoverImageClient) -> ImageCache:
+    from chute.compute.imagecache import ImageCache
+    return ImageCache(CacheSettings.from_config(conf), fetcher(conf, client))
+
+
+def build_app(conf: config.Config) -> falcon.App[falcon.Request, falcon.Response]:
     """Runs in the worker after fork: threads and database connections start here."""
     from chute.compute.api import create_app
-    from chute.compute.imagecache import ImageCache
     from chute.compute.manager import ComputeManager
 
-    client = image_client(conf)
-    manager = ComputeManager(conf, db.InstanceStore(state_url(conf)), client,
-                             ImageCache(conf, client),
-                             virt.load(conf.get("DEFAULT", "compute_driver")))
+    agent = AgentSettings.from_config(conf)
+    client = image_client(ImageServiceSettings.from_config(conf))
+    manager = ComputeManager(ManagerSettings.from_config(conf), db.InstanceDB(agent.state_url),
+                             client, image_cache(conf, client), virt.load(agent.compute_driver))
     manager.start()
     return create_app(manager)
 
 
-def explain(conf: config.Config, image_id: str) -> str:
+def explain(conf: config.Config, client: ImageClient | FailoverImageClient, image_id: str) -> str:
     from chute.compute.explain import explain as explain_image
-    return explain_image(conf, image_client(conf), image_id)
+    base_dir = CacheSettings.from_config(conf).base_dir
+    return explain_image(fetcher(conf, client), client, base_dir, image_id)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,28 +135,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         conf = config.load(args.config_file, SCHEMA)
-        validate(conf)
+        agent = validate(conf)
         if args.show_config:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
         if args.command == "explain":
-            print(explain(conf, args.image_id))
+            print(explain(conf, image_client(ImageServiceSettings.from_config(conf)),
+                          args.image_id))
             return 0
-        check_bind(conf)
-        prepare(conf)
+        check_bind(conf, agent)
+        prepare(conf, agent)
     except ConfigError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
         return 1
     except ChuteError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
         return 1
-    chute_log.setup(conf.get("DEFAULT", "log_file") or None, conf.get("DEFAULT", "debug"))
+    chute_log.setup(agent.log_file, agent.debug)
     httpapi.install_log_filter()
-    host, port = conf.get("DEFAULT", "bind_host"), conf.get("DEFAULT", "bind_port")
-    LOG.info("chute-compute listening on %s:%s, instances in %s", host, port,
-             conf.get("DEFAULT", "instances_path"))
+    LOG.info("chute-compute listening on %s:%s, instances in %s", agent.bind_host,
+             agent.bind_port, agent.instances_path)
     from chute.wsgi_server import serve
-    serve(lambda: build_app(conf), host, port, workers=1, threads=8)
+    serve(lambda: build_app(conf), agent.bind_host, agent.bind_port, workers=1, threads=8)
     return 0
 
 

@@ -23,10 +23,11 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from chute.compute import disks, flavors
-from chute.compute.db import InstanceStore
+from chute.compute.db import InstanceDB
+from chute.compute.imagecache import Fetched
 from chute.compute.instance import (
     ACTIVE,
     ERROR,
@@ -38,8 +39,8 @@ from chute.compute.instance import (
     Transfer,
     utcnow,
 )
+from chute.compute.settings import ManagerSettings
 from chute.compute.virt import Driver
-from chute.config import Config
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
@@ -56,8 +57,20 @@ BUILD_THREADS = 16  # enough that a boot storm's waiters all queue on the image 
 MAX_BUILD_ATTEMPTS = 3  # builds resumed after restarts; a build that kills the agent must end
 INTERRUPTED = "build interrupted by a restart"
 CHECKSUM_FAULT = "image data does not match its checksum"
-# Formats the image cache converts to raw when force_raw_images is set.
-RAW_CONVERTIBLE = {"qcow2", "vmdk", "vdi", "vhd", "vhdx"}
+
+
+class ImageLookup(Protocol):
+    """The one image-service call the manager makes (the fetch makes the others)."""
+
+    def get(self, image_id: str) -> dict[str, Any]: ...
+
+
+class Cache(Protocol):
+    """The host's image cache, as the manager uses it (compute/imagecache.py)."""
+
+    def fetch(self, image: dict[str, Any]) -> Fetched: ...
+
+    def cleanup(self, in_use_image_ids: set[str]) -> builtins.list[str]: ...
 
 
 class _Deleted(Exception):
@@ -86,14 +99,14 @@ class _Workers:
 
 
 class ComputeManager:
-    def __init__(self, conf: Config, store: InstanceStore, client: Any, cache: Any,
-                 driver: Driver) -> None:
-        self.conf = conf
-        self.store = store
+    def __init__(self, settings: ManagerSettings, db: InstanceDB, client: ImageLookup,
+                 cache: Cache, driver: Driver) -> None:
+        self.settings = settings
+        self.db = db
         self.client = client
         self.cache = cache
         self.driver = driver
-        self.instances_path = conf.get("DEFAULT", "instances_path")
+        self.instances_path = settings.instances_path
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._workers: _Workers | None = None
@@ -106,7 +119,7 @@ class ComputeManager:
         # Stale `_base/*.part` files were removed when the ImageCache was built (only those
         # whose lock no live fetch holds): a resumed build refetches, never reuses a part.
         self._workers = _Workers(BUILD_THREADS)
-        for inst in self.store.building():
+        for inst in self.db.building():
             if inst.build_attempts >= MAX_BUILD_ATTEMPTS:
                 LOG.warning("Instance %s: %s %d times, giving up", inst.id, INTERRUPTED,
                             inst.build_attempts)
@@ -116,7 +129,7 @@ class ComputeManager:
             inst.task_state = SCHEDULING
             self._save(inst)
             self._workers.submit(functools.partial(self._build, inst.id))
-        interval = self.conf.get("image_cache", "manager_interval")
+        interval = self.settings.cleanup_interval
         if interval > 0:
             threading.Thread(target=self._cleanup_loop, args=(interval,),
                              name="image-cache-cleanup", daemon=True).start()
@@ -127,13 +140,13 @@ class ComputeManager:
     # -- requests (called by API threads) -----------------------------------------------------
 
     def get(self, instance_id: str) -> Instance:
-        inst = self.store.get(instance_id)
+        inst = self.db.get(instance_id)
         if inst is None:
             raise ServerNotFound(f"Instance {instance_id} could not be found.")
         return inst
 
     def list(self) -> builtins.list[Instance]:
-        return self.store.list()
+        return self.db.list()
 
     def create(self, name: Any, image_ref: Any, flavor_ref: Any) -> Instance:
         """Validate as Nova does at the API (flavor and image checked now), then build later."""
@@ -146,7 +159,7 @@ class ComputeManager:
             raise BadComputeRequest(exc.message) from None
         self._image(image_id, for_request=True)
         inst = Instance(id=str(uuid.uuid4()), name=name, image_id=image_id, flavor_id=flavor.id)
-        self.store.create(inst)
+        self.db.create(inst)
         LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id, flavor.name)
         assert self._workers is not None, "start() was not called"
         self._workers.submit(lambda: self._build(inst.id))
@@ -155,7 +168,7 @@ class ComputeManager:
     def delete(self, instance_id: str) -> None:
         inst = self.get(instance_id)
         with self._lock(instance_id):
-            self.store.delete(instance_id)
+            self.db.delete(instance_id)
             self.driver.destroy(inst)
             shutil.rmtree(Path(self.instances_path) / instance_id, ignore_errors=True)
         with self._locks_guard:
@@ -192,8 +205,7 @@ class ComputeManager:
         with self._lock(instance_id):
             inst = self._current(instance_id)
             path = disks.create(self.instances_path, instance_id, str(fetched.path),
-                                _base_format(self.conf, image, fetched), flavor,
-                                self.conf.get("libvirt", "images_type"))
+                                fetched.format, flavor, self.settings.images_type)
             self.driver.spawn(inst, str(path))
             now = utcnow()
             inst.vm_state, inst.task_state, inst.power_state = ACTIVE, None, RUNNING
@@ -219,7 +231,7 @@ class ComputeManager:
 
     def _fail(self, instance_id: str, message: str) -> None:
         with self._lock(instance_id):
-            inst = self.store.get(instance_id)
+            inst = self.db.get(instance_id)
             if inst is None:
                 return
             inst.vm_state, inst.task_state = ERROR, None
@@ -229,14 +241,14 @@ class ComputeManager:
     # -- helpers ------------------------------------------------------------------------------
 
     def _current(self, instance_id: str) -> Instance:
-        inst = self.store.get(instance_id)
+        inst = self.db.get(instance_id)
         if inst is None:
             raise _Deleted()
         return inst
 
     def _save(self, inst: Instance, missing_ok: bool = False) -> None:
         inst.updated = utcnow()
-        if not self.store.save(inst) and not missing_ok:
+        if not self.db.save(inst) and not missing_ok:
             raise _Deleted()
 
     def _lock(self, instance_id: str) -> threading.Lock:
@@ -246,22 +258,11 @@ class ComputeManager:
     def _cleanup_loop(self, interval: int) -> None:
         while not self._stop.wait(interval):
             try:
-                removed = self.cache.cleanup(self.store.image_ids())
+                removed = self.cache.cleanup(self.db.image_ids())
                 if removed:
                     LOG.info("Image cache cleanup removed %d base(s)", len(removed))
             except Exception:  # the next pass may succeed
                 LOG.exception("Image cache cleanup failed")
-
-
-def _base_format(conf: Config, image: dict[str, Any], fetched: Any) -> str:
-    """The format the cached base is stored in: the image's, unless the cache converted it."""
-    stored = getattr(fetched, "format", None)
-    if stored:
-        return str(stored)
-    disk_format = image.get("disk_format") or "raw"
-    if conf.get("DEFAULT", "force_raw_images") and disk_format in RAW_CONVERTIBLE:
-        return "raw"
-    return disk_format
 
 
 def _fault_message(exc: Exception) -> str:

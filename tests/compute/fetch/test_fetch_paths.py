@@ -19,7 +19,7 @@ from fetchenv import lines, warnings
 
 from chute.client.images import ImageClient
 from chute.compute.fetch import Fetcher
-from chute.compute.imagecache import ImageCache
+from chute.compute.main import image_cache
 from chute.errors import IntegrityError
 
 pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log (xfs_reflink: tests/conftest.py)
@@ -35,7 +35,7 @@ def sparse_bytes() -> bytes:
 
 
 def fetch(env, conf, image) -> tuple[object, bytes]:
-    cache = ImageCache(conf, ImageClient(env.api.url))
+    cache = image_cache(conf, ImageClient(env.api.url))
     got = cache.fetch(image)
     return got, Path(got.path).read_bytes()
 
@@ -189,7 +189,7 @@ def test_corrupted_store_file_is_fatal(fetch_env, fetch_log):
     data = os.urandom(2 * MiB)
     image = fetch_env.upload(data)
     flip(fetch_env.stored(image), 99)
-    cache = ImageCache(fetch_env.conf(), ImageClient(fetch_env.api.url))
+    cache = image_cache(fetch_env.conf(), ImageClient(fetch_env.api.url))
     with pytest.raises(IntegrityError, match="image data does not match its checksum"):
         cache.fetch(image)
     assert any("does not match chute_blake3_blocks" in w for w in warnings(fetch_log))
@@ -206,9 +206,9 @@ def test_locations_endpoint_when_the_document_hides_them(start_api, tmp_path, fe
     data = os.urandom(MiB)
     image = env.upload(data)
     assert "locations" not in image and "direct_url" not in image
-    without = ImageCache(env.conf("a.conf"), ImageClient(api.url))
+    without = image_cache(env.conf("a.conf"), ImageClient(api.url))
     assert without.fetch(image).method == "http"  # 403 on the locations endpoint: HTTP
-    with_token = ImageCache(env.conf("b.conf", glance={"service_token": "s3cret"},
+    with_token = image_cache(env.conf("b.conf", glance={"service_token": "s3cret"},
                                      DEFAULT={"instances_path": tmp_path / "i2"}),
                             ImageClient(api.url, token="s3cret"))
     got = with_token.fetch(image)
@@ -249,7 +249,7 @@ def test_a_full_disk_stops_the_fetch_and_leaves_nothing(fetch_env, fetch_log, ti
     from chute.errors import TransferError
     image = fetch_env.upload(os.urandom(3 * MiB))
     conf = fetch_env.conf(schemes=schemes, DEFAULT={"instances_path": tiny_tmpfs})
-    cache = ImageCache(conf, ImageClient(fetch_env.api.url))
+    cache = image_cache(conf, ImageClient(fetch_env.api.url))
     with pytest.raises(TransferError, match="No space left on device"):
         cache.fetch(image)
     assert not lines(fetch_log, "Successfully transferred")

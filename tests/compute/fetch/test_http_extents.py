@@ -23,7 +23,7 @@ from test_http_fetch import CuttingRelay, http_conf
 
 from chute.client.images import ImageClient
 from chute.compute.fetch import http as http_fetch
-from chute.compute.imagecache import ImageCache
+from chute.compute.main import image_cache
 from chute.errors import IntegrityError, TransferError
 
 pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
@@ -137,7 +137,7 @@ def requested_ranges(sent: str) -> list[list[tuple[int, int]]]:
 
 
 def fetch_through(env, server: str, image: dict, **glance: Any):
-    cache = ImageCache(http_conf(env, [server], **glance), ImageClient(env.api.url))
+    cache = image_cache(http_conf(env, [server], **glance), ImageClient(env.api.url))
     return cache, cache.fetch(image)
 
 
@@ -233,7 +233,7 @@ def test_extents_that_cannot_be_trusted_are_not_used(fetch_env, fetch_log, proxy
 def test_a_server_calling_data_a_hole_is_refused(fetch_env, fetch_log, proxy, sparse_image):
     image, _ = sparse_image
     liar = proxy(rewrite=lambda d: {**d, "extents": d["extents"][:1]})  # hides the 2nd extent
-    cache = ImageCache(http_conf(fetch_env, [liar.url]), ImageClient(fetch_env.api.url))
+    cache = image_cache(http_conf(fetch_env, [liar.url]), ImageClient(fetch_env.api.url))
     with pytest.raises(IntegrityError, match="does not match its checksum"):
         cache.fetch(image)
     assert not [w for w in warnings(fetch_log) if "retrying" in w]
@@ -246,7 +246,7 @@ def test_data_planted_in_a_hole_of_the_store_is_refused(fetch_env, fetch_log, sp
     with open(fetch_env.stored(image), "r+b") as stored:  # behind the image service's back
         stored.seek(20 * MiB)
         stored.write(b"\x01")
-    cache = ImageCache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
     extents = requests.get(f"{fetch_env.api.url}/v2/images/{image['id']}/extents",
                            timeout=10).json()["extents"]
     assert len(extents) == len(DATA_AT) + 1  # the server describes the file it has
@@ -279,7 +279,7 @@ def test_failing_ranges_give_up_after_one_plus_num_retries(fetch_env, fetch_log,
 
     broken = Broken(fetch_env.api.url)
     try:
-        cache = ImageCache(http_conf(fetch_env, [broken.url], num_retries=2),
+        cache = image_cache(http_conf(fetch_env, [broken.url], num_retries=2),
                            ImageClient(fetch_env.api.url))
         with pytest.raises(TransferError, match="failed after 3 attempt"):
             cache.fetch(image)

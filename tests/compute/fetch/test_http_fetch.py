@@ -17,7 +17,7 @@ from fetchenv import lines, warnings
 
 from chute.client.images import ImageClient
 from chute.compute.fetch import http as http_fetch
-from chute.compute.imagecache import ImageCache
+from chute.compute.main import image_cache
 from chute.errors import IntegrityError, TransferError
 
 pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
@@ -100,7 +100,7 @@ def test_resumes_with_range_after_a_mid_stream_drop(fetch_env, fetch_log):
     image = fetch_env.upload(data)
     relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB)
     try:
-        cache = ImageCache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
+        cache = image_cache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
         got = cache.fetch(image)
     finally:
         relay.close()
@@ -119,7 +119,7 @@ def test_starts_over_when_the_server_ignores_range(fetch_env, fetch_log):
     image = fetch_env.upload(data)
     relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB, strip_range=True)
     try:
-        cache = ImageCache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
+        cache = image_cache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
         got = cache.fetch(image)
     finally:
         relay.close()
@@ -135,7 +135,7 @@ def test_tries_the_next_api_server_on_connection_errors(fetch_env, fetch_log):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening: refused
-        cache = ImageCache(http_conf(fetch_env, [dead, fetch_env.api.url]),
+        cache = image_cache(http_conf(fetch_env, [dead, fetch_env.api.url]),
                            ImageClient(fetch_env.api.url))
         got = cache.fetch(image)
     assert Path(got.path).read_bytes() == data
@@ -147,7 +147,7 @@ def test_gives_up_after_one_plus_num_retries_attempts(fetch_env, fetch_log):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        cache = ImageCache(http_conf(fetch_env, [dead], num_retries=2),
+        cache = image_cache(http_conf(fetch_env, [dead], num_retries=2),
                            ImageClient(fetch_env.api.url))
         with pytest.raises(TransferError, match="failed after 3 attempt"):
             cache.fetch(image)
@@ -160,7 +160,7 @@ def test_http_mismatch_is_integrity_error_not_retried(fetch_env, fetch_log):
     image = fetch_env.upload(data)
     stored = fetch_env.stored(image)
     stored.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    cache = ImageCache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
     with pytest.raises(IntegrityError) as caught:
         cache.fetch(image)
     assert caught.value.message.startswith("image data does not match its checksum")
@@ -173,7 +173,7 @@ def test_zero_chunks_arrive_as_holes(fetch_env, fetch_log):
     data[4 * MiB:5 * MiB] = os.urandom(MiB)
     data[-10:] = b"0123456789"
     image = fetch_env.upload(bytes(data))
-    cache = ImageCache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
     base = Path(cache.fetch(image).path)
     assert base.read_bytes() == data
     assert base.stat().st_blocks * 512 <= 9 * MiB  # 2 chunks of 4 MiB with data, not 24 MiB

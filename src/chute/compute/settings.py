@@ -1,0 +1,95 @@
+"""chute-compute's settings: the parsed config turned once, at start-up, into one frozen object
+per component, so that no component reads the config (the options are declared in options.py).
+
+Each `from_config` is the only place its options are read; rules between options that name the
+option on failure (a ConfigError, one line) are checked here too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chute.compute import db
+from chute.compute.fetch.file import Filesystem, filesystems
+from chute.config import Config
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """[DEFAULT]: what the process itself needs (listening, logging, its own state)."""
+
+    bind_host: str
+    bind_port: int
+    instances_path: str
+    state_url: str  # state_connection, or the SQLite file under instances_path
+    compute_driver: str
+    log_file: str | None
+    debug: bool
+
+    @classmethod
+    def from_config(cls, conf: Config) -> AgentSettings:
+        d = conf.section("DEFAULT")
+        state_url = d["state_connection"] or db.default_url(d["instances_path"])
+        return cls(d["bind_host"], d["bind_port"], d["instances_path"], state_url,
+                   d["compute_driver"], d["log_file"] or None, d["debug"])
+
+
+@dataclass(frozen=True)
+class ImageServiceSettings:
+    """[glance] and [image_file_url]: how this host reaches the image service and its files."""
+
+    api_servers: tuple[str, ...]
+    service_token: str | None
+    num_retries: int
+    verify_digest: str
+    allowed_direct_url_schemes: frozenset[str]
+    filesystems: Mapping[str, Filesystem]  # by filesystem id
+
+    @classmethod
+    def from_config(cls, conf: Config) -> ImageServiceSettings:
+        g = conf.section("glance")
+        if not g["api_servers"]:
+            raise conf.fail("glance", "api_servers", "needs at least one image service endpoint")
+        return cls(tuple(g["api_servers"]), g["service_token"] or None, g["num_retries"],
+                   g["verify_digest"], frozenset(g["allowed_direct_url_schemes"]),
+                   filesystems(conf))
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """What the image cache under `<instances_path>/_base` needs."""
+
+    base_dir: str
+    force_raw_images: bool
+    verify_digest: str
+    remove_unused_base_images: bool
+    min_unused_age_seconds: int  # remove_unused_original_minimum_age_seconds
+
+    @classmethod
+    def from_config(cls, conf: Config) -> CacheSettings:
+        d, cache = conf.section("DEFAULT"), conf.section("image_cache")
+        return cls(base_dir(d["instances_path"]), d["force_raw_images"],
+                   conf.get("glance", "verify_digest"), cache["remove_unused_base_images"],
+                   cache["remove_unused_original_minimum_age_seconds"])
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    """What the boot lifecycle needs: where instance disks go, their layout, cleanup period."""
+
+    instances_path: str
+    images_type: str  # [libvirt] images_type: qcow2 overlay or raw copy
+    cleanup_interval: int  # [image_cache] manager_interval; 0: never
+
+    @classmethod
+    def from_config(cls, conf: Config) -> ManagerSettings:
+        return cls(conf.get("DEFAULT", "instances_path"), conf.get("libvirt", "images_type"),
+                   conf.get("image_cache", "manager_interval"))
+
+
+def base_dir(instances_path: str) -> str:
+    """The image cache's directory: Nova's `_base`, beside the instance directories."""
+    return os.path.join(instances_path, "_base")
+
