@@ -17,7 +17,10 @@ FORMATS = ("table", "json")
 
 
 @dataclass
-class Settings:
+class CliContext:
+    """One invocation's endpoints, token and output format (click's `ctx.obj`), and the
+    clients built from them."""
+
     image_url: str
     compute_url: str
     token: str | None
@@ -37,13 +40,13 @@ class Settings:
         return self._compute
 
 
-def settings() -> Settings:
-    return click.get_current_context().ensure_object(Settings)
+def cli_context() -> CliContext:
+    return click.get_current_context().ensure_object(CliContext)
 
 
 def _set_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
-        ctx.ensure_object(Settings).fmt = value
+        ctx.ensure_object(CliContext).fmt = value
 
 
 def format_option(command: F) -> F:

@@ -7,7 +7,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from chute.cli.context import format_option, settings
+from chute.cli.context import cli_context, format_option
 from chute.cli.output import emit_json, emit_list, emit_properties
 from chute.cli.progress import byte_bar
 from chute.errors import ChuteError, RemoteError
@@ -18,7 +18,7 @@ HIDDEN = ("self", "file", "schema")
 
 def _show(image: dict[str, Any]) -> None:
     table = {k: v for k, v in image.items() if k not in HIDDEN}
-    emit_properties(settings().fmt, image, table)
+    emit_properties(cli_context().fmt, image, table)
 
 
 def _properties(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -60,27 +60,27 @@ def image_create(path: str | None, image_id: str | None, tags: tuple[str, ...],
     if tags:
         fields["tags"] = list(tags)
     if path is None:
-        _show(settings().images().create(**fields))
+        _show(cli_context().images().create(**fields))
         return
     if "disk_format" not in fields:
         raise click.UsageError("--disk-format is required with --file")
     fields.setdefault("container_format", "bare")
     # Open before creating, so a typo in the path leaves no queued image behind.
     with open(path, "rb") as data:
-        image = settings().images().create(**fields)
+        image = cli_context().images().create(**fields)
         try:
             _upload(image["id"], data, progress)
         except ChuteError as exc:
             raise RemoteError(getattr(exc, "status", 0),
                               f"image {image['id']} created but its upload failed (it stays "
                               f"queued; retry with image-upload): {exc.message}") from None
-    _show(settings().images().get(image["id"]))
+    _show(cli_context().images().get(image["id"]))
 
 
 def _upload(image_id: str, data: BinaryIO, progress: bool) -> None:
     size = os.fstat(data.fileno()).st_size
     with byte_bar(size, "upload", progress) as bar:
-        settings().images().upload(image_id, data, size, bar.update)
+        cli_context().images().upload(image_id, data, size, bar.update)
 
 
 @click.command("image-upload")
@@ -93,7 +93,7 @@ def image_upload(image_id: str, path: str, progress: bool) -> None:
     """Upload data to a queued image (e.g. after a failed image-create upload)."""
     with open(path, "rb") as data:
         _upload(image_id, data, progress)
-    _show(settings().images().get(image_id))
+    _show(cli_context().images().get(image_id))
 
 
 @click.command("image-show")
@@ -101,7 +101,7 @@ def image_upload(image_id: str, path: str, progress: bool) -> None:
 @format_option
 def image_show(image_id: str) -> None:
     """Show an image's attributes, hashes and locations."""
-    _show(settings().images().get(image_id))
+    _show(cli_context().images().get(image_id))
 
 
 @click.command("image-list")
@@ -114,8 +114,8 @@ def image_list(limit: int | None, filters: tuple[str, ...], tag: str | None) -> 
     """List images (every page)."""
     query: dict[str, Any] = _properties(filters)
     query.update(limit=limit, tag=tag)
-    images = list(settings().images().list(**query))
-    emit_list(settings().fmt, images, [("ID", "id"), ("Name", "name"), ("Status", "status")])
+    images = list(cli_context().images().list(**query))
+    emit_list(cli_context().fmt, images, [("ID", "id"), ("Name", "name"), ("Status", "status")])
 
 
 @click.command("image-download")
@@ -128,11 +128,11 @@ def image_download(image_id: str, path: str, progress: bool) -> None:
     """Download image data, verifying size and hash before it appears under --file."""
     from chute.client.download import download_image  # hashing modules: only needed here
 
-    client = settings().images()
+    client = cli_context().images()
     image = client.get(image_id)
     with byte_bar(image.get("size") or None, "download", progress) as bar:
         done = download_image(client, image, path, bar.update)
-    if settings().fmt == "json":
+    if cli_context().fmt == "json":
         emit_json({"id": image_id, "file": done.path, "bytes": done.nbytes,
                    "verified": done.algorithm})
     elif done.algorithm is None:
@@ -164,7 +164,7 @@ def image_update(image_id: str, props: tuple[str, ...], removals: tuple[str, ...
     ops += [{"op": "add", "path": _pointer(k), "value": v}
             for k, v in _properties(props).items()]
     ops += [{"op": "remove", "path": _pointer(k)} for k in removals]
-    client = settings().images()
+    client = cli_context().images()
     image = client.update(image_id, ops) if ops else client.get(image_id)
     _show(image)
 
@@ -174,7 +174,7 @@ def image_update(image_id: str, props: tuple[str, ...], removals: tuple[str, ...
 @format_option
 def image_delete(image_ids: tuple[str, ...]) -> None:
     """Delete images; every id is tried, and the command fails if any failed."""
-    client = settings().images()
+    client = cli_context().images()
     deleted, failed = [], []
     for image_id in image_ids:
         try:
@@ -182,14 +182,14 @@ def image_delete(image_ids: tuple[str, ...]) -> None:
             deleted.append(image_id)
         except RemoteError as exc:
             failed.append(f"{image_id}: {exc.message}")
-    if settings().fmt == "json":
+    if cli_context().fmt == "json":
         emit_json({"deleted": deleted})
     if failed:
         raise RemoteError(0, "failed to delete " + "; ".join(failed))
 
 
 def _then_show(image_id: str) -> None:
-    _show(settings().images().get(image_id))
+    _show(cli_context().images().get(image_id))
 
 
 @click.command("image-tag-update")
@@ -198,7 +198,7 @@ def _then_show(image_id: str) -> None:
 @format_option
 def image_tag_update(image_id: str, tag: str) -> None:
     """Add a tag to an image."""
-    settings().images().add_tag(image_id, tag)
+    cli_context().images().add_tag(image_id, tag)
     _then_show(image_id)
 
 
@@ -208,7 +208,7 @@ def image_tag_update(image_id: str, tag: str) -> None:
 @format_option
 def image_tag_delete(image_id: str, tag: str) -> None:
     """Remove a tag from an image."""
-    settings().images().remove_tag(image_id, tag)
+    cli_context().images().remove_tag(image_id, tag)
     _then_show(image_id)
 
 
@@ -217,7 +217,7 @@ def image_tag_delete(image_id: str, tag: str) -> None:
 @format_option
 def image_deactivate(image_id: str) -> None:
     """Block downloads and boots of an image (admin)."""
-    settings().images().deactivate(image_id)
+    cli_context().images().deactivate(image_id)
     _then_show(image_id)
 
 
@@ -226,7 +226,7 @@ def image_deactivate(image_id: str) -> None:
 @format_option
 def image_reactivate(image_id: str) -> None:
     """Allow downloads and boots of a deactivated image again (admin)."""
-    settings().images().reactivate(image_id)
+    cli_context().images().reactivate(image_id)
     _then_show(image_id)
 
 

@@ -11,7 +11,7 @@ import sys
 import click
 
 from chute.cli import images, servers
-from chute.cli.context import FORMATS, Settings
+from chute.cli.context import FORMATS, CliContext
 from chute.errors import ChuteError, RemoteError
 
 DEFAULT_IMAGE_URL = "http://127.0.0.1:9292"
@@ -33,7 +33,7 @@ DEFAULT_COMPUTE_URL = "http://127.0.0.1:8774"
 def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_token: str | None,
         fmt: str) -> None:
     """Images (Glance v2 API) and servers (Nova v2.1 subset) from one command."""
-    ctx.obj = Settings(os_image_url, os_compute_url, os_auth_token or None, fmt)
+    ctx.obj = CliContext(os_image_url, os_compute_url, os_auth_token or None, fmt)
 
 
 @cli.command("up")

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from chute.cli.context import format_option, settings
+from chute.cli.context import cli_context, format_option
 from chute.cli.output import emit_json, emit_list, emit_properties
 from chute.cli.progress import StatusLine
 from chute.client.compute import ComputeClient
@@ -42,7 +42,7 @@ def _table_doc(server: dict[str, Any]) -> dict[str, Any]:
 
 
 def _show(server: dict[str, Any]) -> None:
-    emit_properties(settings().fmt, server, _table_doc(server))
+    emit_properties(cli_context().fmt, server, _table_doc(server))
 
 
 def _fault(server: dict[str, Any]) -> str:
@@ -86,7 +86,7 @@ def _poll(client: ComputeClient, server_id: str) -> dict[str, Any]:
 @format_option
 def boot(image_ref: str, flavor_ref: str, poll: bool, name: str) -> None:
     """Boot a server from an image; exit 1 if --poll sees it end in ERROR."""
-    client = settings().compute()
+    client = cli_context().compute()
     created = client.boot(name, image_ref, _flavor_id(client, flavor_ref))
     # The 202 answer holds little more than the id; show the server as it is now.
     server = _poll(client, created["id"]) if poll else client.get(created["id"])
@@ -99,8 +99,8 @@ def boot(image_ref: str, flavor_ref: str, poll: bool, name: str) -> None:
 @format_option
 def list_servers() -> None:
     """List servers."""
-    servers = settings().compute().list(detail=True)
-    emit_list(settings().fmt, servers, [
+    servers = cli_context().compute().list(detail=True)
+    emit_list(cli_context().fmt, servers, [
         ("ID", "id"), ("Name", "name"), ("Status", "status"),
         ("Task State", lambda s: s.get("OS-EXT-STS:task_state") or "-"),
         ("Power State", lambda s: POWER_STATES.get(s.get("OS-EXT-STS:power_state"), "-")),
@@ -113,7 +113,7 @@ def list_servers() -> None:
 @format_option
 def show(server_id: str) -> None:
     """Show a server, its fault if any, and how its image arrived."""
-    _show(settings().compute().get(server_id))
+    _show(cli_context().compute().get(server_id))
 
 
 @click.command("delete")
@@ -121,7 +121,7 @@ def show(server_id: str) -> None:
 @format_option
 def delete(server_ids: tuple[str, ...]) -> None:
     """Delete servers (their instance directories go with them)."""
-    client = settings().compute()
+    client = cli_context().compute()
     deleted, failed = [], []
     for server_id in server_ids:
         try:
@@ -129,7 +129,7 @@ def delete(server_ids: tuple[str, ...]) -> None:
             deleted.append(server_id)
         except RemoteError as exc:
             failed.append(f"{server_id}: {exc.message}")
-    if settings().fmt == "json":
+    if cli_context().fmt == "json":
         emit_json({"deleted": deleted})
     if failed:
         raise RemoteError(0, "failed to delete " + "; ".join(failed))
@@ -139,7 +139,7 @@ def delete(server_ids: tuple[str, ...]) -> None:
 @format_option
 def flavor_list() -> None:
     """List flavors."""
-    emit_list(settings().fmt, settings().compute().flavors(), [
+    emit_list(cli_context().fmt, cli_context().compute().flavors(), [
         ("ID", "id"), ("Name", "name"), ("Memory_MiB", "ram"), ("Disk", "disk"),
         ("Ephemeral", lambda f: f.get("OS-FLV-EXT-DATA:ephemeral", 0)),
         ("Swap", lambda f: f.get("swap") or ""), ("VCPUs", "vcpus"),
