@@ -1,15 +1,18 @@
-"""What every command shares: endpoints, token, output format, and the clients built from them."""
+"""What every command shares: endpoints, token, output format, the clients built from them,
+and the delete of several ids."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
 
+from chute.cli.output import emit_json
 from chute.client.compute import ComputeClient
 from chute.client.images import ImageClient
+from chute.errors import RemoteError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,3 +58,19 @@ def format_option(command: F) -> F:
     return click.option("-f", "--format", "fmt", type=click.Choice(FORMATS),
                         default=None, expose_value=False, callback=_set_format,
                         help="Output format (default: table).")(command)
+
+
+def delete_each(ids: Sequence[str], delete: Callable[[str], None]) -> None:
+    """Try every id, say which went (as JSON when asked), and fail if any failed: a script
+    deleting ten things learns about all ten, not only the first error."""
+    deleted, failed = [], []
+    for item_id in ids:
+        try:
+            delete(item_id)
+            deleted.append(item_id)
+        except RemoteError as exc:
+            failed.append(f"{item_id}: {exc.message}")
+    if cli_context().fmt == "json":
+        emit_json({"deleted": deleted})
+    if failed:
+        raise RemoteError(0, "failed to delete " + "; ".join(failed))

@@ -7,7 +7,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from chute.cli.context import cli_context, format_option
+from chute.cli.context import cli_context, delete_each, format_option
 from chute.cli.output import emit_json, emit_list, emit_properties
 from chute.cli.progress import byte_bar
 from chute.errors import ChuteError, RemoteError
@@ -174,18 +174,7 @@ def image_update(image_id: str, props: tuple[str, ...], removals: tuple[str, ...
 @format_option
 def image_delete(image_ids: tuple[str, ...]) -> None:
     """Delete images; every id is tried, and the command fails if any failed."""
-    client = cli_context().images()
-    deleted, failed = [], []
-    for image_id in image_ids:
-        try:
-            client.delete(image_id)
-            deleted.append(image_id)
-        except RemoteError as exc:
-            failed.append(f"{image_id}: {exc.message}")
-    if cli_context().fmt == "json":
-        emit_json({"deleted": deleted})
-    if failed:
-        raise RemoteError(0, "failed to delete " + "; ".join(failed))
+    delete_each(image_ids, cli_context().images().delete)
 
 
 def _then_show(image_id: str) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from chute.cli.context import cli_context, format_option
-from chute.cli.output import emit_json, emit_list, emit_properties
+from chute.cli.context import cli_context, delete_each, format_option
+from chute.cli.output import emit_list, emit_properties
 from chute.cli.progress import StatusLine
 from chute.client.compute import ComputeClient
 from chute.errors import RemoteError
@@ -121,18 +121,7 @@ def show(server_id: str) -> None:
 @format_option
 def delete(server_ids: tuple[str, ...]) -> None:
     """Delete servers (their instance directories go with them)."""
-    client = cli_context().compute()
-    deleted, failed = [], []
-    for server_id in server_ids:
-        try:
-            client.delete(server_id)
-            deleted.append(server_id)
-        except RemoteError as exc:
-            failed.append(f"{server_id}: {exc.message}")
-    if cli_context().fmt == "json":
-        emit_json({"deleted": deleted})
-    if failed:
-        raise RemoteError(0, "failed to delete " + "; ".join(failed))
+    delete_each(server_ids, cli_context().compute().delete)
 
 
 @click.command("flavor-list")

@@ -110,6 +110,10 @@ def _list(key: str, item: str) -> dict[str, Any]:
             "properties": {key: {"type": "array", "items": _ref(item)}}}
 
 
+def _one(key: str, item: str) -> dict[str, Any]:
+    return {"type": "object", "required": [key], "properties": {key: _ref(item)}}
+
+
 SERVER_ID = {"name": "server_id", "in": "path", "required": True, "schema": {"type": "string"}}
 FLAVOR_ID = {"name": "flavor_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -129,9 +133,7 @@ DOCUMENT: dict[str, Any] = {
                                             _list("flavors", "Flavor"))},
         "/v2.1/flavors/{flavor_id}": {
             "parameters": [FLAVOR_ID],
-            "get": _op("showFlavor", "A flavor", "200",
-                       {"type": "object", "required": ["flavor"],
-                        "properties": {"flavor": _ref("Flavor")}})},
+            "get": _op("showFlavor", "A flavor", "200", _one("flavor", "Flavor"))},
         "/v2.1/servers": {
             "get": _op("listServers", "Servers", "200", _list("servers", "ServerSummary")),
             "post": _op("createServer", "Boot a server (built in the background)", "202",
@@ -142,9 +144,7 @@ DOCUMENT: dict[str, Any] = {
                                             _list("servers", "Server"))},
         "/v2.1/servers/{server_id}": {
             "parameters": [SERVER_ID],
-            "get": _op("showServer", "A server", "200",
-                       {"type": "object", "required": ["server"],
-                        "properties": {"server": _ref("Server")}}),
+            "get": _op("showServer", "A server", "200", _one("server", "Server")),
             "delete": _op("deleteServer", "Delete a server and its disk", "204", None),
         },
     },
