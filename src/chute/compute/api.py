@@ -41,7 +41,7 @@ def nova_renderer(req: falcon.Request, info: httpapi.ErrorInfo) -> tuple[str, by
     return "application/json", json.dumps(body).encode()
 
 
-def _base(req: falcon.Request) -> str:
+def _base_url(req: falcon.Request) -> str:
     return req.prefix.rstrip("/")
 
 
@@ -57,12 +57,12 @@ class _VersionHeader:
 
 class Versions:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        httpapi.json_response(resp, views.versions(_base(req)), 300 if req.path == "/" else 200)
+        httpapi.json_response(resp, views.versions(_base_url(req)), 300 if req.path == "/" else 200)
 
 
 class Version:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        httpapi.json_response(resp, views.version(_base(req)))
+        httpapi.json_response(resp, views.version(_base_url(req)))
 
 
 class Flavors:
@@ -70,15 +70,15 @@ class Flavors:
         self.render = views.flavor_detail if detail else views.flavor_summary
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base = _base(req)
-        httpapi.json_response(resp, {"flavors": [self.render(base, f)
+        base_url = _base_url(req)
+        httpapi.json_response(resp, {"flavors": [self.render(base_url, f)
                                                  for f in flavors.all_flavors()]})
 
 
 class Flavor:
     def on_get(self, req: falcon.Request, resp: falcon.Response, flavor_id: str) -> None:
         flavor = flavors.get(flavor_id)
-        httpapi.json_response(resp, {"flavor": views.flavor_detail(_base(req), flavor)})
+        httpapi.json_response(resp, {"flavor": views.flavor_detail(_base_url(req), flavor)})
 
 
 class Servers:
@@ -87,8 +87,8 @@ class Servers:
         self.render = views.server_detail if detail else views.server_summary
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base = _base(req)
-        servers = [self.render(base, inst) for inst in self.manager.list()]
+        base_url = _base_url(req)
+        servers = [self.render(base_url, inst) for inst in self.manager.list()]
         httpapi.json_response(resp, {"servers": servers})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -98,9 +98,9 @@ class Servers:
         server = body["server"]
         inst = self.manager.create(server.get("name"), server.get("imageRef"),
                                    server.get("flavorRef"))
-        base = _base(req)
-        resp.set_header("Location", f"{base}/v2.1/servers/{inst.id}")
-        httpapi.json_response(resp, {"server": views.server_created(base, inst)}, 202)
+        base_url = _base_url(req)
+        resp.set_header("Location", f"{base_url}/v2.1/servers/{inst.id}")
+        httpapi.json_response(resp, {"server": views.server_created(base_url, inst)}, 202)
 
 
 class ServersDetail(Servers):
@@ -115,7 +115,7 @@ class Server:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         inst = self.manager.get(server_id)
-        httpapi.json_response(resp, {"server": views.server_detail(_base(req), inst)})
+        httpapi.json_response(resp, {"server": views.server_detail(_base_url(req), inst)})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         self.manager.delete(server_id)

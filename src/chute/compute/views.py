@@ -24,26 +24,26 @@ def _ts(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
 
 
-def _links(base: str, kind: str, item_id: str) -> list[dict[str, str]]:
-    return [{"rel": "self", "href": f"{base}/v2.1/{kind}/{item_id}"},
-            {"rel": "bookmark", "href": f"{base}/{kind}/{item_id}"}]
+def _links(base_url: str, kind: str, item_id: str) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"{base_url}/v2.1/{kind}/{item_id}"},
+            {"rel": "bookmark", "href": f"{base_url}/{kind}/{item_id}"}]
 
 
-def versions(base: str) -> dict[str, Any]:
-    return {"versions": [{**VERSION, "links": [{"rel": "self", "href": f"{base}/v2.1/"}]}]}
+def versions(base_url: str) -> dict[str, Any]:
+    return {"versions": [{**VERSION, "links": [{"rel": "self", "href": f"{base_url}/v2.1/"}]}]}
 
 
-def version(base: str) -> dict[str, Any]:
-    return {"version": {**VERSION, "links": [{"rel": "self", "href": f"{base}/v2.1/"}]}}
+def version(base_url: str) -> dict[str, Any]:
+    return {"version": {**VERSION, "links": [{"rel": "self", "href": f"{base_url}/v2.1/"}]}}
 
 
-def flavor_summary(base: str, flavor: Flavor) -> dict[str, Any]:
-    return {"id": flavor.id, "name": flavor.name, "links": _links(base, "flavors", flavor.id)}
+def flavor_summary(base_url: str, flavor: Flavor) -> dict[str, Any]:
+    return {"id": flavor.id, "name": flavor.name, "links": _links(base_url, "flavors", flavor.id)}
 
 
-def flavor_detail(base: str, flavor: Flavor) -> dict[str, Any]:
+def flavor_detail(base_url: str, flavor: Flavor) -> dict[str, Any]:
     return {
-        **flavor_summary(base, flavor),
+        **flavor_summary(base_url, flavor),
         "ram": flavor.ram, "disk": flavor.disk, "vcpus": flavor.vcpus,
         "swap": "", "rxtx_factor": 1.0,
         "OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False,
@@ -51,27 +51,27 @@ def flavor_detail(base: str, flavor: Flavor) -> dict[str, Any]:
     }
 
 
-def server_summary(base: str, inst: Instance) -> dict[str, Any]:
-    return {"id": inst.id, "name": inst.name, "links": _links(base, "servers", inst.id)}
+def server_summary(base_url: str, inst: Instance) -> dict[str, Any]:
+    return {"id": inst.id, "name": inst.name, "links": _links(base_url, "servers", inst.id)}
 
 
-def server_created(base: str, inst: Instance) -> dict[str, Any]:
+def server_created(base_url: str, inst: Instance) -> dict[str, Any]:
     """What POST /servers answers: Nova returns only the id, links and a few fields."""
-    return {**server_summary(base, inst), "OS-DCF:diskConfig": "MANUAL",
+    return {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL",
             "security_groups": [{"name": "default"}]}
 
 
-def server_detail(base: str, inst: Instance) -> dict[str, Any]:
+def server_detail(base_url: str, inst: Instance) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        **server_summary(base, inst),
+        **server_summary(base_url, inst),
         "status": inst.status,
         "OS-EXT-STS:vm_state": inst.vm_state,
         "OS-EXT-STS:task_state": inst.task_state,
         "OS-EXT-STS:power_state": inst.power_state,
-        "image": {"id": inst.image_id, "links": [{"rel": "bookmark",
-                                                  "href": f"{base}/images/{inst.image_id}"}]},
-        "flavor": {"id": inst.flavor_id, "links": [{"rel": "bookmark",
-                                                    "href": f"{base}/flavors/{inst.flavor_id}"}]},
+        "image": {"id": inst.image_id,
+                  "links": [{"rel": "bookmark", "href": f"{base_url}/images/{inst.image_id}"}]},
+        "flavor": {"id": inst.flavor_id,
+                   "links": [{"rel": "bookmark", "href": f"{base_url}/flavors/{inst.flavor_id}"}]},
         "created": _ts(inst.created),
         "updated": _ts(inst.updated),
         "OS-SRV-USG:launched_at": _ts(inst.launched_at),
