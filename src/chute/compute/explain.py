@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from chute.compute.fetch import Fetcher, candidates
-from chute.compute.fetch import file as direct
+from chute.compute.fetch import file as shared_fs
 from chute.errors import ChuteError, DirectPathUnavailable
 from chute.transfer import copy
 
@@ -52,7 +52,7 @@ def _judge(fetcher: Fetcher, location: Any, image: dict[str, Any], base_dir: str
            ) -> tuple[list[str], str | None]:
     try:
         path, fs = fetcher.resolve(location)
-        fd = direct.open_source(path, fs)
+        fd = shared_fs.open_source(path, fs)
         try:
             size = os.fstat(fd).st_size
         finally:
