@@ -11,7 +11,7 @@ from pathlib import Path
 
 from chute.client.download import CHUNK, _FileWriter, download_image
 from chute.client.images import ImageClient
-from chute.transfer.direct import ALIGN
+from chute.transfer.odirect import ALIGN
 
 SHM = Path("/dev/shm")
 

@@ -19,7 +19,7 @@ from typing import Any
 from chute import config, httpapi
 from chute import log as chute_log
 from chute.compute import db, virt
-from chute.compute.fetch.file import filesystems
+from chute.compute.fetch.shared_fs import filesystems
 from chute.compute.options import SCHEMA
 from chute.errors import ChuteError, ConfigError
 
@@ -79,9 +79,8 @@ def state_url(conf: config.Config) -> str:
 
 
 def image_client(conf: config.Config) -> Any:
-    from chute.compute.glance import FailoverImageClient
-    token = conf.get("glance", "service_token") or None
-    return FailoverImageClient(conf.get("glance", "api_servers"), token=token)
+    from chute.compute.image_service import FailoverImageService
+    return FailoverImageService.from_conf(conf)
 
 
 def build_app(conf: config.Config) -> Any:

@@ -25,8 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chute.client.image import Image
 from chute.compute import disks, flavors
 from chute.compute.db import InstanceStore
+from chute.compute.image_service import ImageService
+from chute.compute.imagecache import Fetched
 from chute.compute.instance import (
     ACTIVE,
     ERROR,
@@ -35,7 +38,6 @@ from chute.compute.instance import (
     SPAWNING,
     Fault,
     Instance,
-    Transfer,
     utcnow,
 )
 from chute.compute.virt import Driver
@@ -86,7 +88,7 @@ class _Workers:
 
 
 class ComputeManager:
-    def __init__(self, conf: Config, store: InstanceStore, client: Any, cache: Any,
+    def __init__(self, conf: Config, store: InstanceStore, client: ImageService, cache: Any,
                  driver: Driver) -> None:
         self.conf = conf
         self.store = store
@@ -185,8 +187,7 @@ class ComputeManager:
         inst.task_state = SPAWNING
         self._save(inst)
         fetched = self.cache.fetch(image)
-        inst.transfer = Transfer(fetched.method, fetched.primitive, fetched.nbytes,
-                                 fetched.seconds)
+        inst.transfer = fetched.transfer
         self._save(inst)
         flavor = flavors.get(inst.flavor_id)
         with self._lock(instance_id):
@@ -200,9 +201,10 @@ class ComputeManager:
             inst.launched_at = now
             self._save(inst)
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
-                 inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
+                 inst.image_id, fetched.transfer.method, fetched.transfer.nbytes,
+                 fetched.transfer.seconds)
 
-    def _image(self, image_id: str, *, for_request: bool) -> dict[str, Any]:
+    def _image(self, image_id: str, *, for_request: bool) -> Image:
         """The image document, which must exist and be active (400 at request time)."""
         error = BadComputeRequest if for_request else ChuteError
         try:
@@ -213,8 +215,8 @@ class ComputeManager:
             if exc.status == 404:
                 raise error(f"Image {image_id} could not be found.") from None
             raise error(f"The image service refused image {image_id}: {exc.message}") from None
-        if image.get("status") != "active":
-            raise error(f"Image {image_id} is not active (status {image.get('status')}).")
+        if image.status != "active":
+            raise error(f"Image {image_id} is not active (status {image.status}).")
         return image
 
     def _fail(self, instance_id: str, message: str) -> None:
@@ -253,12 +255,11 @@ class ComputeManager:
                 LOG.exception("Image cache cleanup failed")
 
 
-def _base_format(conf: Config, image: dict[str, Any], fetched: Any) -> str:
+def _base_format(conf: Config, image: Image, fetched: Fetched) -> str:
     """The format the cached base is stored in: the image's, unless the cache converted it."""
-    stored = getattr(fetched, "format", None)
-    if stored:
-        return str(stored)
-    disk_format = image.get("disk_format") or "raw"
+    if fetched.format:
+        return fetched.format
+    disk_format = image.disk_format or "raw"
     if conf.get("DEFAULT", "force_raw_images") and disk_format in RAW_CONVERTIBLE:
         return "raw"
     return disk_format
