@@ -54,6 +54,22 @@ class Fetched:
     transfer: Transfer  # method "file" | "http" | "cache"; seconds: making the base, all of it
     format: str | None = None  # how the base is stored: the disk_format, or raw if converted
 
+    @property
+    def method(self) -> str:
+        return self.transfer.method
+
+    @property
+    def primitive(self) -> str | None:
+        return self.transfer.primitive
+
+    @property
+    def nbytes(self) -> int:
+        return self.transfer.nbytes
+
+    @property
+    def seconds(self) -> float:
+        return self.transfer.seconds
+
 
 def base_name(image_id: str) -> str:
     return hashlib.sha1(image_id.encode("utf-8")).hexdigest()

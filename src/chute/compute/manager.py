@@ -201,8 +201,7 @@ class ComputeManager:
             inst.launched_at = now
             self._save(inst)
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
-                 inst.image_id, fetched.transfer.method, fetched.transfer.nbytes,
-                 fetched.transfer.seconds)
+                 inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
 
     def _image(self, image_id: str, *, for_request: bool) -> Image:
         """The image document, which must exist and be active (400 at request time)."""
