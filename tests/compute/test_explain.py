@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from chute.compute.image_service import FailoverImageService
 from chute.compute.explain import explain
+from chute.compute.image_service import FailoverImageService
 
 pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
 

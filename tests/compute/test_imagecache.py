@@ -166,7 +166,8 @@ def test_eight_threads_and_two_processes_cause_one_transfer(fetch_env, fetch_log
                                            json.dumps(image), fetch_env.api.url],
                                           stdout=subprocess.PIPE, stderr=err, text=True))
     methods: list[str] = []
-    threads = [threading.Thread(target=lambda: methods.append(cache.fetch(Image.parse(image)).method))
+    parsed = Image.parse(image)
+    threads = [threading.Thread(target=lambda: methods.append(cache.fetch(parsed).method))
                for _ in range(8)]
     for thread in threads:
         thread.start()
