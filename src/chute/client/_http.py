@@ -46,11 +46,10 @@ def _json_message(doc: Any) -> str | None:
     """Find the message in Glance's flat JSON or Nova's/glanceclient's nested JSON."""
     if not isinstance(doc, dict):
         return None
-    if isinstance(doc.get("message"), str):
-        return doc["message"]
-    for value in doc.values():
-        if isinstance(value, dict) and isinstance(value.get("message"), str):
-            return value["message"]
+    for holder in (doc, *doc.values()):
+        message = holder.get("message") if isinstance(holder, dict) else None
+        if isinstance(message, str):
+            return message
     return None
 
 
@@ -275,6 +274,18 @@ class HttpApi:
         except ValueError:
             raise RemoteError(resp.status_code,
                               f"{method} {path} answered with a body that is not JSON") from None
+
+    def json_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        doc = self.json(method, path, **kwargs)
+        if not isinstance(doc, dict):
+            raise RemoteError(200, f"{method} {path} answered with JSON that is not an object")
+        return doc
+
+    def json_list(self, method: str, path: str, **kwargs: Any) -> list[Any]:
+        doc = self.json(method, path, **kwargs)
+        if not isinstance(doc, list):
+            raise RemoteError(200, f"{method} {path} answered with JSON that is not a list")
+        return doc
 
     def close(self) -> None:
         self.session.close()

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chute.errors import IntegrityError, TransferError
-from chute.transfer.hashing import BLOCKS, check_algorithm
+from chute.transfer.blockdigest import BLOCKS
+from chute.transfer.hashing import check_algorithm
 
 MISMATCH = "image data does not match its checksum"
 BLOCKS_FIELD = "chute_blake3_blocks"  # the image property holding the blake3-blocks digest

@@ -113,15 +113,15 @@ class ImageClient:
     # -- metadata -------------------------------------------------------------------------
 
     def get(self, image_id: str) -> dict[str, Any]:
-        return self.api.json("GET", f"/v2/images/{_q(image_id)}")
+        return self.api.json_object("GET", f"/v2/images/{_q(image_id)}")
 
     def locations(self, image_id: str) -> list[dict[str, Any]]:
         """The service-only locations list (`[{url, metadata}]`), independent of
         show_multiple_locations; needs the service token when the server sets one."""
-        return self.api.json("GET", f"/v2/images/{_q(image_id)}/locations")
+        return self.api.json_list("GET", f"/v2/images/{_q(image_id)}/locations")
 
     def create(self, **fields: Any) -> dict[str, Any]:
-        return self.api.json("POST", "/v2/images", json=fields)
+        return self.api.json_object("POST", "/v2/images", json=fields)
 
     def list(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every image matching the filters, following `next` links page by page."""
@@ -142,7 +142,7 @@ class ImageClient:
         return href if href.startswith("/") else "/" + href
 
     def update(self, image_id: str, patch_ops: builtins.list[dict[str, Any]]) -> dict[str, Any]:
-        return self.api.json("PATCH", f"/v2/images/{_q(image_id)}", json=patch_ops,
+        return self.api.json_object("PATCH", f"/v2/images/{_q(image_id)}", json=patch_ops,
                              headers={"Content-Type": PATCH_MEDIA_TYPE})
 
     def delete(self, image_id: str) -> None:
