@@ -4,7 +4,7 @@ and nothing outside the mountpoint ever opened.
 Real boots get their locations from the server: the test rewrites the image's location rows in
 chute-api's database (as a hostile or broken registry would serve them) and the compute config.
 URL shapes the server never produces go straight to the path-translation function
-(chute.compute.fetch.file). Every target a hostile location aims at is watched with inotify
+(chute.compute.fetch.shared_fs). Every target a hostile location aims at is watched with inotify
 (opentrap): the kernel, not a log line, shows that no process opened it. The outside targets
 hold the image's exact bytes, so a containment bug would not be caught by the hash check - only
 by the trap.
