@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 
 from chute.client.download import CHUNK, _FileWriter, download_image
+from chute.client.image import Image
 from chute.client.images import ImageClient
-from chute.transfer.direct import ALIGN
+from chute.transfer.odirect import ALIGN
 
 SHM = Path("/dev/shm")
 
@@ -56,7 +57,7 @@ def test_download_image_with_an_unaligned_size_is_exact(shared_api, tmp_path):
     client = ImageClient(shared_api.url)
     image = client.create(name="direct", disk_format="raw", container_format="bare")
     client.upload(image["id"], io.BytesIO(data), len(data))
-    done = download_image(client, client.get(image["id"]), str(tmp_path / "d.raw"))
+    done = download_image(client, Image.parse(client.get(image["id"])), str(tmp_path / "d.raw"))
     assert done.nbytes == len(data)
     assert (tmp_path / "d.raw").read_bytes() == data
     assert [p.name for p in tmp_path.iterdir()] == ["d.raw"]

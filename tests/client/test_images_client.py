@@ -15,6 +15,7 @@ import requests
 
 from chute.client._http import error_message
 from chute.client.download import download_image
+from chute.client.image import Image
 from chute.client.images import SENDFILE_SLICE, UPLOAD_CHUNK, ImageClient
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable, TransferError
 
@@ -147,7 +148,7 @@ def test_a_download_cut_off_mid_stream_fails_and_leaves_nothing(tmp_path):
              "checksum": hashlib.md5(DATA).hexdigest()}
     target = tmp_path / "out.raw"
     with pytest.raises(RemoteUnavailable) as info:
-        download_image(ImageClient(url), image, str(target))
+        download_image(ImageClient(url), Image.parse(image), str(target))
     server.join(5)
     assert f"download interrupted after {len(sent)} bytes" in info.value.message
     assert list(tmp_path.iterdir()) == []
@@ -214,22 +215,25 @@ def test_locations_endpoint_needs_the_service_token(start_api):
 def test_download_image_verifies_and_renames(shared_api, tmp_path):
     client = ImageClient(shared_api.url)
     image = _active_image(client)
-    done = download_image(client, image, str(tmp_path / "d.raw"))
+    done = download_image(client, Image.parse(image), str(tmp_path / "d.raw"))
     assert (tmp_path / "d.raw").read_bytes() == DATA
     assert done.nbytes == len(DATA) and done.algorithm == "blake3-blocks"
     forged = dict(image, chute_blake3_blocks="0" * 64)
     with pytest.raises(IntegrityError, match="chute_blake3_blocks"):
-        download_image(client, forged, str(tmp_path / "bad.raw"))
+        download_image(client, Image.parse(forged), str(tmp_path / "bad.raw"))
     # A Glance server has no chute_blake3_blocks: the multihash is checked instead.
     glance_doc = {k: v for k, v in image.items() if k != "chute_blake3_blocks"}
-    assert download_image(client, glance_doc, str(tmp_path / "g.raw")).algorithm == "sha512"
+    assert download_image(client, Image.parse(glance_doc),
+                          str(tmp_path / "g.raw")).algorithm == "sha512"
     with pytest.raises(IntegrityError, match="os_hash_value"):
-        download_image(client, dict(glance_doc, os_hash_value="0" * 128),
+        download_image(client, Image.parse(dict(glance_doc, os_hash_value="0" * 128)),
                        str(tmp_path / "bad.raw"))
     md5_only = dict(glance_doc, os_hash_algo=None, os_hash_value=None)
-    assert download_image(client, md5_only, str(tmp_path / "m.raw")).algorithm == "md5"
+    assert download_image(client, Image.parse(md5_only),
+                          str(tmp_path / "m.raw")).algorithm == "md5"
     with pytest.raises(IntegrityError, match="checksum"):
-        download_image(client, dict(md5_only, checksum="0" * 32), str(tmp_path / "bad.raw"))
+        download_image(client, Image.parse(dict(md5_only, checksum="0" * 32)),
+                       str(tmp_path / "bad.raw"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.raw", "g.raw", "m.raw"]
 
 

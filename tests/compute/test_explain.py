@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from chute.client.images import ImageClient
+from chute.compute.image_service import FailoverImageService
 from chute.compute.main import explain
 
 pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
 
 
 def report(env, conf, image) -> str:
-    return explain(conf, ImageClient(env.api.url), image["id"])
+    return explain(conf, FailoverImageService([env.api.url]), image["id"])
 
 
 def test_direct_path_taken_names_file_and_primitives(fetch_env):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from fetch.fetchenv import lines, warnings
 
-from chute.client.images import ImageClient
+from chute.client.image import Image
 from chute.compute.imagecache import ImageCache, base_name
 from chute.compute.main import image_cache
 from chute.errors import TransferError
@@ -26,7 +26,8 @@ MiB = 1 << 20
 
 
 def cache_for(env, conf=None) -> ImageCache:
-    return image_cache(conf or env.conf(), ImageClient(env.api.url))
+    conf = conf or env.conf()
+    return image_cache(conf)
 
 
 def qcow2_bytes(tmp: Path, backing: Path | None = None) -> bytes:
@@ -44,9 +45,9 @@ def test_second_fetch_is_a_cache_hit(fetch_env, fetch_log):
     data = os.urandom(MiB)
     image = fetch_env.upload(data)
     cache = cache_for(fetch_env)
-    first = cache.fetch(image)
+    first = cache.fetch(Image.parse(image))
     assert first.path == os.path.join(cache.dir, base_name(image["id"]))
-    again = cache.fetch(image)
+    again = cache.fetch(Image.parse(image))
     assert (again.method, again.path, again.nbytes) == ("cache", first.path, len(data))
     assert lines(fetch_log, f"Image {image['id']} found in cache")
     assert len(lines(fetch_log, "Successfully transferred using")) == 1
@@ -58,19 +59,19 @@ def test_a_damaged_base_is_fetched_again(fetch_env, fetch_log):
     data = os.urandom(MiB)
     image = fetch_env.upload(data)
     cache = cache_for(fetch_env)
-    base = Path(cache.fetch(image).path)
+    base = Path(cache.fetch(Image.parse(image)).path)
     os.truncate(base, 1000)
-    got = cache.fetch(image)
+    got = cache.fetch(Image.parse(image))
     assert got.method == "file" and base.read_bytes() == data
     assert any("is not usable" in w for w in warnings(fetch_log))
     Path(str(base) + ".info").unlink()  # no record of what was verified: not trusted
-    assert cache.fetch(image).method == "file"
+    assert cache.fetch(Image.parse(image)).method == "file"
 
 
 def test_cached_base_is_rechecked_for_format_safety(fetch_env, fetch_log, tmp_path):
     image = fetch_env.upload(qcow2_bytes(tmp_path), disk_format="qcow2")
     cache = cache_for(fetch_env)
-    base = Path(cache.fetch(image).path)
+    base = Path(cache.fetch(Image.parse(image)).path)
     backing = tmp_path / "host-secret.raw"
     backing.write_bytes(b"\0" * MiB)
     evil = qcow2_bytes(tmp_path, backing=backing)
@@ -79,7 +80,7 @@ def test_cached_base_is_rechecked_for_format_safety(fetch_env, fetch_log, tmp_pa
     info = json.loads(info_path.read_text())
     info["stored_size"] = len(evil)
     info_path.write_text(json.dumps(info))
-    got = cache.fetch(image)
+    got = cache.fetch(Image.parse(image))
     assert got.method == "file"
     assert any("is not usable" in w and "backing" in w.lower() for w in warnings(fetch_log))
 
@@ -87,7 +88,7 @@ def test_cached_base_is_rechecked_for_format_safety(fetch_env, fetch_log, tmp_pa
 def test_qcow2_is_kept_as_qcow2(fetch_env, tmp_path):
     data = qcow2_bytes(tmp_path)
     image = fetch_env.upload(data, disk_format="qcow2")
-    fetched = cache_for(fetch_env).fetch(image)
+    fetched = cache_for(fetch_env).fetch(Image.parse(image))
     base = fetched.path
     assert fetched.format == "qcow2" and Path(base).read_bytes() == data
     info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", base],
@@ -99,7 +100,7 @@ def test_force_raw_images_converts_and_still_hits(fetch_env, fetch_log, tmp_path
     image = fetch_env.upload(qcow2_bytes(tmp_path), disk_format="qcow2")
     conf = fetch_env.conf(DEFAULT={"force_raw_images": "true"})
     cache = cache_for(fetch_env, conf)
-    fetched = cache.fetch(image)
+    fetched = cache.fetch(Image.parse(image))
     assert fetched.format == "raw"
     base = Path(fetched.path)
     content = base.read_bytes()
@@ -107,7 +108,7 @@ def test_force_raw_images_converts_and_still_hits(fetch_env, fetch_log, tmp_path
     assert content[:MiB] == bytes(MiB)
     info = json.loads(Path(str(base) + ".info").read_text())
     assert (info["format"], info["stored_size"], info["size"]) == ("raw", 8 * MiB, image["size"])
-    hit = cache.fetch(image)
+    hit = cache.fetch(Image.parse(image))
     assert (hit.method, hit.format) == ("cache", "raw")
     assert not [p for p in base.parent.iterdir() if p.suffix in (".part", ".converted")]
 
@@ -123,26 +124,27 @@ def test_stale_part_files_are_removed_and_never_used(fetch_env, fetch_log):
     cache = cache_for(fetch_env, conf)
     assert not part.exists()
     part.write_bytes(data)
-    assert cache.fetch(image).method == "file"
+    assert cache.fetch(Image.parse(image)).method == "file"
     assert not part.exists()
 
 
 def test_an_inactive_image_is_refused(fetch_env):
     cache = cache_for(fetch_env)
     with pytest.raises(TransferError, match="is queued, not active"):
-        cache.fetch({"id": "abc", "status": "queued", "size": None})
+        cache.fetch(Image.parse({"id": "abc", "status": "queued", "size": None}))
 
 
 CHILD = """
 import json, logging, sys
 from chute import config
-from chute.client.images import ImageClient
+from chute.client.image import Image
+from chute.compute.image_service import FailoverImageService
 from chute.compute.main import image_cache
 from chute.compute.options import SCHEMA
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 conf = config.load(sys.argv[1], SCHEMA)
 image = json.loads(sys.argv[2])
-got = image_cache(conf, ImageClient(sys.argv[3])).fetch(image)
+got = image_cache(conf, FailoverImageService([sys.argv[3]])).fetch(Image.parse(image))
 print(got.method)
 """
 
@@ -164,7 +166,8 @@ def test_eight_threads_and_two_processes_cause_one_transfer(fetch_env, fetch_log
                                            json.dumps(image), fetch_env.api.url],
                                           stdout=subprocess.PIPE, stderr=err, text=True))
     methods: list[str] = []
-    threads = [threading.Thread(target=lambda: methods.append(cache.fetch(image).method))
+    parsed = Image.parse(image)
+    threads = [threading.Thread(target=lambda: methods.append(cache.fetch(parsed).method))
                for _ in range(8)]
     for thread in threads:
         thread.start()
@@ -194,7 +197,7 @@ def test_cleanup_removes_only_old_unused_bases(fetch_env, fetch_log):
     images = [fetch_env.upload(os.urandom(4096)) for _ in range(3)]
     conf = fetch_env.conf(image_cache={"remove_unused_original_minimum_age_seconds": 3600})
     cache = cache_for(fetch_env, conf)
-    old, young, used = (Path(cache.fetch(image).path) for image in images)
+    old, young, used = (Path(cache.fetch(Image.parse(image)).path) for image in images)
     an_hour_ago = time.time() - 3700
     for path in (old, used):
         os.utime(path, (an_hour_ago, an_hour_ago))

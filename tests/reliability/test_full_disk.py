@@ -120,6 +120,7 @@ def test_cli_download_onto_a_full_filesystem_fails_and_leaves_nothing(start_api,
     import io
 
     from chute.client.download import download_image
+    from chute.client.image import Image
     from chute.client.images import ImageClient
 
     api = start_api()
@@ -128,6 +129,6 @@ def test_cli_download_onto_a_full_filesystem_fails_and_leaves_nothing(start_api,
     image = client.create(name="big", disk_format="raw", container_format="bare")
     client.upload(image["id"], io.BytesIO(data), len(data))
     with pytest.raises(OSError) as info:
-        download_image(client, client.get(image["id"]), str(small_fs / "big.raw"))
+        download_image(client, Image.parse(client.get(image["id"])), str(small_fs / "big.raw"))
     assert info.value.errno == errno.ENOSPC
     assert os.listdir(small_fs) == []

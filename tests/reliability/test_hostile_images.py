@@ -24,7 +24,7 @@ import requests
 from opentrap import OpenTrap
 from util import boot_and_wait
 
-from chute.compute.fetch.verify import expected
+from chute.client.image import Expected, Image
 
 JSON = {"Accept": "application/json"}
 OCTET = {"Content-Type": "application/octet-stream", "Accept": "application/json"}
@@ -275,7 +275,7 @@ def test_compute_rechecks_cached_bases(shared_api, start_compute, tmp_path, trap
     # matches them exactly: refused in the cache, refetched, refused again -> ERROR.
     evil = store_hostile(api, hostile, "qcow2")
     evil_base = base_of(compute, evil["id"])
-    want = expected(evil)
+    want = Expected.required(Image.parse(evil))
     plant(evil_base, hostile, {
         "image_id": evil["id"], "size": want.size, "algorithm": want.algorithm,
         "digest": want.digest, "format": "qcow2", "disk_format": "qcow2",

@@ -4,7 +4,7 @@ and nothing outside the mountpoint ever opened.
 Real boots get their locations from the server: the test rewrites the image's location rows in
 chute-api's database (as a hostile or broken registry would serve them) and the compute config.
 URL shapes the server never produces go straight to the path-translation function
-(chute.compute.fetch.file). Every target a hostile location aims at is watched with inotify
+(chute.compute.fetch.shared_fs). Every target a hostile location aims at is watched with inotify
 (opentrap): the kernel, not a log line, shows that no process opened it. The outside targets
 hold the image's exact bytes, so a containment bug would not be caught by the hash check - only
 by the trap.
@@ -26,7 +26,7 @@ import requests
 from opentrap import OpenTrap
 from util import boot_and_wait
 
-from chute.compute.fetch import file as direct
+from chute.compute.fetch import shared_fs
 from chute.errors import DirectPathUnavailable
 
 FS_ID = "shared-fs-1"
@@ -218,7 +218,7 @@ def test_translation_refuses_shapes_the_server_never_produces(tmp_path, trap, ca
     (outside / "trap").write_bytes(b"secret")
     trap.watch(outside)
     glance = "/srv/glance"
-    fs = {FS_ID: direct.Filesystem("g", FS_ID, str(mount))}
+    fs = {FS_ID: shared_fs.Filesystem("g", FS_ID, str(mount))}
     meta = {"id": FS_ID, "mountpoint": glance}
     # url, metadata, reason raised by local_path (None: translated inside the mount, refused
     # when opened)
@@ -251,17 +251,17 @@ def test_translation_refuses_shapes_the_server_never_produces(tmp_path, trap, ca
     for url, metadata, reason in shapes:
         if reason is not None:
             with pytest.raises(DirectPathUnavailable) as caught:
-                direct.local_path(url, metadata, fs)
+                shared_fs.local_path(url, metadata, fs)
             assert caught.value.reason == reason, (url, caught.value.reason, caught.value.detail)
             continue
-        path, found = direct.local_path(url, metadata, fs)
+        path, found = shared_fs.local_path(url, metadata, fs)
         assert os.path.commonpath([path, str(mount)]) == str(mount), (url, path)
         with pytest.raises(DirectPathUnavailable) as caught:
-            os.close(direct.open_source(path, found))
+            os.close(shared_fs.open_source(path, found))
         assert caught.value.reason in ("missing_file", "not_readable", "not_regular_file"), url
     # Doubled slashes alone are harmless: collapsed, then translated by components.
-    path, found = direct.local_path(f"file:///{glance}//images///img", meta, fs)
-    os.close(direct.open_source(path, found))
+    path, found = shared_fs.local_path(f"file:///{glance}//images///img", meta, fs)
+    os.close(shared_fs.open_source(path, found))
     assert path == str(mount / "images" / "img")
     assert trap.opened() == []
     with capsys.disabled():

@@ -127,10 +127,11 @@ def image_list(limit: int | None, filters: tuple[str, ...], tag: str | None) -> 
 def image_download(image_id: str, path: str, progress: bool) -> None:
     """Download image data, verifying size and hash before it appears under --file."""
     from chute.client.download import download_image  # hashing modules: only needed here
+    from chute.client.image import Image
 
     client = cli_context().images()
-    image = client.get(image_id)
-    with byte_bar(image.get("size") or None, "download", progress) as bar:
+    image = Image.parse(client.get(image_id))
+    with byte_bar(image.size or None, "download", progress) as bar:
         done = download_image(client, image, path, bar.update)
     if cli_context().fmt == "json":
         emit_json({"id": image_id, "file": done.path, "bytes": done.nbytes,

@@ -19,10 +19,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from chute.errors import RemoteError, RemoteUnavailable
+
+# What a streamed body raises when its connection breaks mid-read: the libraries' own errors,
+# known only here (Body), so everything above sees RemoteUnavailable.
+_BROKEN_BODY = (requests.RequestException, urllib3.exceptions.HTTPError,
+                http.client.HTTPException, OSError)
 
 USER_AGENT = "chute-client/0.1"
 
@@ -40,11 +46,10 @@ def _json_message(doc: Any) -> str | None:
     """Find the message in Glance's flat JSON or Nova's/glanceclient's nested JSON."""
     if not isinstance(doc, dict):
         return None
-    if isinstance(doc.get("message"), str):
-        return doc["message"]
-    for value in doc.values():
-        if isinstance(value, dict) and isinstance(value.get("message"), str):
-            return value["message"]
+    for holder in (doc, *doc.values()):
+        message = holder.get("message") if isinstance(holder, dict) else None
+        if isinstance(message, str):
+            return message
     return None
 
 
@@ -76,6 +81,45 @@ def explain(status: int, reason: str | None, ctype: str, body: str) -> str:
 
 def remote_error(resp: requests.Response) -> RemoteError:
     return RemoteError(resp.status_code, error_message(resp))
+
+
+class Body:
+    """The unread body of a successful streamed answer; a connection that breaks while it is
+    read raises RemoteUnavailable naming `endpoint`, never a library's exception."""
+
+    def __init__(self, resp: requests.Response, endpoint: str) -> None:
+        self._resp, self.endpoint = resp, endpoint
+
+    @property
+    def status(self) -> int:
+        return self._resp.status_code
+
+    def header(self, name: str) -> str:
+        return str(self._resp.headers.get(name, ""))
+
+    def read(self, size: int) -> bytes:
+        """Exactly `size` bytes unless the body ends first (urllib3's read(n))."""
+        try:
+            return bytes(self._resp.raw.read(size))
+        except _BROKEN_BODY as exc:
+            raise RemoteUnavailable(f"{self.endpoint} broke off a range answer: {exc}") from None
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The body in pieces of up to `size` bytes."""
+        try:
+            yield from self._resp.iter_content(size)
+        except _BROKEN_BODY as exc:
+            raise RemoteUnavailable(f"{self.endpoint} broke off the download: "
+                                    f"{_reason(exc)}") from None
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def __enter__(self) -> Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class HttpApi:
@@ -230,6 +274,18 @@ class HttpApi:
         except ValueError:
             raise RemoteError(resp.status_code,
                               f"{method} {path} answered with a body that is not JSON") from None
+
+    def json_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        doc = self.json(method, path, **kwargs)
+        if not isinstance(doc, dict):
+            raise RemoteError(200, f"{method} {path} answered with JSON that is not an object")
+        return doc
+
+    def json_list(self, method: str, path: str, **kwargs: Any) -> list[Any]:
+        doc = self.json(method, path, **kwargs)
+        if not isinstance(doc, list):
+            raise RemoteError(200, f"{method} {path} answered with JSON that is not a list")
+        return doc
 
     def close(self) -> None:
         self.session.close()

@@ -14,10 +14,24 @@ def _q(part: str) -> str:
     return quote(str(part), safe="")
 
 
-def _inner(doc: Any, key: str) -> Any:
+def _inner(doc: object, key: str) -> Any:
     if not isinstance(doc, dict) or key not in doc:
         raise RemoteError(200, f"compute API answer has no {key!r} member")
     return doc[key]
+
+
+def _one(doc: object, key: str) -> dict[str, Any]:
+    inner = _inner(doc, key)
+    if not isinstance(inner, dict):
+        raise RemoteError(200, f"compute API answer's {key!r} is not an object")
+    return inner
+
+
+def _many(doc: object, key: str) -> list[dict[str, Any]]:
+    inner = _inner(doc, key)
+    if not isinstance(inner, list):
+        raise RemoteError(200, f"compute API answer's {key!r} is not a list")
+    return inner
 
 
 class ComputeClient:
@@ -35,20 +49,20 @@ class ComputeClient:
 
     def boot(self, name: str, image_ref: str, flavor_ref: str) -> dict[str, Any]:
         body = {"server": {"name": name, "imageRef": image_ref, "flavorRef": str(flavor_ref)}}
-        return _inner(self.api.json("POST", "/v2.1/servers", json=body), "server")
+        return _one(self.api.json("POST", "/v2.1/servers", json=body), "server")
 
     def get(self, server_id: str) -> dict[str, Any]:
-        return _inner(self.api.json("GET", f"/v2.1/servers/{_q(server_id)}"), "server")
+        return _one(self.api.json("GET", f"/v2.1/servers/{_q(server_id)}"), "server")
 
     def list(self, detail: bool = True) -> builtins.list[dict[str, Any]]:
         path = "/v2.1/servers/detail" if detail else "/v2.1/servers"
-        return _inner(self.api.json("GET", path), "servers")
+        return _many(self.api.json("GET", path), "servers")
 
     def delete(self, server_id: str) -> None:
         self.api.request("DELETE", f"/v2.1/servers/{_q(server_id)}").close()
 
     def flavors(self) -> builtins.list[dict[str, Any]]:
-        return _inner(self.api.json("GET", "/v2.1/flavors/detail"), "flavors")
+        return _many(self.api.json("GET", "/v2.1/flavors/detail"), "flavors")
 
     def flavor(self, flavor_id: str) -> dict[str, Any]:
-        return _inner(self.api.json("GET", f"/v2.1/flavors/{_q(flavor_id)}"), "flavor")
+        return _one(self.api.json("GET", f"/v2.1/flavors/{_q(flavor_id)}"), "flavor")

@@ -10,7 +10,7 @@ cache (writes into fresh page cache take 1-4 s per GiB on this machine, as long 
 read and hash) and starts the disk writing every 64 MiB, so the final fsync waits for the tail
 only (it waited 1.6-2.2 s per GiB for the whole file before).
 
-Where the filesystem allows it the writer bypasses the page cache (chute.transfer.direct):
+Where the filesystem allows it the writer bypasses the page cache (chute.transfer.odirect):
 writes into fresh page cache set the download's pace in the runs where they were slow; the
 same GiB through O_DIRECT took 0.67-1.04 s wall, fsync included, every time.
 """
@@ -25,12 +25,12 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
+from chute.client.image import Expected, Image
 from chute.client.images import ImageClient
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable
-from chute.transfer.direct import DirectFile
-from chute.transfer.hashing import BLOCKS, MultiHasher, new_hash
+from chute.transfer.hashing import MultiHasher
+from chute.transfer.odirect import ODirectFile
 from chute.transfer.ring import ring
 from chute.transfer.writeback import Writeback
 
@@ -41,49 +41,18 @@ IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
-class Expected:
-    """What the image document promises about its data."""
-
-    size: int | None
-    algorithm: str | None
-    digest: str | None
-    field: str | None  # which image attribute the digest came from, for messages
-
-    @classmethod
-    def of(cls, image: dict[str, Any]) -> Expected:
-        """The strongest digest we can check at full speed: chute-api's blake3-blocks (several
-        GB/s, where SHA-512 manages ~1 GB/s on one core), else Glance's multihash, else MD5."""
-        size = image.get("size")
-        if image.get("chute_blake3_blocks"):
-            return cls(size, BLOCKS, image["chute_blake3_blocks"].lower(), "chute_blake3_blocks")
-        algo, value = image.get("os_hash_algo"), image.get("os_hash_value")
-        if algo and value and _usable(algo):
-            return cls(size, algo, value.lower(), "os_hash_value")
-        if image.get("checksum"):
-            return cls(size, "md5", image["checksum"].lower(), "checksum")
-        return cls(size, None, None, None)
-
-
-@dataclass(frozen=True)
 class Downloaded:
     path: str
     nbytes: int
     algorithm: str | None  # None: the image had no hash to check against
 
 
-def _usable(algorithm: str) -> bool:
-    try:
-        new_hash(algorithm)
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def download_image(client: ImageClient, image: dict[str, Any], path: str,
+def download_image(client: ImageClient, image: Image, path: str,
                    progress: Callable[[int], None] | None = None) -> Downloaded:
-    """Write the data of `image` (its document, as returned by `client.get`) to `path`."""
-    if image.get("status") != "active":
-        raise RemoteError(409, f"image {image['id']} is {image.get('status')}, not active: "
+    """Write the data of `image` to `path`; checked against `Expected.of(image)`, or only
+    against its size when it has no usable digest (Downloaded.algorithm is then None)."""
+    if image.status != "active":
+        raise RemoteError(409, f"image {image.id} is {image.status}, not active: "
                                "it has no data to download")
     expected = Expected.of(image)
     directory = os.path.dirname(os.path.abspath(path))
@@ -94,7 +63,7 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
         raise OSError(exc.errno, f"cannot write in {directory}: {exc.strerror}") from None
     try:
         try:
-            nbytes = _stream(client, image["id"], _FileWriter(fd, tmp), expected, progress)
+            nbytes = _stream(client, image, _FileWriter(fd, tmp), expected, progress)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -102,7 +71,7 @@ def download_image(client: ImageClient, image: dict[str, Any], path: str,
     except BaseException:
         _unlink(tmp)
         raise
-    return Downloaded(path, nbytes, expected.algorithm)
+    return Downloaded(path, nbytes, expected.algorithm if expected else None)
 
 
 class _FileWriter:
@@ -114,7 +83,7 @@ class _FileWriter:
     def __init__(self, fd: int, path: str) -> None:
         self._fd = fd
         self._end = 0
-        self._direct = DirectFile.open(fd, path)
+        self._direct = ODirectFile.open(fd, path)
         # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
         self._writeback = Writeback(fd) if self._direct is None else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
@@ -159,11 +128,12 @@ class _FileWriter:
             self._direct = None
 
 
-def _stream(client: ImageClient, image_id: str, out: _FileWriter, expected: Expected,
+def _stream(client: ImageClient, image: Image, out: _FileWriter, expected: Expected | None,
             progress: Callable[[int], None] | None) -> int:
     """Read the body into a ring of reused, page-aligned buffers (chute.transfer.ring): each is
     hashed and written (with O_DIRECT, from the buffer itself) while the next ones fill."""
-    hasher = MultiHasher([expected.algorithm] if expected.algorithm else [], depth=IN_FLIGHT)
+    image_id = image.id
+    hasher = MultiHasher([expected.algorithm] if expected else [], depth=IN_FLIGHT)
     slots = ring(IN_FLIGHT, CHUNK)
     nbytes = 0
     with hasher, out, client.download_body(image_id) as body:
@@ -183,7 +153,7 @@ def _stream(client: ImageClient, image_id: str, out: _FileWriter, expected: Expe
             slot.free()
         digests = hasher.hexdigests()
         _check_complete(body, image_id, nbytes)
-    _verify(image_id, expected, nbytes, digests)
+    _verify(image, expected, nbytes, digests)
     return nbytes
 
 
@@ -213,15 +183,16 @@ def _fill(body: http.client.HTTPResponse, buffer: memoryview, image_id: str, bef
     return got
 
 
-def _verify(image_id: str, expected: Expected, nbytes: int, digests: dict[str, str]) -> None:
-    if expected.size is not None and nbytes != expected.size:
+def _verify(image: Image, expected: Expected | None, nbytes: int,
+            digests: dict[str, str]) -> None:
+    image_id = image.id
+    if image.size is not None and nbytes != image.size:
         raise IntegrityError(f"image {image_id}: received {nbytes} bytes, expected "
-                             f"{expected.size}; download discarded")
-    if expected.algorithm is None:
+                             f"{image.size}; download discarded")
+    if expected is None:
         return
     got = digests[expected.algorithm]
     if got != expected.digest:
-        assert expected.digest is not None  # an algorithm always comes with its digest
         raise IntegrityError(
             f"image {image_id}: downloaded data does not match its {expected.field} "
             f"({expected.algorithm} {got[:16]}... != {expected.digest[:16]}...); "

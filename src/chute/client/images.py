@@ -22,7 +22,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from chute.client._http import HttpApi
+from chute.client import byteranges
+from chute.client._http import Body, HttpApi
+from chute.client.byteranges import Span
 from chute.errors import RemoteError, TransferError
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -111,15 +113,15 @@ class ImageClient:
     # -- metadata -------------------------------------------------------------------------
 
     def get(self, image_id: str) -> dict[str, Any]:
-        return self.api.json("GET", f"/v2/images/{_q(image_id)}")
+        return self.api.json_object("GET", f"/v2/images/{_q(image_id)}")
 
     def locations(self, image_id: str) -> list[dict[str, Any]]:
         """The service-only locations list (`[{url, metadata}]`), independent of
         show_multiple_locations; needs the service token when the server sets one."""
-        return self.api.json("GET", f"/v2/images/{_q(image_id)}/locations")
+        return self.api.json_list("GET", f"/v2/images/{_q(image_id)}/locations")
 
     def create(self, **fields: Any) -> dict[str, Any]:
-        return self.api.json("POST", "/v2/images", json=fields)
+        return self.api.json_object("POST", "/v2/images", json=fields)
 
     def list(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every image matching the filters, following `next` links page by page."""
@@ -140,7 +142,7 @@ class ImageClient:
         return href if href.startswith("/") else "/" + href
 
     def update(self, image_id: str, patch_ops: builtins.list[dict[str, Any]]) -> dict[str, Any]:
-        return self.api.json("PATCH", f"/v2/images/{_q(image_id)}", json=patch_ops,
+        return self.api.json_object("PATCH", f"/v2/images/{_q(image_id)}", json=patch_ops,
                              headers={"Content-Type": PATCH_MEDIA_TYPE})
 
     def delete(self, image_id: str) -> None:
@@ -207,20 +209,16 @@ class ImageClient:
         self.api.request("PUT", path, data=body, headers=headers,
                          timeout=(self.api.timeout, None)).close()
 
-    def open_ranges(self, image_id: str, ranges: Sequence[tuple[int, int]]) -> requests.Response:
-        """Start streaming several byte ranges (inclusive `(first, last)`, ascending) of the
-        image data in one request; the answer is a 206 `multipart/byteranges` body, unread.
-        A 200 (Range ignored) raises RemoteError(200); an older chute-api refuses several
-        ranges with RemoteError(400)."""
-        spec = ",".join(f"{first}-{last}" for first, last in ranges)
-        resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/file", stream=True,
-                                headers={"Accept": "application/octet-stream",
-                                         "Range": f"bytes={spec}"})
-        if resp.status_code != 206:
-            resp.close()
-            raise RemoteError(resp.status_code,
-                              f"server ignored the Range request for image {image_id}")
-        return resp
+    def data(self, image_id: str, ranges: Sequence[Span] = ()) -> Body:
+        """The image data, or only `ranges` (inclusive `(first, last)`, ascending; `last`
+        None: to the end), body unread; caller closes.
+
+        One range answers 206 with Content-Range, several a 206 `multipart/byteranges` body
+        (chute.client.byteranges reads both). A 200 to a range request (Range ignored)
+        raises RemoteError(200); an older chute-api refuses several ranges with
+        RemoteError(400); no data (204) raises RemoteError(204), as open_download.
+        """
+        return Body(self._open(image_id, ranges), self.endpoint)
 
     @contextmanager
     def download_body(self, image_id: str) -> Iterator[http.client.HTTPResponse]:
@@ -243,16 +241,18 @@ class ImageClient:
         (Glance answers 204) raises RemoteError(204, ...) so callers never mistake an
         empty body for an empty image; so does a 200 answer to a range (RemoteError(200)).
         """
+        return self._open(image_id, [(offset, last)] if offset > 0 or last is not None else [])
+
+    def _open(self, image_id: str, ranges: Sequence[Span]) -> requests.Response:
         headers = {"Accept": "application/octet-stream"}
-        ranged = offset > 0 or last is not None
-        if ranged:
-            headers["Range"] = f"bytes={offset}-{'' if last is None else last}"
+        if ranges:
+            headers["Range"] = byteranges.header(ranges)
         resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/file", headers=headers,
                                 stream=True)
         if resp.status_code == 204:
             resp.close()
             raise RemoteError(204, f"image {image_id} has no data")
-        if ranged and resp.status_code != 206:
+        if ranges and resp.status_code != 206:
             resp.close()
             raise RemoteError(resp.status_code,
                               f"server ignored the Range request for image {image_id}")

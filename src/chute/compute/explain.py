@@ -9,24 +9,19 @@ copying, and probes which copy primitive the kernel allows between the image's f
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
-from chute.compute.fetch import Fetcher, candidates
-from chute.compute.fetch import file as shared_fs
+from chute.client.image import Image, Location
+from chute.compute.fetch import Fetcher, candidates, shared_fs
+from chute.compute.image_service import ImageService
 from chute.errors import ChuteError, DirectPathUnavailable
 from chute.transfer import copy
 
-if TYPE_CHECKING:
-    from chute.client.images import ImageClient
-    from chute.compute.glance import FailoverImageClient
 
-
-def explain(fetcher: Fetcher, client: ImageClient | FailoverImageClient, base_dir: str,
-            image_id: str) -> str:
+def explain(fetcher: Fetcher, client: ImageService, base_dir: str, image_id: str) -> str:
     """A report, one block per candidate location, ending with what a fetch would do."""
     image = client.get(image_id)
-    lines = [f"Image {image_id} ({image.get('status')}, {image.get('size')} bytes, "
-             f"disk_format {image.get('disk_format')})",
+    lines = [f"Image {image_id} ({image.status}, {image.size} bytes, "
+             f"disk_format {image.disk_format})",
              "allowed_direct_url_schemes: "
              + (", ".join(sorted(fetcher.schemes)) or "none (direct path disabled)"),
              "filesystems: " + (", ".join(f"{fs.name} (id {fs.id}, mountpoint {fs.mountpoint})"
@@ -48,7 +43,7 @@ def explain(fetcher: Fetcher, client: ImageClient | FailoverImageClient, base_di
     return "\n".join(lines) + "\n"
 
 
-def _judge(fetcher: Fetcher, location: Any, image: dict[str, Any], base_dir: str
+def _judge(fetcher: Fetcher, location: Location, image: Image, base_dir: str
            ) -> tuple[list[str], str | None]:
     try:
         path, fs = fetcher.resolve(location)
@@ -57,9 +52,9 @@ def _judge(fetcher: Fetcher, location: Any, image: dict[str, Any], base_dir: str
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
-        if size != image.get("size"):
+        if size != image.size:
             raise DirectPathUnavailable(
-                "size_mismatch", f"{path} has {size} bytes, the image has {image.get('size')}")
+                "size_mismatch", f"{path} has {size} bytes, the image has {image.size}")
     except DirectPathUnavailable as exc:
         return [f"direct path: NO ({exc.reason}): {exc.detail}"], None
     except ChuteError as exc:

@@ -28,10 +28,12 @@ import os
 import re
 import subprocess
 import time
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Iterator
 
-from chute.compute.fetch import Fetcher, expected
+from chute.client.image import Expected, Image
+from chute.compute.fetch import Fetcher
+from chute.compute.instance import Transfer
 from chute.compute.settings import CacheSettings
 from chute.errors import ChuteError, TransferError, UnsupportedFormat
 from chute.formats import QEMU_FORMATS, converts_to_raw, inspect_file
@@ -46,11 +48,24 @@ class Fetched:
     """How a base came to be usable: fetched by `file` or `http`, or found in the `cache`."""
 
     path: str
-    method: str  # "file" | "http" | "cache"
-    primitive: str | None
-    nbytes: int
-    seconds: float
+    transfer: Transfer  # method "file" | "http" | "cache"; seconds: making the base, all of it
     format: str  # how the base is stored: the disk_format, or raw if converted
+
+    @property
+    def method(self) -> str:
+        return self.transfer.method
+
+    @property
+    def primitive(self) -> str | None:
+        return self.transfer.primitive
+
+    @property
+    def nbytes(self) -> int:
+        return self.transfer.nbytes
+
+    @property
+    def seconds(self) -> float:
+        return self.transfer.seconds
 
 
 def base_name(image_id: str) -> str:
@@ -69,20 +84,21 @@ class ImageCache:
     def base_path(self, image_id: str) -> str:
         return os.path.join(self.dir, base_name(image_id))
 
-    def fetch(self, image: dict[str, Any]) -> Fetched:
-        image_id = image["id"]
-        if image.get("status") != "active":
-            raise TransferError(f"image {image_id} is {image.get('status')}, not active")
+    def fetch(self, image: Image) -> Fetched:
+        image_id = image.id
+        if image.status != "active":
+            raise TransferError(f"image {image_id} is {image.status}, not active")
+        want = self.fetcher.expected(image)
         base = self.base_path(image_id)
         with self._locked(base, image_id):
             started = time.monotonic()
-            stored_format = self._usable(image, base)
+            stored_format = self._usable(image, want, base)
             if stored_format:
                 os.utime(base)  # the cleanup ages bases by mtime: this one is in use
                 LOG.info("Image %s found in cache", image_id)
-                return Fetched(base, "cache", None, os.stat(base).st_size,
-                               time.monotonic() - started, stored_format)
-            return self._fetch_locked(image, base, started)
+                return Fetched(base, Transfer("cache", None, os.stat(base).st_size,
+                                              time.monotonic() - started, base), stored_format)
+            return self._fetch_locked(image, want, base, started)
 
     # -- locking ------------------------------------------------------------------------
 
@@ -110,23 +126,22 @@ class ImageCache:
 
     # -- the cached base ----------------------------------------------------------------
 
-    def _usable(self, image: dict[str, Any], base: str) -> str | None:
+    def _usable(self, image: Image, want: Expected, base: str) -> str | None:
         """The stored format of a base that passes every check, else None."""
         if not os.path.exists(base):
             return None
         try:
-            return self._check_base(image, base)
+            return self._check_base(image, want, base)
         except (ChuteError, OSError, ValueError, KeyError, TypeError) as exc:
             LOG.warning("Cached base %s of image %s is not usable (%s); fetching again",
-                        base, image["id"], getattr(exc, "message", None) or exc)
+                        base, image.id, getattr(exc, "message", None) or exc)
             _remove(base, base + ".info")
             return None
 
-    def _check_base(self, image: dict[str, Any], base: str) -> str:
+    def _check_base(self, image: Image, want: Expected, base: str) -> str:
         with open(base + ".info", encoding="utf-8") as handle:
             info = json.load(handle)
-        want = expected(image, self.settings.verify_digest)
-        if (info["image_id"], info["size"]) != (image["id"], want.size):
+        if (info["image_id"], info["size"]) != (image.id, want.size):
             raise ValueError(f"recorded for {info['image_id']} of {info['size']} bytes")
         if (info["algorithm"], info["digest"]) != (want.algorithm, want.digest):
             raise ValueError("recorded digest differs from the image's")
@@ -138,23 +153,23 @@ class ImageCache:
 
     # -- fetching -----------------------------------------------------------------------
 
-    def _fetch_locked(self, image: dict[str, Any], base: str, started: float) -> Fetched:
+    def _fetch_locked(self, image: Image, want: Expected, base: str,
+                      started: float) -> Fetched:
         part, converted = base + ".part", base + ".converted"
         _remove(part, converted)
         try:
-            transfer = self.fetcher.fetch(image, part)
+            transfer = self.fetcher.fetch(image, part, want)
             stored, fmt = self._make_base(image, part, converted)
-            self._write_info(image, base, stored, fmt, transfer.method)
+            self._write_info(image, want, base, stored, fmt, transfer.method)
             os.rename(stored, base)
             _fsync_dir(self.dir)
         finally:
             _remove(part, converted)
-        return Fetched(base, transfer.method, transfer.primitive, transfer.nbytes,
-                       time.monotonic() - started, fmt)
+        return Fetched(base, replace(transfer, seconds=time.monotonic() - started), fmt)
 
-    def _make_base(self, image: dict[str, Any], part: str, converted: str) -> tuple[str, str]:
+    def _make_base(self, image: Image, part: str, converted: str) -> tuple[str, str]:
         """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
-        fmt = image.get("disk_format") or "raw"
+        fmt = image.disk_format or "raw"
         # Raises for unsafe content; the base keeps the DECLARED format (a qcow2 header in an
         # image declared raw is data of a raw disk, never interpreted as qcow2).
         inspect_file(part, fmt)
@@ -163,7 +178,7 @@ class ImageCache:
         cmd = ["qemu-img", "convert", "-q", "-f", QEMU_FORMATS[fmt], "-O", "raw", part, converted]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            raise UnsupportedFormat(f"converting image {image['id']} to raw failed: "
+            raise UnsupportedFormat(f"converting image {image.id} to raw failed: "
                                     f"{done.stderr.strip()}")
         fd = os.open(converted, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -173,11 +188,10 @@ class ImageCache:
         inspect_file(converted, "raw")
         return converted, "raw"
 
-    def _write_info(self, image: dict[str, Any], base: str, stored: str, fmt: str,
+    def _write_info(self, image: Image, want: Expected, base: str, stored: str, fmt: str,
                     method: str) -> None:
-        want = expected(image, self.settings.verify_digest)
-        info = {"image_id": image["id"], "size": want.size, "algorithm": want.algorithm,
-                "digest": want.digest, "format": fmt, "disk_format": image.get("disk_format"),
+        info = {"image_id": image.id, "size": want.size, "algorithm": want.algorithm,
+                "digest": want.digest, "format": fmt, "disk_format": image.disk_format,
                 "stored_size": os.stat(stored).st_size, "method": method,
                 "fetched_at": time.time()}
         tmp = base + ".info.tmp"

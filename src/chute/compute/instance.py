@@ -30,12 +30,15 @@ class Fault:
 
 @dataclass
 class Transfer:
-    """How the image arrived on this host for this instance's build."""
+    """How the image arrived on this host for this instance's build: the one record from the
+    fetch (chute.compute.fetch builds it) to the server document. `primitive` is the copy
+    primitive for `file`, `extents` or None (the whole stream) for `http`."""
 
     method: str  # file | http | cache
     primitive: str | None
     nbytes: int
     seconds: float
+    source: str | None = None  # the path copied or the server downloaded from; not stored
 
     def as_dict(self) -> dict[str, Any]:
         return {"method": self.method, "primitive": self.primitive, "bytes": self.nbytes,

@@ -32,9 +32,8 @@ from chute.errors import ChuteError, ConfigError
 if TYPE_CHECKING:  # for annotations only: the app's modules are imported in the worker
     import falcon
 
-    from chute.client.images import ImageClient
     from chute.compute.fetch import Fetcher
-    from chute.compute.glance import FailoverImageClient
+    from chute.compute.image_service import FailoverImageService, ImageService
     from chute.compute.imagecache import ImageCache
 
 LOG = logging.getLogger("chute.compute")
@@ -85,20 +84,22 @@ def check_bind(conf: config.Config, agent: AgentSettings) -> None:
                             f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def image_client(settings: ImageServiceSettings) -> FailoverImageClient:
-    from chute.compute.glance import FailoverImageClient
-    return FailoverImageClient(list(settings.api_servers), token=settings.service_token)
+def image_service(conf: config.Config) -> FailoverImageService:
+    """The image service over `[glance] api_servers`, with Nova's fail-over policy."""
+    from chute.compute.image_service import FailoverImageService
+    return FailoverImageService.from_settings(ImageServiceSettings.from_config(conf))
 
 
-def fetcher(conf: config.Config, client: ImageClient | FailoverImageClient) -> Fetcher:
+def fetcher(conf: config.Config, service: ImageService) -> Fetcher:
     """The one place a Fetcher is built (for the cache and for explain)."""
     from chute.compute.fetch import Fetcher
-    return Fetcher(conf, client)
+    return Fetcher(ImageServiceSettings.from_config(conf), service)
 
 
-def image_cache(conf: config.Config, client: ImageClient | FailoverImageClient) -> ImageCache:
+def image_cache(conf: config.Config, service: ImageService | None = None) -> ImageCache:
     from chute.compute.imagecache import ImageCache
-    return ImageCache(CacheSettings.from_config(conf), fetcher(conf, client))
+    return ImageCache(CacheSettings.from_config(conf),
+                      fetcher(conf, service or image_service(conf)))
 
 
 def build_app(conf: config.Config) -> falcon.App[falcon.Request, falcon.Response]:
@@ -107,17 +108,17 @@ def build_app(conf: config.Config) -> falcon.App[falcon.Request, falcon.Response
     from chute.compute.manager import ComputeManager
 
     agent = AgentSettings.from_config(conf)
-    client = image_client(ImageServiceSettings.from_config(conf))
+    service = image_service(conf)
     manager = ComputeManager(ManagerSettings.from_config(conf), db.InstanceDB(agent.state_url),
-                             client, image_cache(conf, client), virt.load(agent.compute_driver))
+                             service, image_cache(conf, service), virt.load(agent.compute_driver))
     manager.start()
     return create_app(manager)
 
 
-def explain(conf: config.Config, client: ImageClient | FailoverImageClient, image_id: str) -> str:
+def explain(conf: config.Config, service: ImageService, image_id: str) -> str:
     from chute.compute.explain import explain as explain_image
     base_dir = CacheSettings.from_config(conf).base_dir
-    return explain_image(fetcher(conf, client), client, base_dir, image_id)
+    return explain_image(fetcher(conf, service), service, base_dir, image_id)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,8 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
         if args.command == "explain":
-            print(explain(conf, image_client(ImageServiceSettings.from_config(conf)),
-                          args.image_id))
+            print(explain(conf, image_service(conf), args.image_id))
             return 0
         check_bind(conf, agent)
         prepare(conf, agent)

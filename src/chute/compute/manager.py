@@ -25,8 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from chute.client.image import Image
 from chute.compute import disks, flavors
 from chute.compute.db import InstanceDB
+from chute.compute.image_service import ImageService
 from chute.compute.imagecache import Fetched
 from chute.compute.instance import (
     ACTIVE,
@@ -36,7 +38,6 @@ from chute.compute.instance import (
     SPAWNING,
     Fault,
     Instance,
-    Transfer,
     utcnow,
 )
 from chute.compute.settings import ManagerSettings
@@ -59,16 +60,10 @@ INTERRUPTED = "build interrupted by a restart"
 CHECKSUM_FAULT = "image data does not match its checksum"
 
 
-class ImageLookup(Protocol):
-    """The one image-service call the manager makes (the fetch makes the others)."""
-
-    def get(self, image_id: str) -> dict[str, Any]: ...
-
-
 class Cache(Protocol):
     """The host's image cache, as the manager uses it (compute/imagecache.py)."""
 
-    def fetch(self, image: dict[str, Any]) -> Fetched: ...
+    def fetch(self, image: Image) -> Fetched: ...
 
     def cleanup(self, in_use_image_ids: set[str]) -> builtins.list[str]: ...
 
@@ -99,7 +94,7 @@ class _Workers:
 
 
 class ComputeManager:
-    def __init__(self, settings: ManagerSettings, db: InstanceDB, client: ImageLookup,
+    def __init__(self, settings: ManagerSettings, db: InstanceDB, client: ImageService,
                  cache: Cache, driver: Driver) -> None:
         self.settings = settings
         self.db = db
@@ -198,8 +193,7 @@ class ComputeManager:
         inst.task_state = SPAWNING
         self._save(inst)
         fetched = self.cache.fetch(image)
-        inst.transfer = Transfer(fetched.method, fetched.primitive, fetched.nbytes,
-                                 fetched.seconds)
+        inst.transfer = fetched.transfer
         self._save(inst)
         flavor = flavors.get(inst.flavor_id)
         with self._lock(instance_id):
@@ -214,7 +208,7 @@ class ComputeManager:
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
                  inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
 
-    def _image(self, image_id: str, *, for_request: bool) -> dict[str, Any]:
+    def _image(self, image_id: str, *, for_request: bool) -> Image:
         """The image document, which must exist and be active (400 at request time)."""
         error = BadComputeRequest if for_request else ChuteError
         try:
@@ -225,8 +219,8 @@ class ComputeManager:
             if exc.status == 404:
                 raise error(f"Image {image_id} could not be found.") from None
             raise error(f"The image service refused image {image_id}: {exc.message}") from None
-        if image.get("status") != "active":
-            raise error(f"Image {image_id} is not active (status {image.get('status')}).")
+        if image.status != "active":
+            raise error(f"Image {image_id} is not active (status {image.status}).")
         return image
 
     def _fail(self, instance_id: str, message: str) -> None:

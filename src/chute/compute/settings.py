@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chute.compute import db
-from chute.compute.fetch.file import Filesystem, filesystems
+from chute.compute.fetch.shared_fs import Filesystem, filesystems
 from chute.config import Config
 
 
@@ -63,7 +63,6 @@ class CacheSettings:
 
     base_dir: str
     force_raw_images: bool
-    verify_digest: str
     remove_unused_base_images: bool
     min_unused_age_seconds: int  # remove_unused_original_minimum_age_seconds
 
@@ -71,7 +70,7 @@ class CacheSettings:
     def from_config(cls, conf: Config) -> CacheSettings:
         d, cache = conf.section("DEFAULT"), conf.section("image_cache")
         return cls(base_dir(d["instances_path"]), d["force_raw_images"],
-                   conf.get("glance", "verify_digest"), cache["remove_unused_base_images"],
+                   cache["remove_unused_base_images"],
                    cache["remove_unused_original_minimum_age_seconds"])
 
 

@@ -4,7 +4,7 @@ The request thread only reads: each chunk lands in one of RING reused buffers (s
 the socket, see chute.images.body; chute.transfer.ring), and is then hashed in
 chute.transfer.hashing's threads (one per digest) and written by a writer thread while the
 next buffers fill (with O_DIRECT from the buffer itself where the store's filesystem allows,
-see chute.transfer.direct). MD5 +
+see chute.transfer.odirect). MD5 +
 SHA-512 + BLAKE3 thus cost no more wall time than the slowest of them, and no step waits for
 another unless it falls RING chunks behind. The format inspector sees the same chunks: the
 data is read once.

@@ -29,7 +29,7 @@ from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Extents, Opened, StoredLocation, coalesce
 from chute.transfer import copy
-from chute.transfer.direct import DirectFile
+from chute.transfer.odirect import ODirectFile
 from chute.transfer.writeback import Writeback
 from chute.transfer.zeros import all_zero
 
@@ -125,10 +125,10 @@ class FileWriter:
                 self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
         except OSError as exc:
             raise self._translate(exc) from None
-        # Around the page cache where the filesystem allows (chute.transfer.direct: the
+        # Around the page cache where the filesystem allows (chute.transfer.odirect: the
         # page-cache copy was 30% of both cores during a 1 GiB upload); else through it,
         # with writeback started as it goes so that commit()'s fsync has little left to do.
-        self._direct = DirectFile.open(self._fd, self.partial)
+        self._direct = ODirectFile.open(self._fd, self.partial)
         self._writeback = Writeback(self._fd) if self._direct is None else None
 
     def _translate(self, exc: OSError) -> Exception:

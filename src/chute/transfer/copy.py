@@ -46,8 +46,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from chute.transfer.blockdigest import blocks_digest_fd
-from chute.transfer.hashing import BLOCKS, MultiHasher, new_hash, update_zeros
+from chute.transfer.blockdigest import BLOCKS, blocks_digest_fd
+from chute.transfer.hashing import MultiHasher, new_hash, update_zeros
 from chute.transfer.writeback import start_writeback
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h

@@ -206,7 +206,7 @@ def file_digest(path: str, algorithm: str, chunk_size: int = 4 << 20) -> str:
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
-    return digest.hexdigest()
+    return str(digest.hexdigest())
 
 
 def update_zeros(digest: Any, nbytes: int) -> None:

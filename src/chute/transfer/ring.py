@@ -1,7 +1,7 @@
 """Reused, page-aligned buffers for a stream that is read, hashed and written at once.
 
 Each buffer is its own anonymous mapping, not a bytearray or a bytes object, for two reasons:
-- it is page-aligned, so an O_DIRECT write takes it as it is (chute.transfer.direct), where an
+- it is page-aligned, so an O_DIRECT write takes it as it is (chute.transfer.odirect), where an
   unaligned one is first copied into an aligned stage: that copy was 0.2 s of the writer
   thread's 0.85 s per GiB in a CLI download, on the pipeline's slowest step;
 - it never passes through malloc: a freed 4 MiB bytearray raises glibc's dynamic mmap

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chute import config
-from chute.compute.fetch import file as direct
+from chute.compute.fetch import shared_fs
 from chute.compute.options import SCHEMA
 from chute.errors import ConfigError, DirectPathUnavailable
 
@@ -27,7 +27,7 @@ def layout(tmp_path: Path):
     images = mount / "glance" / "images"
     images.mkdir(parents=True)
     (images / IMAGE).write_bytes(b"image bytes")
-    fs = direct.Filesystem("gluster", "gfs1", str(mount))
+    fs = shared_fs.Filesystem("gluster", "gfs1", str(mount))
     return tmp_path, mount, {"gfs1": fs}
 
 
@@ -36,16 +36,16 @@ META = {"id": "gfs1", "mountpoint": "/mnt/gluster"}
 
 def reason(url: str, by_id, metadata=META) -> str:
     with pytest.raises(DirectPathUnavailable) as caught:
-        path, fs = direct.local_path(url, metadata, by_id)
-        os.close(direct.open_source(path, fs))
+        path, fs = shared_fs.local_path(url, metadata, by_id)
+        os.close(shared_fs.open_source(path, fs))
     return caught.value.reason
 
 
 def test_translates_by_components_and_opens_the_local_file(layout):
     _, mount, by_id = layout
-    path, fs = direct.local_path(f"file:///mnt/gluster/glance/images/{IMAGE}", META, by_id)
+    path, fs = shared_fs.local_path(f"file:///mnt/gluster/glance/images/{IMAGE}", META, by_id)
     assert path == str(mount / "glance" / "images" / IMAGE) and fs.name == "gluster"
-    fd = direct.open_source(path, fs)
+    fd = shared_fs.open_source(path, fs)
     try:
         assert os.read(fd, 100) == b"image bytes"
     finally:
@@ -57,7 +57,7 @@ def test_trailing_and_doubled_slashes_are_irrelevant(layout, glance_mount):
     _, mount, by_id = layout
     for url in (f"file:///mnt/gluster/glance/images/{IMAGE}",
                 f"file:///mnt//gluster//glance/images//{IMAGE}"):
-        path, _ = direct.local_path(url, {"id": "gfs1", "mountpoint": glance_mount}, by_id)
+        path, _ = shared_fs.local_path(url, {"id": "gfs1", "mountpoint": glance_mount}, by_id)
         assert path == str(mount / "glance" / "images" / IMAGE)
 
 
@@ -84,7 +84,7 @@ def test_url_is_decoded_exactly_once(layout):
     tmp, mount, by_id = layout
     odd = mount / "glance" / "images" / "%2e%2e"  # a real file literally named %2e%2e
     odd.write_bytes(b"x")
-    path, _ = direct.local_path("file:///mnt/gluster/glance/images/%252e%252e", META, by_id)
+    path, _ = shared_fs.local_path("file:///mnt/gluster/glance/images/%252e%252e", META, by_id)
     assert path == str(odd)
 
 
@@ -122,18 +122,18 @@ def test_symlink_escaping_the_mountpoint_is_refused(layout):
 def test_symlink_inside_the_mountpoint_is_followed(layout):
     _, mount, by_id = layout
     (mount / "alias").symlink_to(mount / "glance" / "images" / IMAGE)
-    path, fs = direct.local_path("file:///mnt/gluster/alias", META, by_id)
+    path, fs = shared_fs.local_path("file:///mnt/gluster/alias", META, by_id)
     assert path == str(mount / "glance" / "images" / IMAGE)
-    os.close(direct.open_source(path, fs))
+    os.close(shared_fs.open_source(path, fs))
 
 
 def test_mountpoint_itself_behind_a_symlink_works(tmp_path, layout):
     _, mount, _ = layout
     view = tmp_path / "view"
     view.symlink_to(mount)
-    by_id = {"gfs1": direct.Filesystem("gluster", "gfs1", str(view))}
-    path, fs = direct.local_path(f"file:///mnt/gluster/glance/images/{IMAGE}", META, by_id)
-    os.close(direct.open_source(path, fs))
+    by_id = {"gfs1": shared_fs.Filesystem("gluster", "gfs1", str(view))}
+    path, fs = shared_fs.local_path(f"file:///mnt/gluster/glance/images/{IMAGE}", META, by_id)
+    os.close(shared_fs.open_source(path, fs))
 
 
 def test_only_regular_files_are_opened(layout):
@@ -144,9 +144,9 @@ def test_only_regular_files_are_opened(layout):
     os.mknod(images / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
     for name, kind in (("fifo", "a FIFO"), ("dir", "a directory"), ("null", "a device")):
         with pytest.raises(DirectPathUnavailable, match=kind) as caught:
-            path, fs = direct.local_path(f"file:///mnt/gluster/glance/images/{name}", META,
+            path, fs = shared_fs.local_path(f"file:///mnt/gluster/glance/images/{name}", META,
                                          by_id)
-            direct.open_source(path, fs)
+            shared_fs.open_source(path, fs)
         assert caught.value.reason == "not_regular_file"
     assert reason("file:///mnt/gluster/glance/images/missing", by_id) == "missing_file"
 
@@ -160,7 +160,7 @@ def write_conf(tmp_path: Path, text: str) -> config.Config:
 def test_filesystems_from_config_and_their_errors(tmp_path):
     conf = write_conf(tmp_path, "[image_file_url]\nfilesystems = a\n"
                                 "[image_file_url:a]\nid = fs-a\nmountpoint = /opt/a\n")
-    assert direct.filesystems(conf) == {"fs-a": direct.Filesystem("a", "fs-a", "/opt/a")}
+    assert shared_fs.filesystems(conf) == {"fs-a": shared_fs.Filesystem("a", "fs-a", "/opt/a")}
     for text, problem in (
         ("[image_file_url]\nfilesystems = b\n", r"\[image_file_url\] filesystems: names "
                                                 r"\[image_file_url:b\], which is missing"),
@@ -170,4 +170,4 @@ def test_filesystems_from_config_and_their_errors(tmp_path):
          r"\[image_file_url:a\] mountpoint: must be an absolute path"),
     ):
         with pytest.raises(ConfigError, match=problem):
-            direct.filesystems(write_conf(tmp_path, text))
+            shared_fs.filesystems(write_conf(tmp_path, text))

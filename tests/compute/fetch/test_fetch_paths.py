@@ -17,9 +17,10 @@ import pytest
 from blocksref import blake3_blocks
 from fetchenv import lines, warnings
 
-from chute.client.images import ImageClient
-from chute.compute.fetch import Fetcher
-from chute.compute.main import image_cache
+from chute.client.image import Image
+from chute.compute.image_service import FailoverImageService
+from chute.compute.main import fetcher as build_fetcher
+from chute.compute.main import image_cache, image_service
 from chute.errors import IntegrityError
 
 pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log (xfs_reflink: tests/conftest.py)
@@ -35,8 +36,8 @@ def sparse_bytes() -> bytes:
 
 
 def fetch(env, conf, image) -> tuple[object, bytes]:
-    cache = image_cache(conf, ImageClient(env.api.url))
-    got = cache.fetch(image)
+    cache = image_cache(conf)
+    got = cache.fetch(Image.parse(image))
     return got, Path(got.path).read_bytes()
 
 
@@ -189,9 +190,10 @@ def test_corrupted_store_file_is_fatal(fetch_env, fetch_log):
     data = os.urandom(2 * MiB)
     image = fetch_env.upload(data)
     flip(fetch_env.stored(image), 99)
-    cache = image_cache(fetch_env.conf(), ImageClient(fetch_env.api.url))
+    conf = fetch_env.conf()
+    cache = image_cache(conf)
     with pytest.raises(IntegrityError, match="image data does not match its checksum"):
-        cache.fetch(image)
+        cache.fetch(Image.parse(image))
     assert any("does not match chute_blake3_blocks" in w for w in warnings(fetch_log))
     assert not lines(fetch_log, "Successfully transferred")
     base_dir = Path(cache.dir)
@@ -206,28 +208,31 @@ def test_locations_endpoint_when_the_document_hides_them(start_api, tmp_path, fe
     data = os.urandom(MiB)
     image = env.upload(data)
     assert "locations" not in image and "direct_url" not in image
-    without = image_cache(env.conf("a.conf"), ImageClient(api.url))
-    assert without.fetch(image).method == "http"  # 403 on the locations endpoint: HTTP
-    with_token = image_cache(env.conf("b.conf", glance={"service_token": "s3cret"},
-                                     DEFAULT={"instances_path": tmp_path / "i2"}),
-                            ImageClient(api.url, token="s3cret"))
-    got = with_token.fetch(image)
+    conf = env.conf("a.conf")
+    without = image_cache(conf)
+    assert without.fetch(Image.parse(image)).method == "http"  # 403 on the locations endpoint: HTTP
+    conf = env.conf("b.conf", glance={"service_token": "s3cret"},
+                    DEFAULT={"instances_path": tmp_path / "i2"})
+    with_token = image_cache(conf)
+    got = with_token.fetch(Image.parse(image))
     assert got.method == "file" and Path(got.path).read_bytes() == data
 
 
 def test_candidates_are_deduplicated_locations_first(fetch_env):
     from chute.compute.fetch import candidates
     image = fetch_env.upload(os.urandom(4096))
-    found = candidates(image, ImageClient(fetch_env.api.url))
+    found = candidates(Image.parse(image), FailoverImageService([fetch_env.api.url]))
     assert len(found) == 1 and found[0].url == image["direct_url"]
     assert found[0].metadata == {"id": "shared-fs-1", "mountpoint": str(fetch_env.store)}
 
 
 def test_fetcher_refuses_an_image_without_any_digest(fetch_env):
     from chute.errors import TransferError
-    fetcher = Fetcher(fetch_env.conf(), ImageClient(fetch_env.api.url))
+    conf = fetch_env.conf()
+    fetcher = build_fetcher(conf, image_service(conf))
     with pytest.raises(TransferError, match="no usable checksum"):
-        fetcher.fetch({"id": "x", "size": 1, "status": "active"}, str(fetch_env.tmp / "p"))
+        fetcher.fetch(Image.parse({"id": "x", "size": 1, "status": "active"}),
+                      str(fetch_env.tmp / "p"))
 
 
 @pytest.fixture
@@ -249,9 +254,9 @@ def test_a_full_disk_stops_the_fetch_and_leaves_nothing(fetch_env, fetch_log, ti
     from chute.errors import TransferError
     image = fetch_env.upload(os.urandom(3 * MiB))
     conf = fetch_env.conf(schemes=schemes, DEFAULT={"instances_path": tiny_tmpfs})
-    cache = image_cache(conf, ImageClient(fetch_env.api.url))
+    cache = image_cache(conf)
     with pytest.raises(TransferError, match="No space left on device"):
-        cache.fetch(image)
+        cache.fetch(Image.parse(image))
     assert not lines(fetch_log, "Successfully transferred")
     assert not [p.name for p in Path(cache.dir).iterdir() if not p.name.endswith(".lock")]
 

@@ -21,7 +21,8 @@ from fetchenv import lines, warnings
 from imageutil import rewrite_sparse
 from test_http_fetch import CuttingRelay, http_conf
 
-from chute.client.images import ImageClient
+from chute.client.image import Image
+from chute.compute import image_service
 from chute.compute.fetch import http as http_fetch
 from chute.compute.main import image_cache
 from chute.errors import IntegrityError, TransferError
@@ -35,7 +36,7 @@ DATA_AT = [(2 * MiB, 6 * MiB + 64 * KiB), (12 * MiB, MiB)]  # the image's data; 
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    monkeypatch.setattr(http_fetch, "RETRY_DELAY", 0.05)
+    monkeypatch.setattr(image_service, "RETRY_DELAY", 0.05)
 
 
 def sparse_data() -> bytes:
@@ -137,8 +138,9 @@ def requested_ranges(sent: str) -> list[list[tuple[int, int]]]:
 
 
 def fetch_through(env, server: str, image: dict, **glance: Any):
-    cache = image_cache(http_conf(env, [server], **glance), ImageClient(env.api.url))
-    return cache, cache.fetch(image)
+    conf = http_conf(env, [server], **glance)
+    cache = image_cache(conf)
+    return cache, cache.fetch(Image.parse(image))
 
 
 def test_only_the_data_extents_move_and_holes_stay_holes(fetch_env, fetch_log, sparse_image):
@@ -233,9 +235,10 @@ def test_extents_that_cannot_be_trusted_are_not_used(fetch_env, fetch_log, proxy
 def test_a_server_calling_data_a_hole_is_refused(fetch_env, fetch_log, proxy, sparse_image):
     image, _ = sparse_image
     liar = proxy(rewrite=lambda d: {**d, "extents": d["extents"][:1]})  # hides the 2nd extent
-    cache = image_cache(http_conf(fetch_env, [liar.url]), ImageClient(fetch_env.api.url))
+    conf = http_conf(fetch_env, [liar.url])
+    cache = image_cache(conf)
     with pytest.raises(IntegrityError, match="does not match its checksum"):
-        cache.fetch(image)
+        cache.fetch(Image.parse(image))
     assert not [w for w in warnings(fetch_log) if "retrying" in w]
     assert not os.path.exists(cache.base_path(image["id"]))
     assert not list(Path(cache.dir).glob("*.part"))
@@ -246,12 +249,13 @@ def test_data_planted_in_a_hole_of_the_store_is_refused(fetch_env, fetch_log, sp
     with open(fetch_env.stored(image), "r+b") as stored:  # behind the image service's back
         stored.seek(20 * MiB)
         stored.write(b"\x01")
-    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    conf = http_conf(fetch_env, [fetch_env.api.url])
+    cache = image_cache(conf)
     extents = requests.get(f"{fetch_env.api.url}/v2/images/{image['id']}/extents",
                            timeout=10).json()["extents"]
     assert len(extents) == len(DATA_AT) + 1  # the server describes the file it has
     with pytest.raises(IntegrityError, match="does not match its checksum"):
-        cache.fetch(image)
+        cache.fetch(Image.parse(image))
     assert not os.path.exists(cache.base_path(image["id"]))
 
 
@@ -279,10 +283,10 @@ def test_failing_ranges_give_up_after_one_plus_num_retries(fetch_env, fetch_log,
 
     broken = Broken(fetch_env.api.url)
     try:
-        cache = image_cache(http_conf(fetch_env, [broken.url], num_retries=2),
-                           ImageClient(fetch_env.api.url))
+        conf = http_conf(fetch_env, [broken.url], num_retries=2)
+        cache = image_cache(conf)
         with pytest.raises(TransferError, match="failed after 3 attempt"):
-            cache.fetch(image)
+            cache.fetch(Image.parse(image))
     finally:
         broken.close()
     assert len([w for w in warnings(fetch_log) if "retrying" in w]) == 2

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from fetchenv import lines, warnings
 
-from chute.client.images import ImageClient
-from chute.compute.fetch import http as http_fetch
+from chute.client.image import Image
+from chute.compute import image_service
 from chute.compute.main import image_cache
 from chute.errors import IntegrityError, TransferError
 
@@ -27,7 +27,7 @@ MiB = 1 << 20
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch):
-    monkeypatch.setattr(http_fetch, "RETRY_DELAY", 0.05)
+    monkeypatch.setattr(image_service, "RETRY_DELAY", 0.05)
 
 
 class CuttingRelay:
@@ -100,8 +100,9 @@ def test_resumes_with_range_after_a_mid_stream_drop(fetch_env, fetch_log):
     image = fetch_env.upload(data)
     relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB)
     try:
-        cache = image_cache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
-        got = cache.fetch(image)
+        conf = http_conf(fetch_env, [relay.url])
+        cache = image_cache(conf)
+        got = cache.fetch(Image.parse(image))
     finally:
         relay.close()
     assert Path(got.path).read_bytes() == data and got.method == "http"
@@ -119,8 +120,9 @@ def test_starts_over_when_the_server_ignores_range(fetch_env, fetch_log):
     image = fetch_env.upload(data)
     relay = CuttingRelay(fetch_env.api.port, cut_after=5 * MiB, strip_range=True)
     try:
-        cache = image_cache(http_conf(fetch_env, [relay.url]), ImageClient(fetch_env.api.url))
-        got = cache.fetch(image)
+        conf = http_conf(fetch_env, [relay.url])
+        cache = image_cache(conf)
+        got = cache.fetch(Image.parse(image))
     finally:
         relay.close()
     assert Path(got.path).read_bytes() == data
@@ -135,9 +137,9 @@ def test_tries_the_next_api_server_on_connection_errors(fetch_env, fetch_log):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, not listening: refused
-        cache = image_cache(http_conf(fetch_env, [dead, fetch_env.api.url]),
-                           ImageClient(fetch_env.api.url))
-        got = cache.fetch(image)
+        conf = http_conf(fetch_env, [dead, fetch_env.api.url])
+        cache = image_cache(conf)
+        got = cache.fetch(Image.parse(image))
     assert Path(got.path).read_bytes() == data
     assert any(dead in w and "retrying" in w for w in warnings(fetch_log))
 
@@ -147,10 +149,10 @@ def test_gives_up_after_one_plus_num_retries_attempts(fetch_env, fetch_log):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{closed.getsockname()[1]}"
-        cache = image_cache(http_conf(fetch_env, [dead], num_retries=2),
-                           ImageClient(fetch_env.api.url))
+        conf = http_conf(fetch_env, [dead], num_retries=2)
+        cache = image_cache(conf)
         with pytest.raises(TransferError, match="failed after 3 attempt"):
-            cache.fetch(image)
+            cache.fetch(Image.parse(image))
     assert len([w for w in warnings(fetch_log) if "retrying" in w]) == 2
     assert not list(Path(cache.dir).glob("*.part"))
 
@@ -160,9 +162,10 @@ def test_http_mismatch_is_integrity_error_not_retried(fetch_env, fetch_log):
     image = fetch_env.upload(data)
     stored = fetch_env.stored(image)
     stored.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
-    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
+    conf = http_conf(fetch_env, [fetch_env.api.url])
+    cache = image_cache(conf)
     with pytest.raises(IntegrityError) as caught:
-        cache.fetch(image)
+        cache.fetch(Image.parse(image))
     assert caught.value.message.startswith("image data does not match its checksum")
     assert not [w for w in warnings(fetch_log) if "retrying" in w]
     assert not os.path.exists(cache.base_path(image["id"]))
@@ -173,7 +176,8 @@ def test_zero_chunks_arrive_as_holes(fetch_env, fetch_log):
     data[4 * MiB:5 * MiB] = os.urandom(MiB)
     data[-10:] = b"0123456789"
     image = fetch_env.upload(bytes(data))
-    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]), ImageClient(fetch_env.api.url))
-    base = Path(cache.fetch(image).path)
+    conf = http_conf(fetch_env, [fetch_env.api.url])
+    cache = image_cache(conf)
+    base = Path(cache.fetch(Image.parse(image)).path)
     assert base.read_bytes() == data
     assert base.stat().st_blocks * 512 <= 9 * MiB  # 2 chunks of 4 MiB with data, not 24 MiB

@@ -1,6 +1,7 @@
-"""Getting an image's bytes into a `.part` file, verified: directly when possible, else HTTP.
+"""Getting an image's bytes into a `.part` file, verified: through the shared filesystem when
+possible, else HTTP.
 
-One WARNING per refused direct location says why (DirectPathUnavailable.reason/detail), in
+One WARNING per refused location says why (DirectPathUnavailable.reason/detail), in
 place of Nova's tracebacks; the first location that copies and verifies wins; HTTP is the
 last resort and its mismatch is fatal (IntegrityError).
 """
@@ -10,59 +11,57 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from chute.compute.fetch import file as direct
-from chute.compute.fetch.candidates import Location, candidates
+from chute.client.image import MISMATCH, Expected, Image, Location
+from chute.compute.fetch import shared_fs
+from chute.compute.fetch.candidates import candidates
 from chute.compute.fetch.http import fetch_http
-from chute.compute.fetch.verify import MISMATCH, Expected, expected
-from chute.config import Config
+from chute.compute.image_service import ImageService
+from chute.compute.instance import Transfer
 from chute.errors import DirectPathUnavailable, TransferError
 from chute.transfer import copy
 
+if TYPE_CHECKING:  # settings.py imports shared_fs: no cycle at run time
+    from chute.compute.settings import ImageServiceSettings
+
 LOG = logging.getLogger("chute.compute.fetch")
 
-__all__ = ["Fetcher", "Transfer", "Location", "candidates", "expected", "MISMATCH"]
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """How the `.part` file was filled: method `file` or `http`, the primitive (a copy
-    primitive for `file`; `extents` or None - the whole stream - for `http`), size, time."""
-
-    method: str
-    primitive: str | None
-    nbytes: int
-    seconds: float
-    source: str  # the local path copied, or the server downloaded from
+__all__ = ["Fetcher", "Transfer", "Location", "candidates", "MISMATCH"]
 
 
 class Fetcher:
     """Fills a `.part` path with one image's verified bytes; knows nothing of the cache."""
 
-    def __init__(self, conf: Config, client: Any) -> None:
-        self.conf, self.client = conf, client
-        self.schemes = set(conf.get("glance", "allowed_direct_url_schemes"))
-        self.filesystems = direct.filesystems(conf)
-        self.mode = conf.get("glance", "verify_digest")
+    def __init__(self, settings: ImageServiceSettings, service: ImageService) -> None:
+        self.service = service
+        self.schemes = settings.allowed_direct_url_schemes
+        self.filesystems = settings.filesystems
+        self.multihash_only = settings.verify_digest == "os_hash_value"
 
-    def fetch(self, image: dict[str, Any], part: str) -> Transfer:
-        want = expected(image, self.mode)
+    def expected(self, image: Image) -> Expected:
+        """What the image's bytes must be, by `[glance] verify_digest`; refuses an image
+        whose data cannot be verified (TransferError)."""
+        return Expected.required(image, self.multihash_only)
+
+    def fetch(self, image: Image, part: str, want: Expected | None = None) -> Transfer:
+        """`want`: the image's Expected when the caller has it already."""
+        if want is None:
+            want = self.expected(image)
         if self.schemes:
-            for location in candidates(image, self.client):
+            for location in candidates(image, self.service):
                 try:
-                    return self.fetch_direct(location, part, want)
+                    return self.fetch_shared_fs(location, part, want)
                 except DirectPathUnavailable as exc:
                     level = logging.INFO if exc.reason == "scheme_not_allowed" else logging.WARNING
                     LOG.log(level, "Direct path not used for %s: %s", location.url, exc.detail,
                             extra={"reason": exc.reason})
-        result = fetch_http(self.conf, image["id"], part, want)
+        transfer = fetch_http(self.service, image.id, part, want)
         LOG.info("Successfully transferred using http")
-        return Transfer("http", result.primitive, result.nbytes, result.seconds, result.server)
+        return transfer
 
-    def resolve(self, location: Location) -> tuple[str, direct.Filesystem]:
+    def resolve(self, location: Location) -> tuple[str, shared_fs.Filesystem]:
         """The local path a location would be copied from, or DirectPathUnavailable."""
         scheme = urlsplit(location.url).scheme
         if scheme != "file" or scheme not in self.schemes:
@@ -71,11 +70,11 @@ class Fetcher:
                    else "has no direct handler")
             raise DirectPathUnavailable(
                 "scheme_not_allowed", f"scheme {scheme!r} {why} (allowed: {allowed})")
-        return direct.local_path(location.url, location.metadata, self.filesystems)
+        return shared_fs.local_path(location.url, location.metadata, self.filesystems)
 
-    def fetch_direct(self, location: Location, part: str, want: Expected) -> Transfer:
+    def fetch_shared_fs(self, location: Location, part: str, want: Expected) -> Transfer:
         path, fs = self.resolve(location)
-        src = direct.open_source(path, fs)
+        src = shared_fs.open_source(path, fs)
         try:
             size = os.fstat(src).st_size
             if size != want.size:

@@ -13,32 +13,26 @@ Extents are untrusted hints: the size and the digest of the whole logical conten
 at the end either way, so a server that calls data a hole ends in IntegrityError, not in a
 base with zeros where the image has data.
 
-Nova retried only the call that returned the body iterator; a connection reset mid-stream
-failed the boot (nova-image-fetch.md 2.5). Here a drop after N bytes resumes with
-`Range: bytes=N-` (or `N-e` inside an extent) on the next server, the digest continuing from
-the bytes already done. Attempts: `1 + num_retries` failures in a row, over `[glance]
-api_servers` in order; a failure after progress does not count against the budget (progress
-is bounded by the size, so this still ends). A digest mismatch is IntegrityError: the image
-service served these bytes, asking again would return the same ones.
+Attempts, resuming after a drop and the choice of endpoint are the image service's
+(chute.compute.image_service): a `_Download` only knows how far it got and how to go on.
+Range and multipart reading is chute.client.byteranges.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-import requests
-import urllib3
-
+from chute.client._http import Body
+from chute.client.byteranges import Parts, RangesUnusable, check_content_range
+from chute.client.image import Expected
 from chute.client.images import ImageClient
-from chute.compute.fetch.verify import Expected
-from chute.config import Config
+from chute.compute.image_service import ImageService
+from chute.compute.instance import Transfer
 from chute.errors import RemoteError, RemoteUnavailable, TransferError
 from chute.transfer.hashing import MultiHasher, update_zeros
 from chute.transfer.writeback import Writeback
@@ -47,13 +41,10 @@ from chute.transfer.zeros import all_zero
 LOG = logging.getLogger("chute.compute.fetch")
 
 CHUNK = 4 << 20
-RETRY_DELAY = 1.0  # seconds between attempts, as Nova
 AHEAD = 4  # extent requests in flight beside the one being read (_Extents)
 # Characters of ranges in one Range header: ~150 extents, well under gunicorn's 8190-byte
 # limit_request_field_size (a longer header is refused with 400 before our code runs).
 RANGE_HEADER = 4000
-PART_HEAD_READ = 512  # bytes read at a time while looking for a part's headers
-PART_HEAD_LIMIT = 4096  # a part header (or the closing delimiter) longer than this is refused
 # One request per extent: more than the image service ever sends (it answers one extent over
 # the whole image past 10,000) is a server we do not know; streaming is then the safer cost.
 MAX_EXTENTS = 10_000
@@ -61,29 +52,12 @@ MAX_EXTENTS = 10_000
 Plan = tuple[tuple[int, int], ...]  # (offset, length) of each data extent
 
 
-@dataclass(frozen=True)
-class HttpResult:
-    nbytes: int
-    seconds: float
-    server: str
-    primitive: str | None = None  # "extents" when only the data extents were downloaded
-
-
-class _RangesUnusable(Exception):
-    """The server answered a range request with something else: fetch the whole image."""
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, (RemoteUnavailable, requests.RequestException)):
-        return True
-    return isinstance(exc, RemoteError) and exc.status in (502, 503, 504)
-
-
 class _Download:
     """One download's state across attempts: the fd, the content done, the running digest.
 
     `written` counts the image's bytes done in order - received, or known to be a hole and
     hashed as zeros - so a retry resumes there and progress means the same for both kinds.
+    A chute.compute.image_service.Resumable.
     """
 
     primitive: str | None = None
@@ -94,6 +68,10 @@ class _Download:
         self.writeback = Writeback(fd)  # so the final fsync has little left to wait for
         self.written = 0
         self.received = 0  # bytes that came over the network
+
+    @property
+    def size(self) -> int:
+        return self.expected.size
 
     def attempt(self, client: ImageClient, image_id: str) -> None:
         raise NotImplementedError
@@ -133,20 +111,22 @@ class _Stream(_Download):
 
     def attempt(self, client: ImageClient, image_id: str) -> None:
         try:
-            resp = client.open_download(image_id, offset=self.written)
+            body = client.data(image_id, [(self.written, None)] if self.written else [])
         except RemoteError as exc:
             if not (self.written and exc.status == 200):
                 raise
             # This server ignores Range (a proxy, an old Glance): start over from byte 0.
             self.restart()
-            resp = client.open_download(image_id)
-        try:
-            for chunk in resp.iter_content(CHUNK):
+            body = client.data(image_id)
+        with body:
+            for chunk in body.chunks(CHUNK):
                 self._write(chunk)
                 if self.written > self.expected.size:
                     break  # longer than the image: verification below says so
-        finally:
-            resp.close()
+
+
+class _MultiRangeRefused(Exception):
+    """The server answered several ranges with 400: ask for one extent per request."""
 
 
 class _Extents(_Download):
@@ -184,15 +164,15 @@ class _Extents(_Download):
 
     def _attempt(self, client: ImageClient, image_id: str) -> None:
         batches = self._batches()
-        ahead: deque[Future[requests.Response]] = deque()  # the next batches' responses
+        ahead: deque[Future[Body]] = deque()  # the next batches' answers
         with ThreadPoolExecutor(AHEAD, thread_name_prefix="range") as pool:
             try:
                 for number, batch in enumerate(batches):
-                    resp = (ahead.popleft().result() if ahead
+                    body = (ahead.popleft().result() if ahead
                             else _open_ranges(client, image_id, batch))
                     for following in batches[number + 1 + len(ahead):number + 1 + AHEAD]:
                         ahead.append(pool.submit(_open_ranges, client, image_id, following))
-                    self._receive(resp, client.endpoint, batch)
+                    self._receive(body, batch)
             finally:
                 while ahead:
                     _discard(ahead.popleft())
@@ -222,142 +202,51 @@ class _Extents(_Download):
         following = self.plan[self.index][0] if self.index < len(self.plan) else None
         self._skip((self.expected.size if following is None else following) - self.written)
 
-    def _receive(self, resp: requests.Response, server: str,
-                 batch: list[tuple[int, int]]) -> None:
+    def _receive(self, body: Body, batch: list[tuple[int, int]]) -> None:
         """The extents of `batch` from its answer, each followed by its hole; closes it."""
-        try:
+        with body:
+            server = body.endpoint
             if len(batch) == 1:
-                self._check_range(resp.headers.get("Content-Range", ""), server, batch[0])
+                check_content_range(body.header("Content-Range"), server, batch[0], self.size)
                 parts = None
             else:
-                parts = _Parts(resp, server)
+                parts = Parts(body)
             for first, last in batch:
                 if parts is not None:
-                    self._check_range(parts.next_part(), server, (first, last))
-                self._read_extent(resp if parts is None else parts, server, first, last + 1)
+                    check_content_range(parts.next_part(), server, (first, last), self.size)
+                self._read_extent(body if parts is None else parts, server, first, last + 1)
                 self.index += 1
                 self._skip_hole()
             if parts is not None:
                 parts.finish()
-            elif _RawBody(resp.raw, server).read(1):
-                raise _RangesUnusable(f"{server} sent more than the range {batch[0]}")
-        finally:
-            resp.close()
+            elif body.read(1):
+                raise RangesUnusable(f"{server} sent more than the range {batch[0]}")
 
-    def _check_range(self, got: str, server: str, wanted: tuple[int, int]) -> None:
-        expected = f"bytes {wanted[0]}-{wanted[1]}/{self.expected.size}"
-        if re.sub(r"\s+", " ", got).strip() != expected:
-            raise _RangesUnusable(f"{server} answered {expected!r} with Content-Range {got!r}")
-
-    def _read_extent(self, source: Any, server: str, first: int, end: int) -> None:
-        """Bytes `first`..`end` (exclusive) from `source` (a response, or _Parts): read in
-        pieces that end on CHUNK boundaries of the image, so blake3-blocks hashes whole 4 MiB
-        blocks (BLAKE3's threads) even when part headers shift the stream."""
-        raw = _RawBody(source.raw, server) if isinstance(source, requests.Response) else source
+    def _read_extent(self, source: Body | Parts, server: str, first: int, end: int) -> None:
+        """Bytes `first`..`end` (exclusive) from `source`: read in pieces that end on CHUNK
+        boundaries of the image, so blake3-blocks hashes whole 4 MiB blocks (BLAKE3's
+        threads) even when part headers shift the stream."""
         while self.written < end:
-            chunk = raw.read(min(end - self.written, CHUNK - self.written % CHUNK))
+            chunk = source.read(min(end - self.written, CHUNK - self.written % CHUNK))
             if not chunk:
                 raise RemoteUnavailable(f"{server} ended the range {first}-{end - 1} after "
                                         f"{self.written - first} bytes")
             self._write(chunk)
 
 
-class _RawBody:
-    """A response body read in exact sizes (urllib3's read(n) returns n bytes unless the body
-    ends); a broken connection is RemoteUnavailable, so the attempt is retried."""
-
-    def __init__(self, raw: Any, server: str) -> None:
-        self.raw, self.server = raw, server
-
-    def read(self, size: int) -> bytes:
-        try:
-            return bytes(self.raw.read(size))
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise RemoteUnavailable(f"{self.server} broke off a range answer: {exc}") from None
-
-
-class _MultiRangeRefused(Exception):
-    """The server answered several ranges with 400: ask for one extent per request."""
-
-
-class _Parts:
-    """Reads a `multipart/byteranges` body: each part's Content-Range, then its bytes.
-
-    Strict on the framing (our image service's exact layout, RFC 9110 14.6): any surprise is
-    _RangesUnusable, and the whole image is then downloaded instead.
-    """
-
-    def __init__(self, resp: requests.Response, server: str) -> None:
-        found = re.fullmatch(r'\s*multipart/byteranges\s*;\s*boundary="?([^";\s]+)"?\s*',
-                             resp.headers.get("Content-Type", ""), re.IGNORECASE)
-        if found is None:
-            raise _RangesUnusable(f"{server} answered several ranges with Content-Type "
-                                  f"{resp.headers.get('Content-Type')!r}")
-        self.delimiter = b"--" + found.group(1).encode("latin-1")
-        self.raw, self.server = _RawBody(resp.raw, server), server
-        self.pending = b""  # read past a part's headers: the start of its data
-
-    def read(self, size: int) -> bytes:
-        if self.pending:
-            chunk, self.pending = self.pending[:size], self.pending[size:]
-            return chunk
-        return self.raw.read(size)
-
-    def next_part(self) -> str:
-        """Read a delimiter and part headers; -> the part's Content-Range."""
-        head = b""
-        while (end := head.find(b"\r\n\r\n", 2)) < 0:
-            if len(head) > PART_HEAD_LIMIT:
-                raise _RangesUnusable(f"{self.server} sent a part header over "
-                                      f"{PART_HEAD_LIMIT} bytes")
-            more = self.read(PART_HEAD_READ)
-            if not more:
-                raise RemoteUnavailable(f"{self.server} ended a multipart body in a header")
-            head += more
-        self.pending = head[end + 4:] + self.pending
-        lines = head[:end].decode("latin-1").removeprefix("\r\n").split("\r\n")
-        if lines[0] != self.delimiter.decode("latin-1"):
-            raise _RangesUnusable(f"{self.server} sent {lines[0][:80]!r} where a part begins")
-        fields = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
-        return next((value for name, value in fields.items()
-                     if name.strip().lower() == "content-range"), "")
-
-    def finish(self) -> None:
-        """The closing delimiter and nothing else, read to the end (keeps the connection)."""
-        rest = self.read(PART_HEAD_LIMIT)
-        while more := self.read(PART_HEAD_LIMIT):
-            rest += more
-            if len(rest) > PART_HEAD_LIMIT:
-                break
-        if rest.strip() != self.delimiter + b"--":
-            raise _RangesUnusable(f"{self.server} sent {rest[:80]!r} after the last part")
-
-
-def _open_ranges(client: ImageClient, image_id: str,
-                 batch: list[tuple[int, int]]) -> requests.Response:
-    if len(batch) == 1:
-        return _open_range(client, image_id, *batch[0])
+def _open_ranges(client: ImageClient, image_id: str, batch: list[tuple[int, int]]) -> Body:
     try:
-        return client.open_ranges(image_id, batch)
+        return client.data(image_id, batch)
     except RemoteError as exc:
         if exc.status == 200:  # Range ignored: the body would be the whole image
-            raise _RangesUnusable(f"{client.endpoint} ignored a Range request") from None
-        if exc.status == 400:
+            raise RangesUnusable(f"{client.endpoint} ignored a Range request") from None
+        if exc.status == 400 and len(batch) > 1:
             raise _MultiRangeRefused(f"{client.endpoint} refused {len(batch)} ranges in one "
-                                     f"request ({_text(exc)})") from None
+                                     f"request ({exc.message})") from None
         raise
 
 
-def _open_range(client: ImageClient, image_id: str, first: int, last: int) -> requests.Response:
-    try:
-        return client.open_download(image_id, first, last)
-    except RemoteError as exc:
-        if exc.status == 200:  # Range ignored: the body would be the whole image
-            raise _RangesUnusable(f"{client.endpoint} ignored a Range request") from None
-        raise
-
-
-def _discard(ahead: Future[requests.Response]) -> None:
+def _discard(ahead: Future[Body]) -> None:
     """A request sent ahead for an extent this attempt will not reach: drop its answer."""
     try:
         ahead.result().close()
@@ -365,7 +254,7 @@ def _discard(ahead: Future[requests.Response]) -> None:
         pass
 
 
-def parse_extents(doc: Any, size: int) -> Plan:
+def parse_extents(doc: object, size: int) -> Plan:
     """The extents answer as a plan, or ValueError saying why it cannot be trusted."""
     if not isinstance(doc, dict) or not isinstance(doc.get("extents"), list):
         raise ValueError("not an object with an extents list")
@@ -389,62 +278,45 @@ def parse_extents(doc: Any, size: int) -> Plan:
     return tuple(plan)
 
 
-def _integer(value: Any) -> TypeGuard[int]:
+def _integer(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _client(clients: dict[str, ImageClient], server: str, token: str | None) -> ImageClient:
-    return clients.get(server) or clients.setdefault(server, ImageClient(server, token))
+def _plan(service: ImageService, image_id: str, size: int) -> Plan | None:
+    """The data extents the image service offers; None: download the whole image."""
+    answer = service.extents(image_id)
+    if answer is None:
+        return None
+    server, doc = answer
+    try:
+        plan = parse_extents(doc, size)
+    except ValueError as exc:
+        LOG.warning("Not using the extents %s gave for image %s: %s; downloading all of it",
+                    server, image_id, exc)
+        return None
+    # All data (a dense image, or the server's answer past its cap): nothing to skip, so
+    # the plain GET, which also leaves all-zero chunks as holes.
+    return None if plan == ((0, size),) else plan
 
 
-def _ask_extents(image_id: str, servers: list[str], token: str | None,
-                 clients: dict[str, ImageClient], size: int) -> Plan | None:
-    """The data extents from the first server that answers; None: download the whole image."""
-    for server in servers:
-        try:
-            doc = _client(clients, server, token).extents(image_id)
-        except Exception as exc:  # noqa: BLE001 - classified right below
-            if _retryable(exc):
-                LOG.info("No extents of image %s from %s (%s)", image_id, server, _text(exc))
-                continue
-            LOG.info("%s offers no extents of image %s (%s); downloading all of it", server,
-                     image_id, _text(exc))
-            return None
-        try:
-            plan = parse_extents(doc, size)
-        except ValueError as exc:
-            LOG.warning("Not using the extents %s gave for image %s: %s; downloading all of it",
-                        server, image_id, exc)
-            return None
-        # All data (a dense image, or the server's answer past its cap): nothing to skip, so
-        # the plain GET, which also leaves all-zero chunks as holes.
-        return None if plan == ((0, size),) else plan
-    return None
-
-
-def fetch_http(conf: Config, image_id: str, dst_path: str, expected: Expected) -> HttpResult:
+def fetch_http(service: ImageService, image_id: str, dst_path: str,
+               expected: Expected) -> Transfer:
     """Download into `dst_path` (truncated), verify size and digest, fsync; raise on failure."""
-    servers: list[str] = conf.get("glance", "api_servers")
-    if not servers:
-        raise TransferError("no [glance] api_servers to download from")
-    token = conf.get("glance", "service_token") or None
-    attempts = 1 + conf.get("glance", "num_retries")
     started = time.monotonic()
     fd = os.open(dst_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    clients: dict[str, ImageClient] = {}
     download: _Download | None = None
     try:
-        plan = _ask_extents(image_id, servers, token, clients, expected.size)
+        plan = _plan(service, image_id, expected.size)
         download = _Stream(fd, expected) if plan is None else _Extents(fd, expected, plan)
         try:
-            server = _run(download, image_id, servers, attempts, token, clients)
-        except _RangesUnusable as exc:
+            server = service.download(image_id, download)
+        except RangesUnusable as exc:
             LOG.warning("Extents of image %s not usable: %s; downloading all of it", image_id,
                         exc)
             download.hasher.close()
             os.ftruncate(fd, 0)
             download = _Stream(fd, expected)
-            server = _run(download, image_id, servers, attempts, token, clients)
+            server = service.download(image_id, download)
         expected.require(download.written, download.hasher.hexdigests()[expected.algorithm])
         os.ftruncate(fd, download.written)  # trailing holes and all-zero chunks stay holes
         os.fsync(fd)
@@ -452,42 +324,8 @@ def fetch_http(conf: Config, image_id: str, dst_path: str, expected: Expected) -
         if download is not None:
             download.hasher.close()
         os.close(fd)
-        for client in clients.values():
-            client.close()
     seconds = time.monotonic() - started
     LOG.info("Downloaded image %s from %s using http (%s, %d of %d bytes received in %.3f s)",
              image_id, server, download.primitive or "stream", download.received,
              download.written, seconds)
-    return HttpResult(download.written, seconds, server, download.primitive)
-
-
-def _run(download: _Download, image_id: str, servers: list[str], attempts: int,
-         token: str | None, clients: dict[str, ImageClient]) -> str:
-    failures, turn = 0, 0
-    while True:
-        server = servers[turn % len(servers)]
-        client = _client(clients, server, token)
-        before = download.written
-        try:
-            download.attempt(client, image_id)
-            if download.complete():
-                return server
-            error: Exception = RemoteUnavailable(
-                f"{server} ended the body after {download.written} of "
-                f"{download.expected.size} bytes")
-        except Exception as exc:  # noqa: BLE001 - classified right below
-            if not _retryable(exc):
-                raise
-            error = exc
-        failures = 0 if download.written > before else failures + 1
-        if failures >= attempts:
-            raise TransferError(f"downloading image {image_id} failed after {attempts} "
-                                f"attempt(s): {_text(error)}")
-        LOG.warning("Error downloading image %s from %s after %d bytes (%s), retrying",
-                    image_id, server, download.written, _text(error))
-        turn += 1
-        time.sleep(RETRY_DELAY)
-
-
-def _text(exc: Any) -> str:
-    return getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return Transfer("http", download.primitive, download.written, seconds, server)

@@ -1,4 +1,4 @@
-"""The direct path: turn a `file://` location into a file under this host's mountpoint.
+"""The shared-filesystem path: turn a `file://` location into a file under this host's mountpoint.
 
 Every flaw of Nova's handler (nova-image-fetch.md 2.4) is a rule here:
 - the URL is untrusted: decoded once, `.`/`..` segments (also as `%2e%2e`) and NUL refused,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -83,7 +84,7 @@ def _under(path: str, root: str) -> bool:
     return path != root and os.path.commonpath([path, root]) == root
 
 
-def local_path(url: str, metadata: dict[str, Any], by_id: dict[str, Filesystem]
+def local_path(url: str, metadata: Mapping[str, Any], by_id: Mapping[str, Filesystem]
                ) -> tuple[str, Filesystem]:
     """The real local path of a file location, and the filesystem it lies in."""
     path = url_path(url)

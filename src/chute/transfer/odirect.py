@@ -26,7 +26,7 @@ ALIGN = 4096
 STAGE = 4 << 20  # bytes staged before they are written: the size of one chunk
 
 
-class DirectFile:
+class ODirectFile:
     """Sequential writes of the file open on `fd`, through a second descriptor with O_DIRECT.
 
     skip() leaves a hole. Not thread-safe: one writer thread owns it.
@@ -41,8 +41,8 @@ class DirectFile:
         self._unstaged = True  # try aligned chunks as they are, until one is refused
 
     @classmethod
-    def open(cls, fd: int, path: str) -> DirectFile | None:
-        """A DirectFile for `path` (open on `fd`), or None where O_DIRECT is not to be had."""
+    def open(cls, fd: int, path: str) -> ODirectFile | None:
+        """A ODirectFile for `path` (open on `fd`), or None where O_DIRECT is not to be had."""
         flag = getattr(os, "O_DIRECT", 0)  # Linux and the BSDs have it; macOS does not
         if not flag:
             return None
