@@ -23,6 +23,9 @@ import falcon
 
 from chute.errors import ChuteError
 
+# The app type every chute API builds (falcon's App is generic in its request and response).
+App = falcon.App[falcon.Request, falcon.Response]
+
 LOG = logging.getLogger("chute.http")
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -68,7 +71,7 @@ def _unrouted(req: falcon.Request, resp: falcon.Response, **params: Any) -> None
         description=f"The method {req.method} is not implemented by this server.")
 
 
-def install_method_rules(app: falcon.App) -> None:
+def install_method_rules(app: App) -> None:
     """Answer methods and unknown paths as Glance does (501/405/404, see STANDARD_METHODS)."""
     app.add_middleware(_KnownRouteMethods())
     app.add_sink(_unrouted)
@@ -113,7 +116,8 @@ class ErrorInfo:
 
     @property
     def reason(self) -> str:
-        return falcon.code_to_http_status(self.status).split(" ", 1)[1]
+        line: str = falcon.code_to_http_status(self.status)
+        return line.split(" ", 1)[1]
 
     @property
     def status_line(self) -> str:
@@ -199,7 +203,7 @@ _EXPLANATIONS = {
 }
 
 
-def install_error_handling(app: falcon.App, table: dict[type[ChuteError], int],
+def install_error_handling(app: App, table: dict[type[ChuteError], int],
                            renderer: Renderer) -> None:
     """Map chute errors through `table` (most specific class wins) and render with `renderer`."""
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import (
+    Connection,
     Engine,
     and_,
     bindparam,
@@ -32,7 +33,20 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from chute.errors import Conflict
+from chute.images import status
 from chute.images.models import IMAGE_LOCATIONS, IMAGE_PROPERTIES, IMAGE_TAGS, IMAGES
+from chute.images.status import (
+    ACTIVATE,
+    DELETED,
+    KILLED,
+    LOCATION_ACTIVE,
+    LOCATION_DELETED,
+    QUEUED,
+    REQUEUE,
+    LocationStatus,
+    Status,
+)
+from chute.stores.base import StoredLocation
 
 LOG = logging.getLogger(__name__)
 
@@ -48,10 +62,12 @@ def utcnow() -> datetime:
 
 
 @dataclass
-class Location:
+class LocationRecord:
+    """One row of image_locations: where a copy of the image's data is, as the registry has it."""
+
     url: str
     metadata: dict[str, Any]
-    status: str = "active"
+    status: LocationStatus = LOCATION_ACTIVE
 
 
 @dataclass
@@ -61,7 +77,7 @@ class ImageRecord:
     columns: dict[str, Any]
     properties: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
-    locations: list[Location] = field(default_factory=list)
+    locations: list[LocationRecord] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -94,12 +110,12 @@ _NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "size":
 _IDS: Any = bindparam("ids", expanding=True)
 _PROPS_OF = select(T_PROP).where(T_PROP.c.image_id.in_(_IDS))
 _TAGS_OF = select(T_TAG).where(T_TAG.c.image_id.in_(_IDS)).order_by(T_TAG.c.id)
-_LOCS_OF = (select(T_LOC).where(T_LOC.c.image_id.in_(_IDS), T_LOC.c.status == "active")
+_LOCS_OF = (select(T_LOC).where(T_LOC.c.image_id.in_(_IDS), T_LOC.c.status == LOCATION_ACTIVE)
             .order_by(T_LOC.c.id))
 _BY_ID = select(T_IMG).where(T_IMG.c.id == bindparam("image_id"))
 _LIVE_BY_ID = _BY_ID.where(T_IMG.c.deleted.is_(False))
 _ID_TAKEN = select(T_IMG.c.id).where(T_IMG.c.id == bindparam("image_id"))
-_LISTED = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != "killed")
+_LISTED = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != KILLED)
 
 
 @functools.cache
@@ -169,7 +185,8 @@ class Database:
         for tag in conn.execute(_TAGS_OF, ids):
             records[tag.image_id].tags.append(tag.value)
         for loc in conn.execute(_LOCS_OF, ids):
-            records[loc.image_id].locations.append(Location(loc.url, loc.metadata, loc.status))
+            records[loc.image_id].locations.append(
+                LocationRecord(loc.url, loc.metadata, loc.status))
         return [records[row.id] for row in rows]
 
     def get(self, image_id: str, include_deleted: bool = False) -> ImageRecord | None:
@@ -231,7 +248,7 @@ class Database:
         query = (select(func.coalesce(func.sum(T_IMG.c.size), 0))
                  .select_from(T_IMG.join(T_LOC, T_LOC.c.image_id == T_IMG.c.id))
                  .where(owner_clause, T_IMG.c.deleted.is_(False), T_IMG.c.id != exclude_id,
-                        T_LOC.c.status == "active"))
+                        T_LOC.c.status == LOCATION_ACTIVE))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -287,45 +304,58 @@ class Database:
                              .values(updated_at=utcnow()))
         return bool(gone)
 
-    def cas_status(self, image_id: str, expected: str, new: str, **columns: Any) -> bool:
-        """UPDATE images SET status=new ... WHERE id=? AND status=expected; True if it won."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(T_IMG)
-                .where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
-                       T_IMG.c.deleted.is_(False))
-                .values(status=new, updated_at=utcnow(), **columns))
-            return result.rowcount == 1
+    def cas_status(self, image_id: str, expected: Status, new: Status,
+                   **columns: Any) -> bool:
+        """UPDATE images SET status=new ... WHERE id=? AND status=expected; True if it won.
 
-    def activate(self, image_id: str, columns: dict[str, Any], location: Location) -> bool:
+        Only a change chute.images.status allows (ValueError otherwise): the machine is
+        there, the atomicity here.
+        """
+        status.transition(expected, new)
+        with self.engine.begin() as conn:
+            return self._swap(conn, image_id, expected, new, columns)
+
+    @staticmethod
+    def _swap(conn: Connection, image_id: str, expected: Status, new: Status,
+              columns: dict[str, Any]) -> bool:
+        result = conn.execute(
+            update(T_IMG)
+            .where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
+                   T_IMG.c.deleted.is_(False))
+            .values(status=new, updated_at=utcnow(), **columns))
+        return result.rowcount == 1
+
+    def requeue(self, image_id: str) -> bool:
+        """saving -> queued with size and hashes cleared: the upload left nothing behind."""
+        return self.cas_status(image_id, REQUEUE.source, REQUEUE.target, **CLEARED)
+
+    def activate(self, image_id: str, columns: dict[str, Any],
+                 location: StoredLocation) -> bool:
         """saving -> active with the upload's results and its location, atomically."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(T_IMG)
-                .where(T_IMG.c.id == image_id, T_IMG.c.status == "saving",
-                       T_IMG.c.deleted.is_(False))
-                .values(status="active", updated_at=utcnow(), **columns))
-            if result.rowcount != 1:
+            if not self._swap(conn, image_id, ACTIVATE.source, ACTIVATE.target, columns):
                 return False
             conn.execute(insert(T_LOC).values(image_id=image_id, url=location.url,
-                                              metadata=location.metadata, status="active",
-                                              created_at=utcnow()))
+                                              metadata=location.metadata,
+                                              status=LOCATION_ACTIVE, created_at=utcnow()))
         return True
 
-    def soft_delete(self, image_id: str) -> list[Location]:
-        """Mark deleted (id stays reserved); returns the locations whose data must go."""
+    def soft_delete(self, image_id: str) -> list[LocationRecord]:
+        """Mark deleted from any status (id stays reserved); returns the locations whose data
+        must go."""
         with self.engine.begin() as conn:
             now = utcnow()
             result = conn.execute(update(T_IMG).where(T_IMG.c.id == image_id,
                                                       T_IMG.c.deleted.is_(False))
-                                  .values(status="deleted", deleted=True, deleted_at=now,
+                                  .values(status=DELETED, deleted=True, deleted_at=now,
                                           updated_at=now))
             if result.rowcount != 1:
                 return []
-            locs = [Location(r.url, r.metadata, r.status) for r in conn.execute(
-                select(T_LOC).where(T_LOC.c.image_id == image_id, T_LOC.c.status == "active"))]
+            locs = [LocationRecord(r.url, r.metadata, r.status) for r in conn.execute(
+                select(T_LOC).where(T_LOC.c.image_id == image_id,
+                                    T_LOC.c.status == LOCATION_ACTIVE))]
             conn.execute(update(T_LOC).where(T_LOC.c.image_id == image_id)
-                         .values(status="deleted"))
+                         .values(status=LOCATION_DELETED))
         return locs
 
     @property
@@ -335,19 +365,21 @@ class Database:
 
     def reset_saving(self, only: list[str] | None = None) -> list[str]:
         """Images a crash left in `saving` (all, or those in `only`) go back to `queued`."""
-        query = select(T_IMG.c.id).where(T_IMG.c.status == "saving", T_IMG.c.deleted.is_(False))
+        query = select(T_IMG.c.id).where(T_IMG.c.status == REQUEUE.source,
+                                         T_IMG.c.deleted.is_(False))
         if only is not None:
             query = query.where(T_IMG.c.id.in_(only))
         with self.engine.begin() as conn:
             ids = [r.id for r in conn.execute(query)]
             if ids:
-                conn.execute(update(T_IMG).where(T_IMG.c.id.in_(ids), T_IMG.c.status == "saving")
-                             .values(status="queued", updated_at=utcnow(), **CLEARED))
+                conn.execute(update(T_IMG)
+                             .where(T_IMG.c.id.in_(ids), T_IMG.c.status == REQUEUE.source)
+                             .values(status=REQUEUE.target, updated_at=utcnow(), **CLEARED))
         return ids
 
     def queued_ids(self) -> list[str]:
         """Images that have no data yet (an upload may start, none has finished)."""
-        query = select(T_IMG.c.id).where(T_IMG.c.status == "queued", T_IMG.c.deleted.is_(False))
+        query = select(T_IMG.c.id).where(T_IMG.c.status == QUEUED, T_IMG.c.deleted.is_(False))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(query)]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 
-from chute.errors import Forbidden
 from chute.images.service import ImageService
 from chute.stores import Extents, for_url
 
@@ -23,10 +22,7 @@ LOG = logging.getLogger(__name__)
 
 def image_extents(service: ImageService, image_id: str) -> Extents | None:
     """The extents of the first readable location of the image; None when it has no data."""
-    record = service.get(image_id)
-    if record.status == "deactivated":
-        raise Forbidden("The requested image has been deactivated. Image data download is "
-                        "forbidden.")
+    record = service.readable(image_id)
     for location in record.locations:
         store = for_url(service.stores, location.url)
         found = store.extents(location.url) if store is not None else None

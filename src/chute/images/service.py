@@ -8,15 +8,22 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
-from chute.config import Config
 from chute.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from chute.images import listing
-from chute.images.db import Database, ImageRecord, Location, utcnow
+from chute.images.db import Database, ImageRecord, LocationRecord, utcnow
+from chute.images.options import ServiceSettings
 from chute.images.patch import MEDIA_V20, PatchOp
 from chute.images.schema import Validator
+from chute.images.status import (
+    DEACTIVATE,
+    DEACTIVATED,
+    FORMATS_EDITABLE,
+    INITIAL,
+    REACTIVATE,
+    Transition,
+)
 from chute.stores import Store, for_url
 
 LOG = logging.getLogger(__name__)
@@ -36,33 +43,13 @@ def _reserved(name: str) -> bool:
     return name in RESERVED or name.startswith("os_glance")
 
 
-@dataclass
-class Settings:
-    """The options the rules need, read once from the config."""
-
-    show_direct_url: bool
-    show_locations: bool
-    property_quota: int
-    tag_quota: int
-    default_limit: int
-    max_limit: int
-    service_token: str
-
-    @classmethod
-    def from_config(cls, conf: Config) -> "Settings":
-        d = conf.section("DEFAULT")
-        return cls(d["show_image_direct_url"], d["show_multiple_locations"],
-                   d["image_property_quota"], d["image_tag_quota"], d["limit_param_default"],
-                   d["api_limit_max"], d["service_token"])
-
-
 class ImageService:
-    def __init__(self, conf: Config, db: Database, stores: list[Store]) -> None:
-        self.conf = conf
+    def __init__(self, settings: ServiceSettings, validator: Validator, db: Database,
+                 stores: list[Store]) -> None:
+        self.settings = settings
+        self.validator = validator
         self.db = db
         self.stores = stores
-        self.settings = Settings.from_config(conf)
-        self.validator = Validator(conf)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -70,6 +57,14 @@ class ImageService:
         record = self.db.get(image_id) if len(image_id) <= UUID_LEN else None
         if record is None:
             raise NotFound(f"No image found with ID {image_id}")
+        return record
+
+    def readable(self, image_id: str) -> ImageRecord:
+        """The image whose data a client wants (download, extents): not if deactivated."""
+        record = self.get(image_id)
+        if record.status == DEACTIVATED:
+            raise Forbidden("The requested image has been deactivated. Image data download is "
+                            "forbidden.")
         return record
 
     def list_images(self, pairs: list[tuple[str, str]]
@@ -91,7 +86,7 @@ class ImageService:
 
     # -- create / update -------------------------------------------------------------------
 
-    def create(self, body: Any) -> ImageRecord:
+    def create(self, body: object) -> ImageRecord:
         if not isinstance(body, dict):
             raise Invalid("Image creation requires a JSON object.")
         for key in LINK_KEYS:
@@ -113,7 +108,7 @@ class ImageService:
             raise Conflict(f"Image ID {image_id} already exists!")
         now = utcnow()
         columns = {
-            "id": image_id, "name": body.get("name"), "status": "queued",
+            "id": image_id, "name": body.get("name"), "status": INITIAL,
             "visibility": body.get("visibility", "shared"),
             "protected": body.get("protected", False), "os_hidden": body.get("os_hidden", False),
             "min_disk": body.get("min_disk", 0), "min_ram": body.get("min_ram", 0),
@@ -165,8 +160,8 @@ class ImageService:
                 continue
             self.validator.validate({name: op.value})
             if name in base:
-                if name in ("disk_format", "container_format") and record.status not in (
-                        "queued", "importing"):
+                if name in ("disk_format", "container_format") and (
+                        record.status not in FORMATS_EDITABLE):
                     raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
                 if name == "tags":
                     tags = list(dict.fromkeys(op.value))
@@ -203,19 +198,21 @@ class ImageService:
             raise NotFound(f"Tag {tag} not found.")
 
     def deactivate(self, image_id: str) -> None:
-        self._flip(image_id, "active", "deactivated", "deactivate")
+        self._flip(image_id, DEACTIVATE)
 
     def reactivate(self, image_id: str) -> None:
-        self._flip(image_id, "deactivated", "active", "reactivate")
+        self._flip(image_id, REACTIVATE)
 
-    def _flip(self, image_id: str, source: str, target: str, verb: str) -> None:
+    def _flip(self, image_id: str, change: Transition) -> None:
+        """Apply `change`; already in its target status is success, as in Glance."""
         record = self.get(image_id)
-        if record.status == target:
+        if record.status == change.target:
             return
-        if record.status != source or not self.db.cas_status(image_id, source, target):
+        if record.status != change.source or not self.db.cas_status(
+                image_id, change.source, change.target):
             status = (self.db.get(image_id) or record).status
-            raise Forbidden(f"Not allowed to {verb} image in status '{status}'")
-        LOG.info("image %s: %s -> %s", image_id, source, target)
+            raise Forbidden(f"Not allowed to {change.verb} image in status '{status}'")
+        LOG.info("image %s: %s -> %s", image_id, change.source, change.target)
 
     def delete(self, image_id: str) -> None:
         record = self.get(image_id)
@@ -225,7 +222,7 @@ class ImageService:
             self._delete_data(location)
         LOG.info("deleted image %s", image_id)
 
-    def _delete_data(self, location: Location) -> None:
+    def _delete_data(self, location: LocationRecord) -> None:
         store = for_url(self.stores, location.url)
         if store is None:
             LOG.warning("no store handles %s; its data is left in place", location.url)
