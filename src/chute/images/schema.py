@@ -60,10 +60,6 @@ class Validator:
     def base_keys(self) -> set[str]:
         return set(self.schema["properties"])
 
-    @property
-    def read_only(self) -> set[str]:
-        return {k for k, v in self.schema["properties"].items() if v.get("readOnly")}
-
     def validate(self, document: dict[str, Any]) -> None:
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(document))
         if error is not None:
@@ -71,6 +67,3 @@ class Validator:
             prefix = "Provided object does not match schema 'image': "
             detail = error.message if not where else f"{where}: {error.message}"
             raise Invalid(prefix + detail)
-
-    def check(self, document: dict[str, Any]) -> bool:
-        return bool(self._validator.is_valid(document))

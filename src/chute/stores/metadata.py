@@ -17,7 +17,7 @@ from chute.stores.options import SECTION
 OPTION = "filesystem_store_metadata_file"
 
 
-def _check_values(value: Any, where: str) -> None:
+def _check_values(value: object, where: str) -> None:
     """Glance's check_location_metadata: only strings, lists and objects anywhere."""
     if isinstance(value, dict):
         for key, item in value.items():
