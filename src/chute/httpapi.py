@@ -93,7 +93,7 @@ class RequestIdMiddleware:
             request_id = "req-" + str(uuid.uuid4())
         resp.set_header("x-openstack-request-id", request_id)
         started = getattr(req.context, "started", time.monotonic())
-        length: Any = resp.content_length
+        length: int | str | None = resp.content_length
         if length is None:
             length = len(resp.data) if resp.data is not None else "-"
         query = f"?{req.query_string}" if req.query_string else ""
@@ -253,7 +253,7 @@ def no_body(req: falcon.Request) -> None:
         raise falcon.HTTPBadRequest(description="A body is not expected with this request.")
 
 
-def read_json(req: falcon.Request, limit: int = 1 << 20) -> Any:
+def read_json(req: falcon.Request, limit: int = 1 << 20) -> object:
     """Parse a JSON request body; the error messages are Glance's."""
     raw = req.bounded_stream.read(limit + 1)
     if len(raw) > limit:
@@ -264,7 +264,7 @@ def read_json(req: falcon.Request, limit: int = 1 << 20) -> Any:
         raise falcon.HTTPBadRequest(description="Malformed JSON in request body.") from None
 
 
-def json_response(resp: falcon.Response, body: Any, status: int = 200) -> None:
+def json_response(resp: falcon.Response, body: object, status: int = 200) -> None:
     resp.status = falcon.code_to_http_status(status)
     resp.content_type = "application/json"
     resp.data = json.dumps(body).encode()
