@@ -18,7 +18,7 @@ from chute.images.options import UploadSettings
 from chute.images.service import ImageService
 from chute.images.status import QUEUED, SAVING
 from chute.images.upload import Limits, Received, receive
-from chute.stores import Opened, Store, StoredLocation, Writer, for_url
+from chute.stores import Opened, Store, StoredLocation, Writer
 
 LOG = logging.getLogger(__name__)
 
@@ -119,17 +119,10 @@ class ImageData:
 
     def open(self, image_id: str) -> Download | None:
         """The first readable location of the image; None when it has no data (204)."""
-        record = self.service.readable(image_id)
-        for location in record.locations:
-            store = for_url(self.service.stores, location.url)
-            opened = store.open(location.url) if store is not None else None
-            if opened is None:
-                continue
-            if record.size is not None and opened.size != record.size:
-                # Never serve bytes that cannot be the image (truncated or replaced file).
-                LOG.error("image %s: %s holds %d bytes, the image has %d; not serving it",
-                          image_id, location.url, opened.size, record.size)
-                opened.fileobj.close()
-                continue
-            return Download(opened, record.checksum)
-        return None
+        found = self.service.first_readable(
+            image_id, lambda store, url: store.open(url), "not serving it",
+            discard=lambda opened: opened.fileobj.close())
+        if found is None:
+            return None
+        record, opened = found
+        return Download(opened, record.checksum)

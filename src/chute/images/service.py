@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable, Protocol, TypeVar
 
 from chute.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from chute.images import listing
@@ -27,6 +27,14 @@ from chute.images.status import (
 from chute.stores import Store, for_url
 
 LOG = logging.getLogger(__name__)
+
+
+class _Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+_Found = TypeVar("_Found", bound=_Sized)
 
 CREATE_KEYS = {"id", "name", "visibility", "protected", "os_hidden", "min_disk", "min_ram",
                "disk_format", "container_format", "owner", "tags"}
@@ -66,6 +74,29 @@ class ImageService:
             raise Forbidden("The requested image has been deactivated. Image data download is "
                             "forbidden.")
         return record
+
+    def first_readable(self, image_id: str, read: Callable[[Store, str], _Found | None],
+                       refusal: str, discard: Callable[[_Found], None] = lambda _found: None,
+                       ) -> tuple[ImageRecord, _Found] | None:
+        """What `read` finds at the image's first location holding exactly the image's size
+        (a download, its extents); None when no location does (204: queued, or unreadable).
+
+        A file of another size is truncated or replaced: it is never served nor described,
+        only logged (ending with `refusal`) and handed to `discard`.
+        """
+        record = self.readable(image_id)
+        for location in record.locations:
+            store = for_url(self.stores, location.url)
+            found = read(store, location.url) if store is not None else None
+            if found is None:
+                continue
+            if record.size is not None and found.size != record.size:
+                LOG.error("image %s: %s holds %d bytes, the image has %d; %s",
+                          image_id, location.url, found.size, record.size, refusal)
+                discard(found)
+                continue
+            return record, found
+        return None
 
     def list_images(self, pairs: list[tuple[str, str]]
                     ) -> tuple[list[ImageRecord], dict[str, str]]:
