@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Generic, Iterable, TypeVar
 
 from sqlalchemy import (
     BindParameter,
@@ -60,6 +60,7 @@ T_IMG = IMAGES
 T_PROP = IMAGE_PROPERTIES
 T_TAG = IMAGE_TAGS
 T_LOC = IMAGE_LOCATIONS
+_T = TypeVar("_T")
 
 
 def utcnow() -> datetime:
@@ -73,6 +74,17 @@ class LocationRecord:
     url: str
     metadata: dict[str, Any]
     status: LocationStatus = LOCATION_ACTIVE
+
+
+class _Column(Generic[_T]):
+    """An ImageRecord attribute reading its column from `columns`, typed as `_T`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: ImageRecord, owner: type) -> _T:
+        value: _T = record.columns[self.name]
+        return value
 
 
 @dataclass
@@ -92,60 +104,17 @@ class ImageRecord:
             raise AttributeError(name) from None
 
     # The columns the rules read, typed.
-    @property
-    def id(self) -> str:
-        value: str = self.columns["id"]
-        return value
-
-    @property
-    def status(self) -> str:
-        value: str = self.columns["status"]
-        return value
-
-    @property
-    def owner(self) -> str | None:
-        value: str | None = self.columns["owner"]
-        return value
-
-    @property
-    def size(self) -> int | None:
-        value: int | None = self.columns["size"]
-        return value
-
-    @property
-    def checksum(self) -> str | None:
-        value: str | None = self.columns["checksum"]
-        return value
-
-    @property
-    def disk_format(self) -> str | None:
-        value: str | None = self.columns["disk_format"]
-        return value
-
-    @property
-    def container_format(self) -> str | None:
-        value: str | None = self.columns["container_format"]
-        return value
-
-    @property
-    def protected(self) -> bool:
-        value: bool = self.columns["protected"]
-        return value
-
-    @property
-    def chute_blake3_blocks(self) -> str | None:
-        value: str | None = self.columns["chute_blake3_blocks"]
-        return value
-
-    @property
-    def created_at(self) -> datetime:
-        value: datetime = self.columns["created_at"]
-        return value
-
-    @property
-    def updated_at(self) -> datetime:
-        value: datetime = self.columns["updated_at"]
-        return value
+    id = _Column[str]()
+    status = _Column[str]()
+    owner = _Column[str | None]()
+    size = _Column[int | None]()
+    checksum = _Column[str | None]()
+    disk_format = _Column[str | None]()
+    container_format = _Column[str | None]()
+    protected = _Column[bool]()
+    chute_blake3_blocks = _Column[str | None]()
+    created_at = _Column[datetime]()
+    updated_at = _Column[datetime]()
 
 
 @dataclass
