@@ -45,7 +45,7 @@ def load(path: str, fail: Fail) -> list[dict[str, Any]]:
     entries = [data] if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
         raise fail(SECTION, OPTION, f"{path} must hold an object or a non-empty list of "
-                                         "objects with 'id' and 'mountpoint'")
+                                    "objects with 'id' and 'mountpoint'")
     for index, entry in enumerate(entries):
         label = f"{path} entry {index}"
         if not isinstance(entry, dict):
@@ -55,7 +55,7 @@ def load(path: str, fail: Fail) -> list[dict[str, Any]]:
                 raise fail(SECTION, OPTION, f"{label} needs a non-empty string '{key}'")
         if not os.path.isabs(entry["mountpoint"]):
             raise fail(SECTION, OPTION, f"{label} mountpoint {entry['mountpoint']!r} is "
-                                             "not an absolute path")
+                                        "not an absolute path")
         try:
             _check_values(entry, label)
         except ValueError as exc:
