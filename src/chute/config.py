@@ -15,11 +15,14 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from chute.errors import ConfigError
 
 Converter = Callable[[str], Any]
+# `Config.fail`, for code that validates settings after load without holding the Config.
+Fail = Callable[[str, str, str], ConfigError]
+_T = TypeVar("_T")
 
 
 def _bool(raw: str) -> bool:
@@ -99,12 +102,48 @@ class Config:
     def section(self, section: str) -> dict[str, Any]:
         return self.values[section]
 
+    def typed(self, section: str) -> TypedSection:
+        """Typed reads of `section`, for building a component's settings at start-up."""
+        return TypedSection(section, self.values[section])
+
     def templated(self, prefix: str) -> dict[str, dict[str, Any]]:
         return self.templates.get(prefix, {})
 
     def fail(self, section: str, option: str, problem: str) -> ConfigError:
         """A cross-option check failed after load: build the same one-line error."""
         return ConfigError(self.path or "<defaults>", section, option, problem)
+
+
+@dataclass(frozen=True)
+class TypedSection:
+    """One section's values read as the types their `Opt`s declare.
+
+    The loader already converted every value, so a wrong type here is a settings class that
+    disagrees with its schema (a bug): TypeError names the option.
+    """
+
+    name: str
+    values: dict[str, Any]
+
+    def _read(self, option: str, kind: type[_T]) -> _T:
+        value = self.values[option]
+        if not isinstance(value, kind):
+            raise TypeError(f"[{self.name}] {option} is a {type(value).__name__}, not a "
+                            f"{kind.__name__}")
+        return value
+
+    def string(self, option: str) -> str:
+        return self._read(option, str)
+
+    def integer(self, option: str) -> int:
+        return self._read(option, int)
+
+    def boolean(self, option: str) -> bool:
+        return self._read(option, bool)
+
+    def strings(self, option: str) -> tuple[str, ...]:
+        """A `list` option, as a tuple so that frozen settings stay hashable."""
+        return tuple(str(item) for item in self._read(option, list))
 
 
 def _defaults(opts: list[Opt]) -> dict[str, Any]:

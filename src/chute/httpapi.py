@@ -23,6 +23,9 @@ import falcon
 
 from chute.errors import ChuteError
 
+# The app type every chute API builds (falcon's App is generic in its request and response).
+App = falcon.App[falcon.Request, falcon.Response]
+
 LOG = logging.getLogger("chute.http")
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -68,7 +71,7 @@ def _unrouted(req: falcon.Request, resp: falcon.Response, **params: Any) -> None
         description=f"The method {req.method} is not implemented by this server.")
 
 
-def install_method_rules(app: falcon.App) -> None:
+def install_method_rules(app: App) -> None:
     """Answer methods and unknown paths as Glance does (501/405/404, see STANDARD_METHODS)."""
     app.add_middleware(_KnownRouteMethods())
     app.add_sink(_unrouted)
@@ -90,7 +93,7 @@ class RequestIdMiddleware:
             request_id = "req-" + str(uuid.uuid4())
         resp.set_header("x-openstack-request-id", request_id)
         started = getattr(req.context, "started", time.monotonic())
-        length: Any = resp.content_length
+        length: int | str | None = resp.content_length
         if length is None:
             length = len(resp.data) if resp.data is not None else "-"
         query = f"?{req.query_string}" if req.query_string else ""
@@ -113,7 +116,8 @@ class ErrorInfo:
 
     @property
     def reason(self) -> str:
-        return falcon.code_to_http_status(self.status).split(" ", 1)[1]
+        line: str = falcon.code_to_http_status(self.status)
+        return line.split(" ", 1)[1]
 
     @property
     def status_line(self) -> str:
@@ -199,7 +203,7 @@ _EXPLANATIONS = {
 }
 
 
-def install_error_handling(app: falcon.App, table: dict[type[ChuteError], int],
+def install_error_handling(app: App, table: dict[type[ChuteError], int],
                            renderer: Renderer) -> None:
     """Map chute errors through `table` (most specific class wins) and render with `renderer`."""
 
@@ -249,7 +253,7 @@ def no_body(req: falcon.Request) -> None:
         raise falcon.HTTPBadRequest(description="A body is not expected with this request.")
 
 
-def read_json(req: falcon.Request, limit: int = 1 << 20) -> Any:
+def read_json(req: falcon.Request, limit: int = 1 << 20) -> object:
     """Parse a JSON request body; the error messages are Glance's."""
     raw = req.bounded_stream.read(limit + 1)
     if len(raw) > limit:
@@ -260,7 +264,7 @@ def read_json(req: falcon.Request, limit: int = 1 << 20) -> Any:
         raise falcon.HTTPBadRequest(description="Malformed JSON in request body.") from None
 
 
-def json_response(resp: falcon.Response, body: Any, status: int = 200) -> None:
+def json_response(resp: falcon.Response, body: object, status: int = 200) -> None:
     resp.status = falcon.code_to_http_status(status)
     resp.content_type = "application/json"
     resp.data = json.dumps(body).encode()

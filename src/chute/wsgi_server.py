@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 import gc
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from gunicorn.app.base import BaseApplication
+
+if TYPE_CHECKING:
+    import ctypes
 
 # A request body at least this large (or chunked) leaves freed buffers worth handing back.
 _TRIM_AFTER_BODY = 1 << 20
@@ -35,7 +38,7 @@ class _Embedded(BaseApplication):  # type: ignore[misc]
 
 
 @functools.cache
-def _libc() -> Any:
+def _libc() -> ctypes.CDLL:
     import ctypes  # here, not at the top: the master never needs it
 
     return ctypes.CDLL(None)

@@ -23,6 +23,7 @@ from chute import config
 from chute.compute.api import create_app
 from chute.images.app import make_app
 from chute.images.options import SCHEMA as IMAGES_SCHEMA
+from chute.images.options import ApiSettings
 from chute.openapi import COMPUTE, IMAGES
 from chute.stores.filesystem import FilesystemStore
 
@@ -43,7 +44,7 @@ def images_app(tmp_path: Path) -> Any:
     conf_path = tmp_path / "chute-api.conf"
     conf_path.write_text(f"[glance_store]\nfilesystem_store_datadir = {tmp_path}/images\n")
     conf = config.load(conf_path, IMAGES_SCHEMA)
-    return make_app(conf, FilesystemStore.from_config(conf))
+    return make_app(ApiSettings.from_config(conf), FilesystemStore.from_config(conf))
 
 
 def test_every_route_is_documented_and_vice_versa(tmp_path):

@@ -6,8 +6,8 @@ from typing import Any
 
 import falcon
 
-from chute.config import Config
 from chute.httpapi import json_response, no_body
+from chute.images.options import FormatSettings
 from chute.images.schema import image_schema, images_schema
 from chute.images.service import ImageService
 
@@ -39,8 +39,8 @@ class SchemaResource:
         json_response(resp, self.document)
 
 
-def schema_resources(conf: Config) -> tuple[SchemaResource, SchemaResource]:
-    return SchemaResource(image_schema(conf)), SchemaResource(images_schema(conf))
+def schema_resources(formats: FormatSettings) -> tuple[SchemaResource, SchemaResource]:
+    return SchemaResource(image_schema(formats)), SchemaResource(images_schema(formats))
 
 
 class TagResource:

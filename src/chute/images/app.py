@@ -7,8 +7,8 @@ import os
 import falcon
 
 from chute import errors, openapi
-from chute.config import Config
 from chute.httpapi import (
+    App,
     RequestIdMiddleware,
     install_error_handling,
     install_method_rules,
@@ -18,6 +18,8 @@ from chute.images import api, api_data, api_misc
 from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
+from chute.images.options import ApiSettings
+from chute.images.schema import Validator
 from chute.images.service import ImageService
 from chute.stores.filesystem import FilesystemStore
 
@@ -33,27 +35,26 @@ ERROR_STATUS: dict[type[errors.ChuteError], int] = {
 }
 
 
-def database_url(conf: Config, store: FilesystemStore) -> str:
+def database_url(connection: str, store: FilesystemStore) -> str:
     """`[database] connection`, or SQLite beside the datadir (the data root)."""
-    url = conf.get("database", "connection")
-    if url:
-        return url
+    if connection:
+        return connection
     return f"sqlite:///{os.path.join(store.root, 'chute-api.sqlite')}"
 
 
-def make_app(conf: Config, store: FilesystemStore) -> falcon.App:
+def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     """One app per worker process (engines and pools must not cross a fork)."""
-    db = Database(make_engine(database_url(conf, store)))
-    service = ImageService(conf, db, [store])
-    data = ImageData(conf, service, store)
+    db = Database(make_engine(database_url(settings.database_connection, store)))
+    service = ImageService(settings.service, Validator(settings.formats), db, [store])
+    data = ImageData(settings.upload, service, store)
     app = falcon.App(middleware=[RequestIdMiddleware()])
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.secure_cookies_by_default = False
     install_error_handling(app, ERROR_STATUS, webob_renderer)
     install_method_rules(app)
 
-    public = conf.get("DEFAULT", "public_endpoint")
-    image_schema, images_schema = api_misc.schema_resources(conf)
+    public = settings.public_endpoint
+    image_schema, images_schema = api_misc.schema_resources(settings.formats)
     app.add_route("/", api_misc.VersionsResource(public, 300))
     app.add_route("/versions", api_misc.VersionsResource(public, 200))
     app.add_route("/v2/schemas/image", image_schema)
@@ -61,7 +62,7 @@ def make_app(conf: Config, store: FilesystemStore) -> falcon.App:
     app.add_route("/v2/images", api.ImagesResource(service))
     app.add_route("/v2/images/{image_id}", api.ImageResource(service))
     app.add_route("/v2/images/{image_id}/file",
-                  api_data.FileResource(data, conf.get("DEFAULT", "client_socket_timeout")))
+                  api_data.FileResource(data, settings.server.client_socket_timeout))
     app.add_route("/v2/images/{image_id}/extents", ExtentsResource(service))
     app.add_route("/v2/images/{image_id}/tags/{tag}", api_misc.TagResource(service))
     app.add_route("/v2/images/{image_id}/actions/deactivate",

@@ -46,13 +46,26 @@ class StreamBody:
             raise _stopped(exc) from None
 
 
+class _LengthReader(Protocol):
+    """gunicorn's LengthReader, as far as SocketBody uses it."""
+
+    length: int  # body bytes not yet read from the socket
+
+
+class _FailableBody(Protocol):
+    """gunicorn's Body, as far as SocketBody uses it."""
+
+    failed: bool
+
+
 class SocketBody:
     """A Content-Length body read straight from gunicorn's client socket (see the module doc).
 
     `reader` is gunicorn's LengthReader; its `length` always says what is left to read.
     """
 
-    def __init__(self, sock: socket.socket, prefix: bytes, reader: Any, owner: Any) -> None:
+    def __init__(self, sock: socket.socket, prefix: bytes, reader: _LengthReader,
+                 owner: _FailableBody) -> None:
         self._sock = sock
         self._prefix = memoryview(prefix)
         self._reader = reader

@@ -8,29 +8,19 @@ the store - not even after a 415, where Glance 33 keeps the data.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 
-from chute.config import Config
-from chute.errors import Conflict, Forbidden, Gone, Invalid, NotFound, TooLarge
+from chute.errors import Conflict, Gone, Invalid, NotFound, TooLarge
 from chute.images.body import Body
-from chute.images.db import CLEARED, Database, Location
+from chute.images.db import Database, ImageRecord
+from chute.images.options import UploadSettings
 from chute.images.service import ImageService
+from chute.images.status import QUEUED, SAVING
 from chute.images.upload import Limits, Received, receive
-from chute.stores import Opened, Store, Writer, for_url
+from chute.stores import Opened, Store, StoredLocation, Writer
 
 LOG = logging.getLogger(__name__)
-
-_UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
-
-
-def parse_quota(raw: str) -> int:
-    """`user_storage_quota` as bytes (Glance's `^\\d+((K|M|G|T)?B)?$`, binary units)."""
-    match = re.fullmatch(r"\s*(\d+)\s*((?:K|M|G|T)?B)?\s*", raw or "0")
-    if match is None:
-        raise ValueError(f"{raw!r} is not a size (use e.g. 0, 500MB, 2GB)")
-    return int(match.group(1)) * _UNITS[match.group(2) or ""]
 
 
 @dataclass(frozen=True)
@@ -40,25 +30,22 @@ class Download:
 
 
 class ImageData:
-    def __init__(self, conf: Config, service: ImageService, store: Store) -> None:
+    def __init__(self, settings: UploadSettings, service: ImageService, store: Store) -> None:
+        self.settings = settings
         self.service = service
         self.db: Database = service.db
         self.store = store
-        self.size_cap = conf.get("DEFAULT", "image_size_cap")
-        self.quota = parse_quota(conf.get("DEFAULT", "user_storage_quota"))
-        self.hashing_algorithm = conf.get("DEFAULT", "hashing_algorithm")
-        self.chunk_size = conf.get("glance_store", "filesystem_store_chunk_size")
-        self.require_match = conf.get("image_format", "require_image_format_match")
 
     def upload(self, image_id: str, body: Body, declared: int | None) -> None:
         record = self.service.get(image_id)
         if not record.disk_format or not record.container_format:
             raise Invalid("Properties disk_format, container_format must be set prior to "
                           "saving data.")
-        if declared is not None and declared > self.size_cap:
+        size_cap = self.settings.size_cap
+        if declared is not None and declared > size_cap:
             raise TooLarge(f"The incoming image is too large: {declared} bytes exceeds "
-                           f"image_size_cap ({self.size_cap} bytes)")
-        if not self.db.cas_status(image_id, "queued", "saving"):
+                           f"image_size_cap ({size_cap} bytes)")
+        if not self.db.cas_status(image_id, QUEUED, SAVING):
             current = self.db.get(image_id)
             if current is None:
                 raise NotFound(f"No image found with ID {image_id}")
@@ -66,9 +53,9 @@ class ImageData:
                            "allowed")
         LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
         try:
-            received, location, writer = self._store_data(record.columns, body, declared)
+            received, location, writer = self._store_data(record, body, declared)
         except BaseException as exc:
-            self.db.cas_status(image_id, "saving", "queued", **CLEARED)
+            self.db.requeue(image_id)
             LOG.warning("image %s: upload failed (%s); back to queued, nothing stored",
                         image_id, getattr(exc, "message", None) or type(exc).__name__)
             raise
@@ -82,33 +69,36 @@ class ImageData:
         writer.settle()
         if not activated:
             self.store.delete(location.url)
-            self.db.cas_status(image_id, "saving", "queued", **CLEARED)
+            self.db.requeue(image_id)
             raise Gone(f"Image {image_id} could not be found after upload. The image may have "
                        "been deleted during the upload, cleaning up the chunks uploaded.")
         LOG.info("image %s: saving -> active (%d bytes, %s)", image_id, received.size,
                  location.url)
 
     def _quota_left(self, owner: str | None, image_id: str, declared: int | None) -> int | None:
-        if self.quota <= 0:
+        quota = self.settings.quota
+        if quota <= 0:
             return None
-        left = self.quota - self.db.usage(owner, image_id)
+        left = quota - self.db.usage(owner, image_id)
         if left <= 0 or (declared is not None and declared > left):
             raise TooLarge(f"Image exceeds the storage quota: {max(left, 0)} bytes left of "
-                           f"{self.quota}")
+                           f"{quota}")
         return left
 
-    def _store_data(self, image: dict, body: Body,
-                    declared: int | None) -> tuple[Received, Location, Writer]:
-        image_id = image["id"]
-        limits = Limits(declared, self.size_cap,
-                        self._quota_left(image["owner"], image_id, declared))
+    def _store_data(self, image: ImageRecord, body: Body,
+                    declared: int | None) -> tuple[Received, StoredLocation, Writer]:
+        image_id: str = image.id
+        settings = self.settings
+        limits = Limits(declared, settings.size_cap,
+                        self._quota_left(image.owner, image_id, declared))
         writer = self.store.writer(image_id, declared or 0)
         started = time.monotonic()
         try:
             received = receive(
-                body, writer, limits, hashing_algorithm=self.hashing_algorithm,
-                inspect_as=image["disk_format"] if image["container_format"] == "bare" else None,
-                require_format_match=self.require_match, chunk_size=self.chunk_size,
+                body, writer, limits, hashing_algorithm=settings.hashing_algorithm,
+                inspect_as=image.disk_format if image.container_format == "bare" else None,
+                require_format_match=settings.require_format_match,
+                chunk_size=settings.chunk_size,
                 keep_going=lambda _n: self._still_wanted(image_id))
             streamed = time.monotonic()
             stored = writer.commit()
@@ -119,30 +109,20 @@ class ImageData:
         LOG.info("image %s: %d bytes received and hashed in %.3f s (%.0f MB/s), synced and "
                  "linked in %.3f s", image_id, received.size, streamed - started,
                  received.size / max(streamed - started, 1e-9) / 1e6, done - streamed)
-        return received, Location(stored.url, stored.metadata), writer
+        return received, stored, writer
 
     def _still_wanted(self, image_id: str) -> None:
         current = self.db.get(image_id)
-        if current is None or current.status != "saving":
+        if current is None or current.status != SAVING:
             raise Gone(f"Image {image_id} could not be found after upload. The image may have "
                        "been deleted during the upload, cleaning up the chunks uploaded.")
 
     def open(self, image_id: str) -> Download | None:
         """The first readable location of the image; None when it has no data (204)."""
-        record = self.service.get(image_id)
-        if record.status == "deactivated":
-            raise Forbidden("The requested image has been deactivated. Image data download is "
-                            "forbidden.")
-        for location in record.locations:
-            store = for_url(self.service.stores, location.url)
-            opened = store.open(location.url) if store is not None else None
-            if opened is None:
-                continue
-            if record.size is not None and opened.size != record.size:
-                # Never serve bytes that cannot be the image (truncated or replaced file).
-                LOG.error("image %s: %s holds %d bytes, the image has %d; not serving it",
-                          image_id, location.url, opened.size, record.size)
-                opened.fileobj.close()
-                continue
-            return Download(opened, record.checksum)
-        return None
+        found = self.service.first_readable(
+            image_id, lambda store, url: store.open(url), "not serving it",
+            discard=lambda opened: opened.fileobj.close())
+        if found is None:
+            return None
+        record, opened = found
+        return Download(opened, record.checksum)

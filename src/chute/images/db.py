@@ -13,10 +13,14 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Generic, Iterable, TypeVar
 
 from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
     Engine,
+    Row,
     and_,
     bindparam,
     create_engine,
@@ -29,10 +33,25 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from chute.errors import Conflict
+from chute.images import status
 from chute.images.models import IMAGE_LOCATIONS, IMAGE_PROPERTIES, IMAGE_TAGS, IMAGES
+from chute.images.status import (
+    ACTIVATE,
+    DELETED,
+    KILLED,
+    LOCATION_ACTIVE,
+    LOCATION_DELETED,
+    QUEUED,
+    REQUEUE,
+    LocationStatus,
+    Status,
+)
+from chute.stores.base import StoredLocation
 
 LOG = logging.getLogger(__name__)
 
@@ -41,6 +60,7 @@ T_IMG = IMAGES
 T_PROP = IMAGE_PROPERTIES
 T_TAG = IMAGE_TAGS
 T_LOC = IMAGE_LOCATIONS
+_T = TypeVar("_T")
 
 
 def utcnow() -> datetime:
@@ -48,10 +68,23 @@ def utcnow() -> datetime:
 
 
 @dataclass
-class Location:
+class LocationRecord:
+    """One row of image_locations: where a copy of the image's data is, as the registry has it."""
+
     url: str
     metadata: dict[str, Any]
-    status: str = "active"
+    status: LocationStatus = LOCATION_ACTIVE
+
+
+class _Column(Generic[_T]):
+    """An ImageRecord attribute reading its column from `columns`, typed as `_T`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: ImageRecord, owner: type) -> _T:
+        value: _T = record.columns[self.name]
+        return value
 
 
 @dataclass
@@ -61,13 +94,27 @@ class ImageRecord:
     columns: dict[str, Any]
     properties: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
-    locations: list[Location] = field(default_factory=list)
+    locations: list[LocationRecord] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> Any:
+        """Any other column by name, untyped (views render them from `columns`)."""
         try:
             return self.__dict__["columns"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+    # The columns the rules read, typed.
+    id = _Column[str]()
+    status = _Column[str]()
+    owner = _Column[str | None]()
+    size = _Column[int | None]()
+    checksum = _Column[str | None]()
+    disk_format = _Column[str | None]()
+    container_format = _Column[str | None]()
+    protected = _Column[bool]()
+    chute_blake3_blocks = _Column[str | None]()
+    created_at = _Column[datetime]()
+    updated_at = _Column[datetime]()
 
 
 @dataclass
@@ -91,32 +138,32 @@ _NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "size":
 # than running it on SQLite (a profile of image-show: 0.4 of 1.3 ms in the construction of 4
 # statements), and every build leaves garbage for the collector: a bind parameter memoizes
 # `_cloned_set = {itself}`, a reference cycle, 2 per image-show and 28 per image-list.
-_IDS: Any = bindparam("ids", expanding=True)
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
 _PROPS_OF = select(T_PROP).where(T_PROP.c.image_id.in_(_IDS))
 _TAGS_OF = select(T_TAG).where(T_TAG.c.image_id.in_(_IDS)).order_by(T_TAG.c.id)
-_LOCS_OF = (select(T_LOC).where(T_LOC.c.image_id.in_(_IDS), T_LOC.c.status == "active")
+_LOCS_OF = (select(T_LOC).where(T_LOC.c.image_id.in_(_IDS), T_LOC.c.status == LOCATION_ACTIVE)
             .order_by(T_LOC.c.id))
 _BY_ID = select(T_IMG).where(T_IMG.c.id == bindparam("image_id"))
 _LIVE_BY_ID = _BY_ID.where(T_IMG.c.deleted.is_(False))
 _ID_TAKEN = select(T_IMG.c.id).where(T_IMG.c.id == bindparam("image_id"))
-_LISTED = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != "killed")
+_LISTED = select(T_IMG).where(T_IMG.c.deleted.is_(False), T_IMG.c.status != KILLED)
 
 
 @functools.cache
-def _column_in(column: str) -> Any:
+def _column_in(column: str) -> ColumnElement[bool]:
     """`column IN (...)`, the values bound at execution as `in_<column>`."""
     return T_IMG.c[column].in_(bindparam(f"in_{column}", expanding=True))
 
 
 @functools.cache
-def _sort_expr(key: str) -> Any:
+def _sort_expr(key: str) -> ColumnElement[Any]:
     column = T_IMG.c[key]
     if key in _NULLABLE_SORT:
         return func.coalesce(column, _NULLABLE_SORT[key])
     return column
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -159,7 +206,7 @@ class Database:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _hydrate(self, conn: Any, rows: list[Any]) -> list[ImageRecord]:
+    def _hydrate(self, conn: Connection, rows: list[Row[Any]]) -> list[ImageRecord]:
         records = {row.id: ImageRecord(dict(row._mapping)) for row in rows}
         if not records:
             return []
@@ -169,7 +216,8 @@ class Database:
         for tag in conn.execute(_TAGS_OF, ids):
             records[tag.image_id].tags.append(tag.value)
         for loc in conn.execute(_LOCS_OF, ids):
-            records[loc.image_id].locations.append(Location(loc.url, loc.metadata, loc.status))
+            records[loc.image_id].locations.append(
+                LocationRecord(loc.url, loc.metadata, loc.status))
         return [records[row.id] for row in rows]
 
     def get(self, image_id: str, include_deleted: bool = False) -> ImageRecord | None:
@@ -210,7 +258,7 @@ class Database:
             return self._hydrate(conn, rows)
 
     @staticmethod
-    def _after(marker: Any, sort: list[tuple[str, str]]) -> Any:
+    def _after(marker: Row[Any] | None, sort: list[tuple[str, str]]) -> ColumnElement[bool]:
         """Keyset condition: rows strictly after `marker` in the `sort` order."""
         clauses = []
         for i, (key, direction) in enumerate(sort):
@@ -231,7 +279,7 @@ class Database:
         query = (select(func.coalesce(func.sum(T_IMG.c.size), 0))
                  .select_from(T_IMG.join(T_LOC, T_LOC.c.image_id == T_IMG.c.id))
                  .where(owner_clause, T_IMG.c.deleted.is_(False), T_IMG.c.id != exclude_id,
-                        T_LOC.c.status == "active"))
+                        T_LOC.c.status == LOCATION_ACTIVE))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -249,7 +297,7 @@ class Database:
             raise Conflict(f"Image ID {columns['id']} already exists!") from None
 
     @staticmethod
-    def _write_props(conn: Any, image_id: str, properties: dict[str, str]) -> None:
+    def _write_props(conn: Connection, image_id: str, properties: dict[str, str]) -> None:
         for name, value in properties.items():
             conn.execute(insert(T_PROP).values(image_id=image_id, name=name, value=value))
 
@@ -287,45 +335,58 @@ class Database:
                              .values(updated_at=utcnow()))
         return bool(gone)
 
-    def cas_status(self, image_id: str, expected: str, new: str, **columns: Any) -> bool:
-        """UPDATE images SET status=new ... WHERE id=? AND status=expected; True if it won."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(T_IMG)
-                .where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
-                       T_IMG.c.deleted.is_(False))
-                .values(status=new, updated_at=utcnow(), **columns))
-            return result.rowcount == 1
+    def cas_status(self, image_id: str, expected: Status, new: Status,
+                   **columns: Any) -> bool:
+        """UPDATE images SET status=new ... WHERE id=? AND status=expected; True if it won.
 
-    def activate(self, image_id: str, columns: dict[str, Any], location: Location) -> bool:
+        Only a change chute.images.status allows (ValueError otherwise): the machine is
+        there, the atomicity here.
+        """
+        status.transition(expected, new)
+        with self.engine.begin() as conn:
+            return self._swap(conn, image_id, expected, new, columns)
+
+    @staticmethod
+    def _swap(conn: Connection, image_id: str, expected: Status, new: Status,
+              columns: dict[str, Any]) -> bool:
+        result = conn.execute(
+            update(T_IMG)
+            .where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
+                   T_IMG.c.deleted.is_(False))
+            .values(status=new, updated_at=utcnow(), **columns))
+        return result.rowcount == 1
+
+    def requeue(self, image_id: str) -> bool:
+        """saving -> queued with size and hashes cleared: the upload left nothing behind."""
+        return self.cas_status(image_id, REQUEUE.source, REQUEUE.target, **CLEARED)
+
+    def activate(self, image_id: str, columns: dict[str, Any],
+                 location: StoredLocation) -> bool:
         """saving -> active with the upload's results and its location, atomically."""
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(T_IMG)
-                .where(T_IMG.c.id == image_id, T_IMG.c.status == "saving",
-                       T_IMG.c.deleted.is_(False))
-                .values(status="active", updated_at=utcnow(), **columns))
-            if result.rowcount != 1:
+            if not self._swap(conn, image_id, ACTIVATE.source, ACTIVATE.target, columns):
                 return False
             conn.execute(insert(T_LOC).values(image_id=image_id, url=location.url,
-                                              metadata=location.metadata, status="active",
-                                              created_at=utcnow()))
+                                              metadata=location.metadata,
+                                              status=LOCATION_ACTIVE, created_at=utcnow()))
         return True
 
-    def soft_delete(self, image_id: str) -> list[Location]:
-        """Mark deleted (id stays reserved); returns the locations whose data must go."""
+    def soft_delete(self, image_id: str) -> list[LocationRecord]:
+        """Mark deleted from any status (id stays reserved); returns the locations whose data
+        must go."""
         with self.engine.begin() as conn:
             now = utcnow()
             result = conn.execute(update(T_IMG).where(T_IMG.c.id == image_id,
                                                       T_IMG.c.deleted.is_(False))
-                                  .values(status="deleted", deleted=True, deleted_at=now,
+                                  .values(status=DELETED, deleted=True, deleted_at=now,
                                           updated_at=now))
             if result.rowcount != 1:
                 return []
-            locs = [Location(r.url, r.metadata, r.status) for r in conn.execute(
-                select(T_LOC).where(T_LOC.c.image_id == image_id, T_LOC.c.status == "active"))]
+            locs = [LocationRecord(r.url, r.metadata, r.status) for r in conn.execute(
+                select(T_LOC).where(T_LOC.c.image_id == image_id,
+                                    T_LOC.c.status == LOCATION_ACTIVE))]
             conn.execute(update(T_LOC).where(T_LOC.c.image_id == image_id)
-                         .values(status="deleted"))
+                         .values(status=LOCATION_DELETED))
         return locs
 
     @property
@@ -335,19 +396,21 @@ class Database:
 
     def reset_saving(self, only: list[str] | None = None) -> list[str]:
         """Images a crash left in `saving` (all, or those in `only`) go back to `queued`."""
-        query = select(T_IMG.c.id).where(T_IMG.c.status == "saving", T_IMG.c.deleted.is_(False))
+        query = select(T_IMG.c.id).where(T_IMG.c.status == REQUEUE.source,
+                                         T_IMG.c.deleted.is_(False))
         if only is not None:
             query = query.where(T_IMG.c.id.in_(only))
         with self.engine.begin() as conn:
             ids = [r.id for r in conn.execute(query)]
             if ids:
-                conn.execute(update(T_IMG).where(T_IMG.c.id.in_(ids), T_IMG.c.status == "saving")
-                             .values(status="queued", updated_at=utcnow(), **CLEARED))
+                conn.execute(update(T_IMG)
+                             .where(T_IMG.c.id.in_(ids), T_IMG.c.status == REQUEUE.source)
+                             .values(status=REQUEUE.target, updated_at=utcnow(), **CLEARED))
         return ids
 
     def queued_ids(self) -> list[str]:
         """Images that have no data yet (an upload may start, none has finished)."""
-        query = select(T_IMG.c.id).where(T_IMG.c.status == "queued", T_IMG.c.deleted.is_(False))
+        query = select(T_IMG.c.id).where(T_IMG.c.status == QUEUED, T_IMG.c.deleted.is_(False))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(query)]
 
@@ -356,7 +419,7 @@ CLEARED = {"size": None, "virtual_size": None, "checksum": None, "os_hash_algo":
            "os_hash_value": None, "chute_blake3_blocks": None}
 
 
-def _marker_value(marker: Any, key: str) -> Any:
+def _marker_value(marker: Row[Any] | None, key: str) -> Any:
     value = getattr(marker, key)
     if value is None and key in _NULLABLE_SORT:
         return _NULLABLE_SORT[key]

@@ -12,33 +12,15 @@ Same rules as downloading `/file` (ImageData.open): unknown or deleted image 404
 
 from __future__ import annotations
 
-import logging
-
-from chute.errors import Forbidden
 from chute.images.service import ImageService
-from chute.stores import Extents, for_url
-
-LOG = logging.getLogger(__name__)
+from chute.stores import Extents
 
 
 def image_extents(service: ImageService, image_id: str) -> Extents | None:
     """The extents of the first readable location of the image; None when it has no data."""
-    record = service.get(image_id)
-    if record.status == "deactivated":
-        raise Forbidden("The requested image has been deactivated. Image data download is "
-                        "forbidden.")
-    for location in record.locations:
-        store = for_url(service.stores, location.url)
-        found = store.extents(location.url) if store is not None else None
-        if found is None:
-            continue
-        if record.size is not None and found.size != record.size:
-            # The download refuses such a file too (truncated or replaced): never describe it.
-            LOG.error("image %s: %s holds %d bytes, the image has %d; no extents for it",
-                      image_id, location.url, found.size, record.size)
-            continue
-        return found
-    return None
+    found = service.first_readable(image_id, lambda store, url: store.extents(url),
+                                   "no extents for it")
+    return found[1] if found is not None else None
 
 
 def as_document(extents: Extents) -> dict[str, object]:

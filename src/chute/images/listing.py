@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Any
 from urllib.parse import urlencode
 
 from chute.errors import Invalid
-from chute.images.db import ListQuery
+from chute.images.db import ImageRecord, ListQuery
 
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at",
              "updated_at")
@@ -150,7 +149,7 @@ def parse(pairs: list[tuple[str, str]], default_limit: int, max_limit: int) -> L
     return q
 
 
-def links(pairs: list[tuple[str, str]], page: list[Any], limit: int) -> dict[str, str]:
+def links(pairs: list[tuple[str, str]], page: list[ImageRecord], limit: int) -> dict[str, str]:
     """Glance rebuilds links from dict(params): repeated keys collapse to their last value."""
     params: dict[str, str] = {}
     for key, value in pairs:

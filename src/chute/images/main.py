@@ -18,43 +18,33 @@ import logging
 import os
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chute import config, log
 from chute.errors import ChuteError
-from chute.images.options import SCHEMA
+from chute.images.options import SCHEMA, ApiSettings
 
 if TYPE_CHECKING:
+    from chute.httpapi import App
     from chute.stores.filesystem import FilesystemStore
 
 LOG = logging.getLogger("chute.images")
 WORKER_HEARTBEAT = 60  # seconds; see main()
 
 
-def _check(conf: config.Config) -> None:
-    from chute.images.data import parse_quota
-
-    try:
-        parse_quota(conf.get("DEFAULT", "user_storage_quota"))
-    except ValueError as exc:
-        raise conf.fail("DEFAULT", "user_storage_quota", str(exc)) from None
-
-
-def prepare(conf: config.Config) -> "FilesystemStore":
+def prepare(settings: ApiSettings, fail: config.Fail) -> FilesystemStore:
     """Validate the store, migrate the database, undo what a crash left behind."""
     from chute import stores
-
-    _check(conf)
     from chute.images.app import database_url
     from chute.images.db import Database, make_engine, migrate
 
-    store = stores.from_config(conf)
-    url = database_url(conf, store)
+    store = stores.from_settings(settings.store, fail)
+    url = database_url(settings.database_connection, store)
     try:
         engine = make_engine(url)
         migrate(engine)
     except Exception as exc:  # the driver's own error types vary by backend
-        raise conf.fail("database", "connection", f"cannot open {url}: {exc}") from None
+        raise fail("database", "connection", f"cannot open {url}: {exc}") from None
     db = Database(engine)
     removed = store.recover()
     # On a shared database (PostgreSQL) other API nodes may be uploading right now: only the
@@ -72,8 +62,8 @@ def prepare(conf: config.Config) -> "FilesystemStore":
     return store
 
 
-def _prepare_in_child(conf: config.Config) -> str | None:
-    """Run `prepare(conf)` in a forked child; None if it succeeded, else what went wrong.
+def _prepare_in_child(settings: ApiSettings, fail: config.Fail) -> str | None:
+    """Run `prepare(settings, fail)` in a forked child; None if it succeeded, else what went wrong.
 
     A child, not this process, so that what preparing imports (SQLAlchemy, Alembic, Mako, the
     app's modules: ~50 MiB of RSS) goes away with it instead of staying in the gunicorn master
@@ -86,7 +76,7 @@ def _prepare_in_child(conf: config.Config) -> str | None:
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        _prepare_and_exit(conf, write_end)
+        _prepare_and_exit(settings, fail, write_end)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         message = pipe.read().decode(errors="replace")
@@ -97,11 +87,11 @@ def _prepare_in_child(conf: config.Config) -> str | None:
     return message or f"preparing the service failed (child exit status {code})"
 
 
-def _prepare_and_exit(conf: config.Config, report_fd: int) -> None:
+def _prepare_and_exit(settings: ApiSettings, fail: config.Fail, report_fd: int) -> None:
     """The child's side: prepare, write the error (if any) to `report_fd`, never return."""
     status, message = 1, ""
     try:
-        prepare(conf)
+        prepare(settings, fail)
         status = 0
     except ChuteError as exc:
         message = exc.message
@@ -118,13 +108,13 @@ def _prepare_and_exit(conf: config.Config, report_fd: int) -> None:
             os._exit(status)
 
 
-def _worker_app(conf: config.Config, store: "FilesystemStore") -> Any:
+def _worker_app(settings: ApiSettings, store: FilesystemStore) -> App:
     """The app, built in each worker after the fork (imports happen here, not in the master)."""
     from chute.httpapi import install_log_filter
     from chute.images.app import make_app
 
     install_log_filter()
-    return make_app(conf, store)
+    return make_app(settings, store)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,15 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         conf = config.load(args.config_file, SCHEMA)
+        settings = ApiSettings.from_config(conf)
         if args.show_config:
-            _check(conf)
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
-        log.setup(conf.get("DEFAULT", "log_file") or None, conf.get("DEFAULT", "debug"))
+        log.setup(settings.server.log_file or None, settings.server.debug)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
-    failed = _prepare_in_child(conf)
+    failed = _prepare_in_child(settings, conf.fail)
     if failed is not None:
         print(f"chute-api: {failed}", file=sys.stderr)
         return 1
@@ -153,22 +143,23 @@ def main(argv: list[str] | None = None) -> int:
         # Loaded once here, as before the child existed: a worker respawned later serves the
         # store (datadirs, metadata file) the service was started with. Built in each worker
         # instead, it cost more, not less: idle RSS of master + 2 workers 134.6 vs 131.4 MiB.
-        store = stores.from_config(conf)
+        store = stores.from_settings(settings.store, conf.fail)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
 
     from chute.wsgi_server import serve
 
-    d = conf.section("DEFAULT")
-    LOG.info("chute-api listening on http://%s:%s/ (%d workers)", d["bind_host"],
-             d["bind_port"], d["workers"])
+    server = settings.server
+    LOG.info("chute-api listening on http://%s:%s/ (%d workers)", server.bind_host,
+             server.bind_port, server.workers)
     # gunicorn's `timeout` is not a client timeout for gthread workers: it is how long the
     # worker's main loop may go without a heartbeat before the master SIGKILLs the worker with
     # every request in it. That loop closes dropped connections itself, lingering up to 2 s on
     # each, so a few stalled clients dropped at once would get a low timeout's worker killed.
-    serve(lambda: _worker_app(conf, store), d["bind_host"], d["bind_port"], d["workers"],
-          threads=d["threads"], timeout=max(d["client_socket_timeout"], WORKER_HEARTBEAT))
+    serve(lambda: _worker_app(settings, store), server.bind_host, server.bind_port,
+          server.workers, threads=server.threads,
+          timeout=max(server.client_socket_timeout, WORKER_HEARTBEAT))
     return 0
 
 

@@ -23,6 +23,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from chute.images.status import LOCATION_ACTIVE
+
 METADATA = MetaData()
 
 IMAGES = Table(
@@ -78,7 +80,7 @@ IMAGE_LOCATIONS = Table(
     Column("image_id", ForeignKey("images.id"), nullable=False),
     Column("url", Text, nullable=False),
     Column("metadata", JSON, nullable=False, default=dict),
-    Column("status", String(30), nullable=False, default="active"),
+    Column("status", String(30), nullable=False, default=LOCATION_ACTIVE),
     Column("created_at", DateTime, nullable=False),
     Index("ix_image_locations_image_id", "image_id"),
 )

@@ -1,13 +1,18 @@
-"""chute-api options, with Glance's names and defaults where the meaning is the same."""
+"""chute-api options, with Glance's names and defaults where the meaning is the same, and
+the settings each component is given, built once at start-up (`ApiSettings.from_config`).
+
+The store declares its own section (chute.stores.options); this module composes the schema.
+The gunicorn master imports this module: keep its imports light.
+"""
 
 from __future__ import annotations
 
-from chute.config import Opt, Schema
+import re
+from dataclasses import dataclass
 
-
-def _octal_perm(value: int) -> None:
-    if value > 0 and not (int(str(value), 8) & 0o400):
-        raise ValueError("must grant owner read (e.g. 640), as in Glance")
+from chute.config import Config, Opt, Schema
+from chute.stores.options import OPTIONS as STORE_OPTIONS
+from chute.stores.options import SECTION, StoreSettings
 
 
 def _hash_algo(value: str) -> None:
@@ -53,27 +58,7 @@ SCHEMA: Schema = {
             "SQLAlchemy URL: sqlite:///PATH (default: <datadir>/../chute-api.sqlite) or "
             "postgresql+psycopg://user:pw@host/db for several API nodes."),
     ],
-    "glance_store": [
-        Opt("filesystem_store_datadir", "str", "/var/lib/chute/images",
-            "Directory holding image files."),
-        Opt("filesystem_store_datadirs", "list", [],
-            "Several directories as path:priority; most free space within the highest priority "
-            "wins. Set filesystem_store_datadir to empty to use this."),
-        Opt("filesystem_store_metadata_file", "str", "",
-            "JSON file: one {id, mountpoint} object or a list of them, attached to each new "
-            "location whose file lies under the mountpoint."),
-        Opt("filesystem_store_file_perm", "int", 0,
-            "Octal permission digits for new image files (e.g. 640); 0 leaves the umask.",
-            check=_octal_perm),
-        # An upload holds chute.images.upload.RING (3) chunks, so the chunk size is most of
-        # what a busy worker adds to its RSS. 1 MiB, measured on 1 GiB raw PUTs with O_DIRECT
-        # store writes (2 x 4 alternated rounds): 476/463 MiB/s and 3.88/3.92 server CPU-s,
-        # against 472/502 MiB/s and 3.88/3.61 CPU-s for 2 MiB, the same within the noise;
-        # peak RSS of the upload 130 vs 133-134 MiB. (Before O_DIRECT, 1 MiB had cost +6 %
-        # CPU over 2 MiB, and 4 MiB was no cheaper than 2.)
-        Opt("filesystem_store_chunk_size", "int", 1 << 20, "Read/write chunk size in bytes.",
-            min=4096),
-    ],
+    SECTION: STORE_OPTIONS,
     "image_format": [
         Opt("disk_formats", "list",
             ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"],
@@ -85,3 +70,100 @@ SCHEMA: Schema = {
             "Refuse (415) uploads whose content does not match disk_format."),
     ],
 }
+
+
+_UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_quota(raw: str) -> int:
+    """`user_storage_quota` as bytes (Glance's `^\\d+((K|M|G|T)?B)?$`, binary units)."""
+    match = re.fullmatch(r"\s*(\d+)\s*((?:K|M|G|T)?B)?\s*", raw or "0")
+    if match is None:
+        raise ValueError(f"{raw!r} is not a size (use e.g. 0, 500MB, 2GB)")
+    return int(match.group(1)) * _UNITS[match.group(2) or ""]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How chute-api serves: the gunicorn side and the log."""
+
+    bind_host: str
+    bind_port: int
+    workers: int
+    threads: int
+    client_socket_timeout: int
+    log_file: str
+    debug: bool
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What the image service's rules need (chute.images.service)."""
+
+    show_direct_url: bool
+    show_locations: bool
+    property_quota: int
+    tag_quota: int
+    default_limit: int
+    max_limit: int
+    service_token: str
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """What receiving image data needs (chute.images.data)."""
+
+    size_cap: int
+    quota: int  # bytes; 0: no user_storage_quota
+    hashing_algorithm: str
+    chunk_size: int
+    require_format_match: bool
+
+
+@dataclass(frozen=True)
+class FormatSettings:
+    """The disk and container formats the image schema allows (chute.images.schema)."""
+
+    disk_formats: tuple[str, ...]
+    container_formats: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """All of chute-api's configuration, typed; each component is handed its part."""
+
+    server: ServerSettings
+    service: ServiceSettings
+    upload: UploadSettings
+    formats: FormatSettings
+    store: StoreSettings
+    database_connection: str  # "": SQLite beside the datadir
+    public_endpoint: str
+
+    @classmethod
+    def from_config(cls, conf: Config) -> ApiSettings:
+        """Raises ConfigError for what the loader cannot check alone (the quota's syntax)."""
+        d, formats = conf.typed("DEFAULT"), conf.typed("image_format")
+        store = StoreSettings.from_config(conf)
+        try:
+            quota = parse_quota(d.string("user_storage_quota"))
+        except ValueError as exc:
+            raise conf.fail("DEFAULT", "user_storage_quota", str(exc)) from None
+        return cls(
+            server=ServerSettings(
+                d.string("bind_host"), d.integer("bind_port"), d.integer("workers"),
+                d.integer("threads"), d.integer("client_socket_timeout"),
+                d.string("log_file"), d.boolean("debug")),
+            service=ServiceSettings(
+                d.boolean("show_image_direct_url"), d.boolean("show_multiple_locations"),
+                d.integer("image_property_quota"), d.integer("image_tag_quota"),
+                d.integer("limit_param_default"), d.integer("api_limit_max"),
+                d.string("service_token")),
+            upload=UploadSettings(
+                d.integer("image_size_cap"), quota, d.string("hashing_algorithm"),
+                store.chunk_size, formats.boolean("require_image_format_match")),
+            formats=FormatSettings(formats.strings("disk_formats"),
+                                   formats.strings("container_formats")),
+            store=store,
+            database_connection=conf.typed("database").string("connection"),
+            public_endpoint=d.string("public_endpoint"))

@@ -30,7 +30,7 @@ class PatchOp:
         return self.value is not _MISSING
 
 
-def _attribute(pointer: Any) -> str:
+def _attribute(pointer: object) -> str:
     if not isinstance(pointer, str) or not pointer.startswith("/") or pointer.endswith("/") \
             or "//" in pointer or re.search(r"~[^01]|~$", pointer):
         raise Invalid(f"Invalid JSON pointer for this resource: '{pointer}'")
@@ -40,7 +40,7 @@ def _attribute(pointer: Any) -> str:
     return segments[0].replace("~1", "/").replace("~0", "~")
 
 
-def parse(body: Any, media_type: str) -> list[PatchOp]:
+def parse(body: object, media_type: str) -> list[PatchOp]:
     if not isinstance(body, list):
         raise Invalid("Request body must be a JSON array of operation objects.")
     ops = []

@@ -16,29 +16,30 @@ from typing import Any
 
 import jsonschema
 
-from chute.config import Config
 from chute.errors import Invalid
+from chute.images.options import FormatSettings
 
 
 @lru_cache(maxsize=1)
 def _base() -> dict[str, Any]:
     text = resources.files("chute.images").joinpath("schema-image.json").read_text("utf-8")
-    return json.loads(text)
-
-
-def image_schema(conf: Config) -> dict[str, Any]:
-    schema = copy.deepcopy(_base())
-    props = schema["properties"]
-    props["disk_format"]["enum"] = [None, *conf.get("image_format", "disk_formats")]
-    props["container_format"]["enum"] = [None, *conf.get("image_format", "container_formats")]
+    schema: dict[str, Any] = json.loads(text)
     return schema
 
 
-def images_schema(conf: Config) -> dict[str, Any]:
+def image_schema(formats: FormatSettings) -> dict[str, Any]:
+    schema = copy.deepcopy(_base())
+    props = schema["properties"]
+    props["disk_format"]["enum"] = [None, *formats.disk_formats]
+    props["container_format"]["enum"] = [None, *formats.container_formats]
+    return schema
+
+
+def images_schema(formats: FormatSettings) -> dict[str, Any]:
     return {
         "name": "images",
         "properties": {
-            "images": {"type": "array", "items": image_schema(conf)},
+            "images": {"type": "array", "items": image_schema(formats)},
             "first": {"type": "string"},
             "next": {"type": "string"},
             "schema": {"type": "string"},
@@ -51,17 +52,13 @@ def images_schema(conf: Config) -> dict[str, Any]:
 class Validator:
     """Validates request documents against the image schema (400 with the first problem)."""
 
-    def __init__(self, conf: Config) -> None:
-        self.schema = image_schema(conf)
+    def __init__(self, formats: FormatSettings) -> None:
+        self.schema = image_schema(formats)
         self._validator = jsonschema.Draft4Validator(self.schema)
 
     @property
     def base_keys(self) -> set[str]:
         return set(self.schema["properties"])
-
-    @property
-    def read_only(self) -> set[str]:
-        return {k for k, v in self.schema["properties"].items() if v.get("readOnly")}
 
     def validate(self, document: dict[str, Any]) -> None:
         error = jsonschema.exceptions.best_match(self._validator.iter_errors(document))
@@ -70,6 +67,3 @@ class Validator:
             prefix = "Provided object does not match schema 'image': "
             detail = error.message if not where else f"{where}: {error.message}"
             raise Invalid(prefix + detail)
-
-    def check(self, document: dict[str, Any]) -> bool:
-        return self._validator.is_valid(document)

@@ -8,18 +8,33 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Protocol, TypeVar
 
-from chute.config import Config
 from chute.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from chute.images import listing
-from chute.images.db import Database, ImageRecord, Location, utcnow
+from chute.images.db import Database, ImageRecord, LocationRecord, utcnow
+from chute.images.options import ServiceSettings
 from chute.images.patch import MEDIA_V20, PatchOp
 from chute.images.schema import Validator
+from chute.images.status import (
+    DEACTIVATE,
+    DEACTIVATED,
+    FORMATS_EDITABLE,
+    INITIAL,
+    REACTIVATE,
+    Transition,
+)
 from chute.stores import Store, for_url
 
 LOG = logging.getLogger(__name__)
+
+
+class _Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+_Found = TypeVar("_Found", bound=_Sized)
 
 CREATE_KEYS = {"id", "name", "visibility", "protected", "os_hidden", "min_disk", "min_ram",
                "disk_format", "container_format", "owner", "tags"}
@@ -36,33 +51,13 @@ def _reserved(name: str) -> bool:
     return name in RESERVED or name.startswith("os_glance")
 
 
-@dataclass
-class Settings:
-    """The options the rules need, read once from the config."""
-
-    show_direct_url: bool
-    show_locations: bool
-    property_quota: int
-    tag_quota: int
-    default_limit: int
-    max_limit: int
-    service_token: str
-
-    @classmethod
-    def from_config(cls, conf: Config) -> "Settings":
-        d = conf.section("DEFAULT")
-        return cls(d["show_image_direct_url"], d["show_multiple_locations"],
-                   d["image_property_quota"], d["image_tag_quota"], d["limit_param_default"],
-                   d["api_limit_max"], d["service_token"])
-
-
 class ImageService:
-    def __init__(self, conf: Config, db: Database, stores: list[Store]) -> None:
-        self.conf = conf
+    def __init__(self, settings: ServiceSettings, validator: Validator, db: Database,
+                 stores: list[Store]) -> None:
+        self.settings = settings
+        self.validator = validator
         self.db = db
         self.stores = stores
-        self.settings = Settings.from_config(conf)
-        self.validator = Validator(conf)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -71,6 +66,37 @@ class ImageService:
         if record is None:
             raise NotFound(f"No image found with ID {image_id}")
         return record
+
+    def readable(self, image_id: str) -> ImageRecord:
+        """The image whose data a client wants (download, extents): not if deactivated."""
+        record = self.get(image_id)
+        if record.status == DEACTIVATED:
+            raise Forbidden("The requested image has been deactivated. Image data download is "
+                            "forbidden.")
+        return record
+
+    def first_readable(self, image_id: str, read: Callable[[Store, str], _Found | None],
+                       refusal: str, discard: Callable[[_Found], None] = lambda _found: None,
+                       ) -> tuple[ImageRecord, _Found] | None:
+        """What `read` finds at the image's first location holding exactly the image's size
+        (a download, its extents); None when no location does (204: queued, or unreadable).
+
+        A file of another size is truncated or replaced: it is never served nor described,
+        only logged (ending with `refusal`) and handed to `discard`.
+        """
+        record = self.readable(image_id)
+        for location in record.locations:
+            store = for_url(self.stores, location.url)
+            found = read(store, location.url) if store is not None else None
+            if found is None:
+                continue
+            if record.size is not None and found.size != record.size:
+                LOG.error("image %s: %s holds %d bytes, the image has %d; %s",
+                          image_id, location.url, found.size, record.size, refusal)
+                discard(found)
+                continue
+            return record, found
+        return None
 
     def list_images(self, pairs: list[tuple[str, str]]
                     ) -> tuple[list[ImageRecord], dict[str, str]]:
@@ -91,7 +117,7 @@ class ImageService:
 
     # -- create / update -------------------------------------------------------------------
 
-    def create(self, body: Any) -> ImageRecord:
+    def create(self, body: object) -> ImageRecord:
         if not isinstance(body, dict):
             raise Invalid("Image creation requires a JSON object.")
         for key in LINK_KEYS:
@@ -113,7 +139,7 @@ class ImageService:
             raise Conflict(f"Image ID {image_id} already exists!")
         now = utcnow()
         columns = {
-            "id": image_id, "name": body.get("name"), "status": "queued",
+            "id": image_id, "name": body.get("name"), "status": INITIAL,
             "visibility": body.get("visibility", "shared"),
             "protected": body.get("protected", False), "os_hidden": body.get("os_hidden", False),
             "min_disk": body.get("min_disk", 0), "min_ram": body.get("min_ram", 0),
@@ -165,8 +191,8 @@ class ImageService:
                 continue
             self.validator.validate({name: op.value})
             if name in base:
-                if name in ("disk_format", "container_format") and record.status not in (
-                        "queued", "importing"):
+                if name in ("disk_format", "container_format") and (
+                        record.status not in FORMATS_EDITABLE):
                     raise Forbidden(f"Attribute {name} can be only replaced for a queued image.")
                 if name == "tags":
                     tags = list(dict.fromkeys(op.value))
@@ -203,19 +229,21 @@ class ImageService:
             raise NotFound(f"Tag {tag} not found.")
 
     def deactivate(self, image_id: str) -> None:
-        self._flip(image_id, "active", "deactivated", "deactivate")
+        self._flip(image_id, DEACTIVATE)
 
     def reactivate(self, image_id: str) -> None:
-        self._flip(image_id, "deactivated", "active", "reactivate")
+        self._flip(image_id, REACTIVATE)
 
-    def _flip(self, image_id: str, source: str, target: str, verb: str) -> None:
+    def _flip(self, image_id: str, change: Transition) -> None:
+        """Apply `change`; already in its target status is success, as in Glance."""
         record = self.get(image_id)
-        if record.status == target:
+        if record.status == change.target:
             return
-        if record.status != source or not self.db.cas_status(image_id, source, target):
+        if record.status != change.source or not self.db.cas_status(
+                image_id, change.source, change.target):
             status = (self.db.get(image_id) or record).status
-            raise Forbidden(f"Not allowed to {verb} image in status '{status}'")
-        LOG.info("image %s: %s -> %s", image_id, source, target)
+            raise Forbidden(f"Not allowed to {change.verb} image in status '{status}'")
+        LOG.info("image %s: %s -> %s", image_id, change.source, change.target)
 
     def delete(self, image_id: str) -> None:
         record = self.get(image_id)
@@ -225,7 +253,7 @@ class ImageService:
             self._delete_data(location)
         LOG.info("deleted image %s", image_id)
 
-    def _delete_data(self, location: Location) -> None:
+    def _delete_data(self, location: LocationRecord) -> None:
         store = for_url(self.stores, location.url)
         if store is None:
             LOG.warning("no store handles %s; its data is left in place", location.url)

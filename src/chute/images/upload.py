@@ -21,7 +21,8 @@ from chute.errors import Invalid, TooLarge
 from chute.formats import FormatInfo, StreamInspector
 from chute.images.body import Body
 from chute.stores.base import Writer
-from chute.transfer.hashing import BLOCKS, MultiHasher
+from chute.transfer.blockdigest import BLOCKS
+from chute.transfer.hashing import MultiHasher
 from chute.transfer.ring import ring
 
 

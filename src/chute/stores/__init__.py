@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chute.config import Config
+from chute.config import Fail
 from chute.stores.base import Extents, Opened, Store, StoredLocation, Writer
+from chute.stores.options import StoreSettings
 
 if TYPE_CHECKING:
     from chute.stores.filesystem import FilesystemStore
 
-__all__ = ["Extents", "Opened", "Store", "StoredLocation", "Writer", "from_config", "for_url"]
+__all__ = ["Extents", "Opened", "Store", "StoreSettings", "StoredLocation", "Writer",
+           "for_url", "from_settings"]
 
 
-def from_config(conf: Config) -> "FilesystemStore":
+def from_settings(settings: StoreSettings, fail: Fail) -> FilesystemStore:
     """The store new images go to (the only one for now: the filesystem store)."""
     from chute.stores.filesystem import FilesystemStore
 
-    return FilesystemStore.from_config(conf)
+    return FilesystemStore.from_settings(settings, fail)
 
 
 def for_url(stores: list[Store], url: str) -> Store | None:

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from chute.config import Config
+from chute.config import Config, Fail
 from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Extents, Opened, StoredLocation, coalesce
+from chute.stores.options import DEFAULT_DATADIR, SECTION, StoreSettings
 from chute.transfer import copy
 from chute.transfer.odirect import ODirectFile
 from chute.transfer.writeback import Writeback
@@ -35,7 +36,6 @@ from chute.transfer.zeros import all_zero
 
 LOG = logging.getLogger(__name__)
 
-SECTION = "glance_store"
 PARTIAL_PREFIX, PARTIAL_SUFFIX = ".", ".partial"
 # Filesystems without hard links (FAT, some FUSE and SMB mounts) answer link(2) with these.
 _NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
@@ -48,18 +48,15 @@ class Datadir:
     priority: int
 
 
-def _parse_datadirs(conf: Config) -> list[Datadir]:
-    single = conf.get(SECTION, "filesystem_store_datadir")
-    many = conf.get(SECTION, "filesystem_store_datadirs")
-    default_single = "/var/lib/chute/images"
-    if many and single and single != default_single:
-        raise conf.fail(SECTION, "filesystem_store_datadirs",
-                        "cannot be used together with filesystem_store_datadir; "
-                        "set only one of them")
+def _parse_datadirs(settings: StoreSettings, fail: Fail) -> list[Datadir]:
+    single, many = settings.datadir, settings.datadirs
+    if many and single and single != DEFAULT_DATADIR:
+        raise fail(SECTION, "filesystem_store_datadirs",
+                   "cannot be used together with filesystem_store_datadir; set only one of them")
     if not many:
         if not single:
-            raise conf.fail(SECTION, "filesystem_store_datadir",
-                            "is empty and filesystem_store_datadirs is not set")
+            raise fail(SECTION, "filesystem_store_datadir",
+                       "is empty and filesystem_store_datadirs is not set")
         return [Datadir(os.path.abspath(single), 0)]
     dirs: dict[str, Datadir] = {}
     for item in many:
@@ -69,27 +66,27 @@ def _parse_datadirs(conf: Config) -> list[Datadir]:
         try:
             priority = int(prio)
         except ValueError:
-            raise conf.fail(SECTION, "filesystem_store_datadirs",
-                            f"priority {prio!r} of {item!r} is not an integer") from None
+            raise fail(SECTION, "filesystem_store_datadirs",
+                       f"priority {prio!r} of {item!r} is not an integer") from None
         if not path:
-            raise conf.fail(SECTION, "filesystem_store_datadirs", f"{item!r} has no path")
+            raise fail(SECTION, "filesystem_store_datadirs", f"{item!r} has no path")
         path = os.path.abspath(path)
         if path in dirs and dirs[path].priority != priority:
-            raise conf.fail(SECTION, "filesystem_store_datadirs",
-                            f"{path} is listed with different priorities")
+            raise fail(SECTION, "filesystem_store_datadirs",
+                       f"{path} is listed with different priorities")
         dirs[path] = Datadir(path, priority)
     return list(dirs.values())
 
 
-def _prepare(conf: Config, datadir: Datadir, perm: int) -> None:
-    option = ("filesystem_store_datadirs" if conf.get(SECTION, "filesystem_store_datadirs")
-              else "filesystem_store_datadir")
+def _prepare(datadir: Datadir, settings: StoreSettings, fail: Fail) -> None:
+    option = "filesystem_store_datadirs" if settings.datadirs else "filesystem_store_datadir"
     try:
         os.makedirs(datadir.path, exist_ok=True)
     except OSError as exc:
-        raise conf.fail(SECTION, option, f"cannot create {datadir.path}: {exc.strerror}") from None
+        raise fail(SECTION, option, f"cannot create {datadir.path}: {exc.strerror}") from None
     if not os.access(datadir.path, os.W_OK | os.X_OK):
-        raise conf.fail(SECTION, option, f"{datadir.path} is not writable")
+        raise fail(SECTION, option, f"{datadir.path} is not writable")
+    perm = settings.file_perm
     if perm > 0:
         # As glance_store: files readable by group/other need a traversable directory.
         mode = int(str(perm), 8)
@@ -233,14 +230,17 @@ class FilesystemStore:
         self.metadata_path = metadata_path
 
     @classmethod
-    def from_config(cls, conf: Config) -> "FilesystemStore":
-        """Validate and prepare the store at start; every problem is a ConfigError."""
-        datadirs = _parse_datadirs(conf)
-        perm = conf.get(SECTION, "filesystem_store_file_perm")
+    def from_settings(cls, settings: StoreSettings, fail: Fail) -> FilesystemStore:
+        """Validate and prepare the store at start; every problem is `fail(...)` raised."""
+        datadirs = _parse_datadirs(settings, fail)
         for datadir in datadirs:
-            _prepare(conf, datadir, perm)
-        entries = metadata_file.load(conf)
-        return cls(datadirs, perm, entries, conf.get(SECTION, "filesystem_store_metadata_file"))
+            _prepare(datadir, settings, fail)
+        entries = metadata_file.load(settings.metadata_file, fail)
+        return cls(datadirs, settings.file_perm, entries, settings.metadata_file)
+
+    @classmethod
+    def from_config(cls, conf: Config) -> FilesystemStore:
+        return cls.from_settings(StoreSettings.from_config(conf), conf.fail)
 
     @property
     def root(self) -> str:
@@ -293,7 +293,7 @@ class FilesystemStore:
             LOG.warning("%s is not a regular file; not opening it", path)
             return None
         fileobj = os.fdopen(fd, "rb", buffering=0)
-        return Opened(fileobj, st.st_size)  # type: ignore[arg-type]
+        return Opened(fileobj, st.st_size)
 
     def extents(self, url: str) -> Extents | None:
         """The data segments of the file at `url` (SEEK_DATA/SEEK_HOLE, tiny holes merged);

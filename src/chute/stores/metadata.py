@@ -11,12 +11,13 @@ import json
 import os
 from typing import Any
 
-from chute.config import Config
+from chute.config import Fail
+from chute.stores.options import SECTION
 
-SECTION, OPTION = "glance_store", "filesystem_store_metadata_file"
+OPTION = "filesystem_store_metadata_file"
 
 
-def _check_values(value: Any, where: str) -> None:
+def _check_values(value: object, where: str) -> None:
     """Glance's check_location_metadata: only strings, lists and objects anywhere."""
     if isinstance(value, dict):
         for key, item in value.items():
@@ -29,36 +30,36 @@ def _check_values(value: Any, where: str) -> None:
                          "are allowed")
 
 
-def load(conf: Config) -> list[dict[str, Any]]:
-    """Read and validate the metadata file; raise the config error naming the option."""
-    path = conf.get(SECTION, OPTION)
+def load(path: str, fail: Fail) -> list[dict[str, Any]]:
+    """Read and validate the metadata file at `path` ("": none); raise `fail(...)` naming the
+    option on any problem."""
     if not path:
         return []
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except OSError as exc:
-        raise conf.fail(SECTION, OPTION, f"cannot read {path}: {exc.strerror}") from None
+        raise fail(SECTION, OPTION, f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise conf.fail(SECTION, OPTION, f"{path} is not valid JSON: {exc}") from None
+        raise fail(SECTION, OPTION, f"{path} is not valid JSON: {exc}") from None
     entries = [data] if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
-        raise conf.fail(SECTION, OPTION, f"{path} must hold an object or a non-empty list of "
-                                         "objects with 'id' and 'mountpoint'")
+        raise fail(SECTION, OPTION, f"{path} must hold an object or a non-empty list of "
+                                    "objects with 'id' and 'mountpoint'")
     for index, entry in enumerate(entries):
         label = f"{path} entry {index}"
         if not isinstance(entry, dict):
-            raise conf.fail(SECTION, OPTION, f"{label} is not an object")
+            raise fail(SECTION, OPTION, f"{label} is not an object")
         for key in ("id", "mountpoint"):
             if not isinstance(entry.get(key), str) or not entry[key]:
-                raise conf.fail(SECTION, OPTION, f"{label} needs a non-empty string '{key}'")
+                raise fail(SECTION, OPTION, f"{label} needs a non-empty string '{key}'")
         if not os.path.isabs(entry["mountpoint"]):
-            raise conf.fail(SECTION, OPTION, f"{label} mountpoint {entry['mountpoint']!r} is "
-                                             "not an absolute path")
+            raise fail(SECTION, OPTION, f"{label} mountpoint {entry['mountpoint']!r} is "
+                                        "not an absolute path")
         try:
             _check_values(entry, label)
         except ValueError as exc:
-            raise conf.fail(SECTION, OPTION, str(exc)) from None
+            raise fail(SECTION, OPTION, str(exc)) from None
     return entries
 
 

@@ -1,0 +1,69 @@
+"""The image status machine: Glance's statuses, and the only changes chute makes between them.
+
+    queued --START_UPLOAD--> saving --ACTIVATE--> active --DEACTIVATE--> deactivated
+       ^                        |                   ^                         |
+       +--------REQUEUE---------+                   +-------REACTIVATE--------+
+
+REQUEUE is both a failed upload giving the image back and the start-up recovery of an upload a
+crash interrupted. Deleting is allowed from every status (the service checks `protected`) and
+ends in DELETED. The database applies a transition as a compare-and-swap on `source`, so of two
+racing requests exactly one wins; this module only says which changes exist.
+
+`killed` and `importing` are Glance statuses chute never sets, kept for the rules that name
+them (a killed image is never listed; formats may change while queued or importing).
+Location rows (`image_locations.status`) have a status of their own, see LOCATION_ACTIVE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+Status = Literal["queued", "saving", "active", "deactivated", "killed", "deleted", "importing"]
+
+QUEUED: Final = "queued"
+SAVING: Final = "saving"
+ACTIVE: Final = "active"
+DEACTIVATED: Final = "deactivated"
+KILLED: Final = "killed"
+DELETED: Final = "deleted"
+IMPORTING: Final = "importing"
+
+INITIAL: Final = QUEUED
+# The statuses in which disk_format and container_format may still change (Glance's rule).
+FORMATS_EDITABLE: Final = (QUEUED, IMPORTING)
+
+LocationStatus = Literal["active", "deleted"]
+LOCATION_ACTIVE: Final = "active"
+LOCATION_DELETED: Final = "deleted"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One allowed change of status; `verb` is how Glance's messages name it."""
+
+    source: Status
+    target: Status
+    verb: str
+
+
+START_UPLOAD: Final = Transition(QUEUED, SAVING, "upload")
+ACTIVATE: Final = Transition(SAVING, ACTIVE, "activate")
+REQUEUE: Final = Transition(SAVING, QUEUED, "requeue")
+DEACTIVATE: Final = Transition(ACTIVE, DEACTIVATED, "deactivate")
+REACTIVATE: Final = Transition(DEACTIVATED, ACTIVE, "reactivate")
+
+TRANSITIONS: Final = frozenset({START_UPLOAD, ACTIVATE, REQUEUE, DEACTIVATE, REACTIVATE})
+_BY_ENDS: Final[dict[tuple[str, str], Transition]] = {(t.source, t.target): t for t in TRANSITIONS}
+
+
+def transition(source: str, target: str) -> Transition:
+    """The transition from `source` to `target`; ValueError if the machine has none.
+
+    A ValueError, not an image error: asking for a change that does not exist is a bug in
+    the caller, never something a client's request can cause.
+    """
+    found = _BY_ENDS.get((source, target))
+    if found is None:
+        raise ValueError(f"no image status transition from {source!r} to {target!r}")
+    return found
