@@ -9,12 +9,9 @@ import pytest
 
 from chute.errors import UnsupportedFormat
 from chute.formats import StreamInspector, inspect_file
+from tests.helpers.disks import qemu_img
 
 MiB = 1 << 20
-
-
-def qemu_img(*args):
-    subprocess.run(["qemu-img", *args], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ import pytest
 from chute.client.images import ImageClient
 from chute.compute.explain import explain
 
-pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
-
 
 def report(env, conf, image) -> str:
     return explain(conf, ImageClient(env.api.url), image["id"])

@@ -13,13 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from fetch.fetchenv import lines, warnings
 
 from chute.client.images import ImageClient
 from chute.compute.imagecache import ImageCache, base_name
 from chute.errors import TransferError
-
-pytest_plugins = ["fetch.fetchenv"]  # fixtures: fetch_env, fetch_log
+from tests.helpers.fetch import lines, warnings
 
 MiB = 1 << 20
 

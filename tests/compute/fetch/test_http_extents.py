@@ -17,25 +17,20 @@ from typing import Any
 
 import pytest
 import requests
-from fetchenv import lines, warnings
-from imageutil import rewrite_sparse
-from test_http_fetch import CuttingRelay, http_conf
 
 from chute.client.images import ImageClient
 from chute.compute.fetch import http as http_fetch
 from chute.compute.imagecache import ImageCache
 from chute.errors import IntegrityError, TransferError
+from tests.helpers.fetch import http_conf, lines, warnings
+from tests.helpers.images import rewrite_sparse
+from tests.helpers.relay import CuttingRelay
 
-pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 32 * MiB
 DATA_AT = [(2 * MiB, 6 * MiB + 64 * KiB), (12 * MiB, MiB)]  # the image's data; the rest zeros
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(http_fetch, "RETRY_DELAY", 0.05)
 
 
 def sparse_data() -> bytes:
