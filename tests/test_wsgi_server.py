@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from chute import wsgi_server
-from tests.images.test_image_main import children
+from tests.helpers.images import upload_image
+from tests.helpers.procs import children
 
 MiB = 1 << 20
 
@@ -25,15 +26,6 @@ def rss_mib(pid: int) -> float:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
-def upload(url: str, data: bytes) -> None:
-    created = requests.post(f"{url}/v2/images", json={
-        "name": "x", "disk_format": "raw", "container_format": "bare"})
-    assert created.status_code == 201
-    put = requests.put(f"{url}/v2/images/{created.json()['id']}/file", data=data,
-                       headers={"Content-Type": "application/octet-stream"})
-    assert put.status_code == 204
-
-
 def test_uploads_leave_the_worker_no_larger(start_api):
     # Measured before the upload ring moved out of malloc (chute.images.upload._Slot): the
     # worker grew 4 MiB at a time as uploads landed on new request threads, +16 MiB after 6
@@ -42,10 +34,10 @@ def test_uploads_leave_the_worker_no_larger(start_api):
     (worker,) = children(server.proc.pid)
     data = os.urandom(16 * MiB)
     for _ in range(2):  # the first uploads map the hashing libraries and fill the DB caches
-        upload(server.url, data)
+        upload_image(server, data)
     settled = rss_mib(worker)
     for _ in range(6):
-        upload(server.url, data)
+        upload_image(server, data)
     assert rss_mib(worker) - settled < 6
 
 
@@ -72,7 +64,7 @@ def test_request_threads_share_two_malloc_arenas(start_api):
         with requests.Session() as session:
             for _ in range(20):
                 assert session.get(f"{server.url}/v2/images").status_code == 200
-            upload(server.url, os.urandom(MiB))
+            upload_image(server, os.urandom(MiB))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(busy, range(16)))

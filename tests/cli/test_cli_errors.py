@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from chutecli import assert_one_line_error, run_chute
 
-
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers.cli import assert_one_line_error, run_chute
+from tests.helpers.services import free_port
 
 
 def _stored_path(api_url: str, image_id: str) -> Path:
@@ -39,7 +34,7 @@ def test_unknown_image(shared_api):
 @pytest.mark.parametrize("command", [["image-list"], ["image-show", "x"], ["list"],
                                      ["flavor-list"]])
 def test_unreachable_endpoint(command):
-    port = _unused_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     result = run_chute("--os-image-url", url, "--os-compute-url", url, *command)
     assert_one_line_error(result, f"cannot reach {url}", "Connection refused")

@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chutecli import assert_one_line_error, digests, run_chute
+from tests.helpers.cli import assert_one_line_error, run_chute
+from tests.helpers.digests import digests
 
 RATE = re.compile(r"\d+(\.\d+)?\s?[kMG]?i?B/s")
 
@@ -35,7 +36,8 @@ def test_create_with_progress_shows_glance_style_table(shared_api, qcow2_image):
     assert re.fullmatch(r"\+-+\+-+\+", lines[0])
     assert re.fullmatch(r"\| Property +\| Value +\|", lines[1])
     rows = result.table()
-    md5, sha512 = digests(qcow2_image)
+    expected = digests(qcow2_image)
+    md5, sha512 = expected["checksum"], expected["os_hash_value"]
     assert rows["status"] == "active"
     assert rows["checksum"] == md5
     assert rows["os_hash_value"] == sha512  # wrapped over two lines at 80 columns
@@ -171,4 +173,4 @@ def test_progress_of_a_multi_slice_upload_reaches_the_total(shared_api, tmp_path
     assert re.search(r"100%.*40\.0M/40\.0M", result.stderr), result.stderr
     image = result.json()
     assert image["status"] == "active" and image["size"] == path.stat().st_size
-    assert image["checksum"] == digests(path)[0]
+    assert image["checksum"] == digests(path)["checksum"]

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 
-from chutecli import CHUTE, run_chute
+from tests.helpers.cli import CHUTE, run_chute
 
 
 def _free_port() -> int:

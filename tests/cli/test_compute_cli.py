@@ -11,7 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from chutecli import assert_one_line_error, run_chute
+
+from tests.helpers.cli import assert_one_line_error, run_chute
 
 
 @pytest.fixture

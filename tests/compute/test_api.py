@@ -3,19 +3,13 @@
 import pytest
 import requests
 
+from tests.helpers.services import prepare_compute
+
 
 @pytest.fixture(scope="module")
 def compute(tmp_path_factory):
     """One chute-compute for these read-only checks (no image service needed)."""
-    from conftest import ComputeServer, compute_defaults, free_port, write_conf
-
-    root = tmp_path_factory.mktemp("compute-api")
-    port = free_port()
-    sections = compute_defaults(root, port, None)
-    write_conf(root / "chute-compute.conf", sections)
-    server = ComputeServer(f"http://127.0.0.1:{port}", port, root, root / "chute-compute.conf",
-                           root / "chute-compute.log", root / "instances",
-                           root / "chute-compute.stderr")
+    server = prepare_compute(tmp_path_factory.mktemp("compute-api"))
     yield server.start()
     server.stop()
 

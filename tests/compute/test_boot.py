@@ -7,31 +7,19 @@ import uuid
 
 import pytest
 import requests
-from computeutil import (
-    boot,
-    boot_and_wait,
-    make_qcow2,
-    make_raw,
-    qemu_info,
-    sha1_name,
-    sha512_file,
-    upload,
-)
 
 from chute.client.images import ImageClient
+from tests.helpers.digests import base_name, sha512_file
+from tests.helpers.disks import make_qcow2, make_raw, qemu_info
+from tests.helpers.images import upload_image
+from tests.helpers.servers import boot, boot_and_wait
+from tests.helpers.services import prepare_compute
 
 
 @pytest.fixture(scope="module")
 def compute(shared_api, tmp_path_factory):
     """One default chute-compute for the tests below that need no special configuration."""
-    from conftest import ComputeServer, compute_defaults, free_port, write_conf
-
-    root = tmp_path_factory.mktemp("compute-boot")
-    port = free_port()
-    write_conf(root / "chute-compute.conf", compute_defaults(root, port, shared_api))
-    server = ComputeServer(f"http://127.0.0.1:{port}", port, root, root / "chute-compute.conf",
-                           root / "chute-compute.log", root / "instances",
-                           root / "chute-compute.stderr")
+    server = prepare_compute(tmp_path_factory.mktemp("compute-boot"), shared_api)
     yield server.start()
     server.stop()
 
@@ -49,7 +37,8 @@ def assert_active(server: dict) -> None:
 
 def test_boot_qcow2_copies_directly_and_overlays_the_base(shared_api, compute, tmp_path):
     api = shared_api
-    image = upload(api, make_qcow2(tmp_path / "cirros.qcow2", "64M", data_mb=4))
+    image = upload_image(api, make_qcow2(tmp_path / "cirros.qcow2", "64M", data_mb=4),
+                         disk_format="qcow2")
     server = boot_and_wait(compute, image["id"], flavor="1")
 
     assert_active(server)
@@ -61,7 +50,7 @@ def test_boot_qcow2_copies_directly_and_overlays_the_base(shared_api, compute, t
     assert "Successfully transferred using file" in log
     assert "Successfully transferred using http" not in log
 
-    base = compute.instances_path / "_base" / sha1_name(image["id"])
+    base = compute.instances_path / "_base" / base_name(image["id"])
     assert sha512_file(base) == image["os_hash_value"]
     disk = compute.instances_path / server["id"] / "disk"
     info = qemu_info(disk)
@@ -87,7 +76,8 @@ def test_boot_qcow2_copies_directly_and_overlays_the_base(shared_api, compute, t
 
 def _boot_from_other_path(api, start_compute, tmp_path, mountpoint):
     compute = start_compute(api, **{"image_file_url:shared": {"mountpoint": mountpoint}})
-    image = upload(api, make_qcow2(tmp_path / "img.qcow2", "32M", data_mb=2))
+    image = upload_image(api, make_qcow2(tmp_path / "img.qcow2", "32M", data_mb=2),
+                         disk_format="qcow2")
     server = boot_and_wait(compute, image["id"])
     assert_active(server)
     assert server["chute:image_transfer"]["method"] == "file"
@@ -96,7 +86,7 @@ def _boot_from_other_path(api, start_compute, tmp_path, mountpoint):
     expected = os.path.join(mountpoint, "images", image["id"])
     assert f"Copied {expected} using file" in log or \
         f"Copied {os.path.realpath(expected)} using file" in log, log
-    base = compute.instances_path / "_base" / sha1_name(image["id"])
+    base = compute.instances_path / "_base" / base_name(image["id"])
     assert sha512_file(base) == image["os_hash_value"]
 
 
@@ -143,7 +133,8 @@ def test_unknown_image_is_bad_request(shared_api, compute):
 
 def test_image_bigger_than_flavor_ends_in_error(shared_api, compute, tmp_path):
     api = shared_api
-    image = upload(api, make_qcow2(tmp_path / "big.qcow2", "2G", data_mb=1))
+    image = upload_image(api, make_qcow2(tmp_path / "big.qcow2", "2G", data_mb=1),
+                         disk_format="qcow2")
     server = boot_and_wait(compute, image["id"], flavor="1")
     assert server["status"] == "ERROR"
     assert server["OS-EXT-STS:vm_state"] == "error"
@@ -161,7 +152,7 @@ def test_raw_images_type_makes_a_raw_disk_of_the_flavor_size(shared_api, start_c
     api = shared_api
     compute = start_compute(api, libvirt={"images_type": "raw"})
     source = make_raw(tmp_path / "img.raw", size_mb=4)
-    image = upload(api, source, disk_format="raw")
+    image = upload_image(api, source, disk_format="raw")
     server = boot_and_wait(compute, image["id"], flavor="1")
     assert_active(server)
     disk = compute.instances_path / server["id"] / "disk"
@@ -175,7 +166,8 @@ def test_raw_images_type_makes_a_raw_disk_of_the_flavor_size(shared_api, start_c
 
 def test_delete_during_build_leaves_nothing(shared_api, compute, tmp_path):
     api = shared_api
-    image = upload(api, make_qcow2(tmp_path / "img.qcow2", "256M", data_mb=64))
+    image = upload_image(api, make_qcow2(tmp_path / "img.qcow2", "256M", data_mb=64),
+                         disk_format="qcow2")
     server = boot(compute, image["id"])
     resp = requests.delete(f"{compute.url}/v2.1/servers/{server['id']}")
     assert resp.status_code == 204
@@ -194,7 +186,7 @@ def test_corrupted_store_file_ends_in_error_with_a_clear_fault(shared_api, start
                                                                tmp_path):
     api = shared_api
     compute = start_compute(api)
-    image = upload(api, make_raw(tmp_path / "img.raw", size_mb=2), disk_format="raw")
+    image = upload_image(api, make_raw(tmp_path / "img.raw", size_mb=2), disk_format="raw")
     stored = api.datadir / image["id"]
     with open(stored, "r+b") as data:  # same size, one byte flipped: HTTP serves it too
         data.seek(1 << 20)
@@ -207,16 +199,17 @@ def test_corrupted_store_file_ends_in_error_with_a_clear_fault(shared_api, start
     log = compute.log_text()
     assert "Successfully transferred using" not in log
     base_dir = compute.instances_path / "_base"
-    assert not (base_dir / sha1_name(image["id"])).exists()
+    assert not (base_dir / base_name(image["id"])).exists()
     assert not list(base_dir.glob("*.part"))
 
 
 def test_force_raw_images_overlays_a_raw_base(shared_api, start_compute, tmp_path):
     compute = start_compute(shared_api, DEFAULT={"force_raw_images": True})
-    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "32M", data_mb=2))
+    image = upload_image(shared_api, make_qcow2(tmp_path / "img.qcow2", "32M", data_mb=2),
+                         disk_format="qcow2")
     server = boot_and_wait(compute, image["id"])
     assert_active(server)
-    base = compute.instances_path / "_base" / sha1_name(image["id"])
+    base = compute.instances_path / "_base" / base_name(image["id"])
     assert qemu_info(base)["format"] == "raw"
     info = qemu_info(compute.instances_path / server["id"] / "disk")
     assert (info["format"], info["backing-filename"], info["backing-filename-format"]) == \
@@ -227,7 +220,8 @@ def test_first_image_api_server_down_fails_over_to_the_next(shared_api, start_co
                                                             tmp_path):
     down = "http://127.0.0.1:9"  # discard port: connection refused
     compute = start_compute(shared_api, glance={"api_servers": f"{down}, {shared_api.url}"})
-    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    image = upload_image(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1),
+                         disk_format="qcow2")
     first = boot_and_wait(compute, image["id"])
     second = boot_and_wait(compute, image["id"], name="vm2")
     assert_active(first)

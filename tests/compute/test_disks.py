@@ -3,10 +3,10 @@
 import subprocess
 
 import pytest
-from computeutil import make_qcow2, make_raw, qemu_info
 
 from chute.compute import disks
 from chute.compute.flavors import FLAVORS
+from tests.helpers.disks import make_qcow2, make_raw, qemu_info
 
 TINY = FLAVORS["1"]
 

@@ -16,8 +16,6 @@ import pytest
 from chute.compute.image_service import FailoverImageService
 from chute.compute.main import explain
 
-pytest_plugins = ["fetch.fetchenv"]  # fixture: fetch_env
-
 
 def report(env, conf, image) -> str:
     return explain(conf, FailoverImageService([env.api.url]), image["id"])

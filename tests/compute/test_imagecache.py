@@ -13,14 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from fetch.fetchenv import lines, warnings
 
 from chute.client.image import Image
 from chute.compute.imagecache import ImageCache, base_name
 from chute.compute.main import image_cache
 from chute.errors import TransferError
-
-pytest_plugins = ["fetch.fetchenv"]  # fixtures: fetch_env, fetch_log
+from tests.helpers.fetch import lines, warnings
 
 MiB = 1 << 20
 

@@ -1,18 +1,20 @@
 """Many boots and deletes must not leak file descriptors or threads in the agent."""
 
 import os
-from pathlib import Path
 
 import requests
-from computeutil import boot_and_wait, make_qcow2, upload
 
 from chute.compute.manager import BUILD_THREADS
+from tests.helpers.disks import make_qcow2
+from tests.helpers.images import upload_image
+from tests.helpers.procs import children
+from tests.helpers.servers import boot_and_wait
 
 
 def worker_pid(master_pid: int) -> int:
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    assert len(children) == 1, children  # workers = 1
-    return int(children[0])
+    kids = children(master_pid)
+    assert len(kids) == 1, kids  # workers = 1
+    return kids[0]
 
 
 def usage(pid: int) -> tuple[int, int]:
@@ -28,7 +30,8 @@ def boot_and_delete(compute, image_id: str, count: int) -> None:
 
 def test_boots_do_not_leak_fds_or_threads(shared_api, start_compute, tmp_path):
     compute = start_compute(shared_api)
-    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    image = upload_image(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1),
+                         disk_format="qcow2")
     pid = worker_pid(compute.proc.pid)
     boot_and_delete(compute, image["id"], 3)  # warm up: pools, sessions, lazily made threads
     before = usage(pid)

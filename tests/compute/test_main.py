@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.disks import make_qcow2
+from tests.helpers.images import upload_image
+
 EXE = str(Path(sys.executable).parent / "chute-compute")
 
 
@@ -61,9 +64,9 @@ def test_show_config_prints_templated_sections(tmp_path):
 
 
 def test_explain_reports_the_direct_path(shared_api, start_compute, tmp_path):
-    from computeutil import make_qcow2, upload
     compute = start_compute(shared_api)
-    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    image = upload_image(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1),
+                         disk_format="qcow2")
     proc = run("--config-file", str(compute.conf_path), "explain", image["id"])
     assert proc.returncode == 0, proc.stderr
     path = shared_api.root / "store" / "images" / image["id"]

@@ -4,14 +4,17 @@ import sqlite3
 import time
 import uuid
 
-from computeutil import boot, make_raw, sha1_name, sha512_file, upload, wait_built
+from tests.helpers.digests import base_name, sha512_file
+from tests.helpers.disks import make_raw
+from tests.helpers.images import upload_image
+from tests.helpers.servers import boot, wait_built
 
 
 def test_kill_during_fetch_then_restart(shared_api, start_compute, tmp_path):
     api = shared_api
     # HTTP only, so the fetch of 128 MiB takes long enough to be caught in the middle.
     compute = start_compute(api, glance={"allowed_direct_url_schemes": ""})
-    image = upload(api, make_raw(tmp_path / "big.raw", size_mb=128), disk_format="raw")
+    image = upload_image(api, make_raw(tmp_path / "big.raw", size_mb=128), disk_format="raw")
     base_dir = compute.instances_path / "_base"
     server = boot(compute, image["id"])
 
@@ -25,14 +28,14 @@ def test_kill_during_fetch_then_restart(shared_api, start_compute, tmp_path):
     assert seen_part is not None, "the fetch was never caught in progress"
     part_size = seen_part.stat().st_size if seen_part.exists() else None
     assert part_size is None or part_size < image["size"]
-    assert not (base_dir / sha1_name(image["id"])).exists()
+    assert not (base_dir / base_name(image["id"])).exists()
 
     compute.restart()
     final = wait_built(compute, server["id"])
     assert final["status"] in ("ACTIVE", "ERROR"), final
     assert "resuming a build interrupted by a restart" in compute.log_text()
     assert final["status"] == "ACTIVE", final.get("fault")
-    base = base_dir / sha1_name(image["id"])
+    base = base_dir / base_name(image["id"])
     assert sha512_file(base) == image["os_hash_value"]
     assert not list(base_dir.glob("*.part"))
 

@@ -2,7 +2,9 @@
 
 import openstack
 import pytest
-from computeutil import make_qcow2, upload
+
+from tests.helpers.disks import make_qcow2
+from tests.helpers.images import upload_image
 
 
 def sdk(compute) -> openstack.connection.Connection:
@@ -13,7 +15,8 @@ def sdk(compute) -> openstack.connection.Connection:
 
 def test_openstacksdk_boots_and_deletes_a_server(shared_api, start_compute, tmp_path):
     compute = start_compute(shared_api)
-    image = upload(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1))
+    image = upload_image(shared_api, make_qcow2(tmp_path / "img.qcow2", "16M", data_mb=1),
+                         disk_format="qcow2")
     conn = sdk(compute)
     small = conn.compute.find_flavor("m1.small", ignore_missing=False)
     assert (small.id, small.vcpus, small.ram, small.disk) == ("2", 1, 2048, 20)

@@ -3,14 +3,19 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from computeutil import boot, make_qcow2, sha1_name, sha512_file, upload, wait_built
+from tests.helpers.digests import base_name, sha512_file
+from tests.helpers.disks import make_qcow2
+from tests.helpers.images import upload_image
+from tests.helpers.servers import boot, wait_built
 
 
 def test_eight_concurrent_boots_transfer_once(shared_api, start_compute, tmp_path):
     api = shared_api
     compute = start_compute(api)
-    alone = upload(api, make_qcow2(tmp_path / "a.qcow2", "128M", data_mb=32), name="alone")
-    storm = upload(api, make_qcow2(tmp_path / "b.qcow2", "128M", data_mb=32), name="storm")
+    alone = upload_image(api, make_qcow2(tmp_path / "a.qcow2", "128M", data_mb=32), name="alone",
+                         disk_format="qcow2")
+    storm = upload_image(api, make_qcow2(tmp_path / "b.qcow2", "128M", data_mb=32), name="storm",
+                         disk_format="qcow2")
 
     started = time.monotonic()
     first = wait_built(compute, boot(compute, alone["id"])["id"])
@@ -30,7 +35,7 @@ def test_eight_concurrent_boots_transfer_once(shared_api, start_compute, tmp_pat
     log = compute.log_text()
     assert log.count("Successfully transferred using") == 2  # `alone` once, `storm` once
     assert log.count(f"Copied {api.root / 'store' / 'images' / storm['id']} using file") == 1
-    base = compute.instances_path / "_base" / sha1_name(storm["id"])
+    base = compute.instances_path / "_base" / base_name(storm["id"])
     assert sha512_file(base) == storm["os_hash_value"]
     for server in servers:
         assert (compute.instances_path / server["id"] / "disk").is_file()

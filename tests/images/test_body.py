@@ -9,14 +9,14 @@ import socket
 import threading
 
 import pytest
-from blocksref import blake3_blocks
 from gunicorn.http.body import Body as GunicornBody
 from gunicorn.http.body import LengthReader
 from gunicorn.http.unreader import SocketUnreader
-from imageutil import create, show
 
 from chute.errors import Invalid
 from chute.images.body import SocketBody, StreamBody, open_body
+from tests.helpers.blocksref import blake3_blocks
+from tests.helpers.images import create, show
 
 MiB = 1 << 20
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 
 import requests
-from imageutil import JSON, create, rewrite_sparse, upload
 
 from chute.stores.base import MAX_EXTENTS, MIN_HOLE, coalesce
 from chute.stores.filesystem import Datadir, FilesystemStore
+from tests.helpers.images import JSON, create, rewrite_sparse, upload
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 24 * MiB

@@ -6,10 +6,11 @@ import hashlib
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import requests
-from imageutil import create, upload
+
+from tests.helpers.images import create, upload
+from tests.helpers.procs import children
 
 
 def roundtrip(api, index):
@@ -25,8 +26,7 @@ def roundtrip(api, index):
 
 
 def worker_pids(api):
-    children = Path(f"/proc/{api.proc.pid}/task/{api.proc.pid}/children").read_text().split()
-    return [int(pid) for pid in children]
+    return children(api.proc.pid)
 
 
 def open_fds(pids):

@@ -7,7 +7,8 @@ import os
 
 import pytest
 import requests
-from imageutil import JSON, create, upload
+
+from tests.helpers.images import JSON, create, upload
 
 DATA = os.urandom(1 << 20)
 

@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 import requests
-from imageutil import JSON, create, upload
+
+from tests.helpers.images import JSON, create, upload
+from tests.helpers.services import ApiServer, api_defaults, free_port, write_conf
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,6 @@ def listed(start_api_module):
 @pytest.fixture(scope="module")
 def start_api_module(tmp_path_factory):
     import json
-
-    from conftest import ApiServer, api_defaults, free_port, write_conf
 
     root = tmp_path_factory.mktemp("list-api")
     port = free_port()

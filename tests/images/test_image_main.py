@@ -15,18 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers.procs import children
+
 
 def mapped_files(pid: int) -> set[str]:
     with open(f"/proc/{pid}/maps") as handle:
         return {line.split(None, 5)[5].strip() for line in handle if len(line.split()) == 6}
-
-
-def children(pid: int) -> list[int]:
-    kids: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as handle:
-            kids += [int(p) for p in handle.read().split()]
-    return kids
 
 
 def loaded(files: set[str], marker: str) -> bool:

@@ -7,7 +7,15 @@ import subprocess
 import time
 
 import pytest
-from imageutil import assert_nothing_stored, create, raw_socket_upload, show, store_files, upload
+
+from tests.helpers.images import (
+    assert_nothing_stored,
+    create,
+    open_upload,
+    show,
+    store_files,
+    upload,
+)
 
 MiB = 1 << 20
 
@@ -15,7 +23,7 @@ MiB = 1 << 20
 def test_kill_9_mid_upload_then_restart_requeues_and_removes_temp_file(start_api):
     api = start_api()
     image = create(api)
-    sock = raw_socket_upload(api, image["id"], 8 * MiB, os.urandom(2 * MiB))
+    sock = open_upload(api, image["id"], 8 * MiB, os.urandom(2 * MiB), timeout=10)
     try:
         deadline = time.monotonic() + 10
         while show(api, image["id"])["status"] != "saving":

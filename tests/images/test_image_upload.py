@@ -8,13 +8,14 @@ import time
 
 import pytest
 import requests
-from blocksref import blake3_blocks
-from imageutil import (
+
+from tests.helpers.blocksref import blake3_blocks
+from tests.helpers.disks import make_qcow2, qemu_img
+from tests.helpers.images import (
     JSON,
     assert_nothing_stored,
     create,
-    make_qcow2,
-    raw_socket_upload,
+    open_upload,
     show,
     store_files,
     upload,
@@ -137,7 +138,7 @@ def test_image_size_cap_and_quota_are_413(start_api):
 def test_qcow2_with_backing_file_is_refused(shared_api, tmp_path):
     base = tmp_path / "base.raw"
     base.write_bytes(b"\0" * MiB)
-    path = make_qcow2(tmp_path / "backed.qcow2", "1M", "-b", str(base), "-F", "raw")
+    path = make_qcow2(tmp_path / "backed.qcow2", "1M", "-b", str(base), "-F", "raw", data_mb=0)
     image = create(shared_api, disk_format="qcow2")
     resp = upload(shared_api, image["id"], path.read_bytes())
     assert resp.status_code == 415
@@ -150,7 +151,8 @@ def test_qcow2_with_backing_file_is_refused(shared_api, tmp_path):
 
 
 def test_qcow2_with_data_file_is_refused(shared_api, tmp_path):
-    path = make_qcow2(tmp_path / "df.qcow2", "1M", "-o", f"data_file={tmp_path / 'data.raw'}")
+    path = make_qcow2(tmp_path / "df.qcow2", "1M", "-o", f"data_file={tmp_path / 'data.raw'}",
+                      data_mb=0)
     image = create(shared_api, disk_format="qcow2")
     resp = upload(shared_api, image["id"], path.read_bytes())
     assert resp.status_code == 415
@@ -159,8 +161,6 @@ def test_qcow2_with_data_file_is_refused(shared_api, tmp_path):
 
 
 def test_vmdk_with_flat_extent_is_refused(shared_api, tmp_path):
-    from imageutil import qemu_img
-
     path = tmp_path / "sparse.vmdk"
     qemu_img("create", "-f", "vmdk", str(path), "1M")
     data = path.read_bytes()
@@ -186,7 +186,7 @@ def test_raw_content_declared_otherwise_is_refused(shared_api, disk_format):
 
 
 def test_qcow2_gets_virtual_size_and_ovf_is_not_inspected(shared_api, tmp_path):
-    path = make_qcow2(tmp_path / "ok.qcow2", "64M")
+    path = make_qcow2(tmp_path / "ok.qcow2", "64M", data_mb=0)
     image = create(shared_api, disk_format="qcow2")
     assert upload(shared_api, image["id"], path.read_bytes()).status_code == 204
     assert show(shared_api, image["id"])["virtual_size"] == 64 * MiB
@@ -197,7 +197,7 @@ def test_qcow2_gets_virtual_size_and_ovf_is_not_inspected(shared_api, tmp_path):
 
 def test_concurrent_second_upload_is_409_and_hangup_cleans_up(shared_api):
     image = create(shared_api)
-    sock = raw_socket_upload(shared_api, image["id"], 4 * MiB, os.urandom(MiB))
+    sock = open_upload(shared_api, image["id"], 4 * MiB, os.urandom(MiB), timeout=10)
     try:
         wait_status(shared_api, image["id"], "saving")
         assert any(n.endswith(".partial") for n in store_files(shared_api))
@@ -215,7 +215,7 @@ def test_concurrent_second_upload_is_409_and_hangup_cleans_up(shared_api):
 def test_stalled_client_is_dropped_after_client_socket_timeout(start_api):
     api = start_api(DEFAULT={"client_socket_timeout": 1})
     image = create(api)
-    sock = raw_socket_upload(api, image["id"], 2 * MiB, b"a" * 1000)
+    sock = open_upload(api, image["id"], 2 * MiB, b"a" * 1000, timeout=10)
     try:
         wait_status(api, image["id"], "saving")
         wait_status(api, image["id"], "queued", timeout=10)
@@ -227,7 +227,7 @@ def test_stalled_client_is_dropped_after_client_socket_timeout(start_api):
 def test_image_deleted_during_upload_is_410_and_nothing_left(shared_api):
     image = create(shared_api)
     body = os.urandom(2 * MiB)
-    sock = raw_socket_upload(shared_api, image["id"], len(body), body[:MiB])
+    sock = open_upload(shared_api, image["id"], len(body), body[:MiB], timeout=10)
     try:
         wait_status(shared_api, image["id"], "saving")
         assert requests.delete(f"{shared_api.url}/v2/images/{image['id']}").status_code == 204

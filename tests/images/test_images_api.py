@@ -9,7 +9,8 @@ import uuid
 import jsonschema
 import pytest
 import requests
-from imageutil import JSON, create, show, upload
+
+from tests.helpers.images import JSON, create, show, upload
 
 PATCH21 = {"Content-Type": "application/openstack-images-v2.1-json-patch", **JSON}
 PATCH20 = {"Content-Type": "application/openstack-images-v2.0-json-patch", **JSON}

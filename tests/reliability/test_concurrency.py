@@ -12,23 +12,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from util import (
-    JSON,
-    MiB,
-    base_dir,
-    base_name,
-    boot,
-    create_image,
-    rng,
-    server,
-    sha512_file,
-    show_image,
-    store_entries,
-    transfers_logged,
-    upload_image,
-    wait_built,
-    write_random_file,
-)
+
+from tests.helpers.digests import base_name, sha512_file
+from tests.helpers.disks import write_random_file
+from tests.helpers.faults import MiB, rng
+from tests.helpers.images import JSON, create, show, store_files, upload_image
+from tests.helpers.servers import base_dir, boot, server, transfers_logged, wait_built
 
 UPLOADERS = 50
 BOOTS = 16
@@ -36,7 +25,7 @@ BOOTS = 16
 
 def test_50_parallel_uploads_to_one_image_one_wins(start_api):
     api = start_api(DEFAULT={"workers": 2, "threads": 8})
-    image_id = create_image(api)["id"]
+    image_id = create(api)["id"]
     gen = rng("concurrent-uploads")
     bodies = [gen.randbytes(2 * MiB) for _ in range(UPLOADERS)]
     barrier = threading.Barrier(UPLOADERS)
@@ -56,12 +45,12 @@ def test_50_parallel_uploads_to_one_image_one_wins(start_api):
     assert len(winners) == 1, statuses
     assert sorted(set(statuses)) == [204, 409], statuses
     body = bodies[winners[0]]
-    image = show_image(api, image_id)
+    image = show(api, image_id)
     assert image["status"] == "active"
     assert image["checksum"] == hashlib.md5(body).hexdigest()
     assert image["os_hash_value"] == hashlib.sha512(body).hexdigest()
     assert (api.datadir / image_id).read_bytes() == body
-    assert store_entries(api) == [image_id]
+    assert store_files(api) == [image_id]
     resp = requests.get(f"{api.url}/v2/images/{image_id}/file", timeout=30)
     assert resp.content == body
     print(f"\nRELIABILITY concurrency: {UPLOADERS} parallel uploads to one image -> "

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from util import MiB, base_dir, boot, rng, upload_image, wait_built, write_random_file
+
+from tests.helpers.disks import write_random_file
+from tests.helpers.faults import MiB, rng
+from tests.helpers.images import upload_image
+from tests.helpers.servers import base_dir, boot, wait_built
 
 SIZE = 8 * MiB
 BIN = Path(sys.executable).parent

@@ -13,17 +13,12 @@ import time
 
 import pytest
 import requests
-from util import (
-    MiB,
-    base_dir,
-    base_name,
-    boot,
-    rng,
-    sha512_file,
-    upload_image,
-    wait_built,
-    write_random_file,
-)
+
+from tests.helpers.digests import base_name, sha512_file
+from tests.helpers.disks import write_random_file
+from tests.helpers.faults import MiB, rng
+from tests.helpers.images import upload_image
+from tests.helpers.servers import base_dir, boot, wait_built
 
 SIZE = 64 * MiB
 TRIALS = 4  # per path

@@ -13,20 +13,12 @@ import time
 
 import pytest
 import requests
-from util import (
-    MiB,
-    create_image,
-    digests,
-    open_upload,
-    rng,
-    same_content,
-    send_from_file,
-    show_image,
-    store_leftovers,
-    upload_file,
-    wait_for,
-    write_random_file,
-)
+
+from tests.helpers.digests import digests
+from tests.helpers.disks import write_random_file
+from tests.helpers.faults import MiB, rng, same_content, send_from_file, store_leftovers
+from tests.helpers.images import create, open_upload, show, upload
+from tests.helpers.polling import wait_for
 
 SIZE = 256 * MiB
 SPREAD_TRIALS = 18  # kill points stratified over the body: one in each 1/18th of it
@@ -56,7 +48,7 @@ def _check_after_restart(api, image_id: str, source, want: dict,
                          others: frozenset[str] = frozenset()) -> str:
     """The image is queued and clean, or active and whole; the store holds only the files
     of active images (`others` are earlier images that are active)."""
-    image = show_image(api, image_id)
+    image = show(api, image_id)
     assert image["status"] in ("queued", "active"), image
     if image["status"] == "active":
         assert (image["checksum"], image["os_hash_value"]) == (want["checksum"],
@@ -81,7 +73,7 @@ def test_kill_9_at_random_points_of_a_256_mib_upload(start_api, big_file, tmp_pa
     retried = 0
     started = time.monotonic()
     for trial, (nbytes, delay) in enumerate(_kill_points("crash-upload")):
-        image_id = create_image(api)["id"]
+        image_id = create(api)["id"]
         sock = open_upload(api, image_id, SIZE)
         try:
             send_from_file(sock, path, nbytes)
@@ -103,7 +95,7 @@ def test_kill_9_at_random_points_of_a_256_mib_upload(start_api, big_file, tmp_pa
             # now and then shows a full-size upload works after the crash too.
             source, source_want = ((path, want) if trial % FULL_RETRY_EVERY == 0
                                    else (small, small_want))
-            resp = upload_file(api, image_id, source)
+            resp = upload(api, image_id, source, timeout=120)
             assert resp.status_code == 204, (trial, nbytes, resp.text)
             assert _check_after_restart(api, image_id, source, source_want) == "active"
             retried += 1
@@ -127,7 +119,7 @@ def test_kill_9_between_link_and_commit_leaves_no_orphan(start_api, tmp_path):
     caught, active = 0, set()
     # Usually caught at once; fsync-free filesystems narrow the window. `attempt` is reported.
     for attempt in range(30):  # noqa: B007
-        image_id = create_image(api)["id"]
+        image_id = create(api)["id"]
         final = str(api.datadir / image_id)
         sock = open_upload(api, image_id, 8 * MiB)
         try:
@@ -143,7 +135,7 @@ def test_kill_9_between_link_and_commit_leaves_no_orphan(start_api, tmp_path):
         status = _check_after_restart(api, image_id, path, want, frozenset(active))
         if status == "queued":
             caught += 1
-            resp = upload_file(api, image_id, path)
+            resp = upload(api, image_id, path, timeout=120)
             assert resp.status_code == 204, resp.text
             assert _check_after_restart(api, image_id, path, want, frozenset(active)) == "active"
         active.add(image_id)
@@ -160,12 +152,12 @@ def test_a_file_left_beside_a_queued_image_is_removed_at_start(start_api, tmp_pa
     start must remove it, or every retried upload of the image fails."""
     path = write_random_file(tmp_path / "small.raw", 2 * MiB, "queued-leftover")
     api = start_api(DEFAULT={"workers": 1})
-    image_id = create_image(api)["id"]
+    image_id = create(api)["id"]
     leftover = api.datadir / image_id
     leftover.write_bytes(b"half of an image that no upload finished")
     api.kill()
     api.start()
     assert not leftover.exists()
-    resp = upload_file(api, image_id, path)
+    resp = upload(api, image_id, path, timeout=120)
     assert resp.status_code == 204, resp.text
-    assert show_image(api, image_id)["checksum"] == digests(path)["checksum"]
+    assert show(api, image_id)["checksum"] == digests(path)["checksum"]

@@ -10,21 +10,11 @@ import os
 
 import pytest
 import requests
-from util import (
-    JSON,
-    MiB,
-    base_dir,
-    boot,
-    create_image,
-    free_bytes,
-    show_image,
-    small_tmpfs,
-    store_entries,
-    upload_file,
-    upload_image,
-    wait_built,
-    write_random_file,
-)
+
+from tests.helpers.disks import write_random_file
+from tests.helpers.faults import MiB, free_bytes, small_tmpfs
+from tests.helpers.images import JSON, create, show, store_files, upload, upload_image
+from tests.helpers.servers import base_dir, boot, wait_built
 
 FS_SIZE = "16m"
 
@@ -49,24 +39,24 @@ def test_upload_larger_than_the_free_space_is_413_and_leaves_nothing(start_api, 
                     database={"connection": f"sqlite:///{tmp_path / 'api.sqlite'}"})
     big = write_random_file(tmp_path / "big.raw", 24 * MiB, "full-store")
     free_before = free_bytes(small_fs)
-    image_id = create_image(api)["id"]
+    image_id = create(api)["id"]
     url = f"{api.url}/v2/images/{image_id}/file"
     headers = {"Content-Type": "application/octet-stream", **JSON}
     if framing == "chunked":
         resp = requests.put(url, data=_chunked(big), headers=headers, timeout=60)
     else:
-        resp = upload_file(api, image_id, big)
+        resp = upload(api, image_id, big, timeout=120)
     assert resp.status_code == 413, resp.text
     assert "full" in resp.json()["message"].lower(), resp.text
-    image = show_image(api, image_id)
+    image = show(api, image_id)
     assert image["status"] == "queued" and image["size"] is None, image
-    assert store_entries(api) == [], store_entries(api)
+    assert store_files(api) == [], store_files(api)
     assert free_bytes(small_fs) == free_before, "the failed upload still holds space"
     # The service keeps serving: a listing, and a small upload to the same image.
     assert requests.get(api.url + "/v2/images", headers=JSON, timeout=10).status_code == 200
     small = write_random_file(tmp_path / "small.raw", 2 * MiB, "full-store-small")
-    assert upload_file(api, image_id, small).status_code == 204
-    assert show_image(api, image_id)["status"] == "active"
+    assert upload(api, image_id, small, timeout=120).status_code == 204
+    assert show(api, image_id)["status"] == "active"
     print(f"\nRELIABILITY full-disk: 24 MiB upload ({framing}) to a {FS_SIZE} store -> 413, "
           "nothing left, a 2 MiB upload then succeeded")
 

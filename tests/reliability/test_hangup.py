@@ -12,24 +12,21 @@ import time
 
 import pytest
 import requests
-from util import (
+
+from tests.helpers.disks import write_random_file
+from tests.helpers.faults import (
     MiB,
-    create_image,
     open_chunked_upload,
     open_download,
-    open_upload,
     rng,
     same_content,
     send_chunks,
     send_from_file,
-    show_image,
     store_leftovers,
     timed_get,
-    upload_file,
-    upload_image,
-    wait_for,
-    write_random_file,
 )
+from tests.helpers.images import create, open_upload, show, upload, upload_image
+from tests.helpers.polling import wait_for
 
 TIMEOUT = 2  # client_socket_timeout for these servers, seconds
 PROMPT = 1.5  # a request to a free server answers well within this
@@ -49,7 +46,7 @@ def image_file(tmp_path):
 
 
 def _queued_and_clean(api, image_id: str, active: set[str]) -> bool:
-    image = show_image(api, image_id)
+    image = show(api, image_id)
     return image["status"] == "queued" and not store_leftovers(api, active)
 
 
@@ -66,7 +63,7 @@ def test_client_hanging_up_mid_upload_leaves_the_image_queued(api, image_file, f
     size = image_file.stat().st_size
     points = sorted(gen.randrange(0, size) for _ in range(4))
     for nbytes in points:
-        image_id = create_image(api)["id"]
+        image_id = create(api)["id"]
         if framing == "chunked":
             sock = open_chunked_upload(api, image_id)
             send_chunks(sock, image_file, nbytes)
@@ -77,7 +74,7 @@ def test_client_hanging_up_mid_upload_leaves_the_image_queued(api, image_file, f
         wait_for(lambda i=image_id: _queued_and_clean(api, i, set()), TIMEOUT + 5,
                  f"image {image_id} back to queued after a hang-up at {nbytes} bytes")
         _serves_promptly(api)
-        assert upload_file(api, image_id, image_file).status_code == 204
+        assert upload(api, image_id, image_file, timeout=120).status_code == 204
         assert requests.delete(f"{api.url}/v2/images/{image_id}", timeout=10).status_code == 204
     print(f"\nRELIABILITY hang-up: {len(points)} {framing} uploads abandoned mid-body, all back "
           "to queued with nothing stored, all retried successfully")
@@ -101,7 +98,7 @@ def test_stalled_uploads_are_dropped_after_client_socket_timeout(api, image_file
     size = image_file.stat().st_size
     stalled = []
     for n in range(2):  # as many as the server has threads
-        image_id = create_image(api)["id"]
+        image_id = create(api)["id"]
         sock = open_upload(api, image_id, size)
         send_from_file(sock, image_file, (n + 1) * MiB)
         stalled.append((image_id, sock))

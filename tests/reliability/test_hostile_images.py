@@ -14,35 +14,20 @@ import hashlib
 import json
 import os
 import struct
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable
 
 import pytest
-import requests
-from opentrap import OpenTrap
-from util import boot_and_wait
 
 from chute.client.image import Expected, Image
-
-JSON = {"Accept": "application/json"}
-OCTET = {"Content-Type": "application/octet-stream", "Accept": "application/json"}
-
+from tests.helpers.digests import base_name, sha512_file
+from tests.helpers.disks import make_qcow2, qemu_img
+from tests.helpers.images import create, show, upload
+from tests.helpers.opentrap import OpenTrap
+from tests.helpers.servers import base_dir, boot_and_wait
 
 # -- building hostile images ---------------------------------------------------------------
-
-def qemu_img(*args: str) -> None:
-    subprocess.run(["qemu-img", *args], check=True, capture_output=True)
-
-
-def good_qcow2(path: Path) -> Path:
-    """16 MiB virtual, 1 MiB of pattern data: real clusters, L1/L2 and refcount tables."""
-    qemu_img("create", "-q", "-f", "qcow2", str(path), "16M")
-    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 1M", str(path)],
-                   check=True, capture_output=True)
-    return path
-
 
 def backing_qcow2(path: Path, backing: str) -> Path:
     # -u: do not open the backing file while creating (it may be a trap).
@@ -91,7 +76,7 @@ def sparse_vmdk_with_flat_extent(path: Path, target: str = "/etc/passwd") -> Pat
 
 
 def patched_qcow2(path: Path, offset: int, fmt: str, value: int) -> Path:
-    good_qcow2(path)
+    make_qcow2(path, "16M", data_mb=1)
     data = bytearray(path.read_bytes())
     struct.pack_into(fmt, data, offset, value)
     path.write_bytes(bytes(data))
@@ -99,7 +84,7 @@ def patched_qcow2(path: Path, offset: int, fmt: str, value: int) -> Path:
 
 
 def cut(path: Path, size: int) -> Path:
-    good_qcow2(path)
+    make_qcow2(path, "16M", data_mb=1)
     data = path.read_bytes()[:size]
     path.write_bytes(data)
     return path
@@ -122,7 +107,7 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str, str]] = {
     "vmdk sparse, descriptor naming /etc/passwd":
         (sparse_vmdk_with_flat_extent, "vmdk", "extent"),
     "raw uploaded as qcow2": (random_bytes, "qcow2", "does not match"),
-    "qcow2 uploaded as vmdk": (good_qcow2, "vmdk", "does not match"),
+    "qcow2 uploaded as vmdk": (lambda p: make_qcow2(p, "16M", data_mb=1), "vmdk", "does not match"),
     "qcow2 claiming a 4 EiB virtual size":
         (lambda p: patched_qcow2(p, 24, ">Q", 1 << 62), "qcow2", "virtual size"),
     "qcow2 claiming cluster_bits 40":
@@ -134,31 +119,13 @@ HOSTILE: dict[str, tuple[Callable[[Path], Path], str, str]] = {
 
 # -- upload --------------------------------------------------------------------------------
 
-def create(api, disk_format: str, container_format: str = "bare") -> dict:
-    resp = requests.post(api.url + "/v2/images", headers=JSON, timeout=10,
-                         json={"name": "hostile", "disk_format": disk_format,
-                               "container_format": container_format})
-    assert resp.status_code == 201, resp.text
-    return resp.json()
-
-
-def put(api, image_id: str, path: Path) -> requests.Response:
-    with open(path, "rb") as data:
-        return requests.put(f"{api.url}/v2/images/{image_id}/file", data=data, headers=OCTET,
-                            timeout=60)
-
-
-def show(api, image_id: str) -> dict:
-    return requests.get(f"{api.url}/v2/images/{image_id}", headers=JSON, timeout=10).json()
-
-
 def test_hostile_images_are_refused_at_upload(shared_api, tmp_path, capsys):
     api = shared_api
     refused = []
     for n, (name, (build, disk_format, words)) in enumerate(HOSTILE.items()):
         path = build(tmp_path / f"hostile-{n}")
-        image = create(api, disk_format)
-        resp = put(api, image["id"], path)
+        image = create(api, name="hostile", disk_format=disk_format)
+        resp = upload(api, image["id"], path)
         assert resp.status_code == 415, (name, resp.status_code, resp.text)
         message = resp.json()["message"]
         assert words in message, (name, message)
@@ -171,7 +138,7 @@ def test_hostile_images_are_refused_at_upload(shared_api, tmp_path, capsys):
         assert leftovers == [], (name, leftovers)
         refused.append(name)
     # The refusal leaves the image usable: a good qcow2 goes into the last one.
-    resp = put(api, image["id"], good_qcow2(tmp_path / "good.qcow2"))
+    resp = upload(api, image["id"], make_qcow2(tmp_path / "good.qcow2", "16M", data_mb=1))
     assert resp.status_code == 204, resp.text
     assert show(api, image["id"])["status"] == "active"
     with capsys.disabled():
@@ -183,11 +150,7 @@ def test_hostile_images_are_refused_at_upload(shared_api, tmp_path, capsys):
 
 
 def base_of(compute, image_id: str) -> Path:
-    return compute.instances_path / "_base" / hashlib.sha1(image_id.encode()).hexdigest()
-
-
-def sha512(path: Path) -> str:
-    return hashlib.sha512(path.read_bytes()).hexdigest()
+    return base_dir(compute) / base_name(image_id)
 
 
 @pytest.fixture
@@ -204,8 +167,8 @@ def trap(tmp_path):
 
 def store_hostile(api, path: Path, disk_format: str) -> dict:
     """Into the store as Glance would: container_format ovf is not inspected at upload."""
-    image = create(api, disk_format, "ovf")
-    resp = put(api, image["id"], path)
+    image = create(api, name="hostile", disk_format=disk_format, container_format="ovf")
+    resp = upload(api, image["id"], path)
     assert resp.status_code == 204, resp.text
     return show(api, image["id"])
 
@@ -257,9 +220,9 @@ def test_compute_rechecks_cached_bases(shared_api, start_compute, tmp_path, trap
 
     # A verified base swapped for a hostile qcow2 of the same size, its .info kept: the cache
     # re-check refuses it and fetches the image again; the hostile bytes are never used.
-    good = good_qcow2(tmp_path / "good.qcow2")
-    image = create(api, "qcow2")
-    assert put(api, image["id"], good).status_code == 204
+    good = make_qcow2(tmp_path / "good.qcow2", "16M", data_mb=1)
+    image = create(api, name="hostile", disk_format="qcow2")
+    assert upload(api, image["id"], good).status_code == 204
     image = show(api, image["id"])
     first = boot_and_wait(compute, image["id"])
     assert first["status"] == "ACTIVE", first.get("fault")
@@ -268,7 +231,7 @@ def test_compute_rechecks_cached_bases(shared_api, start_compute, tmp_path, trap
     second = boot_and_wait(compute, image["id"])
     assert second["status"] == "ACTIVE", second.get("fault")
     assert second["chute:image_transfer"]["method"] in ("file", "http")  # not "cache"
-    assert sha512(base) == image["os_hash_value"]
+    assert sha512_file(base) == image["os_hash_value"]
     assert f"Cached base {base} of image {image['id']} is not usable" in compute.log_text()
 
     # The same, but the store holds hostile bytes too (uploaded as ovf) and the planted .info

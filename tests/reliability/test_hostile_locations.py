@@ -23,32 +23,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from opentrap import OpenTrap
-from util import boot_and_wait
 
 from chute.compute.fetch import shared_fs
 from chute.errors import DirectPathUnavailable
+from tests.helpers.images import JSON, show, upload_image
+from tests.helpers.opentrap import OpenTrap
+from tests.helpers.servers import boot_and_wait
 
 FS_ID = "shared-fs-1"
 DATA = hashlib.shake_256(b"hostile-locations").digest(1 << 20)
-JSON = {"Accept": "application/json"}
-
-
-def upload(api, data: bytes = DATA) -> dict:
-    resp = requests.post(api.url + "/v2/images", headers=JSON, timeout=10, json={
-        "name": "loc", "disk_format": "raw", "container_format": "bare"})
-    assert resp.status_code == 201, resp.text
-    image_id = resp.json()["id"]
-    resp = requests.put(f"{api.url}/v2/images/{image_id}/file", data=data, timeout=30,
-                        headers={"Content-Type": "application/octet-stream"})
-    assert resp.status_code == 204, resp.text
-    return show(api, image_id)
-
-
-def show(api, image_id: str, headers: dict | None = None) -> dict:
-    resp = requests.get(f"{api.url}/v2/images/{image_id}", headers=headers or JSON, timeout=10)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 def set_locations(api, image_id: str, locations: list[tuple[str, object]]) -> None:
@@ -113,7 +96,7 @@ def test_hostile_locations_from_the_server_are_refused(start_api, start_compute,
     api = start_api()
     root, store = Path(api.root), Path(api.root) / "store"
     images = store / "images"
-    image = upload(api)
+    image = upload_image(api, DATA, name="loc")
     good = f"file://{images / image['id']}"
     meta = {"id": FS_ID, "mountpoint": str(store)}
 
@@ -188,7 +171,7 @@ def test_compute_mountpoint_that_prefixes_a_sibling(shared_api, start_compute, t
     the mount that resolves into the sibling is an escape, though '<root>/g' is a string
     prefix of '<root>/gluster/...'."""
     api = shared_api
-    image = upload(api)
+    image = upload_image(api, DATA, name="loc")
     root = Path(api.root) / image["id"]  # private to this test in the shared server's tree
     mount, sibling = root / "g", root / "gluster" / "images"
     (mount / "images").mkdir(parents=True)
@@ -272,7 +255,7 @@ def test_translation_refuses_shapes_the_server_never_produces(tmp_path, trap, ca
 def test_locations_endpoint_needs_the_service_token(start_api, start_compute, capsys):
     api = start_api(DEFAULT={"service_token": "s3cret-service", "show_multiple_locations": False,
                              "show_image_direct_url": False})
-    image = upload(api)
+    image = upload_image(api, DATA, name="loc")
     assert "locations" not in image and "direct_url" not in image
     url = f"{api.url}/v2/images/{image['id']}/locations"
     refused = [{}, {"X-Auth-Token": "wrong"}, {"X-Auth-Token": ""},

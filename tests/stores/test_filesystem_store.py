@@ -10,12 +10,12 @@ import os
 import stat
 
 import pytest
-from imageutil import create, show, upload
 
 from chute import config
 from chute.errors import ConfigError, StorageFull
 from chute.images.options import SCHEMA
 from chute.stores.filesystem import HOST, FilesystemStore
+from tests.helpers.images import create, show, upload
 
 
 def load(tmp_path, **store):

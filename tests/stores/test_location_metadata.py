@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import requests
-from imageutil import JSON, create, show, upload
 
 from chute.stores.metadata import match
+from tests.helpers.images import JSON, create, show, upload
 
 ENTRIES = [{"id": "nfs1", "mountpoint": "/mnt/nfs1"},
            {"id": "nfs10", "mountpoint": "/mnt/nfs10"},

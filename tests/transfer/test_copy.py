@@ -10,9 +10,9 @@ from pathlib import Path
 
 import blake3
 import pytest
-from blocksref import blake3_blocks
 
 from chute.transfer import copy
+from tests.helpers.blocksref import blake3_blocks
 
 MiB = 1 << 20
 

@@ -5,10 +5,10 @@ import os
 
 import blake3
 import pytest
-from blocksref import blake3_blocks
 
 from chute.transfer import blockdigest, copy, hashing
 from chute.transfer.hashing import MultiHasher, check_algorithm, file_digest
+from tests.helpers.blocksref import blake3_blocks
 
 MiB = 1 << 20
 

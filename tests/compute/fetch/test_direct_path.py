@@ -151,14 +151,14 @@ def test_only_regular_files_are_opened(layout):
     assert reason("file:///mnt/gluster/glance/images/missing", by_id) == "missing_file"
 
 
-def write_conf(tmp_path: Path, text: str) -> config.Config:
+def conf_from_text(tmp_path: Path, text: str) -> config.Config:
     path = tmp_path / "compute.conf"
     path.write_text(text)
     return config.load(path, SCHEMA)
 
 
 def test_filesystems_from_config_and_their_errors(tmp_path):
-    conf = write_conf(tmp_path, "[image_file_url]\nfilesystems = a\n"
+    conf = conf_from_text(tmp_path, "[image_file_url]\nfilesystems = a\n"
                                 "[image_file_url:a]\nid = fs-a\nmountpoint = /opt/a\n")
     assert shared_fs.filesystems(conf) == {"fs-a": shared_fs.Filesystem("a", "fs-a", "/opt/a")}
     for text, problem in (
@@ -170,4 +170,4 @@ def test_filesystems_from_config_and_their_errors(tmp_path):
          r"\[image_file_url:a\] mountpoint: must be an absolute path"),
     ):
         with pytest.raises(ConfigError, match=problem):
-            shared_fs.filesystems(write_conf(tmp_path, text))
+            shared_fs.filesystems(conf_from_text(tmp_path, text))

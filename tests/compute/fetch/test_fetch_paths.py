@@ -14,16 +14,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from blocksref import blake3_blocks
-from fetchenv import lines, warnings
 
 from chute.client.image import Image
 from chute.compute.image_service import FailoverImageService
 from chute.compute.main import fetcher as build_fetcher
 from chute.compute.main import image_cache, image_service
 from chute.errors import IntegrityError
-
-pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log (xfs_reflink: tests/conftest.py)
+from tests.helpers.blocksref import blake3_blocks
+from tests.helpers.fetch import FetchEnv, lines, warnings
 
 MiB = 1 << 20
 
@@ -99,7 +97,6 @@ def test_mountpoint_where_the_file_is_missing(fetch_env, fetch_log, tmp_path):
 
 
 def test_no_metadata(start_api, tmp_path, fetch_log):
-    from fetchenv import FetchEnv
     api = start_api(glance_store={"filesystem_store_metadata_file": ""})
     env = FetchEnv(api, tmp_path, Path(api.root) / "store", False)
     data = os.urandom(MiB)
@@ -201,7 +198,6 @@ def test_corrupted_store_file_is_fatal(fetch_env, fetch_log):
 
 
 def test_locations_endpoint_when_the_document_hides_them(start_api, tmp_path, fetch_log):
-    from fetchenv import FetchEnv
     api = start_api(DEFAULT={"show_multiple_locations": "false",
                              "show_image_direct_url": "false", "service_token": "s3cret"})
     env = FetchEnv(api, tmp_path, Path(api.root) / "store", False)
@@ -265,7 +261,6 @@ def test_clone_on_a_reflink_filesystem(start_api, xfs_reflink, tmp_path, fetch_l
     """Store and cache on one XFS (reflink=1): the image arrives as a clone, still verified."""
     import json as _json
 
-    from fetchenv import FetchEnv
     store = xfs_reflink / f"store-{tmp_path.name}"
     (store / "images").mkdir(parents=True)
     meta = tmp_path / "metadata.json"

@@ -17,26 +17,20 @@ from typing import Any
 
 import pytest
 import requests
-from fetchenv import lines, warnings
-from imageutil import rewrite_sparse
-from test_http_fetch import CuttingRelay, http_conf
 
 from chute.client.image import Image
-from chute.compute import image_service
 from chute.compute.fetch import http as http_fetch
 from chute.compute.main import image_cache
 from chute.errors import IntegrityError, TransferError
+from tests.helpers.fetch import http_conf, lines, warnings
+from tests.helpers.images import rewrite_sparse
+from tests.helpers.relay import CuttingRelay
 
-pytest_plugins = ["fetchenv"]  # fixtures: fetch_env, fetch_log
+pytestmark = pytest.mark.usefixtures("quick_retries")
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 32 * MiB
 DATA_AT = [(2 * MiB, 6 * MiB + 64 * KiB), (12 * MiB, MiB)]  # the image's data; the rest zeros
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch):
-    monkeypatch.setattr(image_service, "RETRY_DELAY", 0.05)
 
 
 def sparse_data() -> bytes:
@@ -138,8 +132,7 @@ def requested_ranges(sent: str) -> list[list[tuple[int, int]]]:
 
 
 def fetch_through(env, server: str, image: dict, **glance: Any):
-    conf = http_conf(env, [server], **glance)
-    cache = image_cache(conf)
+    cache = image_cache(http_conf(env, [server], **glance))
     return cache, cache.fetch(Image.parse(image))
 
 
@@ -235,8 +228,7 @@ def test_extents_that_cannot_be_trusted_are_not_used(fetch_env, fetch_log, proxy
 def test_a_server_calling_data_a_hole_is_refused(fetch_env, fetch_log, proxy, sparse_image):
     image, _ = sparse_image
     liar = proxy(rewrite=lambda d: {**d, "extents": d["extents"][:1]})  # hides the 2nd extent
-    conf = http_conf(fetch_env, [liar.url])
-    cache = image_cache(conf)
+    cache = image_cache(http_conf(fetch_env, [liar.url]))
     with pytest.raises(IntegrityError, match="does not match its checksum"):
         cache.fetch(Image.parse(image))
     assert not [w for w in warnings(fetch_log) if "retrying" in w]
@@ -249,8 +241,7 @@ def test_data_planted_in_a_hole_of_the_store_is_refused(fetch_env, fetch_log, sp
     with open(fetch_env.stored(image), "r+b") as stored:  # behind the image service's back
         stored.seek(20 * MiB)
         stored.write(b"\x01")
-    conf = http_conf(fetch_env, [fetch_env.api.url])
-    cache = image_cache(conf)
+    cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]))
     extents = requests.get(f"{fetch_env.api.url}/v2/images/{image['id']}/extents",
                            timeout=10).json()["extents"]
     assert len(extents) == len(DATA_AT) + 1  # the server describes the file it has
@@ -283,8 +274,7 @@ def test_failing_ranges_give_up_after_one_plus_num_retries(fetch_env, fetch_log,
 
     broken = Broken(fetch_env.api.url)
     try:
-        conf = http_conf(fetch_env, [broken.url], num_retries=2)
-        cache = image_cache(conf)
+        cache = image_cache(http_conf(fetch_env, [broken.url], num_retries=2))
         with pytest.raises(TransferError, match="failed after 3 attempt"):
             cache.fetch(Image.parse(image))
     finally:

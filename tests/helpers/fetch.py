@@ -1,11 +1,11 @@
-"""Fixtures for the image-fetch tests: a real chute-api, real uploads, a compute config.
+"""The image-fetch tests' world: a real chute-api, real uploads, a compute config.
 
 The image service writes under `<api.root>/store`; the compute host sees the same files at
 another path (`view`): a bind mount when permitted (root), else a symlinked directory. Hostile
 cases that must still succeed over HTTP break a `mirror` instead: a separate copy of the
 store tree used as the compute's mountpoint, so the image service keeps serving good bytes.
 
-Imported by tests/compute/fetch/, tests/compute/test_imagecache.py and test_explain.py.
+The fixtures `fetch_env` and `fetch_log` that build it are in tests/compute/conftest.py.
 """
 
 from __future__ import annotations
@@ -17,44 +17,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-import requests
-
 from chute import config
 from chute.compute.options import SCHEMA
 from chute.transfer import copy
+from tests.helpers.images import upload_image
+from tests.helpers.services import ApiServer, write_conf
 
 FS_ID = "shared-fs-1"
 
 
-def upload(api_url: str, data: bytes, disk_format: str = "raw", **fields: Any) -> dict:
-    """Create an image and PUT its bytes; return the image document (active)."""
-    body = {"name": "fetch-test", "disk_format": disk_format, "container_format": "bare",
-            **fields}
-    created = requests.post(f"{api_url}/v2/images", json=body, timeout=30)
-    assert created.status_code == 201, created.text
-    image_id = created.json()["id"]
-    put = requests.put(f"{api_url}/v2/images/{image_id}/file", data=data, timeout=60,
-                       headers={"Content-Type": "application/octet-stream"})
-    assert put.status_code == 204, put.text
-    image = requests.get(f"{api_url}/v2/images/{image_id}", timeout=30).json()
-    assert image["status"] == "active"
-    return image
-
-
-def write_conf(path: Path, sections: dict[str, dict[str, Any]]) -> config.Config:
-    lines = []
-    for section, options in sections.items():
-        lines.append(f"[{section}]")
-        for name, value in options.items():
-            if isinstance(value, (list, tuple)):
-                value = ", ".join(str(v) for v in value)
-            lines.append(f"{name} = {value}")
-    path.write_text("\n".join(lines) + "\n")
+def load_conf(path: Path, sections: dict[str, dict[str, Any]]) -> config.Config:
+    """Write a compute config and load it as chute-compute would."""
+    write_conf(path, sections)
     return config.load(path, SCHEMA)
 
 
-def _bind(source: Path, target: Path) -> bool:
+def bind(source: Path, target: Path) -> bool:
+    """Bind-mount `source` at `target` (a new directory) if permitted (root)."""
     if os.geteuid() != 0:
         return False
     target.mkdir()
@@ -67,7 +46,7 @@ def _bind(source: Path, target: Path) -> bool:
 
 @dataclass
 class FetchEnv:
-    api: Any  # tests/conftest.py ApiServer
+    api: ApiServer
     tmp: Path
     view: Path  # the compute host's path to the image service's store
     bound: bool  # view is a bind mount (else a symlink)
@@ -77,7 +56,8 @@ class FetchEnv:
         return Path(self.api.root) / "store"
 
     def upload(self, data: bytes, disk_format: str = "raw", **fields: Any) -> dict:
-        return upload(self.api.url, data, disk_format, **fields)
+        return upload_image(self.api, data, disk_format, name=fields.pop("name", "fetch-test"),
+                            **fields)
 
     def stored(self, image: dict) -> Path:
         return Path(self.api.datadir) / image["id"]
@@ -94,7 +74,7 @@ class FetchEnv:
         }
         for section, options in sections.items():
             merged.setdefault(section, {}).update(options)
-        return write_conf(self.tmp / name, merged)
+        return load_conf(self.tmp / name, merged)
 
     def mirror(self, image: dict) -> Path:
         """A private copy of the image's store file (holes kept) under a mountpoint to break."""
@@ -104,26 +84,9 @@ class FetchEnv:
         return target
 
 
-@pytest.fixture
-def fetch_env(shared_api, tmp_path: Path):
-    """The session's default chute-api, its store seen by this test's compute at `view`."""
-    api = shared_api
-    view = tmp_path / "view"
-    bound = _bind(Path(api.root) / "store", view)
-    if not bound:
-        view.symlink_to(Path(api.root) / "store", target_is_directory=True)
-    copy.forget_refusals()
-    env = FetchEnv(api, tmp_path, view, bound)
-    yield env
-    if bound:
-        subprocess.run(["umount", str(view)], check=False)
-
-
-@pytest.fixture
-def fetch_log(caplog):
-    """Records of chute.compute at INFO, as text lines."""
-    caplog.set_level(logging.INFO, logger="chute.compute")
-    return caplog
+def http_conf(env: FetchEnv, servers: list[str], **glance: Any) -> config.Config:
+    """A compute config that may fetch only over HTTP, from `servers` in turn."""
+    return env.conf(schemes="", glance={"api_servers": ", ".join(servers), **glance})
 
 
 def lines(caplog, needle: str) -> list[str]:
@@ -133,5 +96,3 @@ def lines(caplog, needle: str) -> list[str]:
 def warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records
             if r.levelno == logging.WARNING and r.name.startswith("chute.compute")]
-
-

@@ -1,10 +1,14 @@
-"""Helpers for the image service tests: create/upload over HTTP, inspect the store on disk."""
+"""The image service over HTTP as the tests drive it: create, upload, show; the store on disk.
+
+`upload` is the one PUT of image data (bytes, an iterable, or a file path streamed from disk);
+`upload_image` is the one "an active image with these bytes" (create + upload + show).
+"""
 
 from __future__ import annotations
 
 import os
 import socket
-import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +25,30 @@ def create(api: Any, **fields: Any) -> dict:
     return resp.json()
 
 
-def upload(api: Any, image_id: str, data: Any, headers: dict | None = None) -> requests.Response:
-    return requests.put(f"{api.url}/v2/images/{image_id}/file", data=data,
-                        headers={**OCTET, **JSON, **(headers or {})}, timeout=60)
+def upload(api: Any, image_id: str, data: bytes | Iterable[bytes] | Path,
+           headers: dict | None = None, timeout: float = 60) -> requests.Response:
+    """PUT the image's data; a Path is streamed from its file."""
+    url = f"{api.url}/v2/images/{image_id}/file"
+    sent = {**OCTET, **JSON, **(headers or {})}
+    if isinstance(data, Path):
+        with open(data, "rb") as body:
+            return requests.put(url, data=body, headers=sent, timeout=timeout)
+    return requests.put(url, data=data, headers=sent, timeout=timeout)
 
 
-def show(api: Any, image_id: str) -> dict:
-    resp = requests.get(f"{api.url}/v2/images/{image_id}", headers=JSON, timeout=10)
+def upload_image(api: Any, data: bytes | Path, disk_format: str = "raw", timeout: float = 120,
+                 **fields: Any) -> dict:
+    """Create an image, upload `data`; return the image document, asserted active."""
+    image = create(api, disk_format=disk_format, **fields)
+    resp = upload(api, image["id"], data, timeout=timeout)
+    assert resp.status_code == 204, resp.text
+    image = show(api, image["id"])
+    assert image["status"] == "active", image
+    return image
+
+
+def show(api: Any, image_id: str, headers: dict | None = None) -> dict:
+    resp = requests.get(f"{api.url}/v2/images/{image_id}", headers=headers or JSON, timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()
 
@@ -50,22 +71,15 @@ def assert_nothing_stored(api: Any, image_id: str) -> None:
     assert "direct_url" not in image
 
 
-def raw_socket_upload(api: Any, image_id: str, declared: int, send: bytes) -> socket.socket:
-    """Start a Content-Length upload and send only `send`; the caller closes or keeps it."""
-    sock = socket.create_connection(("127.0.0.1", api.port), timeout=10)
+def open_upload(api: Any, image_id: str, declared: int, first: bytes = b"",
+                timeout: float = 30) -> socket.socket:
+    """A raw Content-Length PUT: its head and `first` bytes of body sent; the caller sends
+    the rest (or not), then closes or keeps the socket."""
+    sock = socket.create_connection(("127.0.0.1", api.port), timeout=timeout)
     head = (f"PUT /v2/images/{image_id}/file HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n")
-    sock.sendall(head.encode() + send)
+    sock.sendall(head.encode() + first)
     return sock
-
-
-def qemu_img(*args: str) -> None:
-    subprocess.run(["qemu-img", *args], check=True, capture_output=True)
-
-
-def make_qcow2(path: Path, size: str = "16M", *options: str) -> Path:
-    qemu_img("create", "-q", "-f", "qcow2", *options, str(path), size)
-    return path
 
 
 def rewrite_sparse(path: Path, data: bytes, block: int = 32 * 1024) -> None:

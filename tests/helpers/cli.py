@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -64,8 +63,3 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
     assert lines[0].startswith("chute: error: "), lines[0]
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
-
-
-def digests(path: Path) -> tuple[str, str]:
-    data = path.read_bytes()
-    return hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()

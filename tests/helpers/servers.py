@@ -1,0 +1,52 @@
+"""The compute API as the tests drive it: boot a server, wait until it has left BUILD, look at
+what the boot left in `_base` and in the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.helpers.polling import wait_for
+
+
+def boot(compute: Any, image_id: str, name: str = "vm", flavor: str = "1") -> dict:
+    resp = requests.post(compute.url + "/v2.1/servers",
+                         json={"server": {"name": name, "imageRef": image_id,
+                                          "flavorRef": flavor}},
+                         timeout=10)
+    assert resp.status_code == 202, resp.text
+    return resp.json()["server"]
+
+
+def server(compute: Any, server_id: str) -> dict:
+    resp = requests.get(f"{compute.url}/v2.1/servers/{server_id}", timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["server"]
+
+
+def wait_built(compute: Any, server_id: str, timeout: float = 60) -> dict:
+    """The server once it left BUILD (fails the test if it never does)."""
+    found: dict = {}
+
+    def done() -> bool:
+        found.update(server(compute, server_id))
+        return found["status"] != "BUILD"
+
+    wait_for(done, timeout, f"server {server_id} to leave BUILD", interval=0.05)
+    return found
+
+
+def boot_and_wait(compute: Any, image_id: str, name: str = "vm", flavor: str = "1",
+                  timeout: float = 60) -> dict:
+    """Boot `image_id` and return the server once it has left BUILD."""
+    return wait_built(compute, boot(compute, image_id, name, flavor)["id"], timeout)
+
+
+def base_dir(compute: Any) -> Path:
+    return Path(compute.instances_path) / "_base"
+
+
+def transfers_logged(compute: Any) -> int:
+    return compute.log_text().count("Successfully transferred using")
