@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from chute.client.image import Image
 from chute.compute import disks, flavors
@@ -143,9 +143,10 @@ class ComputeManager:
     def list(self) -> builtins.list[Instance]:
         return self.db.list()
 
-    def create(self, name: Any, image_ref: Any, flavor_ref: Any) -> Instance:
-        """Validate as Nova does at the API (flavor and image checked now), then build later."""
-        name = _check_name(name)
+    def create(self, name: object, image_ref: object, flavor_ref: object) -> Instance:
+        """Validate as Nova does at the API (flavor and image checked now), then build later.
+        The arguments are the request's JSON values, of any type until checked here."""
+        checked_name = _check_name(name)
         image_id = _check_ref("imageRef", image_ref)
         flavor_id = _check_ref("flavorRef", flavor_ref)
         try:
@@ -153,7 +154,8 @@ class ComputeManager:
         except FlavorNotFound as exc:
             raise BadComputeRequest(exc.message) from None
         self._image(image_id, for_request=True)
-        inst = Instance(id=str(uuid.uuid4()), name=name, image_id=image_id, flavor_id=flavor.id)
+        inst = Instance(id=str(uuid.uuid4()), name=checked_name, image_id=image_id,
+                        flavor_id=flavor.id)
         self.db.create(inst)
         LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id, flavor.name)
         assert self._workers is not None, "start() was not called"
@@ -268,7 +270,7 @@ def _fault_message(exc: Exception) -> str:
     return f"Unexpected error while building: {type(exc).__name__}: {exc}"
 
 
-def _check_name(name: Any) -> str:
+def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise BadComputeRequest("Invalid input for field/attribute name: a non-empty string "
                                 "is required.")
@@ -278,7 +280,7 @@ def _check_name(name: Any) -> str:
     return name
 
 
-def _check_ref(field: str, ref: Any) -> str:
+def _check_ref(field: str, ref: object) -> str:
     if isinstance(ref, int) and not isinstance(ref, bool):
         ref = str(ref)
     if not isinstance(ref, str) or not ref.strip():

@@ -44,10 +44,10 @@ import stat
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from chute.transfer.blockdigest import BLOCKS, blocks_digest_fd
-from chute.transfer.hashing import MultiHasher, new_hash, update_zeros
+from chute.transfer.hashing import Digest, MultiHasher, new_hash, update_zeros
 from chute.transfer.writeback import start_writeback
 
 FICLONE = 0x40049409  # _IOW(0x94, 9, int), linux/fs.h
@@ -153,7 +153,8 @@ class _Verifier:
         self._fd, self._algorithm, self._mapped = fd, algorithm, mapped
         # Mapped ranges are hashed right here (the mapping must outlive the update); read
         # buffers are handed to MultiHasher's thread so the next pread overlaps the hashing.
-        self._hasher: Any = new_hash(algorithm) if mapped else MultiHasher([algorithm])
+        self._hasher: Digest | MultiHasher = (new_hash(algorithm) if mapped
+                                              else MultiHasher([algorithm]))
         self._queue: queue.Queue[tuple[bool, int, int] | None] = queue.Queue()
         self._error: BaseException | None = None
         self._buffers = [bytearray(_READ), bytearray(_READ)]
@@ -170,9 +171,9 @@ class _Verifier:
         self._stop()
         if self._error is not None:
             raise self._error
-        if self._mapped:
-            return str(self._hasher.hexdigest())
-        return str(self._hasher.hexdigests()[self._algorithm])
+        if isinstance(self._hasher, MultiHasher):
+            return self._hasher.hexdigests()[self._algorithm]
+        return self._hasher.hexdigest()
 
     def _stop(self) -> None:
         if self._thread.is_alive():
@@ -181,7 +182,7 @@ class _Verifier:
 
     def abort(self) -> None:
         self._stop()
-        if not self._mapped:
+        if isinstance(self._hasher, MultiHasher):
             self._hasher.close()
 
     def _run(self) -> None:

@@ -20,7 +20,7 @@ import hashlib
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Iterable, Protocol
 
 import blake3
 
@@ -31,7 +31,15 @@ _INLINE_BELOW = 64 * 1024
 
 
 
-def new_hash(algorithm: str) -> Any:
+class Digest(Protocol):
+    """What hashlib, blake3 and Blake3Blocks objects have in common: all chute needs of one."""
+
+    def update(self, data: bytes | memoryview, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hash(algorithm: str) -> Digest:
     """A hashlib-like object for `algorithm` (hashlib names, blake3 and blake3-blocks)."""
     if algorithm == BLOCKS:
         return Blake3Blocks()
@@ -92,7 +100,7 @@ class _Hole:
 class _HashThread:
     """One digest fed in order from its own queue, so algorithms never wait for each other."""
 
-    def __init__(self, name: str, digest: Any) -> None:
+    def __init__(self, name: str, digest: Digest) -> None:
         self.digest = digest
         self._queue: queue.SimpleQueue[tuple[bytes | memoryview | _Hole, Hashed] | None] = \
             queue.SimpleQueue()
@@ -206,10 +214,10 @@ def file_digest(path: str, algorithm: str, chunk_size: int = 4 << 20) -> str:
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
-    return str(digest.hexdigest())
+    return digest.hexdigest()
 
 
-def update_zeros(digest: Any, nbytes: int) -> None:
+def update_zeros(digest: Digest | MultiHasher, nbytes: int) -> None:
     """Feed `nbytes` zeros - a hole - into `digest` (a new_hash object or a MultiHasher).
 
     Every reader of sparse data (copy verifier, HTTP fetch, extent fetch) hashes holes through
