@@ -2,7 +2,7 @@
 
 Glance 33 has no standalone server (`glance-api` only says so and exits), so it runs as the WSGI
 app `glance.wsgi.api:application` under uWSGI, unauthenticated (`[paste_deploy] flavor =`
-empty), on SQLite and the file store - the set-up in shared/reference/glance-33-setup.md.
+empty), on SQLite and the file store - the set-up bench/README.md describes under 'The peer'.
 uWSGI's chunked-input settings matter: glanceclient sends 1 MiB chunks and uWSGI's default
 `chunked-input-limit` (1 MiB) makes every CLI upload fail with 500. `add-header = Connection:
 close` is what devstack sets: uWSGI's http-socket does not keep connections alive, and without

@@ -1,6 +1,6 @@
 """Instance disks: `<instances_path>/<uuid>/disk` made from a verified cache base.
 
-Two layouts, as Nova's Qcow2 and Flat backends (nova-image-fetch.md section 3.3):
+Two layouts, as Nova's Qcow2 and Flat backends (docs/architecture.md#nova-disks):
 - qcow2: a thin overlay backed by the base, with the backing format written into the overlay
   (`-F`) so qemu never probes the base's format;
 - raw: a full copy through chute.transfer.copy (clone when the filesystem can), grown to the

@@ -1,9 +1,10 @@
 """`chute-compute explain IMAGE_ID`: would this host copy the image directly, and if not, why?
 
-Operators of Nova's file handler had to answer that from tracebacks (nova-image-fetch.md 7.1).
-This walks the very code a fetch runs (Fetcher.resolve, open_source, the size check) without
-copying, and probes which copy primitive the kernel allows between the image's filesystem and
-`_base` with a clone of the file (metadata only) or a one-byte copy_file_range.
+Operators of Nova's file handler had to answer that from tracebacks
+(docs/architecture.md#nova-explain). This walks the very code a fetch runs (Fetcher.resolve,
+open_source, the size check) without copying, and probes which copy primitive the kernel allows
+between the image's filesystem and `_base` with a clone of the file (metadata only) or a
+one-byte copy_file_range.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The classic Nova flavor table, fixed in code.
 
 chute-compute is one agent per host with no scheduler, so flavors are not a managed resource:
-the five flavors Nova seeded until Newton (nova-image-fetch.md section 5.3) are what clients and
+the five flavors Nova seeded until Newton (docs/architecture.md#nova-flavors) are what clients and
 scripts written for Nova expect to find (`--flavor 2` = m1.small).
 """
 

@@ -3,7 +3,7 @@
 All of compute's fail-over policy lives here, over plain single-endpoint ImageClients:
 
 - metadata (`get`, the service-only `locations`): Nova sends every Glance call through one
-  wrapper that moves to the next endpoint on a connection error (nova-image-fetch.md 2.5);
+  wrapper that moves to the next endpoint on a connection error (docs/architecture.md#nova-retries);
   here too, sticking to the endpoint that last worked, so one image API node down does not
   fail a build.
 - data (`download`): Nova retried only the call that returned the body iterator, so a

@@ -1,6 +1,7 @@
 """The host's image cache: `<instances_path>/_base/<sha1(image id)>`, one verified fetch per image.
 
-Names follow Nova (sha1 of the image id, nova-image-fetch.md 3.1) so operators recognise them.
+Names follow Nova (sha1 of the image id, docs/architecture.md#nova-image-cache) so operators
+recognise them.
 Beside each base:
 - `<sha1>.lock`: fcntl.flock'ed for the whole check-or-fetch, so N boots of one image on one
   host (threads or processes) cause exactly one transfer. flock locks belong to the open file

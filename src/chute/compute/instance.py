@@ -1,6 +1,6 @@
 """What the compute layers pass around: one instance (a server) and its state vocabulary.
 
-States follow Nova (nova-image-fetch.md section 5.1): the API status is derived from vm_state, so
+States follow Nova (docs/architecture.md#nova-states): the API status is derived from vm_state, so
 there is one source of truth and no way for `status` and `vm_state` to disagree.
 """
 

@@ -9,13 +9,14 @@ Why three primitives, cheapest first:
   the destination's holes stay holes (the destination is ftruncate'd to full size first).
 - `read_write`: pread/pwrite of the same data segments, for filesystem pairs the kernel refuses.
 
-Why we remember refusals (STYLE.md 7): the kernel's answer depends on the filesystem pair, not
-the file. FICLONE fails with EOPNOTSUPP on ext4/tmpfs (no remap_file_range), ENOTTY where the
-ioctl is not wired up, EXDEV across superblocks (ioctl_file_clone insists on one mount), EINVAL
-on some filesystems for unaligned ranges. copy_file_range fails with EXDEV between different
-filesystem types since Linux 5.12 (restricted again after 5.3 allowed it), and with
-EOPNOTSUPP/EINVAL/ENOSYS on special filesystems, old kernels or seccomp filters. So we key the
-refusal on (source st_dev, destination st_dev) and skip that syscall on the next image.
+Why we remember refusals (docs/architecture.md#remember-refusals): the kernel's answer depends
+on the filesystem pair, not the file. FICLONE fails with EOPNOTSUPP on ext4/tmpfs (no
+remap_file_range), ENOTTY where the ioctl is not wired up, EXDEV across superblocks
+(ioctl_file_clone insists on one mount), EINVAL on some filesystems for unaligned ranges.
+copy_file_range fails with EXDEV between different filesystem types since Linux 5.12
+(restricted again after 5.3 allowed it), and with EOPNOTSUPP/EINVAL/ENOSYS on special
+filesystems, old kernels or seccomp filters. So we key the refusal on (source st_dev,
+destination st_dev) and skip that syscall on the next image.
 
 Why verification overlaps the copy: the digest of 1 GiB costs ~0.2 s with blake3-blocks on
 2 cores but ~1 s with SHA-512; done after the copy it would add to every boot. A verifier

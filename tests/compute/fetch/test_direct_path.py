@@ -1,7 +1,7 @@
 """The direct path's URL translation and open checks, on real files (no server needed).
 
 Every refusal is a DirectPathUnavailable with a reason code; each of Nova's flaws
-(nova-image-fetch.md 2.4, worked examples 4-7) has a test here.
+(docs/architecture.md#nova-file-handler, worked examples 4-7) has a test here.
 """
 
 from __future__ import annotations

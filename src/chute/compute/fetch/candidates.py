@@ -3,8 +3,8 @@
 Glance's `locations` first (they carry the filesystem metadata the shared-filesystem path
 needs), falling back to the service-only `GET /v2/images/{id}/locations` when the document
 hides them (`show_multiple_locations = false`), then `direct_url` with empty metadata. Nova
-tried a URL present in both twice, the second time without metadata (nova-image-fetch.md 2.1):
-we keep the first occurrence only.
+tried a URL present in both twice, the second time without metadata
+(docs/architecture.md#nova-candidates): we keep the first occurrence only.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The shared-filesystem path: turn a `file://` location into a file under this host's mountpoint.
 
-Every flaw of Nova's handler (nova-image-fetch.md 2.4) is a rule here:
+Every flaw of Nova's handler (docs/architecture.md#nova-file-handler) is a rule here:
 - the URL is untrusted: decoded once, `.`/`..` segments (also as `%2e%2e`) and NUL refused,
   doubled slashes collapsed;
 - "under Glance's mountpoint" is decided by path components, never by string prefix, so
