@@ -83,15 +83,15 @@ class _FileWriter:
     def __init__(self, fd: int, path: str) -> None:
         self._fd = fd
         self._end = 0
-        self._direct = ODirectFile.open(fd, path)
+        self._odirect = ODirectFile.open(fd, path)
         # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
-        self._writeback = Writeback(fd) if self._direct is None else None
+        self._writeback = Writeback(fd) if self._odirect is None else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
         self._pending: collections.deque[Future[None]] = collections.deque()
 
     @property
-    def direct(self) -> bool:
-        return self._direct is not None
+    def odirect(self) -> bool:
+        return self._odirect is not None
 
     def write(self, chunk: memoryview) -> Future[None]:
         while self._pending and self._pending[0].done():
@@ -101,8 +101,8 @@ class _FileWriter:
         return written
 
     def _write(self, chunk: memoryview) -> None:
-        if self._direct is not None:
-            self._direct.write(chunk)
+        if self._odirect is not None:
+            self._odirect.write(chunk)
             return
         view = memoryview(chunk)
         while view:
@@ -114,18 +114,18 @@ class _FileWriter:
     def flush(self) -> None:
         while self._pending:
             self._pending.popleft().result()
-        if self._direct is not None:
-            self._direct.close()
-            self._direct = None
+        if self._odirect is not None:
+            self._odirect.close()
+            self._odirect = None
 
     def __enter__(self) -> "_FileWriter":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
-        if self._direct is not None:  # an error before flush(): the file is discarded anyway
-            self._direct.discard()
-            self._direct = None
+        if self._odirect is not None:  # an error before flush(): the file is discarded anyway
+            self._odirect.discard()
+            self._odirect = None
 
 
 def _stream(client: ImageClient, image: Image, out: _FileWriter, expected: Expected | None,

@@ -125,8 +125,8 @@ class FileWriter:
         # Around the page cache where the filesystem allows (chute.transfer.odirect: the
         # page-cache copy was 30% of both cores during a 1 GiB upload); else through it,
         # with writeback started as it goes so that commit()'s fsync has little left to do.
-        self._direct = ODirectFile.open(self._fd, self.partial)
-        self._writeback = Writeback(self._fd) if self._direct is None else None
+        self._odirect = ODirectFile.open(self._fd, self.partial)
+        self._writeback = Writeback(self._fd) if self._odirect is None else None
 
     def _translate(self, exc: OSError) -> Exception:
         if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
@@ -140,8 +140,8 @@ class FileWriter:
         try:
             if all_zero(chunk) and self._skip(len(view)):  # a hole (chute.transfer.zeros)
                 return
-            if self._direct is not None:
-                self._direct.write(view)
+            if self._odirect is not None:
+                self._odirect.write(view)
                 return
             while view:
                 written = os.write(self._fd, view)
@@ -154,17 +154,17 @@ class FileWriter:
     def _skip(self, nbytes: int) -> bool:
         """Leave a hole of `nbytes` instead of writing zeros, where alignment allows."""
         assert self._fd is not None
-        if self._direct is not None:
-            return self._direct.skip(nbytes)
+        if self._odirect is not None:
+            return self._odirect.skip(nbytes)
         os.lseek(self._fd, nbytes, os.SEEK_CUR)
         return True
 
     def commit(self) -> StoredLocation:
         assert self._fd is not None
         try:
-            if self._direct is not None:
-                self._direct.close()  # writes the unaligned tail through self._fd
-                self._direct = None
+            if self._odirect is not None:
+                self._odirect.close()  # writes the unaligned tail through self._fd
+                self._odirect = None
             os.ftruncate(self._fd, self._size)  # trailing holes still count in the size
             os.fsync(self._fd)
             if self._store.file_perm > 0:
@@ -207,9 +207,9 @@ class FileWriter:
             pass
 
     def abort(self) -> None:
-        if self._direct is not None:
-            self._direct.discard()
-            self._direct = None
+        if self._odirect is not None:
+            self._odirect.discard()
+            self._odirect = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

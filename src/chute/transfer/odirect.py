@@ -33,7 +33,7 @@ class ODirectFile:
     """
 
     def __init__(self, fd: int, direct: int) -> None:
-        self._fd, self._direct = fd, direct
+        self._fd, self._odirect = fd, direct
         self._stage: mmap.mmap | None = None  # made on first need: aligned uploads never stage
         self._view = memoryview(b"")
         self._held = 0  # staged bytes not yet written
@@ -54,7 +54,7 @@ class ODirectFile:
 
     def write(self, chunk: bytes | memoryview) -> None:
         view = memoryview(chunk).cast("B")
-        if not self._held and self._unstaged and self._direct >= 0 and not self._offset % ALIGN:
+        if not self._held and self._unstaged and self._odirect >= 0 and not self._offset % ALIGN:
             view = self._write_unstaged(view)
         while view:
             if self._stage is None:
@@ -82,7 +82,7 @@ class ODirectFile:
         try:
             while done < whole:
                 with view[done:whole] as part:
-                    done += os.pwrite(self._direct, part, self._offset + done)
+                    done += os.pwrite(self._odirect, part, self._offset + done)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
@@ -103,9 +103,9 @@ class ODirectFile:
         self._held, self._offset = rest, self._offset + nbytes
 
     def _write_part(self, part: memoryview, offset: int) -> int:
-        if self._direct >= 0:
+        if self._odirect >= 0:
             try:
-                return os.pwrite(self._direct, part, offset)
+                return os.pwrite(self._odirect, part, offset)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -113,9 +113,9 @@ class ODirectFile:
         return os.pwrite(self._fd, part, offset)
 
     def _close_direct(self) -> None:
-        if self._direct >= 0:
-            os.close(self._direct)
-            self._direct = -1
+        if self._odirect >= 0:
+            os.close(self._odirect)
+            self._odirect = -1
 
     def close(self) -> None:
         """Write the partial last block the ordinary way, then release what we hold."""

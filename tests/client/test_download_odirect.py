@@ -22,7 +22,7 @@ def _write_all(path: Path, pieces: list[bytes]) -> bool:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with _FileWriter(fd, str(path)) as out:
-            direct = out.direct
+            direct = out.odirect
             for piece in pieces:
                 out.write(piece)
             out.flush()
