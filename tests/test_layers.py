@@ -18,7 +18,7 @@ ALLOWED: dict[str, set[str]] = {
     "transfer": set(),
     "openapi": set(),
     "config": {"errors"},
-    "log": {"errors"},
+    "log": {"errors", "config"},
     "formats": {"errors"},
     "httpapi": {"errors"},
     "wsgi_server": {"errors"},

@@ -5,6 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 
+from chute.config import Opt
+
+# [DEFAULT] options of every service, declared here with the set-up that reads them.
+OPTIONS = [
+    Opt("log_file", "str", "", "Log to this file instead of stderr."),
+    Opt("debug", "bool", False, "Log at DEBUG level."),
+]
 FORMAT = "%(asctime)s.%(msecs)03d %(process)d %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from chute import log
 from chute.config import Opt, Schema
 
 SCHEMA: Schema = {
@@ -17,8 +18,7 @@ SCHEMA: Schema = {
         Opt("state_connection", "str", "",
             "SQLAlchemy URL of the agent's own state "
             "(default: <instances_path>/chute-compute.sqlite)."),
-        Opt("log_file", "str", "", "Log to this file instead of stderr."),
-        Opt("debug", "bool", False, "Log at DEBUG level."),
+        *log.OPTIONS,
     ],
     "glance": [
         Opt("api_servers", "list", ["http://127.0.0.1:9292"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from chute import log
 from chute.config import Config, Opt, Schema
 from chute.stores.options import OPTIONS as STORE_OPTIONS
 from chute.stores.options import SECTION, StoreSettings
@@ -50,8 +51,7 @@ SCHEMA: Schema = {
         Opt("service_token", "str", "",
             "Token a service (chute-compute) sends as X-Auth-Token to read the service-only "
             "GET /v2/images/{id}/locations. Empty: that endpoint is open to every caller."),
-        Opt("log_file", "str", "", "Log to this file instead of stderr."),
-        Opt("debug", "bool", False, "Log at DEBUG level."),
+        *log.OPTIONS,
     ],
     "database": [
         Opt("connection", "str", "",
