@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chute.compute import db
-from chute.compute.fetch.shared_fs import Filesystem, filesystems
+from chute.compute.fetch.shared_fs import Filesystem
 from chute.config import Config
 
 
@@ -86,6 +86,27 @@ class ManagerSettings:
     def from_config(cls, conf: Config) -> ManagerSettings:
         return cls(conf.get("DEFAULT", "instances_path"), conf.get("libvirt", "images_type"),
                    conf.get("image_cache", "manager_interval"))
+
+
+def filesystems(conf: Config) -> dict[str, Filesystem]:
+    """Configured filesystems by id; a listed name without its section or id is a ConfigError."""
+    sections = conf.templated("image_file_url")
+    found: dict[str, Filesystem] = {}
+    for name in conf.get("image_file_url", "filesystems"):
+        section = sections.get(name)
+        where = f"image_file_url:{name}"
+        if section is None:
+            raise conf.fail("image_file_url", "filesystems", f"names [{where}], which is missing")
+        for option in ("id", "mountpoint"):
+            if not section[option]:
+                raise conf.fail(where, option, "must be set")
+        if not os.path.isabs(section["mountpoint"]):
+            raise conf.fail(where, "mountpoint", "must be an absolute path")
+        if section["id"] in found:
+            raise conf.fail(where, "id", f"{section['id']!r} is also the id of "
+                            f"[image_file_url:{found[section['id']].name}]")
+        found[section["id"]] = Filesystem(name, section["id"], section["mountpoint"])
+    return found
 
 
 def base_dir(instances_path: str) -> str:

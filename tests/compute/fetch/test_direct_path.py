@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chute import config
+from chute.compute import settings
 from chute.compute.fetch import shared_fs
 from chute.compute.options import SCHEMA
 from chute.errors import ConfigError, DirectPathUnavailable
@@ -160,7 +161,7 @@ def conf_from_text(tmp_path: Path, text: str) -> config.Config:
 def test_filesystems_from_config_and_their_errors(tmp_path):
     conf = conf_from_text(tmp_path, "[image_file_url]\nfilesystems = a\n"
                                 "[image_file_url:a]\nid = fs-a\nmountpoint = /opt/a\n")
-    assert shared_fs.filesystems(conf) == {"fs-a": shared_fs.Filesystem("a", "fs-a", "/opt/a")}
+    assert settings.filesystems(conf) == {"fs-a": shared_fs.Filesystem("a", "fs-a", "/opt/a")}
     for text, problem in (
         ("[image_file_url]\nfilesystems = b\n", r"\[image_file_url\] filesystems: names "
                                                 r"\[image_file_url:b\], which is missing"),
@@ -170,4 +171,4 @@ def test_filesystems_from_config_and_their_errors(tmp_path):
          r"\[image_file_url:a\] mountpoint: must be an absolute path"),
     ):
         with pytest.raises(ConfigError, match=problem):
-            shared_fs.filesystems(conf_from_text(tmp_path, text))
+            settings.filesystems(conf_from_text(tmp_path, text))

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from chute.config import Config
 from chute.errors import DirectPathUnavailable
 
 
@@ -35,27 +34,6 @@ class Filesystem:
     name: str
     id: str
     mountpoint: str
-
-
-def filesystems(conf: Config) -> dict[str, Filesystem]:
-    """Configured filesystems by id; a listed name without its section or id is a ConfigError."""
-    sections = conf.templated("image_file_url")
-    found: dict[str, Filesystem] = {}
-    for name in conf.get("image_file_url", "filesystems"):
-        section = sections.get(name)
-        where = f"image_file_url:{name}"
-        if section is None:
-            raise conf.fail("image_file_url", "filesystems", f"names [{where}], which is missing")
-        for option in ("id", "mountpoint"):
-            if not section[option]:
-                raise conf.fail(where, option, "must be set")
-        if not os.path.isabs(section["mountpoint"]):
-            raise conf.fail(where, "mountpoint", "must be an absolute path")
-        if section["id"] in found:
-            raise conf.fail(where, "id", f"{section['id']!r} is also the id of "
-                            f"[image_file_url:{found[section['id']].name}]")
-        found[section["id"]] = Filesystem(name, section["id"], section["mountpoint"])
-    return found
 
 
 def components(path: str, what: str) -> list[str]:
