@@ -1,5 +1,5 @@
-"""chute.client.download writes with O_DIRECT where the filesystem takes it, and the bytes
-come out exact whatever the chunk sizes and whatever filesystem the target is on."""
+"""chute.client.download (its sink) writes with O_DIRECT where the filesystem takes it, and
+the bytes come out exact whatever the chunk sizes and whatever filesystem the target is on."""
 
 from __future__ import annotations
 
@@ -9,19 +9,20 @@ import io
 import os
 from pathlib import Path
 
-from chute.client.download import CHUNK, _FileWriter, download_image
+from chute.client.download import CHUNK, download_image
 from chute.client.image import Image
 from chute.client.images import ImageClient
+from chute.client.sink import FileSink
 from chute.transfer.odirect import ALIGN
 
 SHM = Path("/dev/shm")
 
 
 def _write_all(path: Path, pieces: list[bytes]) -> bool:
-    """Write `pieces` through a _FileWriter as download_image does; True if O_DIRECT was used."""
+    """Write `pieces` through the FileSink download_image does; True if O_DIRECT was used."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        with _FileWriter(fd, str(path)) as out:
+        with FileSink(fd, str(path)) as out:
             direct = out.odirect
             for piece in pieces:
                 out.write(piece)

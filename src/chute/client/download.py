@@ -1,43 +1,159 @@
-"""Download an image to a file, verifying size and hash while writing.
+"""The one HTTP download engine (`Receiver`), and the CLI's `chute image-download` on it.
 
-The data goes to a temporary name beside the target, is fsynced, and is renamed into place only
-after size and hash match, so a failed or interrupted download never leaves a file that looks
-whole under the requested name.
+Both HTTP downloads of image data go through `Receiver`: the CLI's (`download_image`, below)
+and chute-compute's (chute.compute.fetch.http: the whole image, or only its data extents,
+resumed by the image service after a drop). They differ in what they ask the server for, not
+in how the bytes are read, hashed and written.
 
-Three things overlap so the slowest one alone sets the pace: this thread reads the socket into
-a ring of reused buffers, one thread per digest hashes, and a writer thread writes to the page
-cache (writes into fresh page cache take 1-4 s per GiB on this machine, as long as the whole
-read and hash) and starts the disk writing every 64 MiB, so the final fsync waits for the tail
-only (it waited 1.6-2.2 s per GiB for the whole file before).
+Three things overlap so the slowest one alone sets the pace: the caller's thread reads the
+body with readinto() straight into a ring of reused, page-aligned buffers
+(chute.transfer.ring), one thread per digest hashes each buffer (chute.transfer.hashing), and
+a writer thread writes it from the buffer itself (chute.client.sink: O_DIRECT where the
+filesystem allows, else the page cache with writeback started as it goes) while the next
+buffers fill. No byte is copied between the socket and the file but by the kernel's read.
 
-Where the filesystem allows it the writer bypasses the page cache (chute.transfer.odirect):
-writes into fresh page cache set the download's pace in the runs where they were slow; the
-same GiB through O_DIRECT took 0.67-1.04 s wall, fsync included, every time.
+`download_image` writes to a temporary name beside the target, fsyncs it and renames it into
+place only after size and hash match, so a failed or interrupted download never leaves a file
+that looks whole under the requested name.
 """
 
 from __future__ import annotations
 
-import collections
 import http.client
-import itertools
 import os
 import tempfile
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chute.client.image import Expected, Image
 from chute.client.images import ImageClient
+from chute.client.sink import FileSink
 from chute.errors import IntegrityError, RemoteError, RemoteUnavailable
 from chute.transfer.hashing import MultiHasher
-from chute.transfer.odirect import ODirectFile
-from chute.transfer.ring import ring
-from chute.transfer.writeback import Writeback
+from chute.transfer.ring import Slot, ring
+from chute.transfer.zeros import all_zero
 
 CHUNK = 4 * 1024 * 1024
 # Chunks read ahead of the slowest of writing and hashing (4 MiB each): enough to ride out a
 # stall of either, small enough for a CLI's memory.
 IN_FLIGHT = 4
+
+ReadInto = Callable[[memoryview], int]  # fills a buffer, -> bytes read (0: the source ended)
+
+
+class Receiver:
+    """One image's bytes into one file, in order, hashed on the way (the module docstring).
+
+    `written` counts the image's bytes done in order - received, or a hole hashed as zeros -
+    so a caller that resumes after a drop asks for the bytes from there. With `holes`, chunks
+    that are all zeros are hashed as zeros and left unwritten (chute.transfer.zeros: the caller
+    ftruncates to the size at the end); without, every byte is written.
+
+    Buffers are filled up to the next CHUNK boundary of the image, whatever the source's
+    framing, so blake3-blocks hashes whole 4 MiB blocks (BLAKE3's threads) and a resumed or
+    extent-by-extent download writes whole aligned blocks with O_DIRECT.
+    """
+
+    def __init__(self, fd: int, path: str, algorithms: Sequence[str], holes: bool = False,
+                 odirect: bool = True, progress: Callable[[int], None] | None = None) -> None:
+        self._fd, self._path, self._algorithms = fd, path, list(algorithms)
+        self._holes, self._odirect, self._progress = holes, odirect, progress
+        self._slots = ring(IN_FLIGHT, CHUNK)
+        self._turn = 0
+        self.written = 0
+        self.received = 0  # bytes that came from a source (holes skipped are not)
+        self._hasher, self._sink = self._start()
+
+    def _start(self) -> tuple[MultiHasher, FileSink]:
+        return (MultiHasher(self._algorithms, depth=IN_FLIGHT),
+                FileSink(self._fd, self._path, self._odirect))
+
+    @property
+    def odirect(self) -> bool:
+        return self._sink.odirect
+
+    def receive(self, readinto: ReadInto, end: int | None = None) -> bool:
+        """Take bytes from `readinto` up to the image offset `end` (None: until the source
+        ends); -> False when the source ended first. Bytes read before a failure of the
+        source count as done (progress for a resumed attempt)."""
+        while end is None or self.written < end:
+            room = CHUNK - self.written % CHUNK
+            if end is not None:
+                room = min(room, end - self.written)
+            slot = self._slots[self._turn % IN_FLIGHT]
+            self._turn += 1
+            got = _fill(readinto, slot, room, self._take)
+            if got < room:
+                return False
+        return True
+
+    def _take(self, slot: Slot, got: int) -> None:
+        chunk = slot.view[:got]
+        if self._holes and all_zero(chunk):
+            slot.hashed = self._hasher.update_zeros(got)
+            slot.written = self._sink.skip(got)
+        else:
+            slot.hashed = self._hasher.update(chunk)
+            slot.written = self._sink.write(chunk)
+        self.written += got
+        self.received += got
+        if self._progress is not None:
+            self._progress(got)
+
+    def skip(self, nbytes: int) -> None:
+        """A hole of `nbytes`: nothing written, zeros hashed (the digest is of the logical
+        content)."""
+        if nbytes > 0:
+            self._hasher.update_zeros(nbytes)
+            self._sink.skip(nbytes)
+            self.written += nbytes
+
+    def finish(self) -> dict[str, str]:
+        """Wait for every write and digest; -> {algorithm: hex digest}. Write failures
+        (ENOSPC) raise OSError here or from receive()."""
+        self._sink.flush()
+        for slot in self._slots:
+            slot.free()
+        return self._hasher.hexdigests()
+
+    def restart(self) -> None:
+        """Start over from byte 0 (a server that ignored Range sends the whole image)."""
+        self.close()
+        os.ftruncate(self._fd, 0)
+        self.written = 0
+        self._hasher, self._sink = self._start()
+
+    def close(self) -> None:
+        """Stop writing (what has not started is dropped) and hashing; buffers are free."""
+        self._sink.close()
+        self._hasher.close()
+        for slot in self._slots:
+            slot.hashed = slot.written = None
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fill(readinto: ReadInto, slot: Slot, room: int,
+          take: Callable[[Slot, int], None]) -> int:
+    """Read into `slot` until `room` bytes or the source's end; hand what came to `take`,
+    even when the source fails midway; -> bytes read."""
+    buffer = slot.free()
+    got = 0
+    try:
+        while got < room:
+            with buffer[got:room] as rest:
+                step = readinto(rest)
+            if not step:
+                break
+            got += step
+    finally:
+        if got:
+            take(slot, got)
+    return got
 
 
 @dataclass(frozen=True)
@@ -63,7 +179,8 @@ def download_image(client: ImageClient, image: Image, path: str,
         raise OSError(exc.errno, f"cannot write in {directory}: {exc.strerror}") from None
     try:
         try:
-            nbytes = _stream(client, image, _FileWriter(fd, tmp), expected, progress)
+            nbytes = _stream(client, image, Receiver(fd, tmp, _algorithms(expected),
+                                                     progress=progress), expected)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -74,87 +191,38 @@ def download_image(client: ImageClient, image: Image, path: str,
     return Downloaded(path, nbytes, expected.algorithm if expected else None)
 
 
-class _FileWriter:
-    """Writes chunks to `fd` (the file at `path`) in order in a thread: O_DIRECT where the
-    filesystem takes it, else through the page cache with writeback started as it goes. The
-    caller bounds what waits (write() returns each chunk's future; _stream's ring holds
-    IN_FLIGHT). Leaving the `with` block waits for (or on error cancels) them."""
-
-    def __init__(self, fd: int, path: str) -> None:
-        self._fd = fd
-        self._end = 0
-        self._odirect = ODirectFile.open(fd, path)
-        # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
-        self._writeback = Writeback(fd) if self._odirect is None else None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
-        self._pending: collections.deque[Future[None]] = collections.deque()
-
-    @property
-    def odirect(self) -> bool:
-        return self._odirect is not None
-
-    def write(self, chunk: memoryview) -> Future[None]:
-        while self._pending and self._pending[0].done():
-            self._pending.popleft().result()
-        written = self._pool.submit(self._write, chunk)
-        self._pending.append(written)
-        return written
-
-    def _write(self, chunk: memoryview) -> None:
-        if self._odirect is not None:
-            self._odirect.write(chunk)
-            return
-        view = memoryview(chunk)
-        while view:
-            view = view[os.write(self._fd, view):]
-        self._end += len(chunk)
-        if self._writeback is not None:
-            self._writeback.written(self._end)
-
-    def flush(self) -> None:
-        while self._pending:
-            self._pending.popleft().result()
-        if self._odirect is not None:
-            self._odirect.close()
-            self._odirect = None
-
-    def __enter__(self) -> "_FileWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=exc[0] is not None)
-        if self._odirect is not None:  # an error before flush(): the file is discarded anyway
-            self._odirect.discard()
-            self._odirect = None
+def _algorithms(expected: Expected | None) -> list[str]:
+    return [expected.algorithm] if expected else []
 
 
-def _stream(client: ImageClient, image: Image, out: _FileWriter, expected: Expected | None,
-            progress: Callable[[int], None] | None) -> int:
-    """Read the body into a ring of reused, page-aligned buffers (chute.transfer.ring): each is
-    hashed and written (with O_DIRECT, from the buffer itself) while the next ones fill."""
-    image_id = image.id
-    hasher = MultiHasher([expected.algorithm] if expected else [], depth=IN_FLIGHT)
-    slots = ring(IN_FLIGHT, CHUNK)
-    nbytes = 0
-    with hasher, out, client.download_body(image_id) as body:
-        for turn in itertools.count():
-            slot = slots[turn % IN_FLIGHT]
-            got = _fill(body, slot.free(), image_id, nbytes)
-            if not got:
-                break
-            chunk = slot.view[:got]
-            slot.hashed = hasher.update(chunk)
-            slot.written = out.write(chunk)
-            nbytes += got
-            if progress is not None:
-                progress(got)
-        out.flush()
-        for slot in slots:
-            slot.free()
-        digests = hasher.hexdigests()
-        _check_complete(body, image_id, nbytes)
-    _verify(image, expected, nbytes, digests)
-    return nbytes
+def _stream(client: ImageClient, image: Image, receiver: Receiver,
+            expected: Expected | None) -> int:
+    """The whole body, read with http.client's readinto into the receiver's buffers."""
+    with receiver, client.download_body(image.id) as body:
+        source = _Body(body, image.id)
+        receiver.receive(source.readinto)
+        digests = receiver.finish()
+        _check_complete(body, image.id, receiver.written)
+    _verify(image, expected, receiver.written, digests)
+    return receiver.written
+
+
+class _Body:
+    """http.client's readinto, with a connection that breaks said as RemoteUnavailable."""
+
+    def __init__(self, body: http.client.HTTPResponse, image_id: str) -> None:
+        self._body, self._image_id = body, image_id
+        self.nbytes = 0
+
+    def readinto(self, buffer: memoryview) -> int:
+        try:
+            step = self._body.readinto(buffer)
+        except (http.client.HTTPException, OSError) as exc:
+            raise RemoteUnavailable(f"image {self._image_id}: download interrupted after "
+                                    f"{self.nbytes} bytes ({type(exc).__name__}: {exc})"
+                                    ) from None
+        self.nbytes += step
+        return step
 
 
 def _check_complete(body: http.client.HTTPResponse, image_id: str, nbytes: int) -> None:
@@ -165,22 +233,6 @@ def _check_complete(body: http.client.HTTPResponse, image_id: str, nbytes: int) 
     if announced is not None and announced.isdigit() and nbytes < int(announced):
         raise RemoteUnavailable(f"image {image_id}: download interrupted after {nbytes} "
                                 f"bytes (the server announced {announced})")
-
-
-def _fill(body: http.client.HTTPResponse, buffer: memoryview, image_id: str, before: int) -> int:
-    """Read into `buffer` until it is full or the body ends; -> bytes read."""
-    got = 0
-    try:
-        while got < len(buffer):
-            with buffer[got:] as rest:
-                step = body.readinto(rest)
-            if not step:
-                break
-            got += step
-    except (http.client.HTTPException, OSError) as exc:
-        raise RemoteUnavailable(f"image {image_id}: download interrupted after "
-                                f"{before + got} bytes ({type(exc).__name__}: {exc})") from None
-    return got
 
 
 def _verify(image: Image, expected: Expected | None, nbytes: int,
