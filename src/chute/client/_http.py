@@ -85,10 +85,21 @@ def remote_error(resp: requests.Response) -> RemoteError:
 
 class Body:
     """The unread body of a successful streamed answer; a connection that breaks while it is
-    read raises RemoteUnavailable naming `endpoint`, never a library's exception."""
+    read raises RemoteUnavailable naming `endpoint`, never a library's exception.
+
+    Read through http.client's response under urllib3's: its readinto() fills the caller's
+    buffer from the socket, where urllib3's reads into a new bytes object and copies that
+    over (a second copy of every byte of an image). Every read goes that way, so urllib3's
+    own count of the body is never consulted (the answer is closed, not reused, after); a
+    body that ends before its Content-Length is reported as urllib3 would.
+    """
 
     def __init__(self, resp: requests.Response, endpoint: str) -> None:
         self._resp, self.endpoint = resp, endpoint
+        inner = getattr(resp.raw, "_fp", None)
+        self._fp: http.client.HTTPResponse | None = (
+            inner if isinstance(inner, http.client.HTTPResponse) else None)
+        self._read = 0
 
     @property
     def status(self) -> int:
@@ -98,19 +109,35 @@ class Body:
         return str(self._resp.headers.get(name, ""))
 
     def read(self, size: int) -> bytes:
-        """Exactly `size` bytes unless the body ends first (urllib3's read(n))."""
+        """Exactly `size` bytes unless the body ends first."""
         try:
-            return bytes(self._resp.raw.read(size))
+            data = bytes(self._fp.read(size) if self._fp else self._resp.raw.read(size))
         except _BROKEN_BODY as exc:
             raise RemoteUnavailable(f"{self.endpoint} broke off a range answer: {exc}") from None
+        self._check_end(len(data), size, "a range answer")
+        return data
 
-    def chunks(self, size: int) -> Iterator[bytes]:
-        """The body in pieces of up to `size` bytes."""
+    def readinto(self, buffer: memoryview, ranges: bool = False) -> int:
+        """Up to len(buffer) bytes straight into `buffer` (0: the body ended). `ranges`: a
+        range answer is being read (the error then says so, as read() does)."""
         try:
-            yield from self._resp.iter_content(size)
+            step = int(self._fp.readinto(buffer) if self._fp else self._resp.raw.readinto(buffer))
         except _BROKEN_BODY as exc:
+            if ranges:
+                raise RemoteUnavailable(f"{self.endpoint} broke off a range answer: "
+                                        f"{exc}") from None
             raise RemoteUnavailable(f"{self.endpoint} broke off the download: "
                                     f"{_reason(exc)}") from None
+        self._check_end(step, len(buffer), "a range answer" if ranges else "the download")
+        return step
+
+    def _check_end(self, got: int, asked: int, what: str) -> None:
+        """http.client ends a body cut short like a whole one: say it was cut, as urllib3."""
+        self._read += got
+        left = self._fp.length if self._fp is not None else None
+        if asked and not got and left:
+            raise RemoteUnavailable(f"{self.endpoint} broke off {what}: IncompleteRead("
+                                    f"{self._read} bytes read, {left} more expected)")
 
     def close(self) -> None:
         self._resp.close()

@@ -57,6 +57,15 @@ class Parts:
             return chunk
         return self.body.read(size)
 
+    def readinto(self, buffer: memoryview) -> int:
+        """A part's data straight into `buffer`: what was read past its headers first."""
+        if self.pending:
+            step = min(len(buffer), len(self.pending))
+            buffer[:step] = self.pending[:step]
+            self.pending = self.pending[step:]
+            return step
+        return self.body.readinto(buffer, ranges=True)
+
     def next_part(self) -> str:
         """Read a delimiter and part headers; -> the part's Content-Range."""
         head = b""

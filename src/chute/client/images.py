@@ -244,7 +244,8 @@ class ImageClient:
         return self._open(image_id, [(offset, last)] if offset > 0 or last is not None else [])
 
     def _open(self, image_id: str, ranges: Sequence[Span]) -> requests.Response:
-        headers = {"Accept": "application/octet-stream"}
+        # identity: the body is read with readinto, as the bytes the image is, never decoded
+        headers = {"Accept": "application/octet-stream", "Accept-Encoding": "identity"}
         if ranges:
             headers["Range"] = byteranges.header(ranges)
         resp = self.api.request("GET", f"/v2/images/{_q(image_id)}/file", headers=headers,

@@ -2,7 +2,7 @@
 on the way, in one of two ways with one verification:
 
 - `extents` (a chute extension): `GET /v2/images/{id}/extents` says where the data lies; each
-  data extent comes with `Range: bytes=o-e` over the same keep-alive session and is pwritten at
+  data extent comes with `Range: bytes=o-e` over the same keep-alive session and is written at
   its offset, holes stay unwritten and reach the digest as zeros (hashing.update_zeros), in
   order. A raw disk of 4 GiB holding 512 MiB of data then moves 512 MiB, not 4 GiB.
 - `stream`: the whole image in one GET, as before, when the server does not offer extents (a
@@ -15,7 +15,9 @@ base with zeros where the image has data.
 
 Attempts, resuming after a drop and the choice of endpoint are the image service's
 (chute.compute.image_service): a `_Download` only knows how far it got and how to go on.
-Range and multipart reading is chute.client.byteranges.
+Range and multipart reading is chute.client.byteranges; reading the bodies, hashing and
+writing the file is the one download engine, chute.client.download.Receiver (the CLI's
+`chute image-download` runs on it too): this module only says which bytes to ask for.
 """
 
 from __future__ import annotations
@@ -24,23 +26,22 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeGuard
 
 from chute.client._http import Body
 from chute.client.byteranges import Parts, RangesUnusable, check_content_range
+from chute.client.download import ReadInto, Receiver
 from chute.client.image import Expected
 from chute.client.images import ImageClient
 from chute.compute.image_service import ImageService
 from chute.compute.instance import Transfer
 from chute.errors import RemoteError, RemoteUnavailable, TransferError
-from chute.transfer.hashing import MultiHasher, update_zeros
-from chute.transfer.writeback import Writeback
-from chute.transfer.zeros import all_zero
 
 LOG = logging.getLogger("chute.compute.fetch")
 
-CHUNK = 4 << 20
 AHEAD = 4  # extent requests in flight beside the one being read (_Extents)
 # Characters of ranges in one Range header: ~150 extents, well under gunicorn's 8190-byte
 # limit_request_field_size (a longer header is refused with 400 before our code runs).
@@ -53,7 +54,9 @@ Plan = tuple[tuple[int, int], ...]  # (offset, length) of each data extent
 
 
 class _Download:
-    """One download's state across attempts: the fd, the content done, the running digest.
+    """One download's state across attempts: the file, the content done, the running digest
+    (a chute.client.download.Receiver, which reads, hashes and writes; all-zero chunks and
+    the holes between extents stay holes and reach the digest as zeros).
 
     `written` counts the image's bytes done in order - received, or known to be a hole and
     hashed as zeros - so a retry resumes there and progress means the same for both kinds.
@@ -62,12 +65,22 @@ class _Download:
 
     primitive: str | None = None
 
-    def __init__(self, fd: int, expected: Expected) -> None:
-        self.fd, self.expected = fd, expected
-        self.hasher = MultiHasher([expected.algorithm])
-        self.writeback = Writeback(fd)  # so the final fsync has little left to wait for
-        self.written = 0
-        self.received = 0  # bytes that came over the network
+    def __init__(self, fd: int, path: str, expected: Expected) -> None:
+        self.expected = expected
+        # Through the page cache, not O_DIRECT: ext4 allocates each O_DIRECT write on its
+        # own, and a base of 16 MiB of data written so came out fragmented, with an extent
+        # tree block beyond its data (16 MiB + 4 KiB); delayed allocation places the whole
+        # run at writeback. Holes and allocation are what a base is judged by (bench sparse).
+        self.receiver = Receiver(fd, path, [expected.algorithm], holes=True, odirect=False)
+
+    @property
+    def written(self) -> int:
+        return self.receiver.written
+
+    @property
+    def received(self) -> int:
+        """Bytes that came over the network."""
+        return self.receiver.received
 
     @property
     def size(self) -> int:
@@ -76,34 +89,31 @@ class _Download:
     def attempt(self, client: ImageClient, image_id: str) -> None:
         raise NotImplementedError
 
-    def restart(self) -> None:
-        self.hasher.close()
-        self.hasher = MultiHasher([self.expected.algorithm])
-        self.writeback = Writeback(self.fd)
-        self.written = 0
-        os.ftruncate(self.fd, 0)
+    def _take(self, readinto: ReadInto, end: int) -> bool:
+        """Bytes from `readinto` up to the image offset `end`; False: the source ended."""
+        with _writing():
+            return self.receiver.receive(readinto, end)
 
-    def _write(self, chunk: bytes) -> None:
-        view, done = memoryview(chunk), 0
-        if all_zero(chunk):  # leave a hole; fetch_http ftruncates to the size (transfer.zeros)
-            done = len(chunk)
-        try:
-            while done < len(chunk):
-                done += os.pwrite(self.fd, view[done:], self.written + done)
-        except OSError as exc:  # a full disk is not a network problem: never retried
-            raise TransferError(f"cannot write the downloaded image: {exc.strerror}") from None
-        self.written += len(chunk)
-        self.received += len(chunk)
-        self.hasher.update(chunk)
-        self.writeback.written(self.written)
-
-    def _skip(self, nbytes: int) -> None:
-        """A hole: nothing written, zeros hashed (the digest is of the logical content)."""
-        update_zeros(self.hasher, nbytes)
-        self.written += nbytes
+    def digest(self) -> str:
+        """The digest of everything received, once every write is done."""
+        with _writing():
+            return self.receiver.finish()[self.expected.algorithm]
 
     def complete(self) -> bool:
         return self.written >= self.expected.size
+
+    def close(self) -> None:
+        self.receiver.close()
+
+
+@contextmanager
+def _writing() -> Iterator[None]:
+    """A full disk is not a network problem: never retried (the source's errors are already
+    chute.errors, so an OSError here is the file's)."""
+    try:
+        yield
+    except OSError as exc:
+        raise TransferError(f"cannot write the downloaded image: {exc.strerror}") from None
 
 
 class _Stream(_Download):
@@ -116,13 +126,11 @@ class _Stream(_Download):
             if not (self.written and exc.status == 200):
                 raise
             # This server ignores Range (a proxy, an old Glance): start over from byte 0.
-            self.restart()
+            self.receiver.restart()
             body = client.data(image_id)
         with body:
-            for chunk in body.chunks(CHUNK):
-                self._write(chunk)
-                if self.written > self.expected.size:
-                    break  # longer than the image: verification below says so
+            # One byte past the size at most: longer than the image, verification says so.
+            self._take(body.readinto, self.expected.size + 1)
 
 
 class _MultiRangeRefused(Exception):
@@ -147,8 +155,8 @@ class _Extents(_Download):
 
     primitive = "extents"
 
-    def __init__(self, fd: int, expected: Expected, plan: Plan) -> None:
-        super().__init__(fd, expected)
+    def __init__(self, fd: int, path: str, expected: Expected, plan: Plan) -> None:
+        super().__init__(fd, path, expected)
         self.plan = plan
         self.index = 0  # the extent being fetched
         self.multi = True  # False once the server refused several ranges in one request
@@ -200,7 +208,8 @@ class _Extents(_Download):
         """Up to the next extent, or the end. Done right after the data before it, so a
         failed attempt that received nothing made no progress (it counts as a failure)."""
         following = self.plan[self.index][0] if self.index < len(self.plan) else None
-        self._skip((self.expected.size if following is None else following) - self.written)
+        self.receiver.skip((self.expected.size if following is None else following)
+                           - self.written)
 
     def _receive(self, body: Body, batch: list[tuple[int, int]]) -> None:
         """The extents of `batch` from its answer, each followed by its hole; closes it."""
@@ -223,15 +232,15 @@ class _Extents(_Download):
                 raise RangesUnusable(f"{server} sent more than the range {batch[0]}")
 
     def _read_extent(self, source: Body | Parts, server: str, first: int, end: int) -> None:
-        """Bytes `first`..`end` (exclusive) from `source`: read in pieces that end on CHUNK
-        boundaries of the image, so blake3-blocks hashes whole 4 MiB blocks (BLAKE3's
-        threads) even when part headers shift the stream."""
-        while self.written < end:
-            chunk = source.read(min(end - self.written, CHUNK - self.written % CHUNK))
-            if not chunk:
-                raise RemoteUnavailable(f"{server} ended the range {first}-{end - 1} after "
-                                        f"{self.written - first} bytes")
-            self._write(chunk)
+        """Bytes `first`..`end` (exclusive) from `source`, into the receiver's buffers."""
+        readinto = source.readinto if isinstance(source, Parts) else _range_reader(source)
+        if not self._take(readinto, end):
+            raise RemoteUnavailable(f"{server} ended the range {first}-{end - 1} after "
+                                    f"{self.written - first} bytes")
+
+
+def _range_reader(body: Body) -> ReadInto:
+    return lambda buffer: body.readinto(buffer, ranges=True)
 
 
 def _open_ranges(client: ImageClient, image_id: str, batch: list[tuple[int, int]]) -> Body:
@@ -307,22 +316,23 @@ def fetch_http(service: ImageService, image_id: str, dst_path: str,
     download: _Download | None = None
     try:
         plan = _plan(service, image_id, expected.size)
-        download = _Stream(fd, expected) if plan is None else _Extents(fd, expected, plan)
+        download = (_Stream(fd, dst_path, expected) if plan is None
+                    else _Extents(fd, dst_path, expected, plan))
         try:
             server = service.download(image_id, download)
         except RangesUnusable as exc:
             LOG.warning("Extents of image %s not usable: %s; downloading all of it", image_id,
                         exc)
-            download.hasher.close()
+            download.close()
             os.ftruncate(fd, 0)
-            download = _Stream(fd, expected)
+            download = _Stream(fd, dst_path, expected)
             server = service.download(image_id, download)
-        expected.require(download.written, download.hasher.hexdigests()[expected.algorithm])
+        expected.require(download.written, download.digest())
         os.ftruncate(fd, download.written)  # trailing holes and all-zero chunks stay holes
         os.fsync(fd)
     finally:
         if download is not None:
-            download.hasher.close()
+            download.close()
         os.close(fd)
     seconds = time.monotonic() - started
     LOG.info("Downloaded image %s from %s using http (%s, %d of %d bytes received in %.3f s)",
