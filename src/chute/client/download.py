@@ -10,7 +10,8 @@ body with readinto() straight into a ring of reused, page-aligned buffers
 (chute.transfer.ring), one thread per digest hashes each buffer (chute.transfer.hashing), and
 a writer thread writes it from the buffer itself (chute.client.sink: O_DIRECT where the
 filesystem allows, else the page cache with writeback started as it goes) while the next
-buffers fill. No byte is copied between the socket and the file but by the kernel's read.
+buffers fill. No byte is copied in user space: the kernel reads into the buffer, and an
+O_DIRECT write takes it from there.
 
 `download_image` writes to a temporary name beside the target, fsyncs it and renames it into
 place only after size and hash match, so a failed or interrupted download never leaves a file
