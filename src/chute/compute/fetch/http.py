@@ -149,8 +149,8 @@ class _Extents(_Download):
 
     The next AHEAD requests go out from helper threads while this one's body is read (each on
     its own keep-alive connection of the session's pool), so the time to first byte hides
-    behind the transfer when there are several requests. Bodies are still read, written and
-    hashed strictly in order by the calling thread.
+    behind the transfer when there are several requests. Bodies are still read strictly in
+    order by the calling thread, into the receiver, which hashes and writes them in order.
     """
 
     primitive = "extents"
