@@ -27,6 +27,7 @@ from sqlalchemy import (
     delete,
     event,
     exists,
+    false,
     func,
     insert,
     or_,
@@ -259,14 +260,19 @@ class Database:
 
     @staticmethod
     def _after(marker: Row[Any] | None, sort: list[tuple[str, str]]) -> ColumnElement[bool]:
-        """Keyset condition: rows strictly after `marker` in the `sort` order."""
-        clauses = []
-        for i, (key, direction) in enumerate(sort):
-            prefix = [_sort_expr(k) == _marker_value(marker, k) for k, _ in sort[:i]]
+        """Keyset condition: rows strictly after `marker` in the `sort` order.
+
+        Nested, `k1 > v1 OR (k1 = v1 AND (k2 > v2 OR (k2 = v2 AND ...)))`, built from the last
+        key: each key appears twice, so the clause grows linearly with the keys. The flat
+        form (`k1 > v1 OR (k1 = v1 AND k2 > v2) OR ...`, as oslo.db's paginate_query builds
+        it) repeats every prefix and grew quadratically.
+        """
+        after: ColumnElement[bool] | None = None
+        for key, direction in reversed(sort):
             expr, value = _sort_expr(key), _marker_value(marker, key)
             step = expr > value if direction == "asc" else expr < value
-            clauses.append(and_(*prefix, step))
-        return or_(*clauses)
+            after = step if after is None else or_(step, and_(expr == value, after))
+        return after if after is not None else false()
 
     def exists_any(self, image_id: str) -> bool:
         """Is the id taken, even by a deleted image (ids are never reused, OSSN-0075)?"""
