@@ -48,6 +48,23 @@ SCHEMA: Schema = {
         Opt("api_limit_max", "int", 1000, "Largest page size of image lists.", min=1),
         Opt("image_property_quota", "int", 128, "Most custom properties per image (-1: no limit)."),
         Opt("image_tag_quota", "int", 128, "Most tags per image (-1: no limit)."),
+        # The limits below bound what one request costs (issue 18, item 2). Glance has no
+        # option for them; where Glance has a fixed limit, the default is that limit.
+        Opt("image_property_value_max_length", "int", 65535,
+            "Longest custom property value, in characters (400 above). Glance's schema sets "
+            "no maxLength for custom values; its column is a TEXT, 65535 bytes on MySQL. "
+            "Not 255: Nova's snapshots store block_device_mapping and img_signature (RSA-4096: "
+            "684 characters) as properties.", min=1),
+        Opt("image_metadata_max_bytes", "int", 65536,
+            "Most bytes (UTF-8) of custom property names and values plus tags one image may "
+            "hold (413 above): every list page that includes the image costs that much, up to "
+            "api_limit_max times.", min=1),
+        Opt("list_filters_max", "int", 32,
+            "Most filters in one image list (each custom property, tag, column or time "
+            "filter counts once; 400 above): each is evaluated for every row.", min=1),
+        Opt("list_in_values_max", "int", 100,
+            "Most values in one `in:` filter (400 above): list_filters_max x this many bound "
+            "parameters stays far below SQLite's 32766 and PostgreSQL's 65535.", min=1),
         Opt("service_token", "str", "",
             "Token a service (chute-compute) sends as X-Auth-Token to read the service-only "
             "GET /v2/images/{id}/locations. Empty: that endpoint is open to every caller."),
@@ -107,6 +124,10 @@ class ServiceSettings:
     default_limit: int
     max_limit: int
     service_token: str
+    property_value_max: int
+    metadata_max_bytes: int
+    filters_max: int
+    in_values_max: int
 
 
 @dataclass(frozen=True)
@@ -158,7 +179,9 @@ class ApiSettings:
                 d.boolean("show_image_direct_url"), d.boolean("show_multiple_locations"),
                 d.integer("image_property_quota"), d.integer("image_tag_quota"),
                 d.integer("limit_param_default"), d.integer("api_limit_max"),
-                d.string("service_token")),
+                d.string("service_token"), d.integer("image_property_value_max_length"),
+                d.integer("image_metadata_max_bytes"), d.integer("list_filters_max"),
+                d.integer("list_in_values_max")),
             upload=UploadSettings(
                 d.integer("image_size_cap"), quota, d.string("hashing_algorithm"),
                 store.chunk_size, formats.boolean("require_image_format_match")),

@@ -100,7 +100,7 @@ class ImageService:
 
     def list_images(self, pairs: list[tuple[str, str]]
                     ) -> tuple[list[ImageRecord], dict[str, str]]:
-        query = listing.parse(pairs, self.settings.default_limit, self.settings.max_limit)
+        query = listing.parse(pairs, self.settings)
         if query.marker is not None and self.db.get(query.marker) is None:
             raise Invalid(f"marker [{query.marker}] not found")
         page = self.db.list_images(query) if query.limit else []
@@ -132,8 +132,11 @@ class ImageService:
                 raise Invalid(f"Property name '{key[:40]}...' is longer than 255 characters.")
         self.validator.validate(body)
         props = {k: v for k, v in body.items() if k not in CREATE_KEYS}
+        for name, value in props.items():
+            self._check_value(name, value)
         tags = list(dict.fromkeys(body.get("tags", [])))
         self._check_quotas(props, tags)
+        self._check_size(props, tags)
         image_id = body.get("id") or str(uuid.uuid4())
         if self.db.exists_any(image_id):
             raise Conflict(f"Image ID {image_id} already exists!")
@@ -160,6 +163,23 @@ class ImageService:
         quota = self.settings.tag_quota
         if quota >= 0 and len(tags) > quota:
             raise TooLarge(f"Maximum number of tags exceeded: {len(tags)} > {quota}")
+
+    def _check_value(self, name: str, value: object) -> None:
+        limit = self.settings.property_value_max
+        if isinstance(value, str) and len(value) > limit:
+            raise Invalid(f"Property {name[:255]} has a value of {len(value)} characters: the "
+                          f"limit is {limit} (image_property_value_max_length).")
+
+    def _check_size(self, props: dict[str, Any], tags: list[str]) -> None:
+        """All of an image's custom metadata, as it is rendered in every list including it."""
+        def utf8(text: str) -> int:  # surrogatepass: a lone surrogate is measured, not a 500
+            return len(text.encode(errors="surrogatepass"))
+
+        size = sum(utf8(k) + utf8(str(v)) for k, v in props.items()) + sum(map(utf8, tags))
+        limit = self.settings.metadata_max_bytes
+        if size > limit:
+            raise TooLarge(f"Image properties and tags would take {size} bytes: the limit is "
+                           f"{limit} (image_metadata_max_bytes).")
 
     @staticmethod
     def _check_numbers(columns: dict[str, Any]) -> None:
@@ -205,9 +225,11 @@ class ImageService:
             else:
                 if len(name) > 255:
                     raise Invalid("Property names are at most 255 characters.")
+                self._check_value(name, op.value)
                 props[name] = op.value
         self._check_numbers(columns)
         self._check_quotas(props, tags if tags is not None else [])
+        self._check_size(props, tags if tags is not None else record.tags)
         if not self.db.save(image_id, columns, props, tags, expect_status=record.status):
             if self.db.get(image_id) is None:
                 raise NotFound(f"No image found with ID {image_id}")
@@ -221,6 +243,7 @@ class ImageService:
         self.validator.validate({"tags": [tag]})
         if tag not in record.tags:
             self._check_quotas({}, record.tags + [tag])
+            self._check_size(record.properties, record.tags + [tag])
         self.db.add_tag(image_id, tag)
 
     def remove_tag(self, image_id: str, tag: str) -> None:
