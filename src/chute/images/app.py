@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import falcon
 
@@ -14,7 +15,7 @@ from chute.httpapi import (
     install_method_rules,
     webob_renderer,
 )
-from chute.images import api, api_data, api_misc
+from chute.images import api, api_data, api_misc, ids
 from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
@@ -35,6 +36,20 @@ ERROR_STATUS: dict[type[errors.ChuteError], int] = {
 }
 
 
+class CanonicalImageId:
+    """Every `{image_id}` of a path, in its one stored form before any resource sees it
+    (chute.images.ids says why). An id that is no UUID names no image: 404, as Glance
+    answers for `GET /v2/images/<a name>` (openstacksdk's find_image relies on it)."""
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         params: dict[str, Any]) -> None:
+        if "image_id" in params:
+            image_id = ids.canonical(params["image_id"])
+            if image_id is None:
+                raise errors.NotFound(f"No image found with ID {params['image_id']}")
+            params["image_id"] = image_id
+
+
 def database_url(connection: str, store: FilesystemStore) -> str:
     """`[database] connection`, or SQLite beside the datadir (the data root)."""
     if connection:
@@ -52,6 +67,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.resp_options.secure_cookies_by_default = False
     install_error_handling(app, ERROR_STATUS, webob_renderer)
     install_method_rules(app)
+    app.add_middleware(CanonicalImageId())  # after the method rules: 405 before 404
 
     public = settings.public_endpoint
     image_schema, images_schema = api_misc.schema_resources(settings.formats)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from chute.errors import Invalid
+from chute.images import ids
 from chute.images.db import ImageRecord, ListQuery
 from chute.images.options import ServiceSettings
 
@@ -130,6 +131,16 @@ def _check_counts(pairs: list[tuple[str, str]], settings: ServiceSettings) -> No
                               f"{settings.in_values_max} (list_in_values_max).")
 
 
+def _marker(raw: str | None) -> str | None:
+    """The marker in the stored id form; a marker that is no id cannot be found (400)."""
+    if raw is None:
+        return None
+    marker = ids.canonical(raw)
+    if marker is None:
+        raise Invalid(f"marker [{raw}] not found")
+    return marker
+
+
 def parse(pairs: list[tuple[str, str]], settings: ServiceSettings) -> ListQuery:
     """Build the query; unknown keys are custom-property filters, as in Glance."""
     last = dict(pairs)
@@ -138,7 +149,7 @@ def parse(pairs: list[tuple[str, str]], settings: ServiceSettings) -> ListQuery:
     _check_counts(pairs, settings)
     q = ListQuery(sort=_sort(pairs),
                   limit=_limit(last, settings.default_limit, settings.max_limit),
-                  marker=last.get("marker"))
+                  marker=_marker(last.get("marker")))
     visibility = last.get("visibility")
     if visibility is not None:
         if visibility not in ("public", "private", "shared", "community", "all"):
@@ -152,7 +163,9 @@ def parse(pairs: list[tuple[str, str]], settings: ServiceSettings) -> ListQuery:
     for key, raw in pairs:
         if key in NOT_FILTERS or key == "os_hidden":
             continue
-        if key in IN_FILTERS:
+        if key == "id":  # stored lower-case (chute.images.ids); no other form matches
+            q.equal.append((key, [ids.canonical(v) or v for v in _in_values(raw)]))
+        elif key in IN_FILTERS:
             q.equal.append((key, _in_values(raw)))
         elif key == "protected":
             q.equal.append(("protected", [_bool(raw, "protected", True)]))

@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Callable, Protocol, TypeVar
 
 from chute.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from chute.images import listing
+from chute.images import ids, listing
 from chute.images.db import Database, ImageRecord, LocationRecord, utcnow
 from chute.images.options import ServiceSettings
 from chute.images.patch import MEDIA_V20, PatchOp
@@ -131,13 +131,19 @@ class ImageService:
             if len(key) > 255:
                 raise Invalid(f"Property name '{key[:40]}...' is longer than 255 characters.")
         self.validator.validate(body)
+        image_id = str(uuid.uuid4())
+        if body.get("id") is not None:
+            given = ids.canonical(body["id"])
+            if given is None:
+                raise Invalid("Provided object does not match schema 'image': id: "
+                              f"{body['id']!r} is not a UUID in 8-4-4-4-12 hexadecimal form.")
+            image_id = given
         props = {k: v for k, v in body.items() if k not in CREATE_KEYS}
         for name, value in props.items():
             self._check_value(name, value)
         tags = list(dict.fromkeys(body.get("tags", [])))
         self._check_quotas(props, tags)
         self._check_size(props, tags)
-        image_id = body.get("id") or str(uuid.uuid4())
         if self.db.exists_any(image_id):
             raise Conflict(f"Image ID {image_id} already exists!")
         now = utcnow()
