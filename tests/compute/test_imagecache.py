@@ -208,3 +208,27 @@ def test_cleanup_removes_only_old_unused_bases(fetch_env, fetch_log):
     os.utime(young, (an_hour_ago, an_hour_ago))
     assert cache_for(fetch_env, off).cleanup(set()) == []
     assert young.exists()
+
+
+@pytest.mark.parametrize("field", ["digest", "algorithm"])
+def test_a_base_whose_recorded_digest_differs_is_not_a_hit(fetch_env, fetch_log, field):
+    """Issue 18 item 11: the sidecar's algorithm and value must be the image's. A base
+    verified against other bytes' digest (an older upload under the same id, a sidecar from
+    another host's rule) is fetched again, whatever its size says."""
+    data = os.urandom(MiB)
+    image = fetch_env.upload(data)
+    cache = cache_for(fetch_env)
+    first = cache.fetch(Image.parse(image))
+    info_path = Path(first.path + ".info")
+    info = json.loads(info_path.read_text())
+    if field == "digest":
+        info["digest"] = "0" * len(info["digest"])
+    else:
+        assert info["algorithm"] != "sha512"
+        info["algorithm"] = "sha512"
+    info_path.write_text(json.dumps(info))
+    again = cache.fetch(Image.parse(image))
+    assert again.method != "cache" and Path(again.path).read_bytes() == data
+    assert lines(fetch_log, "recorded digest differs from the image's")
+    assert len(lines(fetch_log, "Successfully transferred using")) == 2
+    assert json.loads(info_path.read_text())["digest"] == image["chute_blake3_blocks"]

@@ -177,6 +177,13 @@ def test_responses_validate_against_the_compute_document(shared_api, start_compu
     api("POST", "/v2.1/servers", 400, data=b"{", headers={"Content-Type": "application/json"})
     api("POST", "/v2.1/servers", 400, json={"server": {
         "name": "x", "imageRef": "nope", "flavorRef": "1"}})
+    hungry = requests.post(shared_api.url + "/v2/images", timeout=10, json={
+        "name": "doc-hungry", "disk_format": "raw", "container_format": "bare",
+        "min_ram": 4096}).json()
+    requests.put(f"{shared_api.url}/v2/images/{hungry['id']}/file", data=b"\0" * 4096,
+                 headers={"Content-Type": "application/octet-stream"}, timeout=10)
+    api("POST", "/v2.1/servers", 400, json={"server": {
+        "name": "x", "imageRef": hungry["id"], "flavorRef": "1"}})
     created = api("POST", "/v2.1/servers", 202, json={"server": {
         "name": "doc", "imageRef": image["id"], "flavorRef": "1"}}).json()["server"]
     one = f"/v2.1/servers/{created['id']}"

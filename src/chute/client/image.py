@@ -61,6 +61,8 @@ class Image:
     virtual_size: int | None = None
     disk_format: str | None = None
     container_format: str | None = None
+    min_ram: int = 0  # MiB the image needs (Glance's default 0: no minimum)
+    min_disk: int = 0  # GiB of root disk the image needs
     checksum: str | None = None
     os_hash_algo: str | None = None
     os_hash_value: str | None = None
@@ -75,6 +77,8 @@ class Image:
                    size=_count(doc.get("size")), virtual_size=_count(doc.get("virtual_size")),
                    disk_format=_text(doc.get("disk_format")),
                    container_format=_text(doc.get("container_format")),
+                   min_ram=_count(doc.get("min_ram")) or 0,
+                   min_disk=_count(doc.get("min_disk")) or 0,
                    checksum=_text(doc.get("checksum")),
                    os_hash_algo=_text(doc.get("os_hash_algo")),
                    os_hash_value=_text(doc.get("os_hash_value")),

@@ -153,7 +153,7 @@ class ComputeManager:
             flavor = flavors.get(flavor_id)
         except FlavorNotFound as exc:
             raise BadComputeRequest(exc.message) from None
-        self._image(image_id, for_request=True)
+        _require_fits(flavor, self._image(image_id, for_request=True))
         inst = Instance(id=str(uuid.uuid4()), name=checked_name, image_id=image_id,
                         flavor_id=flavor.id)
         self.db.create(inst)
@@ -268,6 +268,31 @@ def _fault_message(exc: Exception) -> str:
     if isinstance(exc, ChuteError):
         return exc.message
     return f"Unexpected error while building: {type(exc).__name__}: {exc}"
+
+
+def _require_fits(flavor: flavors.Flavor, image: Image) -> None:
+    """Refuse at the API what the build could only fail on, before any byte is fetched, with
+    Nova's messages (nova/compute/api.py `_validate_flavor_image_nostatus`; exception texts
+    of FlavorMemoryTooSmall, FlavorDiskSmallerThanImage, FlavorDiskSmallerThanMinDisk).
+    Nova's API compares the image's `size` and its libvirt driver later the virtual size;
+    here the virtual size is known from the document, so it is the one compared (the stored
+    size where the image service recorded none). A root disk of 0 GiB means "the image's
+    size" in Nova: no disk check then."""
+    if image.min_ram > flavor.ram:
+        raise BadComputeRequest("Flavor's memory is too small for requested image.")
+    if flavor.disk <= 0:
+        return
+    dest = flavor.root_bytes
+    size = image.virtual_size if image.virtual_size is not None else image.size
+    if size is not None and size > dest:
+        raise BadComputeRequest(
+            "Flavor's disk is too small for requested image. Flavor disk is "
+            f"{dest} bytes, image is {size} bytes.")
+    min_disk = image.min_disk << 30
+    if min_disk > dest:
+        raise BadComputeRequest(
+            "Flavor's disk is smaller than the minimum size specified in image metadata. "
+            f"Flavor disk is {dest} bytes, minimum size is {min_disk} bytes.")
 
 
 def _check_name(name: object) -> str:

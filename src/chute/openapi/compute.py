@@ -114,6 +114,23 @@ def _one(key: str, item: str) -> dict[str, Any]:
     return {"type": "object", "required": [key], "properties": {key: _ref(item)}}
 
 
+def _create_server() -> dict[str, Any]:
+    op = _op("createServer", "Boot a server (built in the background)", "202",
+             _ref("ServerCreated"),
+             requestBody={"required": True, "content": _json(_ref("ServerCreate"))})
+    op["responses"]["400"] = {
+        "description": "badRequest, before anything is stored or fetched: a malformed body, "
+                       "an unknown flavor, an image that does not exist or is not active, "
+                       "or an image the flavor cannot hold (as Nova: \"Flavor's memory is too "
+                       "small for requested image.\" when min_ram exceeds the flavor's RAM; "
+                       "\"Flavor's disk is too small for requested image. ...\" when the "
+                       "image's virtual size exceeds the root disk; \"Flavor's disk is "
+                       "smaller than the minimum size specified in image metadata. ...\" when "
+                       "min_disk does)",
+        "content": _json(_ref("Fault"))}
+    return op
+
+
 SERVER_ID = {"name": "server_id", "in": "path", "required": True, "schema": {"type": "string"}}
 FLAVOR_ID = {"name": "flavor_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -136,9 +153,7 @@ DOCUMENT: dict[str, Any] = {
             "get": _op("showFlavor", "A flavor", "200", _one("flavor", "Flavor"))},
         "/v2.1/servers": {
             "get": _op("listServers", "Servers", "200", _list("servers", "ServerSummary")),
-            "post": _op("createServer", "Boot a server (built in the background)", "202",
-                        _ref("ServerCreated"),
-                        requestBody={"required": True, "content": _json(_ref("ServerCreate"))}),
+            "post": _create_server(),
         },
         "/v2.1/servers/detail": {"get": _op("listServersDetail", "Servers with details", "200",
                                             _list("servers", "Server"))},

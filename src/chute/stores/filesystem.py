@@ -277,20 +277,35 @@ class FilesystemStore:
         if path is None:
             return None
         # Only regular files: opening a FIFO planted in the datadir would block this worker
-        # thread forever, and opening a device can have side effects. lstat before the open,
-        # O_NONBLOCK and fstat after it close the window of a swap in between.
+        # thread forever, and opening a device can have side effects. The name is checked and
+        # opened relative to the datadir's descriptor (one component: no directory on the way
+        # can be swapped), the open neither follows a symlink (O_NOFOLLOW: a store file swapped
+        # for a link to a host file of the same size is ELOOP, never opened) nor blocks
+        # (O_NONBLOCK), and the descriptor must be the very inode that was checked: a name
+        # swapped for another file between the lstat and the open is refused, not served.
+        directory, name = os.path.split(path)
         try:
-            if not stat.S_ISREG(os.lstat(path).st_mode):
+            dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            LOG.warning("cannot open %s: %s", directory, exc.strerror)
+            return None
+        try:
+            checked = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+            if not stat.S_ISREG(checked.st_mode):
                 LOG.warning("%s is not a regular file; not opening it", path)
                 return None
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         dir_fd=dirfd)
         except OSError as exc:
             LOG.warning("cannot open %s: %s", path, exc.strerror)
             return None
+        finally:
+            os.close(dirfd)
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (checked.st_dev,
+                                                                        checked.st_ino):
             os.close(fd)
-            LOG.warning("%s is not a regular file; not opening it", path)
+            LOG.warning("%s changed while being opened; not serving it", path)
             return None
         fileobj = os.fdopen(fd, "rb", buffering=0)
         return Opened(fileobj, st.st_size)

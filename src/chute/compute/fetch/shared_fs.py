@@ -7,17 +7,22 @@ Every flaw of Nova's handler (docs/architecture.md#nova-file-handler) is a rule 
   `/mnt/g` does not contain `/mnt/gluster` and a trailing slash changes nothing;
 - no "legacy mode" reading the URL path verbatim: a location is used only through a configured
   `[image_file_url:NAME]` whose `id` matches the location's metadata;
-- symlinks are resolved before the containment check, the final component is opened with
-  O_NOFOLLOW, and the opened descriptor is checked again (its /proc/self/fd link and inode) so
-  a path swapped between check and open is caught;
+- symlinks are resolved before the containment check; where the kernel has openat2(2)
+  (Linux 5.6) the open itself resolves beneath the mountpoint with no symlink at all
+  (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS), so a directory swapped for
+  a symlink after the check gets nothing outside opened; elsewhere the final component is
+  opened with O_NOFOLLOW. Either way the opened descriptor is checked again (its inode and its
+  /proc/self/fd link) so a path swapped between check and open is refused;
 - only regular files: a FIFO would block, a device could be any disk of this host.
 Every refusal is a DirectPathUnavailable whose reason code names the rule.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import platform
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +30,23 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chute.errors import DirectPathUnavailable
+
+# openat2(2): the same number on every architecture (syscalls from 424 on are unified).
+_SYS_OPENAT2 = 437 if platform.machine() in ("x86_64", "aarch64", "riscv64", "ppc64le",
+                                             "s390x") else None
+_RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x02, 0x04, 0x08
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# None until probed; False once the kernel (or a seccomp filter) refused the syscall itself:
+# not asked again (docs/architecture.md#remember-refusals).
+openat2_usable: bool | None = None if _SYS_OPENAT2 is not None else False
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass(frozen=True)
@@ -99,10 +121,10 @@ def open_source(path: str, fs: Filesystem) -> int:
         raise DirectPathUnavailable("not_readable", f"{path}: {exc.strerror}") from None
     _require_regular(path, before)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = _open_beneath(path, fs)
     except OSError as exc:
-        reason = {errno.ENOENT: "missing_file", errno.ELOOP: "symlink_escape"}.get(
-            exc.errno or 0, "not_readable")
+        reason = {errno.ENOENT: "missing_file", errno.ELOOP: "symlink_escape",
+                  errno.EXDEV: "symlink_escape"}.get(exc.errno or 0, "not_readable")
         raise DirectPathUnavailable(reason, f"{path} cannot be opened: {exc.strerror}") from None
     try:
         _require_same(path, fd, before, fs)
@@ -110,6 +132,31 @@ def open_source(path: str, fs: Filesystem) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _open_beneath(path: str, fs: Filesystem) -> int:
+    """Open `path` (resolved, under the mountpoint) by openat2 beneath the mountpoint where
+    the kernel has it, else with O_NOFOLLOW on the final component only."""
+    global openat2_usable
+    if openat2_usable is not False:
+        mount = os.path.realpath(fs.mountpoint)
+        relative = os.path.relpath(path, mount)
+        dirfd = os.open(mount, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            how = _OpenHow(_OPEN_FLAGS, 0,
+                           _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS)
+            fd = int(_libc.syscall(_SYS_OPENAT2, dirfd, os.fsencode(relative),
+                                   ctypes.byref(how), ctypes.sizeof(how)))
+            err = ctypes.get_errno() if fd < 0 else 0
+        finally:
+            os.close(dirfd)
+        if fd >= 0:
+            openat2_usable = True
+            return fd
+        if err not in (errno.ENOSYS, errno.EPERM) or openat2_usable:
+            raise OSError(err, os.strerror(err), path)
+        openat2_usable = False  # no such syscall here (or filtered): today's checks only
+    return os.open(path, _OPEN_FLAGS)
 
 
 def _require_regular(path: str, st: os.stat_result) -> None:
