@@ -1,7 +1,11 @@
 """All SQL of the image registry. Returns `ImageRecord`s; knows nothing of HTTP or rules.
 
 Status changes are compare-and-swap UPDATEs (`... WHERE status = :expected`, rowcount checked):
-several gunicorn workers, and several API nodes on PostgreSQL, race on the same rows.
+several gunicorn workers, and several API nodes on PostgreSQL, race on the same rows. Metadata
+writes (a PATCH, a tag) are compare-and-swap on `images.version`, which each of them bumps in
+the UPDATE that opens its transaction: that UPDATE also takes the row's lock (PostgreSQL) or the
+database's write lock (SQLite) before anything else is written, so two writers never interleave
+and the loser sees rowcount 0 instead of overwriting what the winner wrote.
 SQLite runs in WAL mode with a busy timeout so readers never block the single writer and
 writers from other worker processes wait instead of failing with "database is locked".
 """
@@ -113,6 +117,7 @@ class ImageRecord:
     disk_format = _Column[str | None]()
     container_format = _Column[str | None]()
     protected = _Column[bool]()
+    version = _Column[int]()
     chute_blake3_blocks = _Column[str | None]()
     created_at = _Column[datetime]()
     updated_at = _Column[datetime]()
@@ -307,14 +312,26 @@ class Database:
         for name, value in properties.items():
             conn.execute(insert(T_PROP).values(image_id=image_id, name=name, value=value))
 
+    @staticmethod
+    def _bump(conn: Connection, image_id: str, expect_version: int | None,
+              expect_status: str | None = None, **columns: Any) -> bool:
+        """The UPDATE that opens every metadata write: version + 1 if the row is still the
+        one the caller read (`expect_version`, `expect_status`); False if it changed."""
+        query = update(T_IMG).where(T_IMG.c.id == image_id, T_IMG.c.deleted.is_(False))
+        if expect_version is not None:
+            query = query.where(T_IMG.c.version == expect_version)
+        if expect_status is not None:
+            query = query.where(T_IMG.c.status == expect_status)
+        values = {**columns, "updated_at": utcnow(), "version": T_IMG.c.version + 1}
+        return bool(conn.execute(query.values(**values)).rowcount == 1)
+
     def save(self, image_id: str, columns: dict[str, Any], properties: dict[str, str],
-             tags: list[str] | None, expect_status: str | None = None) -> bool:
-        """Replace columns, the whole property set and (if given) tags in one transaction."""
+             tags: list[str] | None, expect_status: str | None = None,
+             expect_version: int | None = None) -> bool:
+        """Replace columns, the whole property set and (if given) tags in one transaction;
+        False (nothing written) if the row's status or version is no longer the expected."""
         with self.engine.begin() as conn:
-            query = update(T_IMG).where(T_IMG.c.id == image_id, T_IMG.c.deleted.is_(False))
-            if expect_status is not None:
-                query = query.where(T_IMG.c.status == expect_status)
-            if conn.execute(query.values(**columns, updated_at=utcnow())).rowcount != 1:
+            if not self._bump(conn, image_id, expect_version, expect_status, **columns):
                 return False
             conn.execute(delete(T_PROP).where(T_PROP.c.image_id == image_id))
             self._write_props(conn, image_id, properties)
@@ -324,70 +341,83 @@ class Database:
                     conn.execute(insert(T_TAG).values(image_id=image_id, value=tag))
         return True
 
-    def add_tag(self, image_id: str, tag: str) -> None:
+    def add_tag(self, image_id: str, tag: str, expect_version: int) -> bool:
+        """Add `tag` if the image is still at `expect_version` (the caller checked the quota
+        and that the tag is new against that version); False if it changed meanwhile."""
         with self.engine.begin() as conn:
-            found = conn.execute(select(T_TAG.c.id).where(T_TAG.c.image_id == image_id,
-                                                          T_TAG.c.value == tag)).first()
-            if found is None:
-                conn.execute(insert(T_TAG).values(image_id=image_id, value=tag))
-            conn.execute(update(T_IMG).where(T_IMG.c.id == image_id).values(updated_at=utcnow()))
+            if not self._bump(conn, image_id, expect_version):
+                return False
+            conn.execute(insert(T_TAG).values(image_id=image_id, value=tag))
+        return True
 
     def remove_tag(self, image_id: str, tag: str) -> bool:
-        with self.engine.begin() as conn:
-            gone = conn.execute(delete(T_TAG).where(T_TAG.c.image_id == image_id,
-                                                    T_TAG.c.value == tag)).rowcount
-            if gone:
-                conn.execute(update(T_IMG).where(T_IMG.c.id == image_id)
-                             .values(updated_at=utcnow()))
-        return bool(gone)
+        """Remove `tag`; False (nothing written) if the image or the tag is not there."""
+        with self.engine.connect() as conn, conn.begin() as transaction:
+            # The row first, as every metadata write: the same lock order as save(), and a
+            # PATCH that read the tag set before this fails its compare-and-swap.
+            if not self._bump(conn, image_id, None):
+                return False
+            if conn.execute(delete(T_TAG).where(T_TAG.c.image_id == image_id,
+                                                T_TAG.c.value == tag)).rowcount != 1:
+                transaction.rollback()
+                return False
+        return True
 
     def cas_status(self, image_id: str, expected: Status, new: Status,
-                   **columns: Any) -> bool:
-        """UPDATE images SET status=new ... WHERE id=? AND status=expected; True if it won.
+                   unchanged: dict[str, Any] | None = None, **columns: Any) -> bool:
+        """UPDATE images SET status=new ... WHERE id=? AND status=expected [AND each column of
+        `unchanged` = its value]; True if it won.
 
         Only a change chute.images.status allows (ValueError otherwise): the machine is
         there, the atomicity here.
         """
         status.transition(expected, new)
         with self.engine.begin() as conn:
-            return self._swap(conn, image_id, expected, new, columns)
+            return self._swap(conn, image_id, expected, new, columns, unchanged)
 
     @staticmethod
     def _swap(conn: Connection, image_id: str, expected: Status, new: Status,
-              columns: dict[str, Any]) -> bool:
-        result = conn.execute(
-            update(T_IMG)
-            .where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
-                   T_IMG.c.deleted.is_(False))
-            .values(status=new, updated_at=utcnow(), **columns))
+              columns: dict[str, Any], unchanged: dict[str, Any] | None = None) -> bool:
+        """The status CAS; `unchanged` adds columns that must still hold the given values."""
+        query = update(T_IMG).where(T_IMG.c.id == image_id, T_IMG.c.status == expected,
+                                    T_IMG.c.deleted.is_(False))
+        for name, value in (unchanged or {}).items():
+            query = query.where(T_IMG.c[name] == value)
+        result = conn.execute(query.values(status=new, updated_at=utcnow(), **columns))
         return result.rowcount == 1
 
     def requeue(self, image_id: str) -> bool:
         """saving -> queued with size and hashes cleared: the upload left nothing behind."""
         return self.cas_status(image_id, REQUEUE.source, REQUEUE.target, **CLEARED)
 
-    def activate(self, image_id: str, columns: dict[str, Any],
-                 location: StoredLocation) -> bool:
-        """saving -> active with the upload's results and its location, atomically."""
+    def activate(self, image_id: str, columns: dict[str, Any], location: StoredLocation,
+                 unchanged: dict[str, Any] | None = None) -> bool:
+        """saving -> active with the upload's results and its location, atomically; only if
+        the columns of `unchanged` (the formats the bytes were inspected as) still hold."""
         with self.engine.begin() as conn:
-            if not self._swap(conn, image_id, ACTIVATE.source, ACTIVATE.target, columns):
+            if not self._swap(conn, image_id, ACTIVATE.source, ACTIVATE.target, columns,
+                              unchanged):
                 return False
             conn.execute(insert(T_LOC).values(image_id=image_id, url=location.url,
                                               metadata=location.metadata,
                                               status=LOCATION_ACTIVE, created_at=utcnow()))
         return True
 
-    def soft_delete(self, image_id: str) -> list[LocationRecord]:
-        """Mark deleted from any status (id stays reserved); returns the locations whose data
-        must go."""
+    def soft_delete(self, image_id: str) -> list[LocationRecord] | None:
+        """Mark deleted from any status (id stays reserved) unless protected; returns the
+        locations whose data must go, None if nothing was deleted (gone, or protected).
+
+        `protected` is in the UPDATE's condition, not read before it: a PATCH to
+        protected=true that committed first always wins, on SQLite and on PostgreSQL."""
         with self.engine.begin() as conn:
             now = utcnow()
             result = conn.execute(update(T_IMG).where(T_IMG.c.id == image_id,
-                                                      T_IMG.c.deleted.is_(False))
+                                                      T_IMG.c.deleted.is_(False),
+                                                      T_IMG.c.protected.is_(False))
                                   .values(status=DELETED, deleted=True, deleted_at=now,
                                           updated_at=now))
             if result.rowcount != 1:
-                return []
+                return None
             locs = [LocationRecord(r.url, r.metadata, r.status) for r in conn.execute(
                 select(T_LOC).where(T_LOC.c.image_id == image_id,
                                     T_LOC.c.status == LOCATION_ACTIVE))]

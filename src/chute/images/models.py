@@ -50,6 +50,8 @@ IMAGES = Table(
     Column("updated_at", DateTime, nullable=False),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("deleted_at", DateTime),
+    # Bumped by every metadata write: the optimistic compare-and-swap token (migration 0003).
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_images_deleted_created", "deleted", "created_at"),
     Index("ix_images_name", "name"),
     Index("ix_images_status", "status"),
