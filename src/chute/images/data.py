@@ -15,12 +15,16 @@ from chute.errors import Conflict, Gone, Invalid, NotFound, TooLarge
 from chute.images.body import Body
 from chute.images.db import Database, ImageRecord
 from chute.images.options import UploadSettings
-from chute.images.service import ImageService
+from chute.images.service import CAS_ATTEMPTS, ImageService
 from chute.images.status import QUEUED, SAVING
 from chute.images.upload import Limits, Received, receive
 from chute.stores import Opened, Store, StoredLocation, Writer
 
 LOG = logging.getLogger(__name__)
+
+
+def _formats(record: ImageRecord) -> dict[str, str | None]:
+    return {"disk_format": record.disk_format, "container_format": record.container_format}
 
 
 @dataclass(frozen=True)
@@ -37,20 +41,8 @@ class ImageData:
         self.store = store
 
     def upload(self, image_id: str, body: Body, declared: int | None) -> None:
-        record = self.service.get(image_id)
-        if not record.disk_format or not record.container_format:
-            raise Invalid("Properties disk_format, container_format must be set prior to "
-                          "saving data.")
-        size_cap = self.settings.size_cap
-        if declared is not None and declared > size_cap:
-            raise TooLarge(f"The incoming image is too large: {declared} bytes exceeds "
-                           f"image_size_cap ({size_cap} bytes)")
-        if not self.db.cas_status(image_id, QUEUED, SAVING):
-            current = self.db.get(image_id)
-            if current is None:
-                raise NotFound(f"No image found with ID {image_id}")
-            raise Conflict(f"Image status transition from {current.status} to saving is not "
-                           "allowed")
+        record = self._start(image_id, declared)
+        formats = _formats(record)
         LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
         try:
             received, location, writer = self._store_data(record, body, declared)
@@ -63,17 +55,47 @@ class ImageData:
                    "os_hash_algo": received.os_hash_algo, "os_hash_value": received.os_hash_value,
                    "chute_blake3_blocks": received.blake3_blocks,
                    "virtual_size": received.format.virtual_size if received.format else None}
-        activated = self.db.activate(image_id, columns, location)
+        # The formats the bytes were inspected as are part of the compare-and-swap: an image is
+        # never active with formats its data was not checked against (a PATCH cannot change
+        # them once saving, chute.images.service; this holds even if that rule is broken).
+        activated = self.db.activate(image_id, columns, location, unchanged=formats)
         # Only once the database has the outcome: if activate() raised, the temporary name
         # still marks the upload as this host's for the next start's recovery.
         writer.settle()
         if not activated:
             self.store.delete(location.url)
             self.db.requeue(image_id)
+            current = self.db.get(image_id)
+            if current is not None and _formats(current) != formats:
+                raise Conflict(f"The formats of image {image_id} changed during the upload; "
+                               "it is queued again, upload its data again.")
             raise Gone(f"Image {image_id} could not be found after upload. The image may have "
                        "been deleted during the upload, cleaning up the chunks uploaded.")
         LOG.info("image %s: saving -> active (%d bytes, %s)", image_id, received.size,
                  location.url)
+
+    def _start(self, image_id: str, declared: int | None) -> ImageRecord:
+        """queued -> saving, conditional on the formats being those read: the record returned
+        is the one the upload inspects and stores against. A PATCH that changed the formats
+        in between makes the swap fail; it is retried on the new formats."""
+        size_cap = self.settings.size_cap
+        for _attempt in range(CAS_ATTEMPTS):
+            record = self.service.get(image_id)
+            if not record.disk_format or not record.container_format:
+                raise Invalid("Properties disk_format, container_format must be set prior to "
+                              "saving data.")
+            if declared is not None and declared > size_cap:
+                raise TooLarge(f"The incoming image is too large: {declared} bytes exceeds "
+                               f"image_size_cap ({size_cap} bytes)")
+            if self.db.cas_status(image_id, QUEUED, SAVING, unchanged=_formats(record)):
+                return record
+            current = self.db.get(image_id)
+            if current is None:
+                raise NotFound(f"No image found with ID {image_id}")
+            if current.status != QUEUED:
+                raise Conflict(f"Image status transition from {current.status} to saving is "
+                               "not allowed")
+        raise Conflict(f"Image {image_id} changed while its upload was starting; retry.")
 
     def _quota_left(self, owner: str | None, image_id: str, declared: int | None) -> int | None:
         quota = self.settings.quota

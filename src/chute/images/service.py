@@ -44,6 +44,10 @@ READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_
              "chute_blake3_blocks", "stores")
 RESERVED = ("location", "locations", "deleted", "deleted_at")
 UUID_LEN = 36
+# How often a metadata write that lost a compare-and-swap to a concurrent one is re-applied to
+# the new state before the client gets 409. Each round has a winner, so this many concurrent
+# writers of one image all succeed; Glance answers 409 at once.
+CAS_ATTEMPTS = 16
 INT_MAX = 2**31 - 1  # min_disk/min_ram are INTEGER columns
 
 
@@ -197,7 +201,20 @@ class ImageService:
                 raise Invalid(f"Cannot set {key} to more than {INT_MAX}.")
 
     def update(self, image_id: str, ops: list[PatchOp], media_type: str) -> ImageRecord:
-        record = self.get(image_id)
+        """Apply `ops` to the image as it is now: all of them or none.
+
+        The write is a compare-and-swap on the image's version and status: one that lost to a
+        concurrent write (another PATCH, a tag, an upload starting) is re-applied to what that
+        write left, so the rules (formats only while queued, quotas) are checked against the
+        state that is replaced, and no concurrent change is lost; 409 after CAS_ATTEMPTS.
+        """
+        for _attempt in range(CAS_ATTEMPTS):
+            if self._update_once(self.get(image_id), ops, media_type):
+                return self.get(image_id)
+        raise Conflict("The image changed while it was being updated; retry.")
+
+    def _update_once(self, record: ImageRecord, ops: list[PatchOp], media_type: str) -> bool:
+        image_id = record.id
         columns: dict[str, Any] = {}
         props = dict(record.properties)
         tags: list[str] | None = None
@@ -236,25 +253,32 @@ class ImageService:
         self._check_numbers(columns)
         self._check_quotas(props, tags if tags is not None else [])
         self._check_size(props, tags if tags is not None else record.tags)
-        if not self.db.save(image_id, columns, props, tags, expect_status=record.status):
-            if self.db.get(image_id) is None:
-                raise NotFound(f"No image found with ID {image_id}")
-            raise Conflict("The image changed while it was being updated; retry.")
-        return self.get(image_id)
+        if not self.db.save(image_id, columns, props, tags, expect_status=record.status,
+                            expect_version=record.version):
+            self.get(image_id)  # 404 if it was deleted meanwhile
+            return False
+        return True
 
     # -- tags, actions, delete -------------------------------------------------------------
 
     def add_tag(self, image_id: str, tag: str) -> None:
-        record = self.get(image_id)
+        """Idempotent: a tag the image has is success. The quota is checked against the tags
+        the write replaces (compare-and-swap on the version), so racing PUTs never exceed it.
+        """
         self.validator.validate({"tags": [tag]})
-        if tag not in record.tags:
+        for _attempt in range(CAS_ATTEMPTS):
+            record = self.get(image_id)
+            if tag in record.tags:
+                return
             self._check_quotas({}, record.tags + [tag])
             self._check_size(record.properties, record.tags + [tag])
-        self.db.add_tag(image_id, tag)
+            if self.db.add_tag(image_id, tag, expect_version=record.version):
+                return
+        raise Conflict("The image changed while its tag was being added; retry.")
 
     def remove_tag(self, image_id: str, tag: str) -> None:
-        self.get(image_id)
         if not self.db.remove_tag(image_id, tag):
+            self.get(image_id)  # 404 for the image first
             raise NotFound(f"Tag {tag} not found.")
 
     def deactivate(self, image_id: str) -> None:
@@ -275,10 +299,16 @@ class ImageService:
         LOG.info("image %s: %s -> %s", image_id, change.source, change.target)
 
     def delete(self, image_id: str) -> None:
-        record = self.get(image_id)
-        if record.protected:
-            raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-        for location in self.db.soft_delete(image_id):
+        for _attempt in range(CAS_ATTEMPTS):
+            # Conditional on protected=false in the UPDATE itself (chute.images.db).
+            locations = self.db.soft_delete(image_id)
+            if locations is not None:
+                break
+            if self.get(image_id).protected:  # 404 if it is gone
+                raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+        else:
+            raise Conflict(f"Image {image_id} changed while it was being deleted; retry.")
+        for location in locations:
             self._delete_data(location)
         LOG.info("deleted image %s", image_id)
 
