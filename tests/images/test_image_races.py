@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import requests
 
@@ -54,8 +55,8 @@ def test_format_patch_racing_the_upload_never_activates_other_formats(shared_api
     outcomes = set()
     for _ in range(40):
         image = create(shared_api, disk_format="qcow2", container_format="ovf")
-        sent, patched = at_once([lambda: upload(shared_api, image["id"], data),
-                                 lambda: patch(shared_api, image["id"], to_bare)])
+        sent, patched = at_once([partial(upload, shared_api, image["id"], data),
+                                 partial(patch, shared_api, image["id"], to_bare)])
         doc = get(shared_api, image["id"]).json()
         assert (sent, patched) in {(204, 403), (415, 200), (409, 200)}, (sent, patched, doc)
         if doc["status"] == "active":
@@ -70,12 +71,9 @@ def test_format_patch_racing_the_upload_never_activates_other_formats(shared_api
 def test_concurrent_patches_of_different_properties_are_all_applied(shared_api):
     for round_ in range(12):
         image = create(shared_api, name=f"race{round_}")
-
-        def add(i: int) -> Callable[[], requests.Response]:
-            return lambda: patch(shared_api, image["id"],
-                                 [{"op": "add", "path": f"/p{i}", "value": str(i)}])
-
-        statuses = at_once([add(i) for i in range(8)])
+        statuses = at_once([
+            partial(patch, shared_api, image["id"],
+                    [{"op": "add", "path": f"/p{i}", "value": str(i)}]) for i in range(8)])
         assert set(statuses) <= {200, 409}, statuses
         doc = get(shared_api, image["id"]).json()
         for i, status in enumerate(statuses):
@@ -91,8 +89,8 @@ def test_protect_racing_delete_never_deletes_a_protected_image(shared_api):
         image = create(shared_api)
         url = f"{shared_api.url}/v2/images/{image['id']}"
         protect = [{"op": "replace", "path": "/protected", "value": True}]
-        patched, deleted = at_once([lambda: patch(shared_api, image["id"], protect),
-                                    lambda: requests.delete(url, timeout=30)])
+        patched, deleted = at_once([partial(patch, shared_api, image["id"], protect),
+                                    partial(requests.delete, url, timeout=30)])
         assert (patched, deleted) in {(200, 403), (404, 204)}, (patched, deleted)
         if patched == 200:
             assert get(shared_api, image["id"]).json()["protected"] is True
@@ -109,7 +107,7 @@ def test_concurrent_puts_of_one_tag_are_idempotent(shared_api):
     for _ in range(12):
         image = create(shared_api)
         url = f"{shared_api.url}/v2/images/{image['id']}/tags/same"
-        statuses = at_once([lambda: requests.put(url, timeout=30) for _ in range(8)])
+        statuses = at_once([partial(requests.put, url, timeout=30) for _ in range(8)])
         assert statuses == [204] * 8, statuses
         assert get(shared_api, image["id"]).json()["tags"] == ["same"]
 
@@ -119,11 +117,8 @@ def test_racing_new_tags_never_exceed_the_tag_quota(start_api):
     for _ in range(15):
         image = create(api)
         base = f"{api.url}/v2/images/{image['id']}/tags"
-
-        def put(i: int) -> Callable[[], requests.Response]:
-            return lambda: requests.put(f"{base}/t{i}", timeout=30)
-
-        statuses = at_once([put(i) for i in range(8)])
+        statuses = at_once([partial(requests.put, f"{base}/t{i}", timeout=30)
+                            for i in range(8)])
         tags = get(api, image["id"]).json()["tags"]
         assert set(statuses) <= {204, 413}, statuses
         assert statuses.count(204) == 3 and len(tags) == 3, (statuses, tags)

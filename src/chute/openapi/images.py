@@ -177,16 +177,24 @@ DOCUMENT: dict[str, Any] = {
             "get": _op("showImage", "Show an image", {"200": _ok("The image", "Image")}),
             "patch": _op("updateImage", "Update an image with JSON patch operations",
                          {"200": _ok("The updated image", "Image")},
+                         description="All operations or none. A PATCH racing another write "
+                                     "of the image is re-applied to its result; 409 if the "
+                                     "image kept changing. disk_format/container_format "
+                                     "change only while queued (403 once saving).",
                          requestBody={"required": True, "content": {
                              "application/openstack-images-v2.1-json-patch": {
                                  "schema": {"$ref": "#/components/schemas/PatchOps"}}}}),
             "delete": _op("deleteImage", "Delete an image and its data",
-                          {"204": _ok("Deleted")}),
+                          {"204": _ok("Deleted")},
+                          description="403 if protected (also when a PATCH to protected=true "
+                                      "committed first); 409 if the image kept changing."),
         },
         "/v2/images/{image_id}/file": {
             "parameters": [IMAGE_ID],
             "put": _op("uploadImage", "Upload image data (queued -> saving -> active)",
                        {"204": _ok("Stored and active")},
+                       description="409 if another upload started first, or if the formats "
+                                   "changed during the upload (it is queued again).",
                        parameters=[{"name": "x-openstack-image-size", "in": "header",
                                     "required": False,
                                     "schema": {"type": "integer", "minimum": 0}}],
@@ -215,7 +223,10 @@ DOCUMENT: dict[str, Any] = {
         },
         "/v2/images/{image_id}/tags/{tag}": {
             "parameters": [IMAGE_ID, TAG],
-            "put": _op("addTag", "Add a tag", {"204": _ok("Tagged")}),
+            "put": _op("addTag", "Add a tag", {"204": _ok("Tagged")},
+                       description="Idempotent (a present tag is 204). 413 past "
+                                   "image_tag_quota, counted atomically with concurrent "
+                                   "PUTs; 409 if the image kept changing."),
             "delete": _op("removeTag", "Remove a tag", {"204": _ok("Untagged")}),
         },
         "/v2/images/{image_id}/actions/deactivate": {
