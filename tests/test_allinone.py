@@ -1,5 +1,6 @@
 """`chute up`: both services from generated configs; a first boot copies through the store."""
 
+import io
 import json
 import signal
 import socket
@@ -24,10 +25,11 @@ def _port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(data_dir, api_port, compute_port):
+def _start(data_dir, api_port, compute_port, umask=-1):
     proc = subprocess.Popen([sys.executable, "-c", RUN, str(data_dir), str(api_port),
                              str(compute_port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            umask=umask)
     lines = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -101,3 +103,66 @@ def test_configs_match_and_keep_their_filesystem_id(tmp_path):
     again = write_configs(tmp_path / "var", 19292, 18774)
     compute_again = config.load(again.conf("chute-compute"), COMPUTE)
     assert compute_again.templated("image_file_url")["shared"]["id"] == shared["id"]
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """Every file and directory under `root` (root included) -> its permission bits."""
+    found = {".": root.stat().st_mode & 0o7777}
+    for path in root.rglob("*"):
+        found[str(path.relative_to(root))] = path.lstat().st_mode & 0o7777
+    return found
+
+
+def test_chute_up_keeps_secrets_and_data_private_under_a_permissive_umask(tmp_path):
+    data = tmp_path / "var"
+    api_port, compute_port = _port(), _port()
+    proc, _ = _start(data, api_port, compute_port, umask=0o022)
+    try:
+        images = ImageClient(f"http://127.0.0.1:{api_port}")
+        image = images.create(name="cirros", disk_format="raw", container_format="bare")
+        images.upload(image["id"], io.BytesIO(b"\1" * 65536), 65536)
+        compute = ComputeClient(f"http://127.0.0.1:{compute_port}")
+        server = compute.boot("vm", image["id"], "1")
+        deadline = time.monotonic() + 30
+        while server.get("status", "BUILD") == "BUILD" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            server = compute.get(server["id"])
+        assert server["status"] == "ACTIVE", server.get("fault")
+        modes = _modes(data)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    secrets = {"service-token", "chute-api.conf", "chute-compute.conf"}
+    assert {name: oct(modes[name]) for name in secrets} == dict.fromkeys(secrets, "0o600")
+    # What each service made: the image file, both databases, _base, the instance disk, logs.
+    assert f"store/images/{image['id']}" in modes
+    assert any(name.startswith("instances/_base/") for name in modes)
+    assert any(name.startswith(f"instances/{server['id']}/") for name in modes)
+    assert any(name.endswith(".sqlite") or name.endswith(".db") for name in modes), modes
+    for name, mode in modes.items():
+        is_dir = (data / name).is_dir()
+        assert mode & ~(0o750 if is_dir else 0o640) == 0, f"{name} is {mode:04o}"
+
+
+def test_chute_up_is_never_looser_than_a_stricter_umask(tmp_path):
+    data = tmp_path / "var"
+    proc, _ = _start(data, _port(), _port(), umask=0o077)
+    try:
+        modes = _modes(data)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    for name, mode in modes.items():
+        assert mode & 0o077 == 0, f"{name} is {mode:04o}"
+
+
+def test_write_configs_tightens_a_token_an_older_version_left_readable(tmp_path):
+    root = tmp_path / "var"
+    root.mkdir()
+    (root / "service-token").write_text("0123abcd\n")
+    (root / "service-token").chmod(0o644)
+    lay = write_configs(root, 19292, 18774)
+    assert (root / "service-token").stat().st_mode & 0o777 == 0o600
+    assert "service_token = 0123abcd" in lay.conf("chute-api").read_text()
+    for service in ("chute-api", "chute-compute"):
+        assert lay.conf(service).stat().st_mode & 0o777 == 0o600

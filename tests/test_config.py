@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,11 +34,14 @@ def run_main(conf_text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     conf.write_text(conf_text)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    umask = os.umask(0o022)
+    os.umask(umask)
     try:
         code = main(["--config-file", str(conf)])
-    finally:  # main() set up chute's logging; give pytest its own back
+    finally:  # main() set up chute's logging and tightened the umask; give pytest its own back
         root.handlers[:] = handlers
         root.setLevel(level)
+        os.umask(umask)
     return code, capsys.readouterr().err
 
 
@@ -94,3 +98,33 @@ def test_every_option_is_documented():
     for section, opts in SCHEMA.items():
         for opt in opts:
             assert opt.help.strip(), (section, opt.name)
+
+
+@pytest.mark.parametrize("mode, problem", [(0o644, "readable by others (mode 0644)"),
+                                           (0o602, "writable by others (mode 0602)")])
+def test_a_service_token_in_a_file_others_can_access_stops_the_service(tmp_path, mode, problem):
+    conf = tmp_path / "chute-api.conf"
+    conf.write_text(f"[DEFAULT]\nservice_token = s3cret\n[glance_store]\n"
+                    f"filesystem_store_datadir = {tmp_path}/images\n")
+    conf.chmod(mode)
+    result = subprocess.run([CHUTE_API, "--config-file", str(conf)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"chute-api: {conf}: [DEFAULT] service_token: is a secret, but the file is {problem}; "
+        f"chmod 600 {conf}"]
+    assert not (tmp_path / "images").exists()  # refused before anything was created
+
+
+def test_check_private_accepts_a_private_secret_and_a_public_file_without_one(tmp_path):
+    from chute import config
+    from chute.images.options import SCHEMA
+
+    secret = tmp_path / "secret.conf"
+    secret.write_text("[DEFAULT]\nservice_token = s3cret\n")
+    secret.chmod(0o640)  # the group may read it: only "others" are refused
+    config.check_private(config.load(secret, SCHEMA), [("DEFAULT", "service_token")])
+    public = tmp_path / "public.conf"
+    public.write_text("[DEFAULT]\nworkers = 2\n")
+    public.chmod(0o644)
+    config.check_private(config.load(public, SCHEMA), [("DEFAULT", "service_token")])

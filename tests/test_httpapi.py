@@ -56,3 +56,29 @@ def test_mapped_error_and_unknown_route(client):
 ])
 def test_negotiation_like_webob(accept, expected):
     assert negotiate(accept, ["text/html", "application/json"]) == expected
+
+
+FORGED = "2030-01-01 00:00:00.000 1 INFO chute.images [-] forged by a client"
+
+
+def test_a_client_cannot_write_a_log_line_of_its_own(api_server):
+    """A percent-encoded newline in the path, a newline and a bidi override in an image name:
+    each request is one line of chute-api's log, with what the client sent escaped."""
+    import requests
+
+    before = len(api_server.log_text().splitlines())
+    from urllib.parse import quote
+
+    path = "/v2/images/x%0A" + quote(FORGED)
+    assert requests.get(api_server.url + path, timeout=10).status_code == 404
+    name = "cirros\n" + FORGED + "\u202e\\n"
+    created = requests.post(f"{api_server.url}/v2/images", timeout=10, json={
+        "name": name, "disk_format": "raw", "container_format": "bare"})
+    assert created.status_code == 201
+    lines = api_server.log_text().splitlines()[before:]
+    assert not [line for line in lines if line.startswith(FORGED[:10])], lines
+    request_lines = [line for line in lines if "chute.http" in line]
+    assert len(request_lines) == 2, lines
+    assert f"GET {path} status: 404" in request_lines[0]  # the target as sent, not decoded
+    escaped = "cirros\\n" + FORGED + "\\u202e\\\\n"
+    assert [line for line in lines if escaped in line], lines

@@ -24,7 +24,11 @@ from types import FrameType
 
 import requests
 
+from chute import config
+
 HOST = "127.0.0.1"
+SECRET = 0o600  # the service token and the configs that hold it
+DATA = 0o640
 START_TIMEOUT = 30.0
 
 
@@ -57,26 +61,38 @@ class Layout:
         return self.logs / f"{service}.log"
 
 
-def _persistent(path: Path, make: str) -> str:
+def _write(path: Path, text: str, mode: int) -> None:
+    """Write `path` with at most `mode` (the umask may take more away), also when it exists:
+    a file an earlier version wrote 0644 is tightened, never loosened."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, os.fstat(fd).st_mode & mode & 0o777)
+        handle.write(text)
+
+
+def _persistent(path: Path, make: str, mode: int = 0o640) -> str:
     """A value generated once and kept: the filesystem id must not change between runs,
     because each image's location metadata recorded it at upload time."""
     if path.exists():
+        os.chmod(path, path.stat().st_mode & mode & 0o777)
         return path.read_text(encoding="utf-8").strip()
-    path.write_text(make + "\n", encoding="utf-8")
+    _write(path, make + "\n", mode)
     return make
 
 
 def write_configs(data_dir: str | os.PathLike[str], api_port: int = 9292,
                   compute_port: int = 8774) -> Layout:
     lay = Layout(Path(data_dir).resolve())
-    for directory in (lay.images, lay.instances, lay.logs):
-        directory.mkdir(parents=True, exist_ok=True)
+    # Private by default (issue 18 item 7): what is written here is data (0640 files, 0750
+    # directories) or a secret (0600: the token and both configs, which hold it); never looser
+    # than the operator's umask. The services make what they create private themselves.
+    for directory in (lay.root, lay.store, lay.images, lay.instances, lay.logs):
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
     fs_id = _persistent(lay.root / "filesystem-id", str(uuid.uuid4()))
-    token = _persistent(lay.root / "service-token", secrets.token_hex(16))
+    token = _persistent(lay.root / "service-token", secrets.token_hex(16), SECRET)
     metadata = lay.root / "store-metadata.json"
-    metadata.write_text(json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n",
-                        encoding="utf-8")
-    lay.conf("chute-api").write_text(f"""\
+    _write(metadata, json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n", DATA)
+    _write(lay.conf("chute-api"), f"""\
 [DEFAULT]
 bind_host = {HOST}
 bind_port = {api_port}
@@ -88,8 +104,8 @@ log_file = {lay.log("chute-api")}
 [glance_store]
 filesystem_store_datadir = {lay.images}
 filesystem_store_metadata_file = {metadata}
-""", encoding="utf-8")
-    lay.conf("chute-compute").write_text(f"""\
+""", SECRET)
+    _write(lay.conf("chute-compute"), f"""\
 [DEFAULT]
 bind_host = {HOST}
 bind_port = {compute_port}
@@ -107,7 +123,7 @@ filesystems = shared
 [image_file_url:shared]
 id = {fs_id}
 mountpoint = {lay.store}
-""", encoding="utf-8")
+""", SECRET)
     return lay
 
 
@@ -147,6 +163,7 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 def main(data_dir: str | os.PathLike[str] = "./var", api_port: int = 9292,
          compute_port: int = 8774) -> int:
     """Run both services until Ctrl-C/SIGTERM or until one of them exits."""
+    config.private_umask()  # also for the services' start-up, before they set it themselves
     lay = write_configs(data_dir, api_port, compute_port)
     stopping = False
 

@@ -13,6 +13,7 @@ times; `Config.templated("image_file_url")` returns them by NAME.
 from __future__ import annotations
 
 import configparser
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -217,3 +218,36 @@ def dump(config: Config, schema: Schema) -> str:
         else:
             render(name, opts, config.section(name))
     return "\n".join(lines) + "\n"
+
+
+# Files a service writes are private by default: secrets 0600, data 0640 / directories 0750.
+# `private_umask` adds group-write and all of "other" to the process umask (never loosening
+# what the operator's umask already takes away); `check_private` refuses a config file that
+# holds a secret while others can read or write it.
+PRIVATE_UMASK = 0o027
+
+
+def private_umask() -> int:
+    """Make the process umask at least PRIVATE_UMASK; return the umask now in force."""
+    current = os.umask(0)
+    os.umask(current | PRIVATE_UMASK)
+    return current | PRIVATE_UMASK
+
+
+def check_private(conf: Config, secrets: list[tuple[str, str]]) -> None:
+    """Raise ConfigError naming the file and option when `conf`'s file sets one of `secrets`
+    ((section, option) pairs) and is readable or writable by others."""
+    if conf.path is None:
+        return
+    for section, option in secrets:
+        if not conf.values.get(section, {}).get(option):
+            continue
+        try:
+            mode = os.stat(conf.path).st_mode & 0o7777
+        except OSError as exc:
+            raise conf.fail(section, option, f"cannot be checked: {exc.strerror}") from None
+        if mode & 0o006:
+            access = "readable" if mode & 0o004 else "writable"
+            raise conf.fail(section, option, f"is a secret, but the file is {access} by others "
+                                             f"(mode {mode:04o}); chmod 600 {conf.path}")
+        return

@@ -1,7 +1,8 @@
 """Falcon plumbing shared by chute-api and chute-compute.
 
 - `RequestIdMiddleware`: every response carries `x-openstack-request-id: req-<uuid>` (what Glance
-  and Nova send; clients log it) and every request logs exactly one line with that id.
+  and Nova send; clients log it) and every request logs exactly one line with that id, naming
+  the request target as sent (`request_target`), never the percent-decoded path.
 - `install_error_handling(app, table, renderer)`: one place per API that turns `chute.errors`
   classes into HTTP statuses (the `table`) and bodies (the `renderer`: Glance/WebOb negotiation
   for images, Nova's `{"itemNotFound": {...}}` for compute). Anything unexpected becomes a logged
@@ -18,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
+from urllib.parse import quote
 
 import falcon
 
@@ -77,6 +79,17 @@ def install_method_rules(app: App) -> None:
     app.add_sink(_unrouted)
 
 
+def request_target(req: falcon.Request) -> str:
+    """The path and query as the client sent them (gunicorn's RAW_URI), not percent-decoded:
+    what is logged of a request is what came over the wire (chute.log escapes the rest)."""
+    raw = req.env.get("RAW_URI") or req.env.get("REQUEST_URI")
+    if raw:
+        return str(raw)
+    path = quote(req.env.get("PATH_INFO", "").encode("latin-1", "replace"), safe="/;:@&=+$,!~*'()%")
+    query = req.env.get("QUERY_STRING", "")
+    return path + (f"?{query}" if query else "")
+
+
 class RequestIdMiddleware:
     """Give each request an id, put it on the response, log one line when the response is done."""
 
@@ -96,8 +109,7 @@ class RequestIdMiddleware:
         length: int | str | None = resp.content_length
         if length is None:
             length = len(resp.data) if resp.data is not None else "-"
-        query = f"?{req.query_string}" if req.query_string else ""
-        LOG.info("%s %s%s status: %s len: %s time: %.4f", req.method, req.path, query,
+        LOG.info("%s %s status: %s len: %s time: %.4f", req.method, request_target(req),
                  resp.status_code, length, time.monotonic() - started,
                  extra={"request_id": request_id})
         token = getattr(req.context, "token", None)
@@ -217,7 +229,7 @@ def install_error_handling(app: App, table: dict[type[ChuteError], int],
                        params: dict[str, Any]) -> None:
         status = status_for(exc)
         if status >= 500:
-            LOG.error("%s %s failed: %s", req.method, req.path, exc.message)
+            LOG.error("%s %s failed: %s", req.method, request_target(req), exc.message)
             info = ErrorInfo(status, "The server could not complete the request.")
         else:
             info = ErrorInfo(status, exc.message, dict(getattr(exc, "headers", {}) or {}))
@@ -236,7 +248,7 @@ def install_error_handling(app: App, table: dict[type[ChuteError], int],
         if isinstance(exc, falcon.HTTPError):
             on_http_error(req, resp, exc, params)
             return
-        LOG.exception("%s %s: unexpected error", req.method, req.path)
+        LOG.exception("%s %s: unexpected error", req.method, request_target(req))
         info = ErrorInfo(500, "The server has either erred or is incapable of performing the "
                               "requested operation.")
         _apply(req, resp, info, renderer)

@@ -91,3 +91,16 @@ def test_port_in_use_names_bind_port(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip() == (f"chute-compute: {conf}: [DEFAULT] bind_port: cannot listen "
                                    f"on 127.0.0.1:{port}: Address already in use")
+
+
+def test_a_service_token_readable_by_others_stops_the_agent(tmp_path):
+    conf = tmp_path / "chute-compute.conf"
+    conf.write_text(f"[DEFAULT]\ninstances_path = {tmp_path}/instances\n"
+                    "[glance]\nservice_token = s3cret\n")
+    conf.chmod(0o604)
+    proc = run("--config-file", str(conf))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"chute-compute: {conf}: [glance] service_token: is a secret, but the file is readable "
+        f"by others (mode 0604); chmod 600 {conf}"]
+    assert not (tmp_path / "instances").exists()

@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 def write_conf(path: Path, sections: dict[str, dict[str, Any]]) -> None:
-    """An ini file chute's config loader reads: booleans lower-case, lists comma-separated."""
+    """An ini file chute's config loader reads: booleans lower-case, lists comma-separated.
+    Written 0600, as an operator keeps a config that may hold a service_token (a service
+    refuses to start with such a file readable by others)."""
     lines = []
     for section, options in sections.items():
         lines.append(f"[{section}]")
@@ -40,6 +42,7 @@ def write_conf(path: Path, sections: dict[str, dict[str, Any]]) -> None:
             lines.append(f"{key} = {value}")
         lines.append("")
     path.write_text("\n".join(lines))
+    path.chmod(0o600)
 
 
 class ServiceProcess:

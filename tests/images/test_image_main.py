@@ -74,3 +74,29 @@ def test_master_holds_no_database_layer_and_no_process_keeps_alembic(api_server)
         assert loaded(files, sqlalchemy)  # the same check sees what a worker did import
         assert not loaded(files, markupsafe)
         assert not loaded(files, cryptography)
+
+
+@pytest.mark.parametrize("umask, store_options, file_mode", [
+    (0o022, {}, 0o640),                                      # data is not for every local user
+    (0o077, {}, 0o600),                                      # a stricter umask wins
+    (0o022, {"filesystem_store_file_perm": 644}, 0o644),     # the operator asked for it
+])
+def test_image_files_and_database_are_private_by_default(start_api, umask, store_options,
+                                                         file_mode):
+    previous = os.umask(umask)  # the service inherits it, as from the operator's shell
+    try:
+        api = start_api(glance_store=store_options)
+    finally:
+        os.umask(previous)
+    created = requests.post(f"{api.url}/v2/images", json={
+        "name": "x", "disk_format": "raw", "container_format": "bare"}).json()
+    put = requests.put(f"{api.url}/v2/images/{created['id']}/file", data=b"\1" * 4096,
+                       headers={"Content-Type": "application/octet-stream"})
+    assert put.status_code == 204
+    assert (api.datadir / created["id"]).stat().st_mode & 0o777 == file_mode
+    traverse = (0o010 if file_mode & 0o070 else 0) | (0o001 if file_mode & 0o007 else 0)
+    assert api.datadir.stat().st_mode & 0o777 == (0o750 & ~umask) | traverse
+    databases = list(api.datadir.parent.glob("chute-api.sqlite*"))
+    assert databases
+    for path in databases:
+        assert path.stat().st_mode & 0o777 == 0o640 & ~umask, path

@@ -60,7 +60,7 @@ def create(instances_path: str, instance_id: str, base: str, disk_format: str,
     """Make the instance disk; it appears under its final name only when complete."""
     qemu_format, _ = check_base(base, disk_format, flavor)
     final = disk_path(instances_path, instance_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     tmp = final.with_name("disk.tmp")
     try:
         if images_type == "raw":

@@ -79,7 +79,7 @@ class ImageCache:
     def __init__(self, settings: CacheSettings, fetcher: Fetcher) -> None:
         self.settings, self.fetcher = settings, fetcher
         self.dir = settings.base_dir
-        os.makedirs(self.dir, exist_ok=True)
+        os.makedirs(self.dir, mode=0o750, exist_ok=True)
         self._remove_stale_work_files()
 
     def base_path(self, image_id: str) -> str:
@@ -105,7 +105,7 @@ class ImageCache:
 
     @contextlib.contextmanager
     def _locked(self, base: str, image_id: str) -> Iterator[None]:
-        fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -117,7 +117,7 @@ class ImageCache:
             os.close(fd)  # closing the last descriptor releases the flock
 
     def _try_lock(self, base: str) -> int | None:
-        fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(base + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd

@@ -54,7 +54,7 @@ def validate(conf: config.Config) -> AgentSettings:
 def prepare(conf: config.Config, agent: AgentSettings) -> None:
     """Create the directories and state database the agent needs, naming the option on error."""
     try:
-        Path(base_dir(agent.instances_path)).mkdir(parents=True, exist_ok=True)
+        Path(base_dir(agent.instances_path)).mkdir(mode=0o750, parents=True, exist_ok=True)
     except OSError as exc:
         raise conf.fail("DEFAULT", "instances_path",
                         f"cannot create {agent.instances_path}: {exc.strerror}") from None
@@ -143,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             print(explain(conf, image_service(conf), args.image_id))
             return 0
+        config.check_private(conf, [("glance", "service_token")])
+        config.private_umask()  # _base, instance disks, the state database, the log
         check_bind(conf, agent)
         prepare(conf, agent)
     except ConfigError as exc:

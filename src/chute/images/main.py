@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_config:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
+        config.check_private(conf, [("DEFAULT", "service_token")])
+        config.private_umask()  # image files, the database, the log: 0640 / dirs 0750
         log.setup(settings.server.log_file or None, settings.server.debug)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)

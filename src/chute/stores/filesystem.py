@@ -81,7 +81,7 @@ def _parse_datadirs(settings: StoreSettings, fail: Fail) -> list[Datadir]:
 def _prepare(datadir: Datadir, settings: StoreSettings, fail: Fail) -> None:
     option = "filesystem_store_datadirs" if settings.datadirs else "filesystem_store_datadir"
     try:
-        os.makedirs(datadir.path, exist_ok=True)
+        os.makedirs(datadir.path, mode=0o750, exist_ok=True)
     except OSError as exc:
         raise fail(SECTION, option, f"cannot create {datadir.path}: {exc.strerror}") from None
     if not os.access(datadir.path, os.W_OK | os.X_OK):
@@ -115,7 +115,8 @@ class FileWriter:
         self._dir = datadir
         self.final = os.path.join(datadir, image_id)
         self.partial = os.path.join(datadir, f"{PARTIAL_PREFIX}{image_id}.{HOST}{PARTIAL_SUFFIX}")
-        mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o666
+        # Data, not for every local user: 0640 (less if the umask says so) unless configured.
+        mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o640
         self._size = 0  # bytes received, holes included: the final ftruncate sets it
         try:
             self._fd: int | None = os.open(

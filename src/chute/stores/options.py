@@ -28,7 +28,8 @@ OPTIONS: list[Opt] = [
         "JSON file: one {id, mountpoint} object or a list of them, attached to each new "
         "location whose file lies under the mountpoint."),
     Opt("filesystem_store_file_perm", "int", 0,
-        "Octal permission digits for new image files (e.g. 640); 0 leaves the umask.",
+        "Octal permission digits for new image files (e.g. 644); 0: 0640, less where the "
+        "umask is stricter.",
         check=_octal_perm),
     # An upload holds chute.images.upload.RING (3) chunks, so the chunk size is most of
     # what a busy worker adds to its RSS. 1 MiB, measured on 1 GiB raw PUTs with O_DIRECT
@@ -49,7 +50,7 @@ class StoreSettings:
     datadir: str
     datadirs: tuple[str, ...]
     metadata_file: str
-    file_perm: int  # octal digits as written, e.g. 640; 0: the umask decides
+    file_perm: int  # octal digits as written, e.g. 644; 0: 0640 masked by the umask
     chunk_size: int
 
     @classmethod

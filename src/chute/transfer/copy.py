@@ -353,8 +353,9 @@ def _copy_segments(src: int, dst: int, size: int, pair: tuple[int, int],
 
 
 def open_destination(path: str) -> int:
-    """A new, empty destination opened read-write (the verifier reads it back)."""
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    """A new, empty destination opened read-write (the verifier reads it back); 0640 at most:
+    image bytes are data, not for every local user (docs/architecture.md, issue 18 item 7)."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
 
 
 def copy_file(src_path: str, dst_path: str, *, algorithm: str | None = None,

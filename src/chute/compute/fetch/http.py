@@ -312,7 +312,7 @@ def fetch_http(service: ImageService, image_id: str, dst_path: str,
                expected: Expected) -> Transfer:
     """Download into `dst_path` (truncated), verify size and digest, fsync; raise on failure."""
     started = time.monotonic()
-    fd = os.open(dst_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(dst_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
     download: _Download | None = None
     try:
         plan = _plan(service, image_id, expected.size)
