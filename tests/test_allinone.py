@@ -3,26 +3,28 @@
 import io
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from chute.allinone import write_configs
-from chute.client.compute import ComputeClient
 from chute.client.images import ImageClient
+from tests.helpers.servers import boot_and_wait
+from tests.helpers.services import free_port
 
 RUN = ("import sys; from chute.allinone import main; "
        "sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))")
 
 
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass(frozen=True)
+class Endpoint:
+    """What tests.helpers.servers needs of a compute service: its URL."""
+
+    url: str
 
 
 def _start(data_dir, api_port, compute_port, umask=-1):
@@ -45,7 +47,7 @@ def _start(data_dir, api_port, compute_port, umask=-1):
 
 def test_chute_up_first_boot_copies_directly(tmp_path):
     data = tmp_path / "var"
-    api_port, compute_port = _port(), _port()
+    api_port, compute_port = free_port(), free_port()
     proc, banner = _start(data, api_port, compute_port)
     try:
         assert f"chute-api listening on http://127.0.0.1:{api_port}" in banner
@@ -58,12 +60,8 @@ def test_chute_up_first_boot_copies_directly(tmp_path):
         image = images.create(name="cirros", disk_format="qcow2", container_format="bare")
         with open(image_path, "rb") as source:
             images.upload(image["id"], source, image_path.stat().st_size)
-        compute = ComputeClient(f"http://127.0.0.1:{compute_port}")
-        server = compute.boot("vm", image["id"], "1")
-        deadline = time.monotonic() + 30
-        while server.get("status", "BUILD") == "BUILD" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            server = compute.get(server["id"])
+        server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}"), image["id"],
+                               timeout=30)
         assert server["status"] == "ACTIVE", server.get("fault")
         assert server["chute:image_transfer"]["method"] == "file"
         log = (data / "log" / "chute-compute.log").read_text()
@@ -115,18 +113,14 @@ def _modes(root: Path) -> dict[str, int]:
 
 def test_chute_up_keeps_secrets_and_data_private_under_a_permissive_umask(tmp_path):
     data = tmp_path / "var"
-    api_port, compute_port = _port(), _port()
+    api_port, compute_port = free_port(), free_port()
     proc, _ = _start(data, api_port, compute_port, umask=0o022)
     try:
         images = ImageClient(f"http://127.0.0.1:{api_port}")
         image = images.create(name="cirros", disk_format="raw", container_format="bare")
         images.upload(image["id"], io.BytesIO(b"\1" * 65536), 65536)
-        compute = ComputeClient(f"http://127.0.0.1:{compute_port}")
-        server = compute.boot("vm", image["id"], "1")
-        deadline = time.monotonic() + 30
-        while server.get("status", "BUILD") == "BUILD" and time.monotonic() < deadline:
-            time.sleep(0.05)
-            server = compute.get(server["id"])
+        server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}"), image["id"],
+                               timeout=30)
         assert server["status"] == "ACTIVE", server.get("fault")
         modes = _modes(data)
     finally:
@@ -146,7 +140,7 @@ def test_chute_up_keeps_secrets_and_data_private_under_a_permissive_umask(tmp_pa
 
 def test_chute_up_is_never_looser_than_a_stricter_umask(tmp_path):
     data = tmp_path / "var"
-    proc, _ = _start(data, _port(), _port(), umask=0o077)
+    proc, _ = _start(data, free_port(), free_port(), umask=0o077)
     try:
         modes = _modes(data)
     finally:
