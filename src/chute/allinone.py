@@ -3,8 +3,14 @@
 The generated configuration makes the store's metadata id and the compute host's filesystem id
 the same uuid (kept in DATA_DIR so a second `chute up` keeps serving the same images), with the
 compute mountpoint equal to the store's, so a first boot copies through the filesystem. Both
-services listen on loopback only; locations are also served through the service-only endpoint
-with a token both configs share.
+services listen on loopback only.
+
+Image documents carry no store paths (`show_multiple_locations` and `show_image_direct_url` off,
+as in Glance): anyone who reaches the API reads them, and the service-only locations endpoint
+would protect nothing. The compute host reads the locations through that endpoint
+(`GET /v2/images/{id}/locations`) with a token both configs share. `show_locations=True`
+(`chute up --show-locations`) turns both options on, for an operator who wants `image-show`
+to show the `file://` location.
 """
 
 from __future__ import annotations
@@ -81,7 +87,7 @@ def _persistent(path: Path, make: str, mode: int = 0o640) -> str:
 
 
 def write_configs(data_dir: str | os.PathLike[str], api_port: int = 9292,
-                  compute_port: int = 8774) -> Layout:
+                  compute_port: int = 8774, show_locations: bool = False) -> Layout:
     lay = Layout(Path(data_dir).resolve())
     # Private by default (issue 18 item 7): what is written here is data (0640 files, 0750
     # directories) or a secret (0600: the token and both configs, which hold it); never looser
@@ -90,14 +96,15 @@ def write_configs(data_dir: str | os.PathLike[str], api_port: int = 9292,
         directory.mkdir(mode=0o750, parents=True, exist_ok=True)
     fs_id = _persistent(lay.root / "filesystem-id", str(uuid.uuid4()))
     token = _persistent(lay.root / "service-token", secrets.token_hex(16), SECRET)
+    show = "true" if show_locations else "false"
     metadata = lay.root / "store-metadata.json"
     _write(metadata, json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n", DATA)
     _write(lay.conf("chute-api"), f"""\
 [DEFAULT]
 bind_host = {HOST}
 bind_port = {api_port}
-show_multiple_locations = true
-show_image_direct_url = true
+show_multiple_locations = {show}
+show_image_direct_url = {show}
 service_token = {token}
 log_file = {lay.log("chute-api")}
 
@@ -161,10 +168,10 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 
 
 def main(data_dir: str | os.PathLike[str] = "./var", api_port: int = 9292,
-         compute_port: int = 8774) -> int:
+         compute_port: int = 8774, show_locations: bool = False) -> int:
     """Run both services until Ctrl-C/SIGTERM or until one of them exits."""
     config.private_umask()  # also for the services' start-up, before they set it themselves
-    lay = write_configs(data_dir, api_port, compute_port)
+    lay = write_configs(data_dir, api_port, compute_port, show_locations)
     stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

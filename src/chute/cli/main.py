@@ -42,11 +42,14 @@ def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_toke
               help="Where the database, the image store and the instances live.")
 @click.option("--api-port", type=int, default=9292, show_default=True)
 @click.option("--compute-port", type=int, default=8774, show_default=True)
-def up(data_dir: str, api_port: int, compute_port: int) -> None:
+@click.option("--show-locations", is_flag=True, default=False,
+              help="Show each image's store path (locations, direct_url) to every API caller. "
+                   "Off: only the compute host reads them, with the service token.")
+def up(data_dir: str, api_port: int, compute_port: int, show_locations: bool) -> None:
     """Run chute-api and chute-compute together on this machine (all-in-one)."""
     from chute.allinone import main as allinone_main  # only `up` needs it
 
-    status = allinone_main(data_dir, api_port, compute_port)
+    status = allinone_main(data_dir, api_port, compute_port, show_locations)
     if status:
         sys.exit(status)
 
