@@ -60,6 +60,21 @@ def test_chute_up_first_boot_copies_directly(tmp_path):
         image = images.create(name="cirros", disk_format="qcow2", container_format="bare")
         with open(image_path, "rb") as source:
             images.upload(image["id"], source, image_path.stat().st_size)
+        # Issue 18 item 8: no store paths for anonymous callers, and the service-only
+        # endpoint answers only to the token the compute host has.
+        shown = requests.get(f"http://127.0.0.1:{api_port}/v2/images/{image['id']}",
+                             timeout=10).json()
+        assert shown["status"] == "active"
+        assert "locations" not in shown and "direct_url" not in shown, shown
+        assert str(data) not in json.dumps(shown)
+        endpoint = f"http://127.0.0.1:{api_port}/v2/images/{image['id']}/locations"
+        assert requests.get(endpoint, timeout=10).status_code == 403
+        assert requests.get(endpoint, headers={"X-Auth-Token": "wrong"},
+                            timeout=10).status_code == 403
+        token = (data / "service-token").read_text().strip()
+        served = requests.get(endpoint, headers={"X-Auth-Token": token}, timeout=10)
+        assert served.status_code == 200
+        assert served.json()[0]["url"] == f"file://{data}/store/images/{image['id']}"
         server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}"), image["id"],
                                timeout=30)
         assert server["status"] == "ACTIVE", server.get("fault")
@@ -97,10 +112,23 @@ def test_configs_match_and_keep_their_filesystem_id(tmp_path):
     assert compute.get("glance", "allowed_direct_url_schemes") == ["file"]
     assert compute.get("glance", "service_token") == api.get("DEFAULT", "service_token") != ""
     assert compute.get("glance", "api_servers") == ["http://127.0.0.1:19292"]
+    assert api.get("DEFAULT", "show_multiple_locations") is False
+    assert api.get("DEFAULT", "show_image_direct_url") is False
 
     again = write_configs(tmp_path / "var", 19292, 18774)
     compute_again = config.load(again.conf("chute-compute"), COMPUTE)
     assert compute_again.templated("image_file_url")["shared"]["id"] == shared["id"]
+
+
+def test_show_locations_turns_both_options_on(tmp_path):
+    from chute import config
+    from chute.images.options import SCHEMA as IMAGES
+
+    lay = write_configs(tmp_path / "var", 19292, 18774, show_locations=True)
+    api = config.load(lay.conf("chute-api"), IMAGES)
+    assert api.get("DEFAULT", "show_multiple_locations") is True
+    assert api.get("DEFAULT", "show_image_direct_url") is True
+    assert api.get("DEFAULT", "service_token") != ""
 
 
 def _modes(root: Path) -> dict[str, int]:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 from tests.helpers.cli import CHUTE, run_chute
 
@@ -30,13 +31,17 @@ def _wait_for(proc: subprocess.Popen, text: str, timeout: float = 60) -> list[st
     raise AssertionError(f"chute up never printed {text!r}: {''.join(lines)}")
 
 
+def _up(data_dir, api_port: int, compute_port: int, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([CHUTE, "up", "--data-dir", str(data_dir), "--api-port",
+                             str(api_port), "--compute-port", str(compute_port), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
 def test_chute_up_then_the_readme_story(tmp_path, qcow2_image):
     api_port, compute_port = _free_port(), _free_port()
     data_dir = tmp_path / "var"
-    proc = subprocess.Popen([CHUTE, "up", "--data-dir", str(data_dir), "--api-port",
-                             str(api_port), "--compute-port", str(compute_port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = _up(data_dir, api_port, compute_port)
     try:
         _wait_for(proc, "Ctrl-C stops both")
         urls = {"image_url": f"http://127.0.0.1:{api_port}",
@@ -46,7 +51,20 @@ def test_chute_up_then_the_readme_story(tmp_path, qcow2_image):
                          **urls)
         assert made.returncode == 0, made.stderr
         rows = made.table()
-        assert rows["locations"].startswith(f'[{{"url": "file://{data_dir}/store/images/')
+        # Issue 18 item 8: a user sees no store path; the compute host still finds it.
+        assert "locations" not in rows and "direct_url" not in rows, rows
+        shown = run_chute("image-show", rows["id"], **urls)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.table()["status"] == "active"
+        assert "locations" not in shown.table() and str(data_dir) not in shown.stdout
+        explained = subprocess.run(
+            [str(Path(CHUTE).parent / "chute-compute"), "--config-file",
+             str(data_dir / "chute-compute.conf"), "explain", rows["id"]],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert explained.returncode == 0, explained.stderr
+        path = f"{data_dir}/store/images/{rows['id']}"
+        assert f"[1] file://{path}" in explained.stdout
+        assert f"A fetch would copy {path} directly." in explained.stdout
         booted = run_chute("boot", "--image", rows["id"], "--flavor", "2", "--poll", "vm1",
                            **urls)
         assert booted.returncode == 0, booted.stderr
@@ -58,3 +76,25 @@ def test_chute_up_then_the_readme_story(tmp_path, qcow2_image):
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stopped chute-api and chute-compute" in out
+
+
+def test_chute_up_show_locations_shows_the_file_location(tmp_path, qcow2_image):
+    """The operator's opt-in: `chute up --show-locations`, then image-show has the location."""
+    api_port, compute_port = _free_port(), _free_port()
+    data_dir = tmp_path / "var"
+    proc = _up(data_dir, api_port, compute_port, "--show-locations")
+    try:
+        _wait_for(proc, "Ctrl-C stops both")
+        url = f"http://127.0.0.1:{api_port}"
+        made = run_chute("image-create", "--file", str(qcow2_image), "--name", "demo",
+                         "--disk-format", "qcow2", image_url=url)
+        assert made.returncode == 0, made.stderr
+        image_id = made.table()["id"]
+        rows = run_chute("image-show", image_id, image_url=url).table()
+        location = f"file://{data_dir}/store/images/{image_id}"
+        assert rows["locations"].startswith(f'[{{"url": "{location}"')
+        assert rows["direct_url"] == location
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
