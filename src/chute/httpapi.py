@@ -265,15 +265,60 @@ def no_body(req: falcon.Request) -> None:
         raise falcon.HTTPBadRequest(description="A body is not expected with this request.")
 
 
+# Deepest nesting a request body may have: Glance and Nova documents are 3-4 levels deep; the
+# limit keeps a small body of brackets from reaching the parser's recursion limit (a 500).
+MAX_JSON_DEPTH = 32
+
+
 def read_json(req: falcon.Request, limit: int = 1 << 20) -> object:
-    """Parse a JSON request body; the error messages are Glance's."""
+    """Parse a JSON request body; the error messages are Glance's. The one place request JSON
+    is parsed, so the one place hostile but well-formed JSON is refused with a 400: nesting
+    deeper than MAX_JSON_DEPTH and strings (keys included) with a lone surrogate (`"\\ud800"`
+    is valid JSON but not Unicode: it cannot be stored, logged or sent back as UTF-8)."""
     raw = req.bounded_stream.read(limit + 1)
     if len(raw) > limit:
         raise falcon.HTTPPayloadTooLarge(description="Request body is too large.")
     try:
-        return json.loads(raw or b"null")
+        body = json.loads(raw or b"null")
+    except RecursionError:
+        raise _too_deep() from None
     except ValueError:
         raise falcon.HTTPBadRequest(description="Malformed JSON in request body.") from None
+    _check_json(body)
+    return body
+
+
+def _too_deep() -> falcon.HTTPBadRequest:
+    return falcon.HTTPBadRequest(
+        description=f"JSON in request body is nested deeper than {MAX_JSON_DEPTH} levels.")
+
+
+def _check_json(body: object) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH and lone surrogates, without recursion."""
+    stack: list[tuple[object, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    _check_text(key)
+                    stack.append((item, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise falcon.HTTPBadRequest(
+            description=f"Invalid string in request body: lone surrogate "
+                        f"\\u{ord(bad):04x} is not valid Unicode.") from None
 
 
 def json_response(resp: falcon.Response, body: object, status: int = 200) -> None:

@@ -20,6 +20,7 @@ import logging
 import queue
 import shutil
 import threading
+import unicodedata
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -302,6 +303,19 @@ def _check_name(name: object) -> str:
     if len(name) > 255:
         raise BadComputeRequest("Invalid input for field/attribute name: longer than 255 "
                                 "characters.")
+    # Nova's valid_name_regex (nova/api/validation/parameter_types.py): printable characters
+    # only (no Unicode category C*: controls, format characters such as the bidirectional
+    # overrides, lone surrogates, unassigned; no Z* but the space separators Zs), and no
+    # whitespace first or last.
+    for char in name:
+        category = unicodedata.category(char)
+        if category.startswith("C") or (category.startswith("Z") and category != "Zs"):
+            raise BadComputeRequest(
+                f"Invalid input for field/attribute name: character U+{ord(char):04X} is not "
+                "printable; a name has printable characters only.")
+    if name[0].isspace() or name[-1].isspace():
+        raise BadComputeRequest("Invalid input for field/attribute name: it cannot start or "
+                                "end with whitespace.")
     return name
 
 

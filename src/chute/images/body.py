@@ -44,6 +44,21 @@ class StreamBody:
             raise  # a stalled client: the handler answers 408
         except (OSError, ValueError) as exc:  # gunicorn's NoMoreData is an IOError
             raise _stopped(exc) from None
+        except Exception as exc:
+            if _malformed(exc):  # a bad chunk size line, a chunk without its CRLF, ...
+                raise Invalid(f"Malformed request body: {exc}") from None
+            raise
+
+
+def _malformed(exc: Exception) -> bool:
+    """Whether gunicorn refused the body's framing (a ParseException: InvalidChunkSize,
+    ChunkMissingTerminator, InvalidChunkExtension). gunicorn has marked the body failed, so it
+    closes the connection after the 400 instead of parsing the rest as the next request."""
+    try:
+        from gunicorn.http.errors import ParseException
+    except ImportError:
+        return False
+    return isinstance(exc, ParseException)
 
 
 class _LengthReader(Protocol):
