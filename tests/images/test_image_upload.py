@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import time
 
 import pytest
@@ -84,6 +86,64 @@ def test_declared_size_mismatch_is_400_and_nothing_stored(shared_api, declared):
                   headers={"x-openstack-image-size": str(declared)})
     assert resp.status_code == 400
     assert "Size" in resp.json()["message"]
+    assert_nothing_stored(shared_api, image["id"])
+
+
+def _reply_while_body_unsent(sock, sent):
+    """The server's answer, read while the client still holds back the rest of its body: a
+    server that waits for (or reads) more than `sent` bytes never answers here."""
+    reply = b""
+    try:
+        while b"\r\n\r\n" not in reply or len(reply.partition(b"\r\n\r\n")[2]) < int(
+                re.search(rb"(?i)content-length: *(\d+)", reply).group(1)):
+            got = sock.recv(65536)
+            if not got:
+                break
+            reply += got
+    except TimeoutError:
+        raise AssertionError(f"no answer after {sent} body bytes: the server waited for more "
+                             "of a body already past its declared size") from None
+    finally:
+        sock.close()
+    return reply.decode(errors="replace")
+
+
+# A declared size that ends mid-chunk (chunks are 1 MiB), after a few whole chunks.
+OVER = 3 * MiB + 5
+
+
+def test_body_past_declared_size_is_400_at_the_first_byte_too_many(shared_api):
+    """x-openstack-image-size under a larger Content-Length: the byte after the declared size
+    is refused at once, without waiting for the rest of the 64 MiB body."""
+    image = create(shared_api)
+    body = os.urandom(OVER + 1)
+    sock = socket.create_connection(("127.0.0.1", shared_api.port), timeout=10)
+    head = (f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Accept: application/json\r\n"
+            f"Content-Type: application/octet-stream\r\nx-openstack-image-size: {OVER}\r\n"
+            f"Content-Length: {64 * MiB}\r\n\r\n")
+    sock.sendall(head.encode() + body)
+    reply = _reply_while_body_unsent(sock, len(body))
+    assert reply.startswith("HTTP/1.1 400"), reply[:300]
+    assert f"Size exceeds: expected {OVER} bytes" in reply, reply[:600]
+    assert_nothing_stored(shared_api, image["id"])
+
+
+def test_chunked_body_past_declared_size_is_400_at_the_first_byte_too_many(shared_api):
+    """A chunked body (no Content-Length) whose declared size is exceeded: refused at the
+    first byte too many, before the client has sent the rest or the terminating chunk."""
+    image = create(shared_api)
+    sock = socket.create_connection(("127.0.0.1", shared_api.port), timeout=10)
+    head = (f"PUT /v2/images/{image['id']}/file HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Accept: application/json\r\n"
+            f"Content-Type: application/octet-stream\r\nx-openstack-image-size: {OVER}\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n")
+    piece = os.urandom(MiB)
+    chunks = [piece] * 3 + [piece[:6]]  # OVER + 1 bytes in all, no last chunk
+    sock.sendall(head.encode() + b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks))
+    reply = _reply_while_body_unsent(sock, OVER + 1)
+    assert reply.startswith("HTTP/1.1 400"), reply[:300]
+    assert f"Size exceeds: expected {OVER} bytes" in reply, reply[:600]
     assert_nothing_stored(shared_api, image["id"])
 
 

@@ -4,8 +4,9 @@
 gunicorn it reads the client socket directly with recv_into() into the caller's (reused)
 buffer: gunicorn's own Body.read() passes every byte through two or three BytesIO buffers and
 slices, ~1.2 CPU-seconds per GiB on this machine, a sixth of what a whole upload costs. Every
-other body (chunked, another WSGI server, a test's BytesIO) goes through the plain WSGI
-`read()`, whose bytes are used as they are.
+chunked body under gunicorn is read from its ChunkedReader (ChunkedBody says why); every other
+body (another WSGI server, a test's BytesIO) goes through the plain WSGI `read()`, whose bytes
+are used as they are.
 
 The fast path keeps gunicorn's bookkeeping exact: it first takes the body bytes gunicorn had
 already read ahead with the headers (handing back any that belong to a pipelined next request),
@@ -31,10 +32,14 @@ def _stopped(exc: BaseException) -> Invalid:
     return Invalid(f"The client stopped sending the image data: {exc or type(exc).__name__}")
 
 
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 class StreamBody:
     """Any WSGI input: `read(n)`, whose bytes are handed on as they are (no copy)."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO | _Readable) -> None:
         self._stream = stream
 
     def read_chunk(self, buffer: memoryview) -> bytes | memoryview:
@@ -59,6 +64,26 @@ def _malformed(exc: Exception) -> bool:
     except ImportError:
         return False
     return isinstance(exc, ParseException)
+
+
+class ChunkedBody(StreamBody):
+    """A chunked body read from gunicorn's ChunkedReader, which returns up to the bytes asked.
+
+    gunicorn's Body.read(n) asks its reader for at least 1 KiB and waits until it has it (or
+    the body ends), so a read limited to the first byte past a declared size would wait for,
+    and read, up to 1 KiB more. Going to the reader also skips Body's BytesIO copy.
+    """
+
+    def __init__(self, reader: _Readable, owner: _FailableBody) -> None:
+        super().__init__(reader)
+        self._owner = owner
+
+    def read_chunk(self, buffer: memoryview) -> bytes | memoryview:
+        try:
+            return super().read_chunk(buffer)
+        except BaseException:
+            self._owner.failed = True  # as Body does: the connection is not reused
+            raise
 
 
 class _LengthReader(Protocol):
@@ -114,7 +139,23 @@ def open_body(env: dict[str, Any]) -> Body:
     """The fastest correct reader of this request's body."""
     stream = env["wsgi.input"]
     fast = _gunicorn_socket_body(stream)
-    return fast if fast is not None else StreamBody(stream)
+    if fast is not None:
+        return fast
+    chunked = _gunicorn_chunked_body(stream)
+    return chunked if chunked is not None else StreamBody(stream)
+
+
+def _gunicorn_chunked_body(stream: Any) -> ChunkedBody | None:
+    """A ChunkedBody for gunicorn's Body(ChunkedReader) with nothing read yet, else None."""
+    try:
+        from gunicorn.http.body import Body as GunicornBody
+        from gunicorn.http.body import ChunkedReader
+    except ImportError:
+        return None
+    if type(stream) is not GunicornBody or type(stream.reader) is not ChunkedReader \
+            or stream.failed or stream.buf.tell():
+        return None
+    return ChunkedBody(stream.reader, stream)
 
 
 def _gunicorn_socket_body(stream: Any) -> SocketBody | None:

@@ -55,6 +55,18 @@ def _check(total: int, limits: Limits) -> None:
         raise Invalid(f"Size exceeds: expected {limits.declared} bytes, got more")
 
 
+def _most(limits: Limits) -> int:
+    """The most bytes the body may hold: the reader never asks for more than one byte past it,
+    so a body running past its declared size (or the cap, or the quota) is refused at the
+    first byte too many, without waiting for, reading, hashing or writing the rest."""
+    most = limits.size_cap
+    if limits.quota_left is not None:
+        most = min(most, limits.quota_left)
+    if limits.declared is not None:
+        most = min(most, limits.declared)
+    return most
+
+
 # Buffers in flight: one being filled from the socket while up to RING - 1 earlier ones are
 # still being hashed or written, so a digest or a write that is briefly slower (dirty-page
 # throttling, a thread descheduled) does not stall the reading of the socket at once.
@@ -116,13 +128,16 @@ def receive(body: Body, writer: Writer, limits: Limits, *, hashing_algorithm: st
     caller can abort an upload whose image was deleted meanwhile.
     """
     inspector = StreamInspector() if inspect_as else None
-    total, next_check = 0, 1 << 30
+    total, next_check, most = 0, 1 << 30, _most(limits)
     slots = ring(RING, chunk_size)
     with MultiHasher(["md5", hashing_algorithm, BLOCKS], depth=RING) as hasher, \
             _BackgroundWriter(writer) as background:
         for turn in itertools.count():
             slot = slots[turn % RING]
-            chunk = body.read_chunk(slot.free())
+            buffer = slot.free()
+            if most - total < len(buffer):  # near the end: a view, not a copy
+                buffer = buffer[:most - total + 1]
+            chunk = body.read_chunk(buffer)
             if not chunk:
                 break
             total += len(chunk)
