@@ -11,14 +11,25 @@ would protect nothing. The compute host reads the locations through that endpoin
 (`GET /v2/images/{id}/locations`) with a token both configs share. `show_locations=True`
 (`chute up --show-locations`) turns both options on, for an operator who wants `image-show`
 to show the `file://` location.
+
+Both config files are written once, on the first start, and kept as they are afterwards, so an
+operator's edits survive a restart; the only change a later start makes is `--show-locations`,
+which turns the two options on in the kept chute-api.conf. Ports and addresses come from the
+kept files. One `chute up` owns a data dir at a time (a flock on DATA_DIR/chute-up.lock), and
+both ports are checked before anything starts.
 """
 
 from __future__ import annotations
 
+import configparser
+import errno
+import fcntl
 import json
 import os
+import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import requests
 
@@ -86,9 +98,56 @@ def _persistent(path: Path, make: str, mode: int = 0o640) -> str:
     return make
 
 
-def write_configs(data_dir: str | os.PathLike[str], api_port: int = 9292,
-                  compute_port: int = 8774, show_locations: bool = False) -> Layout:
+def _write_once(path: Path, text: str, mode: int) -> bool:
+    """Write `path` unless it exists (then only tighten its mode): True if it was written."""
+    if path.exists():
+        os.chmod(path, path.stat().st_mode & mode & 0o777)
+        return False
+    _write(path, text, mode)
+    return True
+
+
+def _turn_on(path: Path, options: Sequence[str]) -> bool:
+    """Set each of `options` to true in the [DEFAULT] section of the kept INI file at `path`,
+    editing only those lines (comments and the operator's other edits stay): True if changed."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    section, seen, changed = "DEFAULT", set(), False
+    for number, line in enumerate(lines):
+        header = re.match(r"\s*\[([^]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+            continue
+        found = re.match(r"\s*([A-Za-z_]+)\s*[=:]\s*(.*?)\s*$", line)
+        if section == "DEFAULT" and found and found.group(1) in options:
+            seen.add(found.group(1))
+            if found.group(2).lower() != "true":
+                lines[number] = f"{found.group(1)} = true\n"
+                changed = True
+    missing = [f"{name} = true\n" for name in options if name not in seen]
+    if missing:
+        at = next((i + 1 for i, line in enumerate(lines)
+                   if re.match(r"\s*\[DEFAULT\]", line)), None)
+        if at is None:
+            lines[:0] = ["[DEFAULT]\n", *missing, "\n"]
+        else:
+            lines[at:at] = missing
+        changed = True
+    if changed:
+        _write(path, "".join(lines), SECRET)
+    return changed
+
+
+SHOW_OPTIONS = ("show_multiple_locations", "show_image_direct_url")
+
+
+def write_configs(data_dir: str | os.PathLike[str], api_port: int | None = None,
+                  compute_port: int | None = None, show_locations: bool = False) -> Layout:
+    """Write both configs on the first start; later starts keep them as they are (an
+    operator's edits survive), except that `show_locations` turns the two options on in the
+    kept chute-api.conf. The ports only matter on the first start."""
     lay = Layout(Path(data_dir).resolve())
+    api_port = 9292 if api_port is None else api_port
+    compute_port = 8774 if compute_port is None else compute_port
     # Private by default (issue 18 item 7): what is written here is data (0640 files, 0750
     # directories) or a secret (0600: the token and both configs, which hold it); never looser
     # than the operator's umask. The services make what they create private themselves.
@@ -98,8 +157,8 @@ def write_configs(data_dir: str | os.PathLike[str], api_port: int = 9292,
     token = _persistent(lay.root / "service-token", secrets.token_hex(16), SECRET)
     show = "true" if show_locations else "false"
     metadata = lay.root / "store-metadata.json"
-    _write(metadata, json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n", DATA)
-    _write(lay.conf("chute-api"), f"""\
+    _write_once(metadata, json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n", DATA)
+    written = _write_once(lay.conf("chute-api"), f"""\
 [DEFAULT]
 bind_host = {HOST}
 bind_port = {api_port}
@@ -112,7 +171,9 @@ log_file = {lay.log("chute-api")}
 filesystem_store_datadir = {lay.images}
 filesystem_store_metadata_file = {metadata}
 """, SECRET)
-    _write(lay.conf("chute-compute"), f"""\
+    if show_locations and not written:
+        _turn_on(lay.conf("chute-api"), SHOW_OPTIONS)
+    _write_once(lay.conf("chute-compute"), f"""\
 [DEFAULT]
 bind_host = {HOST}
 bind_port = {compute_port}
@@ -132,6 +193,46 @@ id = {fs_id}
 mountpoint = {lay.store}
 """, SECRET)
     return lay
+
+
+def _bind_address(conf: Path) -> tuple[str, int]:
+    """The (bind_host, bind_port) a kept config file asks its service to listen on."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(conf, encoding="utf-8")
+    defaults = parser.defaults()
+    return defaults.get("bind_host", HOST), int(defaults.get("bind_port", "0"))
+
+
+def _port_busy(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be bound now, or None. SO_REUSEADDR as gunicorn sets it, so a
+    socket in TIME_WAIT from a previous run does not count as busy."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is already in use"
+            return f"cannot be bound ({exc.strerror or exc})"
+    return None
+
+
+def _lock(root: Path) -> IO[str] | None:
+    """Hold DATA_DIR/chute-up.lock for the life of this process, or None if another process
+    holds it. The lock goes with the process, also when it is killed."""
+    root.mkdir(mode=0o750, parents=True, exist_ok=True)
+    fd = os.open(root / "chute-up.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, SECRET)
+    handle = os.fdopen(fd, "r+", encoding="utf-8")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
 
 
 def _command(service: str) -> list[str]:
@@ -167,11 +268,52 @@ def _stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def main(data_dir: str | os.PathLike[str] = "./var", api_port: int = 9292,
-         compute_port: int = 8774, show_locations: bool = False) -> int:
+def _fail(message: str) -> int:
+    print(f"chute up: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def main(data_dir: str | os.PathLike[str] = "./var", api_port: int | None = None,
+         compute_port: int | None = None, show_locations: bool = False) -> int:
     """Run both services until Ctrl-C/SIGTERM or until one of them exits."""
     config.private_umask()  # also for the services' start-up, before they set it themselves
-    lay = write_configs(data_dir, api_port, compute_port, show_locations)
+    root = Path(data_dir).resolve()
+    lock = _lock(root)
+    if lock is None:
+        try:
+            holder = f" (pid {int((root / 'chute-up.lock').read_text().strip())})"
+        except (OSError, ValueError):
+            holder = ""
+        return _fail(f"{root} is already used by another chute up{holder}; stop it first "
+                     f"or use another --data-dir")
+    try:
+        return _run(root, api_port, compute_port, show_locations)
+    finally:
+        lock.close()
+
+
+def _run(root: Path, api_port: int | None, compute_port: int | None,
+         show_locations: bool) -> int:
+    kept = Layout(root).conf("chute-api").exists() or Layout(root).conf("chute-compute").exists()
+    lay = write_configs(root, api_port, compute_port, show_locations)
+    if kept:
+        turned = (" (--show-locations turned show_multiple_locations and show_image_direct_url "
+                  "on in chute-api.conf)") if show_locations else ""
+        print(f"keeping {lay.conf('chute-api')} and {lay.conf('chute-compute')} as they are; "
+              f"edit them to change ports or options{turned}", flush=True)
+    urls: dict[str, str] = {}
+    for service, asked, flag in (("chute-api", api_port, "--api-port"),
+                                 ("chute-compute", compute_port, "--compute-port")):
+        host, port = _bind_address(lay.conf(service))
+        if asked is not None and asked != port:
+            return _fail(f"{flag} {asked} differs from bind_port = {port} in "
+                         f"{lay.conf(service)}, which is kept from the first start; "
+                         f"change it there")
+        busy = _port_busy(host, port)
+        if busy is not None:
+            return _fail(f"port {port} on {host} ({service}, bind_port in "
+                         f"{lay.conf(service)}) {busy}; nothing was started")
+        urls[service] = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -182,8 +324,7 @@ def main(data_dir: str | os.PathLike[str] = "./var", api_port: int = 9292,
     procs: list[subprocess.Popen[bytes]] = []
     failure: str | None = None
     try:
-        for service, url in (("chute-api", f"http://{HOST}:{api_port}"),
-                             ("chute-compute", f"http://{HOST}:{compute_port}")):
+        for service, url in urls.items():
             cmd = [*_command(service), "--config-file", str(lay.conf(service))]
             procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
             _wait_ready(procs[-1], url + "/", service)

@@ -40,12 +40,18 @@ def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_toke
 @click.option("--data-dir", default="./var", show_default=True,
               type=click.Path(file_okay=False),
               help="Where the database, the image store and the instances live.")
-@click.option("--api-port", type=int, default=9292, show_default=True)
-@click.option("--compute-port", type=int, default=8774, show_default=True)
+@click.option("--api-port", type=int, default=None,
+              help="chute-api's port on the first start  [default: 9292]; later starts use "
+                   "bind_port in DATA_DIR/chute-api.conf.")
+@click.option("--compute-port", type=int, default=None,
+              help="chute-compute's port on the first start  [default: 8774]; later starts "
+                   "use bind_port in DATA_DIR/chute-compute.conf.")
 @click.option("--show-locations", is_flag=True, default=False,
-              help="Show each image's store path (locations, direct_url) to every API caller. "
-                   "Off: only the compute host reads them, with the service token.")
-def up(data_dir: str, api_port: int, compute_port: int, show_locations: bool) -> None:
+              help="Show each image's store path (locations, direct_url) to every API caller "
+                   "(also turns them on in a kept chute-api.conf). Off: only the compute host "
+                   "reads them, with the service token.")
+def up(data_dir: str, api_port: int | None, compute_port: int | None,
+       show_locations: bool) -> None:
     """Run chute-api and chute-compute together on this machine (all-in-one)."""
     from chute.allinone import main as allinone_main  # only `up` needs it
 
