@@ -188,3 +188,79 @@ def test_write_configs_tightens_a_token_an_older_version_left_readable(tmp_path)
     assert "service_token = 0123abcd" in lay.conf("chute-api").read_text()
     for service in ("chute-api", "chute-compute"):
         assert lay.conf(service).stat().st_mode & 0o777 == 0o600
+
+
+KEPT_RUN = "import sys; from chute.allinone import main; sys.exit(main(sys.argv[1]))"
+
+
+def _start_kept(data_dir):
+    """`chute up` with no port arguments: a later start takes everything from the kept files."""
+    proc = subprocess.Popen([sys.executable, "-c", KEPT_RUN, str(data_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops both" in line:
+            return proc, "".join(lines)
+    proc.kill()
+    raise AssertionError("chute up did not start: " + "".join(lines) + proc.stderr.read())
+
+
+def test_a_later_chute_up_keeps_the_operators_edits(tmp_path):
+    """Issue 18 item 10: configs are written once; an operator's edits survive a restart."""
+    data = tmp_path / "var"
+    proc, _ = _start(data, free_port(), free_port())
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    api_conf, compute_conf = data / "chute-api.conf", data / "chute-compute.conf"
+    new_api, new_compute = free_port(), free_port()
+    api_text = api_conf.read_text()
+    api_text = "# the operator's note\n" + "\n".join(
+        f"bind_port = {new_api}" if line.startswith("bind_port") else line
+        for line in api_text.splitlines()) + "\n"
+    api_conf.write_text(api_text)
+    compute_text = "\n".join(
+        f"bind_port = {new_compute}" if line.startswith("bind_port")
+        else f"api_servers = http://127.0.0.1:{new_api}" if line.startswith("api_servers")
+        else line for line in compute_conf.read_text().splitlines()) + "\n"
+    compute_conf.write_text(compute_text)
+
+    proc, banner = _start_kept(data)
+    try:
+        assert f"chute-api listening on http://127.0.0.1:{new_api}" in banner
+        assert f"chute-compute listening on http://127.0.0.1:{new_compute}" in banner
+        assert f"keeping {api_conf}" in banner
+        assert api_conf.read_text() == api_text
+        assert compute_conf.read_text() == compute_text
+        assert requests.get(f"http://127.0.0.1:{new_api}/v2/images", timeout=10).ok
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+
+
+def test_show_locations_on_a_kept_config_changes_only_those_options(tmp_path):
+    from chute import config
+    from chute.images.options import SCHEMA as IMAGES
+
+    lay = write_configs(tmp_path / "var", 19292, 18774)
+    conf = lay.conf("chute-api")
+    edited = "# mine\n" + conf.read_text().replace("bind_port = 19292", "bind_port = 19393")
+    conf.write_text(edited)
+    write_configs(tmp_path / "var", 19292, 18774, show_locations=True)
+    text = conf.read_text()
+    assert text == edited.replace("show_multiple_locations = false",
+                                  "show_multiple_locations = true").replace(
+        "show_image_direct_url = false", "show_image_direct_url = true")
+    api = config.load(conf, IMAGES)
+    assert api.get("DEFAULT", "show_multiple_locations") is True
+    assert api.get("DEFAULT", "show_image_direct_url") is True
+    assert api.get("DEFAULT", "bind_port") == 19393
+    write_configs(tmp_path / "var", 19292, 18774)  # without the flag: kept as it is
+    assert conf.read_text() == text

@@ -98,3 +98,42 @@ def test_chute_up_show_locations_shows_the_file_location(tmp_path, qcow2_image):
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def test_a_second_chute_up_on_the_same_data_dir_refuses_in_one_line(tmp_path):
+    """Issue 18 item 10: one `chute up` per data dir; the second one starts nothing."""
+    data_dir = tmp_path / "var"
+    proc = _up(data_dir, _free_port(), _free_port())
+    try:
+        _wait_for(proc, "Ctrl-C stops both")
+        second = subprocess.run([CHUTE, "up", "--data-dir", str(data_dir)],
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert second.returncode == 1
+        assert "listening" not in second.stdout
+        lines = second.stderr.splitlines()
+        assert len(lines) == 1, second.stderr
+        assert f"{data_dir} is already used by another chute up (pid {proc.pid})" in lines[0]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def test_chute_up_on_a_busy_port_says_so_in_one_line(tmp_path):
+    """Issue 18 item 10: the bind of both ports is checked before anything is claimed."""
+    for which in ("api", "compute"):
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            ports = {"api": _free_port(), "compute": _free_port(), which: port}
+            data_dir = tmp_path / which
+            done = subprocess.run([CHUTE, "up", "--data-dir", str(data_dir), "--api-port",
+                                   str(ports["api"]), "--compute-port", str(ports["compute"])],
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 1
+        assert "listening" not in done.stdout, done.stdout
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1, done.stderr
+        assert f"port {port} on 127.0.0.1 (chute-{which}" in lines[0]
+        assert "already in use" in lines[0]
