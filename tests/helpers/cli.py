@@ -63,3 +63,32 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
     assert lines[0].startswith("chute: error: "), lines[0]
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
+
+
+@dataclass
+class RawResult:
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+def run_chute_raw(*args: str, image_url: str | None = None, compute_url: str | None = None,
+                  umask: int | None = None, stdout: int | None = None,
+                  timeout: float = 120) -> RawResult:
+    """Run `chute ARGS` with stdout kept as bytes (image data), optionally under `umask`, or
+    with stdout sent to the descriptor `stdout` (a terminal, say); stdout is then b""."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    if image_url:
+        env["OS_IMAGE_URL"] = image_url
+    if compute_url:
+        env["OS_COMPUTE_URL"] = compute_url
+    preexec = (lambda: os.umask(umask)) if umask is not None else None  # noqa: E731
+    proc = subprocess.run([CHUTE, *args], check=False, env=env, timeout=timeout,
+                          stdout=subprocess.PIPE if stdout is None else stdout,
+                          stderr=subprocess.PIPE, preexec_fn=preexec)
+    return RawResult(proc.returncode, proc.stdout or b"", proc.stderr.decode())
+
+
+def assert_one_line_failure(returncode: int, stderr: str, *fragments: str) -> None:
+    """assert_one_line_error for a RawResult's fields."""
+    assert_one_line_error(Result(returncode, "", stderr), *fragments)

@@ -1,8 +1,9 @@
 """What every command shares: endpoints, token, output format, the clients built from them,
-and the delete of several ids."""
+names resolved to ids, and the delete of several ids."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -74,3 +75,35 @@ def delete_each(ids: Sequence[str], delete: Callable[[str], None]) -> None:
         emit_json({"deleted": deleted})
     if failed:
         raise RemoteError(0, "failed to delete " + "; ".join(failed))
+
+
+# An id as Glance and Nova make them (8-4-4-4-12 hex): used as is, never looked up as a name.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _one_named(kind: str, ref: str, docs: Sequence[dict[str, Any]]) -> str:
+    """The id of the one document named `ref`, in the OpenStack clients' words otherwise."""
+    ids = [str(doc.get("id")) for doc in docs if doc.get("name") == ref]
+    if not ids:
+        raise RemoteError(0, f"No {kind} with a name or ID of '{ref}' exists.")
+    if len(ids) > 1:
+        raise RemoteError(0, f"Multiple {kind} matches found for '{ref}', use an ID to be "
+                             f"more specific: {', '.join(sorted(ids))}")
+    return ids[0]
+
+
+def resolve_image(client: ImageClient, ref: str) -> str:
+    """`ref` as an image id: an id is used as is; a name is looked up (`?name=`), as the
+    openstack client does, and must name exactly one image."""
+    if _UUID.fullmatch(ref):
+        return ref
+    if ref.startswith("in:"):  # `?name=in:...` is Glance's list syntax: match every image
+        return _one_named("image", ref, list(client.list()))
+    return _one_named("image", ref, list(client.list(name=ref)))
+
+
+def resolve_server(client: ComputeClient, ref: str) -> str:
+    """`ref` as a server id: an id is used as is; a name must name exactly one server."""
+    if _UUID.fullmatch(ref):
+        return ref
+    return _one_named("server", ref, client.list(detail=False))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, BinaryIO
 
 import click
 
-from chute.cli.context import cli_context, delete_each, format_option
+from chute.cli.context import cli_context, delete_each, format_option, resolve_image
 from chute.cli.output import emit_json, emit_list, emit_properties
 from chute.cli.progress import byte_bar
 from chute.errors import ChuteError, RemoteError
@@ -100,8 +101,9 @@ def image_upload(image_id: str, path: str, progress: bool) -> None:
 @click.argument("image_id")
 @format_option
 def image_show(image_id: str) -> None:
-    """Show an image's attributes, hashes and locations."""
-    _show(cli_context().images().get(image_id))
+    """Show an image's attributes, hashes and locations (IMAGE_ID: an id or a name)."""
+    client = cli_context().images()
+    _show(client.get(resolve_image(client, image_id)))
 
 
 @click.command("image-list")
@@ -118,26 +120,44 @@ def image_list(limit: int | None, filters: tuple[str, ...], tag: str | None) -> 
     emit_list(cli_context().fmt, images, [("ID", "id"), ("Name", "name"), ("Status", "status")])
 
 
+# glanceclient's words when its data would go to a terminal.
+NO_REDIRECTION = ("No redirection or local file specified for downloaded image data. Please "
+                  "specify a local file with --file to save downloaded image or redirect "
+                  "output to another source.")
+
+
 @click.command("image-download")
 @click.argument("image_id")
-@click.option("--file", "path", required=True, type=click.Path(dir_okay=False),
-              help="Where to write the data.")
+@click.option("--file", "path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Where to write the data (default, or -: stdout).")
 @click.option("--progress", is_flag=True, help="Show a progress bar of the download.")
 @format_option
-def image_download(image_id: str, path: str, progress: bool) -> None:
-    """Download image data, verifying size and hash before it appears under --file."""
-    from chute.client.download import download_image  # hashing modules: only needed here
+def image_download(image_id: str, path: str | None, progress: bool) -> None:
+    """Download image data, verifying size and hash before it appears under --file.
+
+    Without --file (or with --file -) the data goes to stdout, as with `glance
+    image-download`; it is checked as it goes, and a mismatch exits 1 after the bytes went."""
+    from chute.client.download import download_image, download_to_stream  # hashing modules
     from chute.client.image import Image
 
+    to_stdout = path is None or path == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise click.ClickException(NO_REDIRECTION)
     client = cli_context().images()
-    image = Image.parse(client.get(image_id))
+    image = Image.parse(client.get(resolve_image(client, image_id)))
     with byte_bar(image.size or None, "download", progress) as bar:
-        done = download_image(client, image, path, bar.update)
-    if cli_context().fmt == "json":
-        emit_json({"id": image_id, "file": done.path, "bytes": done.nbytes,
+        if to_stdout:
+            sys.stdout.flush()
+            done = download_to_stream(client, image, sys.stdout.fileno(), "stdout",
+                                      bar.update)
+        else:
+            assert path is not None
+            done = download_image(client, image, path, bar.update)
+    if cli_context().fmt == "json" and not to_stdout:  # stdout holds the image's bytes
+        emit_json({"id": image.id, "file": done.path, "bytes": done.nbytes,
                    "verified": done.algorithm})
     elif done.algorithm is None:
-        click.echo(f"warning: image {image_id} has no checksum; only its size was checked",
+        click.echo(f"warning: image {image.id} has no checksum; only its size was checked",
                    err=True)
 
 

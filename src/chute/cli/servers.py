@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from chute.cli.context import cli_context, delete_each, format_option
+from chute.cli.context import cli_context, delete_each, format_option, resolve_image, resolve_server
 from chute.cli.output import emit_list, emit_properties
 from chute.cli.progress import StatusLine
 from chute.client.compute import ComputeClient
@@ -79,7 +79,7 @@ def _poll(client: ComputeClient, server_id: str) -> dict[str, Any]:
 
 
 @click.command("boot")
-@click.option("--image", "image_ref", required=True, help="Image id.")
+@click.option("--image", "image_ref", required=True, help="Image id or name.")
 @click.option("--flavor", "flavor_ref", required=True, help="Flavor id or name (2 = m1.small).")
 @click.option("--poll", is_flag=True, help="Wait until the server is ACTIVE or ERROR.")
 @click.argument("name")
@@ -87,7 +87,8 @@ def _poll(client: ComputeClient, server_id: str) -> dict[str, Any]:
 def boot(image_ref: str, flavor_ref: str, poll: bool, name: str) -> None:
     """Boot a server from an image; exit 1 if --poll sees it end in ERROR."""
     client = cli_context().compute()
-    created = client.boot(name, image_ref, _flavor_id(client, flavor_ref))
+    image_id = resolve_image(cli_context().images(), image_ref)
+    created = client.boot(name, image_id, _flavor_id(client, flavor_ref))
     # The 202 answer holds little more than the id; show the server as it is now.
     server = _poll(client, created["id"]) if poll else client.get(created["id"])
     _show(server)
@@ -112,16 +113,18 @@ def list_servers() -> None:
 @click.argument("server_id")
 @format_option
 def show(server_id: str) -> None:
-    """Show a server, its fault if any, and how its image arrived."""
-    _show(cli_context().compute().get(server_id))
+    """Show a server, its fault if any, and how its image arrived (SERVER_ID: id or name)."""
+    client = cli_context().compute()
+    _show(client.get(resolve_server(client, server_id)))
 
 
 @click.command("delete")
 @click.argument("server_ids", nargs=-1, required=True)
 @format_option
 def delete(server_ids: tuple[str, ...]) -> None:
-    """Delete servers (their instance directories go with them)."""
-    delete_each(server_ids, cli_context().compute().delete)
+    """Delete servers, by id or name (their instance directories go with them)."""
+    client = cli_context().compute()
+    delete_each(server_ids, lambda ref: client.delete(resolve_server(client, ref)))
 
 
 @click.command("flavor-list")

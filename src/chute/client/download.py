@@ -13,9 +13,11 @@ filesystem allows, else the page cache with writeback started as it goes) while 
 buffers fill. No byte is copied in user space: the kernel reads into the buffer, and an
 O_DIRECT write takes it from there.
 
-`download_image` writes to a temporary name beside the target, fsyncs it and renames it into
-place only after size and hash match, so a failed or interrupted download never leaves a file
-that looks whole under the requested name.
+`download_to_stream` writes to stdout (`chute image-download ID`, as `glance image-download`):
+the same Receiver, with plain writes; its bytes cannot be taken back, so a mismatch is said
+after they went. `download_image` writes to a temporary name beside the target, fsyncs it and
+renames it into place only after size and hash match, so a failed or interrupted download
+never leaves a file that looks whole under the requested name.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ class Receiver:
     """
 
     def __init__(self, fd: int, path: str, algorithms: Sequence[str], holes: bool = False,
-                 odirect: bool = True, progress: Callable[[int], None] | None = None) -> None:
+                 odirect: bool = True, progress: Callable[[int], None] | None = None,
+                 stream: bool = False) -> None:
         self._fd, self._path, self._algorithms = fd, path, list(algorithms)
-        self._holes, self._odirect, self._progress = holes, odirect, progress
+        self._holes, self._odirect, self._progress = holes and not stream, odirect, progress
+        self._stream = stream  # a pipe or terminal: plain write(2), no holes, no restart
         self._slots = ring(IN_FLIGHT, CHUNK)
         self._turn = 0
         self.written = 0
@@ -67,7 +71,7 @@ class Receiver:
 
     def _start(self) -> tuple[MultiHasher, FileSink]:
         return (MultiHasher(self._algorithms, depth=IN_FLIGHT),
-                FileSink(self._fd, self._path, self._odirect))
+                FileSink(self._fd, self._path, self._odirect, self._stream))
 
     @property
     def odirect(self) -> bool:
@@ -167,11 +171,11 @@ class Downloaded:
 def download_image(client: ImageClient, image: Image, path: str,
                    progress: Callable[[int], None] | None = None) -> Downloaded:
     """Write the data of `image` to `path`; checked against `Expected.of(image)`, or only
-    against its size when it has no usable digest (Downloaded.algorithm is then None)."""
-    if image.status != "active":
-        raise RemoteError(409, f"image {image.id} is {image.status}, not active: "
-                               "it has no data to download")
-    expected = Expected.of(image)
+    against its size when it has no usable digest (Downloaded.algorithm is then None).
+
+    The file gets the mode a new file gets from the umask (0666 & ~umask), as `glance
+    image-download` gives it, not mkstemp's 0600."""
+    expected = _expected(image)
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
@@ -180,6 +184,7 @@ def download_image(client: ImageClient, image: Image, path: str,
         raise OSError(exc.errno, f"cannot write in {directory}: {exc.strerror}") from None
     try:
         try:
+            os.fchmod(fd, 0o666 & ~_umask())
             nbytes = _stream(client, image, Receiver(fd, tmp, _algorithms(expected),
                                                      progress=progress), expected)
             os.fsync(fd)
@@ -192,19 +197,50 @@ def download_image(client: ImageClient, image: Image, path: str,
     return Downloaded(path, nbytes, expected.algorithm if expected else None)
 
 
+def download_to_stream(client: ImageClient, image: Image, fd: int, name: str = "stdout",
+                       progress: Callable[[int], None] | None = None) -> Downloaded:
+    """Write the data of `image` to the open stream `fd` (stdout, a pipe), through the same
+    Receiver as a file, and check it the same way. A stream cannot be taken back: on a
+    mismatch or a broken transfer the bytes already written stay there, and the error says
+    so (the caller's exit status is what tells a pipeline to discard them)."""
+    expected = _expected(image)
+    receiver = Receiver(fd, name, _algorithms(expected), odirect=False, progress=progress,
+                        stream=True)
+    try:
+        nbytes = _stream(client, image, receiver, expected,
+                         fate=f"the bytes already written to {name} are not the image")
+    except RemoteUnavailable as exc:
+        raise RemoteUnavailable(f"{exc.message}; the {receiver.received} bytes already "
+                                f"written to {name} are not the whole image") from None
+    return Downloaded(name, nbytes, expected.algorithm if expected else None)
+
+
+def _expected(image: Image) -> Expected | None:
+    if image.status != "active":
+        raise RemoteError(409, f"image {image.id} is {image.status}, not active: "
+                               "it has no data to download")
+    return Expected.of(image)
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)  # read it the only portable way, and put it back at once
+    os.umask(mask)
+    return mask
+
+
 def _algorithms(expected: Expected | None) -> list[str]:
     return [expected.algorithm] if expected else []
 
 
 def _stream(client: ImageClient, image: Image, receiver: Receiver,
-            expected: Expected | None) -> int:
+            expected: Expected | None, fate: str = "download discarded") -> int:
     """The whole body, read with http.client's readinto into the receiver's buffers."""
     with receiver, client.download_body(image.id) as body:
         source = _Body(body, image.id)
         receiver.receive(source.readinto)
         digests = receiver.finish()
         _check_complete(body, image.id, receiver.written)
-    _verify(image, expected, receiver.written, digests)
+    _verify(image, expected, receiver.written, digests, fate)
     return receiver.written
 
 
@@ -237,11 +273,11 @@ def _check_complete(body: http.client.HTTPResponse, image_id: str, nbytes: int) 
 
 
 def _verify(image: Image, expected: Expected | None, nbytes: int,
-            digests: dict[str, str]) -> None:
+            digests: dict[str, str], fate: str) -> None:
     image_id = image.id
     if image.size is not None and nbytes != image.size:
         raise IntegrityError(f"image {image_id}: received {nbytes} bytes, expected "
-                             f"{image.size}; download discarded")
+                             f"{image.size}; {fate}")
     if expected is None:
         return
     got = digests[expected.algorithm]
@@ -249,7 +285,7 @@ def _verify(image: Image, expected: Expected | None, nbytes: int,
         raise IntegrityError(
             f"image {image_id}: downloaded data does not match its {expected.field} "
             f"({expected.algorithm} {got[:16]}... != {expected.digest[:16]}...); "
-            "download discarded")
+            f"{fate}")
 
 
 def _unlink(path: str) -> None:

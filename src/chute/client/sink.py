@@ -8,6 +8,9 @@ hash); the same GiB through O_DIRECT took 0.67-1.04 s wall, fsync included, ever
 Elsewhere the writes go through the page cache and writeback starts every 64 MiB
 (chute.transfer.writeback), so the final fsync waits for the tail only.
 
+A stream (stdout, a pipe: `stream=True`) is written with plain write(2) at its own position,
+neither O_DIRECT nor pwrite (a pipe has no offsets); it cannot hold holes.
+
 Holes: skip() leaves bytes unwritten (the caller ftruncates to the size at the end). With
 O_DIRECT only whole aligned blocks can be skipped; a hole that is not (an extent of odd length,
 a short all-zero tail) ends O_DIRECT for the rest of the file, its staged tail written the
@@ -34,12 +37,13 @@ class FileSink:
     until it reuses the buffer); flush() waits for everything, close() cancels what has not
     started."""
 
-    def __init__(self, fd: int, path: str, odirect: bool = True) -> None:
+    def __init__(self, fd: int, path: str, odirect: bool = True, stream: bool = False) -> None:
         self._fd = fd
+        self._stream = stream
         self._end = 0  # file offset of the next byte
-        self._odirect = ODirectFile.open(fd, path) if odirect else None
+        self._odirect = ODirectFile.open(fd, path) if odirect and not stream else None
         # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
-        self._writeback = Writeback(fd) if self._odirect is None else None
+        self._writeback = Writeback(fd) if self._odirect is None and not stream else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
         self._pending: collections.deque[Future[None]] = collections.deque()
 
@@ -66,6 +70,11 @@ class FileSink:
         size = len(chunk)
         if self._odirect is not None:
             self._odirect.write(chunk)
+        elif self._stream:
+            view, done = memoryview(chunk), 0
+            while done < size:
+                with view[done:] as rest:
+                    done += os.write(self._fd, rest)
         else:
             view, done = memoryview(chunk), 0
             while done < size:
@@ -76,6 +85,8 @@ class FileSink:
         self._end += size
 
     def _skip(self, nbytes: int) -> None:
+        if self._stream:
+            raise ValueError("a stream cannot hold holes")
         if self._odirect is not None and not self._odirect.skip(nbytes):
             self._odirect.close()  # the staged tail, through the ordinary descriptor
             self._odirect = None
