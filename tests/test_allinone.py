@@ -18,6 +18,7 @@ from tests.helpers.services import free_port
 
 RUN = ("import sys; from chute.allinone import main; "
        "sys.exit(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))")
+KEPT_RUN = "import sys; from chute.allinone import main; sys.exit(main(sys.argv[1]))"
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,11 @@ class Endpoint:
     url: str
 
 
-def _start(data_dir, api_port, compute_port, umask=-1):
-    proc = subprocess.Popen([sys.executable, "-c", RUN, str(data_dir), str(api_port),
-                             str(compute_port)], stdout=subprocess.PIPE,
+def _start(data_dir, api_port=None, compute_port=None, umask=-1):
+    """`chute up` in a child; without ports, a later start takes them from the kept files."""
+    argv = ([RUN, str(data_dir), str(api_port), str(compute_port)] if api_port is not None
+            else [KEPT_RUN, str(data_dir)])
+    proc = subprocess.Popen([sys.executable, "-c", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True,
                             umask=umask)
     lines = []
@@ -190,27 +193,6 @@ def test_write_configs_tightens_a_token_an_older_version_left_readable(tmp_path)
         assert lay.conf(service).stat().st_mode & 0o777 == 0o600
 
 
-KEPT_RUN = "import sys; from chute.allinone import main; sys.exit(main(sys.argv[1]))"
-
-
-def _start_kept(data_dir):
-    """`chute up` with no port arguments: a later start takes everything from the kept files."""
-    proc = subprocess.Popen([sys.executable, "-c", KEPT_RUN, str(data_dir)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    lines = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Ctrl-C stops both" in line:
-            return proc, "".join(lines)
-    proc.kill()
-    raise AssertionError("chute up did not start: " + "".join(lines) + proc.stderr.read())
-
-
 def test_a_later_chute_up_keeps_the_operators_edits(tmp_path):
     """Issue 18 item 10: configs are written once; an operator's edits survive a restart."""
     data = tmp_path / "var"
@@ -231,7 +213,7 @@ def test_a_later_chute_up_keeps_the_operators_edits(tmp_path):
         else line for line in compute_conf.read_text().splitlines()) + "\n"
     compute_conf.write_text(compute_text)
 
-    proc, banner = _start_kept(data)
+    proc, banner = _start(data)
     try:
         assert f"chute-api listening on http://127.0.0.1:{new_api}" in banner
         assert f"chute-compute listening on http://127.0.0.1:{new_compute}" in banner

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "client": {"errors", "transfer"},
     "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi",
                 "wsgi_server", "openapi"},
-    "allinone": {"errors", "config", "log", "client"},
+    "allinone": {"errors", "config", "log", "client", "wsgi_server"},
     "cli": {"errors", "client", "allinone"},
 }
 

@@ -29,7 +29,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -204,18 +203,14 @@ def _bind_address(conf: Path) -> tuple[str, int]:
 
 
 def _port_busy(host: str, port: int) -> str | None:
-    """Why `host:port` cannot be bound now, or None. SO_REUSEADDR as gunicorn sets it, so a
-    socket in TIME_WAIT from a previous run does not count as busy."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return "is already in use"
-            return f"cannot be bound ({exc.strerror or exc})"
-    return None
+    """Why `host:port` cannot be bound now, or None (wsgi_server.bind_error)."""
+    from chute.wsgi_server import bind_error
+    error = bind_error(host, port)
+    if error is None:
+        return None
+    if error.errno == errno.EADDRINUSE:
+        return "is already in use"
+    return f"cannot be bound ({error.strerror or error})"
 
 
 def _lock(root: Path) -> IO[str] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,6 +21,20 @@ if TYPE_CHECKING:
 
 # A request body at least this large (or chunked) leaves freed buffers worth handing back.
 _TRIM_AFTER_BODY = 1 << 20
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why gunicorn could not listen on `host:port` now, or None. Asked before a service
+    starts: gunicorn retries a taken port for seconds and then prints several lines. With
+    SO_REUSEADDR, as gunicorn binds, so a socket in TIME_WAIT does not count as taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]

@@ -16,6 +16,7 @@ from tests.helpers.cli import (
     assert_one_line_failure,
     run_chute,
     run_chute_raw,
+    run_on,
 )
 
 NOT_TO_A_TERMINAL = ("No redirection or local file specified for downloaded image data. "
@@ -94,40 +95,30 @@ def test_images_by_name(shared_api, raw_image, tmp_path):
     assert_one_line_error(twice, f"Multiple image matches found for '{name}'", image_id, other)
 
 
-@pytest.fixture
-def stack(shared_api, start_compute):
-    return shared_api, start_compute(shared_api)
-
-
-def _chute(stack, *args: str):
-    api, compute = stack
-    return run_chute(*args, image_url=api.url, compute_url=compute.url)
-
-
 def test_boot_show_delete_by_name(stack, qcow2_image):
     api, _compute = stack
     image_name = f"guest-{uuid.uuid4().hex}"
     image_id = _image(api.url, qcow2_image, image_name, "qcow2")
-    booted = _chute(stack, "boot", "--image", image_name, "--flavor", "1", "--poll", "vm-a",
+    booted = run_on(stack, "boot", "--image", image_name, "--flavor", "1", "--poll", "vm-a",
                     "-f", "json")
     assert booted.returncode == 0, booted.stderr
     server = booted.json()
     assert server["image"]["id"] == image_id
 
-    shown = _chute(stack, "show", "vm-a", "-f", "json")
+    shown = run_on(stack, "show", "vm-a", "-f", "json")
     assert shown.returncode == 0, shown.stderr
     assert shown.json()["id"] == server["id"]
-    assert_one_line_error(_chute(stack, "show", "vm-none"),
+    assert_one_line_error(run_on(stack, "show", "vm-none"),
                           "No server with a name or ID of 'vm-none' exists.")
 
-    second = _chute(stack, "boot", "--image", image_id, "--flavor", "1", "vm-a", "-f", "json")
+    second = run_on(stack, "boot", "--image", image_id, "--flavor", "1", "vm-a", "-f", "json")
     assert second.returncode == 0, second.stderr
-    twice = _chute(stack, "show", "vm-a")
+    twice = run_on(stack, "show", "vm-a")
     assert_one_line_error(twice, "Multiple server matches found for 'vm-a'", server["id"],
                           second.json()["id"])
-    assert_one_line_error(_chute(stack, "delete", "vm-a"), "Multiple server matches")
+    assert_one_line_error(run_on(stack, "delete", "vm-a"), "Multiple server matches")
 
-    assert _chute(stack, "delete", server["id"]).returncode == 0
-    deleted = _chute(stack, "delete", "vm-a")
+    assert run_on(stack, "delete", server["id"]).returncode == 0
+    deleted = run_on(stack, "delete", "vm-a")
     assert deleted.returncode == 0, deleted.stderr
-    assert _chute(stack, "list", "-f", "json").json() == []
+    assert run_on(stack, "list", "-f", "json").json() == []

@@ -92,3 +92,9 @@ def run_chute_raw(*args: str, image_url: str | None = None, compute_url: str | N
 def assert_one_line_failure(returncode: int, stderr: str, *fragments: str) -> None:
     """assert_one_line_error for a RawResult's fields."""
     assert_one_line_error(Result(returncode, "", stderr), *fragments)
+
+
+def run_on(stack: tuple[Any, Any], *args: str) -> Any:
+    """`chute ARGS` against a (image service, compute agent) pair, the `stack` fixture."""
+    api, compute = stack
+    return run_chute(*args, image_url=api.url, compute_url=compute.url)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,16 +71,13 @@ def prepare(conf: config.Config, agent: AgentSettings) -> None:
 
 
 def check_bind(conf: config.Config, agent: AgentSettings) -> None:
-    """gunicorn would retry a taken port for seconds and then print several lines; say it once."""
+    """One line naming the option, rather than gunicorn's retries (wsgi_server.bind_error)."""
+    from chute.wsgi_server import bind_error
     host, port = agent.bind_host, agent.bind_port
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise conf.fail("DEFAULT", "bind_port",
-                            f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    error = bind_error(host, port)
+    if error is not None:
+        raise conf.fail("DEFAULT", "bind_port",
+                        f"cannot listen on {host}:{port}: {error.strerror}")
 
 
 def image_service(conf: config.Config) -> FailoverImageService:
