@@ -12,7 +12,7 @@ from typing import Any
 import falcon
 
 from chute import httpapi, openapi
-from chute.compute import flavors, views
+from chute.compute import flavors, microversion, views
 from chute.compute.manager import ComputeManager
 from chute.errors import (
     BadComputeRequest,
@@ -45,16 +45,6 @@ def _base_url(req: falcon.Request) -> str:
     return req.prefix.rstrip("/")
 
 
-class _VersionHeader:
-    """Clients negotiating microversions (openstacksdk, novaclient) read these headers."""
-
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
-                         req_succeeded: bool) -> None:
-        resp.set_header("OpenStack-API-Version", "compute 2.1")
-        resp.set_header("X-OpenStack-Nova-API-Version", "2.1")
-        resp.set_header("Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version")
-
-
 class Versions:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         httpapi.json_response(resp, views.versions(_base_url(req)), 300 if req.path == "/" else 200)
@@ -67,28 +57,31 @@ class Version:
 
 class Flavors:
     def __init__(self, detail: bool) -> None:
-        self.render = views.flavor_detail if detail else views.flavor_summary
+        self.detail = detail
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base_url = _base_url(req)
-        httpapi.json_response(resp, {"flavors": [self.render(base_url, f)
-                                                 for f in flavors.all_flavors()]})
+        base_url, version = _base_url(req), microversion.of(req)
+        docs = [views.flavor_detail(base_url, f, version) if self.detail
+                else views.flavor_summary(base_url, f) for f in flavors.all_flavors()]
+        httpapi.json_response(resp, {"flavors": docs})
 
 
 class Flavor:
     def on_get(self, req: falcon.Request, resp: falcon.Response, flavor_id: str) -> None:
         flavor = flavors.get(flavor_id)
-        httpapi.json_response(resp, {"flavor": views.flavor_detail(_base_url(req), flavor)})
+        httpapi.json_response(resp, {"flavor": views.flavor_detail(
+            _base_url(req), flavor, microversion.of(req))})
 
 
 class Servers:
     def __init__(self, manager: ComputeManager, detail: bool) -> None:
         self.manager = manager
-        self.render = views.server_detail if detail else views.server_summary
+        self.detail = detail
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base_url = _base_url(req)
-        servers = [self.render(base_url, inst) for inst in self.manager.list()]
+        base_url, version = _base_url(req), microversion.of(req)
+        servers = [views.server_detail(base_url, inst, version) if self.detail
+                   else views.server_summary(base_url, inst) for inst in self.manager.list()]
         httpapi.json_response(resp, {"servers": servers})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -115,7 +108,8 @@ class Server:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         inst = self.manager.get(server_id)
-        httpapi.json_response(resp, {"server": views.server_detail(_base_url(req), inst)})
+        httpapi.json_response(resp, {"server": views.server_detail(
+            _base_url(req), inst, microversion.of(req))})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         self.manager.delete(server_id)
@@ -123,7 +117,8 @@ class Server:
 
 
 def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Response]:
-    middleware: list[Any] = [httpapi.RequestIdMiddleware(), _VersionHeader()]
+    middleware: list[Any] = [httpapi.RequestIdMiddleware(),
+                             microversion.MicroversionMiddleware()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     httpapi.install_error_handling(app, ERROR_STATUS, nova_renderer)

@@ -2,17 +2,21 @@
 
 Only this module knows SQL. The schema is one small table created on first use; the agent's
 state is local to its host, so there is no migration history to carry (the image service's
-database, shared by several nodes, is the one that needs Alembic).
+database, shared by several nodes, is the one that needs Alembic). Columns are only ever
+added, nullable: `add_missing_columns` adds at start those a database made by an older chute
+lacks, which is all the migration such a schema needs.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -25,6 +29,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
     update,
 )
@@ -54,6 +59,15 @@ instances = Table(
     Column("transfer_bytes", Integer),
     Column("transfer_seconds", Float),
     Column("build_attempts", Integer, nullable=False, default=0),
+    # What the boot request asked for (compute/server_fields.py); JSON text for the dict/list.
+    Column("key_name", String(255)),
+    Column("user_data", Text),
+    Column("metadata_json", Text),
+    Column("tags_json", Text),
+    Column("availability_zone", String(255)),
+    Column("config_drive", Boolean),
+    Column("description", Text),
+    Column("admin_pass", String(255)),
 )
 
 
@@ -95,6 +109,10 @@ def _to_row(inst: Instance) -> dict[str, Any]:
         "transfer_bytes": transfer.nbytes if transfer else None,
         "transfer_seconds": transfer.seconds if transfer else None,
         "build_attempts": inst.build_attempts,
+        "key_name": inst.key_name, "user_data": inst.user_data,
+        "metadata_json": json.dumps(inst.metadata), "tags_json": json.dumps(inst.tags),
+        "availability_zone": inst.availability_zone, "config_drive": inst.config_drive,
+        "description": inst.description, "admin_pass": inst.admin_pass,
     }
 
 
@@ -112,7 +130,22 @@ def _from_row(row: Any) -> Instance:
         created=_aware(row.created), updated=_aware(row.updated),
         launched_at=_maybe_aware(row.launched_at), fault=fault, transfer=transfer,
         build_attempts=row.build_attempts or 0,
+        key_name=row.key_name, user_data=row.user_data,
+        metadata=json.loads(row.metadata_json or "{}"), tags=json.loads(row.tags_json or "[]"),
+        availability_zone=row.availability_zone, config_drive=bool(row.config_drive),
+        description=row.description, admin_pass=row.admin_pass,
     )
+
+
+def add_missing_columns(engine: Engine, table: Table) -> None:
+    """ALTER TABLE ADD COLUMN for each column of `table` the existing database lacks (a
+    database made by an older chute); every added column is nullable, so old rows stay valid."""
+    present = {col["name"] for col in inspect(engine).get_columns(table.name)}
+    missing = [col for col in table.columns if col.name not in present]
+    with engine.begin() as conn:
+        for col in missing:
+            kind = col.type.compile(dialect=engine.dialect)
+            conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
 
 
 class InstanceDB:
@@ -123,6 +156,7 @@ class InstanceDB:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _metadata.create_all(self.engine)
+        add_missing_columns(self.engine, instances)
 
     def create(self, inst: Instance) -> None:
         with self.engine.begin() as conn:

@@ -60,6 +60,15 @@ class Instance:
     fault: Fault | None = None
     transfer: Transfer | None = None
     build_attempts: int = 0
+    # What the boot request asked for (compute/server_fields.py checks it).
+    key_name: str | None = None
+    user_data: str | None = None  # base64, as sent
+    metadata: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    availability_zone: str | None = None
+    config_drive: bool = False
+    description: str | None = None
+    admin_pass: str | None = None
 
     @property
     def status(self) -> str:

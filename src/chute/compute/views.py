@@ -9,11 +9,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from chute.compute import flavors
 from chute.compute.flavors import Flavor
 from chute.compute.instance import ERROR, Instance
+from chute.compute.microversion import MAX_VERSION, MIN_VERSION, APIVersion
+from chute.errors import FlavorNotFound
 
 VERSION = {
-    "id": "v2.1", "status": "CURRENT", "version": "2.1", "min_version": "2.1",
+    "id": "v2.1", "status": "CURRENT", "version": str(MAX_VERSION),
+    "min_version": str(MIN_VERSION),
     "updated": "2013-07-23T11:33:21Z",
     "media-types": [{"base": "application/json",
                      "type": "application/vnd.openstack.compute+json;version=2.1"}],
@@ -41,14 +45,39 @@ def flavor_summary(base_url: str, flavor: Flavor) -> dict[str, Any]:
     return {"id": flavor.id, "name": flavor.name, "links": _links(base_url, "flavors", flavor.id)}
 
 
-def flavor_detail(base_url: str, flavor: Flavor) -> dict[str, Any]:
-    return {
+def _swap(version: APIVersion) -> int | str:
+    # 2.75: a flavor without swap says 0 instead of "".
+    return 0 if version.at_least("2.75") else ""
+
+
+def flavor_detail(base_url: str, flavor: Flavor,
+                  version: APIVersion = MIN_VERSION) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         **flavor_summary(base_url, flavor),
         "ram": flavor.ram, "disk": flavor.disk, "vcpus": flavor.vcpus,
-        "swap": "", "rxtx_factor": 1.0,
+        "swap": _swap(version), "rxtx_factor": 1.0,
         "OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False,
         "os-flavor-access:is_public": True,
     }
+    if version.at_least("2.55"):
+        doc["description"] = None
+    if version.at_least("2.61"):
+        doc["extra_specs"] = {}
+    return doc
+
+
+def _embedded_flavor(base_url: str, flavor_id: str, version: APIVersion) -> dict[str, Any]:
+    """2.47: the server embeds what its flavor was, not a link to it."""
+    ref = {"id": flavor_id,
+           "links": [{"rel": "bookmark", "href": f"{base_url}/flavors/{flavor_id}"}]}
+    if not version.at_least("2.47"):
+        return ref
+    try:
+        flavor = flavors.get(flavor_id)
+    except FlavorNotFound:
+        return ref
+    return {"vcpus": flavor.vcpus, "ram": flavor.ram, "disk": flavor.disk, "ephemeral": 0,
+            "swap": 0, "original_name": flavor.name, "extra_specs": {}}
 
 
 def server_summary(base_url: str, inst: Instance) -> dict[str, Any]:
@@ -57,11 +86,15 @@ def server_summary(base_url: str, inst: Instance) -> dict[str, Any]:
 
 def server_created(base_url: str, inst: Instance) -> dict[str, Any]:
     """What POST /servers answers: Nova returns only the id, links and a few fields."""
-    return {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL",
-            "security_groups": [{"name": "default"}]}
+    doc = {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL",
+           "security_groups": [{"name": "default"}]}
+    if inst.admin_pass is not None:
+        doc["adminPass"] = inst.admin_pass
+    return doc
 
 
-def server_detail(base_url: str, inst: Instance) -> dict[str, Any]:
+def server_detail(base_url: str, inst: Instance,
+                  version: APIVersion = MIN_VERSION) -> dict[str, Any]:
     doc: dict[str, Any] = {
         **server_summary(base_url, inst),
         "status": inst.status,
@@ -70,20 +103,40 @@ def server_detail(base_url: str, inst: Instance) -> dict[str, Any]:
         "OS-EXT-STS:power_state": inst.power_state,
         "image": {"id": inst.image_id,
                   "links": [{"rel": "bookmark", "href": f"{base_url}/images/{inst.image_id}"}]},
-        "flavor": {"id": inst.flavor_id,
-                   "links": [{"rel": "bookmark", "href": f"{base_url}/flavors/{inst.flavor_id}"}]},
+        "flavor": _embedded_flavor(base_url, inst.flavor_id, version),
         "created": _ts(inst.created),
         "updated": _ts(inst.updated),
         "OS-SRV-USG:launched_at": _ts(inst.launched_at),
         "OS-SRV-USG:terminated_at": None,
         "progress": 100 if inst.status == "ACTIVE" else 0,
-        "addresses": {}, "metadata": {}, "hostId": "", "accessIPv4": "", "accessIPv6": "",
-        "key_name": None, "config_drive": "", "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": "nova", "tenant_id": "", "user_id": "",
-        "os-extended-volumes:volumes_attached": [],
+        "addresses": {}, "metadata": dict(inst.metadata), "hostId": "", "accessIPv4": "",
+        "accessIPv6": "", "key_name": inst.key_name,
+        "config_drive": "True" if inst.config_drive else "", "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": inst.availability_zone or "", "tenant_id": "",
+        "user_id": "", "os-extended-volumes:volumes_attached": [],
+        "security_groups": [{"name": "default"}],
         "chute:image_transfer": inst.transfer.as_dict() if inst.transfer else None,
     }
+    doc.update(_versioned_server_fields(inst, version))
     if inst.vm_state == ERROR and inst.fault is not None:
         doc["fault"] = {"code": inst.fault.code, "message": inst.fault.message,
                         "created": _ts(inst.fault.created)}
+    return doc
+
+
+def _versioned_server_fields(inst: Instance, version: APIVersion) -> dict[str, Any]:
+    """The server fields Nova added by microversion, for what chute serves."""
+    doc: dict[str, Any] = {}
+    if version.at_least("2.9"):
+        doc["locked"] = False
+    if version.at_least("2.19"):
+        doc["description"] = inst.description
+    if version.at_least("2.26"):
+        doc["tags"] = list(inst.tags)
+    if version.at_least("2.63"):
+        doc["trusted_image_certificates"] = None
+    if version.at_least("2.71"):
+        doc["server_groups"] = []
+    if version.at_least("2.73"):
+        doc["locked_reason"] = None
     return doc
