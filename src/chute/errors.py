@@ -17,6 +17,9 @@
     │   │                            or a copy that failed before commit
     │   └── IntegrityError           "stop": size or hash mismatch of bytes we were sent
     ├── ComputeError                 compute agent rules (mapped to HTTP in compute/api)
+    │   ├── ComputeNotFound          404  (keypair, metadata item, tag, instance action)
+    │   ├── ComputeConflict          409  (duplicate keypair)
+    │   └── ComputeQuotaExceeded     403  (metadata items, keypairs: Nova's default quotas)
     └── RemoteError                  a chute/Glance/Nova API answered with an error status
         └── RemoteUnavailable        no answer at all (connection refused, reset, timeout)
 
@@ -127,6 +130,18 @@ class FlavorNotFound(ComputeError):
 
 
 class BadComputeRequest(ComputeError):
+    pass
+
+
+class ComputeNotFound(ComputeError):
+    pass
+
+
+class ComputeConflict(ComputeError):
+    pass
+
+
+class ComputeQuotaExceeded(ComputeError):
     pass
 
 

@@ -50,3 +50,19 @@ def base_dir(compute: Any) -> Path:
 
 def transfers_logged(compute: Any) -> int:
     return compute.log_text().count("Successfully transferred using")
+
+
+def nova(compute: Any, method: str, path: str, version: str | None = "2.79",
+         **kwargs: Any) -> requests.Response:
+    """One request to the compute API at microversion `version` (None: no header, 2.1)."""
+    headers = dict(kwargs.pop("headers", {}))
+    if version is not None:
+        headers["OpenStack-API-Version"] = f"compute {version}"
+    return requests.request(method, f"{compute.url}/v2.1{path}", headers=headers, timeout=30,
+                            **kwargs)
+
+
+def boot_body(image_id: str, name: str = "vm", flavor: str = "1", **fields: Any) -> dict:
+    """A POST /servers body at 2.37+ (networks is required there)."""
+    return {"server": {"name": name, "imageRef": image_id, "flavorRef": flavor,
+                       "networks": "none", **fields}}

@@ -12,12 +12,15 @@ from typing import Any
 import falcon
 
 from chute import httpapi, openapi
-from chute.compute import flavors, microversion, views
+from chute.compute import api_keypairs, flavors, microversion, server_fields, views
 from chute.compute.manager import ComputeManager
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
+    ComputeConflict,
     ComputeError,
+    ComputeNotFound,
+    ComputeQuotaExceeded,
     FlavorNotFound,
     RemoteUnavailable,
     ServerNotFound,
@@ -25,7 +28,8 @@ from chute.errors import (
 
 ERROR_STATUS: dict[type[ChuteError], int] = {
     ServerNotFound: 404, FlavorNotFound: 404, BadComputeRequest: 400, ComputeError: 400,
-    RemoteUnavailable: 503,
+    RemoteUnavailable: 503, ComputeNotFound: 404, ComputeConflict: 409,
+    ComputeQuotaExceeded: 403,
 }
 
 # Nova's fault names by status (nova/api/openstack/wsgi.py Fault._fault_names).
@@ -85,12 +89,8 @@ class Servers:
         httpapi.json_response(resp, {"servers": servers})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = httpapi.read_json(req)
-        if not isinstance(body, dict) or not isinstance(body.get("server"), dict):
-            raise BadComputeRequest("The request body must be {\"server\": {...}}.")
-        server = body["server"]
-        inst = self.manager.create(server.get("name"), server.get("imageRef"),
-                                   server.get("flavorRef"))
+        request = server_fields.parse_create(httpapi.read_json(req), microversion.of(req))
+        inst = self.manager.create(request, api_keypairs.request_user(req))[0]
         base_url = _base_url(req)
         resp.set_header("Location", f"{base_url}/v2.1/servers/{inst.id}")
         httpapi.json_response(resp, {"server": views.server_created(base_url, inst)}, 202)
@@ -132,4 +132,6 @@ def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Res
     app.add_route("/v2.1/servers", Servers(manager, detail=False))
     app.add_route("/v2.1/servers/detail", ServersDetail(manager, detail=True))
     app.add_route("/v2.1/servers/{server_id}", Server(manager))
+    app.add_route("/v2.1/os-keypairs", api_keypairs.KeypairList(manager.keypairs))
+    app.add_route("/v2.1/os-keypairs/{name}", api_keypairs.KeypairItem(manager.keypairs))
     return app

@@ -62,6 +62,7 @@ class Instance:
     build_attempts: int = 0
     # What the boot request asked for (compute/server_fields.py checks it).
     key_name: str | None = None
+    key_data: str | None = None  # the public key as it was at boot (the keypair may go)
     user_data: str | None = None  # base64, as sent
     metadata: dict[str, str] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)

@@ -42,6 +42,7 @@ PROG = "chute-compute"
 def validate(conf: config.Config) -> AgentSettings:
     """Rules between options that the per-option schema cannot express; -> the agent's settings."""
     ImageServiceSettings.from_config(conf)  # an endpoint; each listed filesystem complete, unique
+    ManagerSettings.from_config(conf)  # the availability zone's name
     agent = AgentSettings.from_config(conf)
     try:
         virt.load(agent.compute_driver)

@@ -14,6 +14,7 @@ behind, and deleting never waits for a long image transfer.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import functools
 import logging
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chute.client.image import Image
-from chute.compute import disks, flavors
+from chute.compute import configdrive, disks, flavors
 from chute.compute.db import InstanceDB
 from chute.compute.image_service import ImageService
 from chute.compute.imagecache import Fetched
@@ -41,11 +42,14 @@ from chute.compute.instance import (
     Instance,
     utcnow,
 )
+from chute.compute.keypairs import Keypairs
+from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
 from chute.compute.virt import Driver
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
+    ComputeNotFound,
     FlavorNotFound,
     IntegrityError,
     RemoteError,
@@ -103,6 +107,7 @@ class ComputeManager:
         self.cache = cache
         self.driver = driver
         self.instances_path = settings.instances_path
+        self.keypairs = Keypairs(db.engine)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._workers: _Workers | None = None
@@ -144,24 +149,70 @@ class ComputeManager:
     def list(self) -> builtins.list[Instance]:
         return self.db.list()
 
-    def create(self, name: object, image_ref: object, flavor_ref: object) -> Instance:
-        """Validate as Nova does at the API (flavor and image checked now), then build later.
-        The arguments are the request's JSON values, of any type until checked here."""
-        checked_name = _check_name(name)
-        image_id = _check_ref("imageRef", image_ref)
-        flavor_id = _check_ref("flavorRef", flavor_ref)
+    def create(self, request: BootRequest, user_id: str = "") -> builtins.list[Instance]:
+        """Validate as Nova does at the API (flavor, image, keypair and zone checked now),
+        then build later: `max_count` servers, named `NAME-N` when there are several (Nova's
+        multi_instance_display_name_template). The name and refs are the request's JSON
+        values, of any type until checked here."""
+        checked_name = _check_name(request.name)
+        image_id = _check_ref("imageRef", request.image_ref)
+        flavor_id = _check_ref("flavorRef", request.flavor_ref)
         try:
             flavor = flavors.get(flavor_id)
         except FlavorNotFound as exc:
             raise BadComputeRequest(exc.message) from None
+        zone = self._zone(request.availability_zone)
+        key_data = self._key_data(user_id, request.key_name)
         _require_fits(flavor, self._image(image_id, for_request=True))
-        inst = Instance(id=str(uuid.uuid4()), name=checked_name, image_id=image_id,
-                        flavor_id=flavor.id)
-        self.db.create(inst)
-        LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id, flavor.name)
+        count = request.max_count
+        created = []
+        for n in range(1, count + 1):
+            inst = Instance(
+                id=str(uuid.uuid4()), name=checked_name if count == 1 else f"{checked_name}-{n}",
+                image_id=image_id, flavor_id=flavor.id, key_name=request.key_name,
+                key_data=key_data, user_data=request.user_data, metadata=request.metadata,
+                tags=request.tags, availability_zone=zone, description=request.description,
+                admin_pass=request.admin_pass,
+                config_drive=self._wants_config_drive(request))
+            self.db.create(inst)
+            LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id,
+                     flavor.name)
+            created.append(inst)
         assert self._workers is not None, "start() was not called"
-        self._workers.submit(lambda: self._build(inst.id))
-        return inst
+        for inst in created:
+            self._workers.submit(functools.partial(self._build, inst.id))
+        return created
+
+    def _zone(self, requested: str | None) -> str:
+        """This host's zone; `ZONE:HOST[:NODE]` (Nova's forced host) is refused: no
+        scheduler, one host."""
+        zone = self.settings.availability_zone
+        if requested is None:
+            return zone
+        name, _, host = requested.partition(":")
+        if host:
+            raise BadComputeRequest(f"chute-compute is one host and has no scheduler: a "
+                                    f"host in availability_zone {requested!r} is not "
+                                    "supported.")
+        if name != zone:
+            raise BadComputeRequest(f"The requested availability zone is not available: "
+                                    f"{requested!r} (this host is in {zone!r}).")
+        return zone
+
+    def _key_data(self, user_id: str, key_name: str | None) -> str | None:
+        if key_name is None:
+            return None
+        try:
+            return self.keypairs.get(user_id, key_name).public_key
+        except ComputeNotFound:
+            raise BadComputeRequest("Invalid key_name provided.") from None
+
+    def _wants_config_drive(self, request: BootRequest) -> bool:
+        """The guest's only way to its user data, key and password: chute has no metadata
+        service, so any of them brings a drive, as does Nova's force_config_drive."""
+        return (request.config_drive or self.settings.force_config_drive
+                or request.user_data is not None or request.key_name is not None
+                or request.admin_pass is not None)
 
     def delete(self, instance_id: str) -> None:
         inst = self.get(instance_id)
@@ -203,6 +254,8 @@ class ComputeManager:
             inst = self._current(instance_id)
             path = disks.create(self.instances_path, instance_id, str(fetched.path),
                                 fetched.format, flavor, self.settings.images_type)
+            if inst.config_drive:
+                configdrive.write(path.parent, _drive_content(inst))
             self.driver.spawn(inst, str(path))
             now = utcnow()
             inst.vm_state, inst.task_state, inst.power_state = ACTIVE, None, RUNNING
@@ -260,6 +313,15 @@ class ComputeManager:
                     LOG.info("Image cache cleanup removed %d base(s)", len(removed))
             except Exception:  # the next pass may succeed
                 LOG.exception("Image cache cleanup failed")
+
+
+def _drive_content(inst: Instance) -> configdrive.DriveContent:
+    keys = {inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {}
+    user_data = base64.b64decode(inst.user_data) if inst.user_data is not None else None
+    return configdrive.DriveContent(
+        uuid=inst.id, name=inst.name, availability_zone=inst.availability_zone or "",
+        metadata=inst.metadata, public_keys=keys, user_data=user_data,
+        admin_pass=inst.admin_pass)
 
 
 def _fault_message(exc: Exception) -> str:

@@ -18,6 +18,12 @@ SCHEMA: Schema = {
         Opt("state_connection", "str", "",
             "SQLAlchemy URL of the agent's own state "
             "(default: <instances_path>/chute-compute.sqlite)."),
+        Opt("default_availability_zone", "str", "nova",
+            "This host's availability zone (as Nova's option: the zone of a host in no "
+            "aggregate); a boot asking for another zone is refused."),
+        Opt("force_config_drive", "bool", False,
+            "Give every server a config drive (as Nova's option); without it a server gets "
+            "one when it asks (config_drive) or has user_data, a key_name or an adminPass."),
         *log.OPTIONS,
     ],
     "glance": [

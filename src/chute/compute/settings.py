@@ -81,11 +81,18 @@ class ManagerSettings:
     instances_path: str
     images_type: str  # [libvirt] images_type: qcow2 overlay or raw copy
     cleanup_interval: int  # [image_cache] manager_interval; 0: never
+    availability_zone: str = "nova"  # [DEFAULT] default_availability_zone
+    force_config_drive: bool = False
 
     @classmethod
     def from_config(cls, conf: Config) -> ManagerSettings:
+        zone = conf.get("DEFAULT", "default_availability_zone")
+        if not zone.strip() or ":" in zone:
+            raise conf.fail("DEFAULT", "default_availability_zone",
+                            "must be a non-empty zone name without ':'")
         return cls(conf.get("DEFAULT", "instances_path"), conf.get("libvirt", "images_type"),
-                   conf.get("image_cache", "manager_interval"))
+                   conf.get("image_cache", "manager_interval"), zone,
+                   conf.get("DEFAULT", "force_config_drive"))
 
 
 def filesystems(conf: Config) -> dict[str, Filesystem]:
