@@ -32,6 +32,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
     ("[DEFAULT]\ncompute_driver = qemu\n", "[DEFAULT] compute_driver: virt driver 'qemu'"),
     ("[DEFAULT]\ninstances_path = /proc/nope/instances\n",
      "[DEFAULT] instances_path: cannot create /proc/nope/instances"),
+    ("[DEFAULT]\ndefault_availability_zone = az:host\n",
+     "[DEFAULT] default_availability_zone: must be a non-empty zone name without ':'"),
 ])
 def test_bad_config_is_one_line_naming_the_option(tmp_path, text, where):
     conf = tmp_path / "chute-compute.conf"
