@@ -6,8 +6,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from tests.helpers.services import prepare_compute
 from tests.helpers.servers import nova
+from tests.helpers.services import prepare_compute
 
 
 @pytest.fixture(scope="module")
