@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import falcon
 
 from chute import httpapi, openapi
-from chute.compute import api_keypairs, flavors, microversion, server_fields, views
-from chute.compute.manager import ComputeManager
+from chute.compute import (
+    api_host,
+    api_keypairs,
+    api_servers,
+    flavors,
+    microversion,
+    server_fields,
+    server_query,
+    views,
+)
+from chute.compute.instance import Instance
+from chute.compute.manager import ComputeManager, check_name
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
@@ -84,9 +95,14 @@ class Servers:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         base_url, version = _base_url(req), microversion.of(req)
+        query = server_query.parse(req.params, version)
+        page, more = server_query.apply(query, self.manager.list())
         servers = [views.server_detail(base_url, inst, version) if self.detail
-                   else views.server_summary(base_url, inst) for inst in self.manager.list()]
-        httpapi.json_response(resp, {"servers": servers})
+                   else views.server_summary(base_url, inst) for inst in page]
+        body: dict[str, Any] = {"servers": servers}
+        if more and page:
+            body["servers_links"] = [{"rel": "next", "href": _next_page(req, page[-1].id)}]
+        httpapi.json_response(resp, body)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = server_fields.parse_create(httpapi.read_json(req), microversion.of(req))
@@ -94,6 +110,12 @@ class Servers:
         base_url = _base_url(req)
         resp.set_header("Location", f"{base_url}/v2.1/servers/{inst.id}")
         httpapi.json_response(resp, {"server": views.server_created(base_url, inst)}, 202)
+
+
+def _next_page(req: falcon.Request, marker: str) -> str:
+    params = [(k, v) for k, v in req.params.items() if k != "marker"]
+    flat = [(k, item) for k, v in params for item in (v if isinstance(v, list) else [v])]
+    return f"{_base_url(req)}{req.path}?{urlencode([*flat, ('marker', marker)])}"
 
 
 class ServersDetail(Servers):
@@ -111,9 +133,28 @@ class Server:
         httpapi.json_response(resp, {"server": views.server_detail(
             _base_url(req), inst, microversion.of(req))})
 
+    def on_put(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
+        version = microversion.of(req)
+        update = server_fields.parse_update(httpapi.read_json(req), version)
+        name = _check_new_name(update.name)
+
+        def apply(inst: Instance) -> None:
+            if name is not None:
+                inst.name = name
+            if update.has_description:
+                inst.description = update.description
+
+        inst = self.manager.edit(server_id, apply)
+        httpapi.json_response(resp, {"server": views.server_detail(_base_url(req), inst,
+                                                                   version)})
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         self.manager.delete(server_id)
         resp.status = falcon.HTTP_204
+
+
+def _check_new_name(name: object) -> str | None:
+    return None if name is None else check_name(name)
 
 
 def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Response]:
@@ -134,4 +175,28 @@ def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Res
     app.add_route("/v2.1/servers/{server_id}", Server(manager))
     app.add_route("/v2.1/os-keypairs", api_keypairs.KeypairList(manager.keypairs))
     app.add_route("/v2.1/os-keypairs/{name}", api_keypairs.KeypairItem(manager.keypairs))
+    _add_server_routes(app, manager)
+    _add_host_routes(app, manager)
     return app
+
+
+def _add_server_routes(app: httpapi.App, manager: ComputeManager) -> None:
+    server = "/v2.1/servers/{server_id}"
+    app.add_route(f"{server}/metadata", api_servers.ServerMetadata(manager))
+    app.add_route(f"{server}/metadata/{{key}}", api_servers.ServerMetadataItem(manager))
+    app.add_route(f"{server}/tags", api_servers.ServerTags(manager))
+    app.add_route(f"{server}/tags/{{tag}}", api_servers.ServerTag(manager))
+    app.add_route(f"{server}/os-security-groups", api_servers.ServerSecurityGroups(manager))
+    app.add_route(f"{server}/os-instance-actions", api_servers.InstanceActionList(manager))
+    app.add_route(f"{server}/os-instance-actions/{{request_id}}",
+                  api_servers.InstanceActionItem(manager))
+
+
+def _add_host_routes(app: httpapi.App, manager: ComputeManager) -> None:
+    app.add_route("/v2.1/os-availability-zone", api_host.AvailabilityZones(manager, False))
+    app.add_route("/v2.1/os-availability-zone/detail",
+                  api_host.AvailabilityZones(manager, True))
+    app.add_route("/v2.1/flavors/{flavor_id}/os-extra_specs", api_host.FlavorExtraSpecs())
+    app.add_route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
+                  api_host.FlavorExtraSpec())
+    app.add_route("/v2.1/limits", api_host.Limits(manager))

@@ -72,6 +72,10 @@ instances = Table(
 )
 
 
+# Columns the user changes after the boot (PUT /servers/{id}, metadata and tags APIs).
+USER_COLUMNS = ("name", "metadata_json", "tags_json", "description")
+
+
 def default_url(instances_path: str) -> str:
     return f"sqlite:///{Path(instances_path) / 'chute-compute.sqlite'}"
 
@@ -175,12 +179,26 @@ class InstanceDB:
         return [_from_row(row) for row in rows]
 
     def save(self, inst: Instance) -> bool:
-        """Write every field of `inst`; False if the instance was deleted meanwhile."""
+        """Write the state of `inst` (every field but those the user edits through the API,
+        see USER_COLUMNS); False if the instance was deleted meanwhile."""
         row = _to_row(inst)
-        row.pop("id")
+        for column in ("id", *USER_COLUMNS):
+            row.pop(column)
         with self.engine.begin() as conn:
             result = conn.execute(update(instances).where(instances.c.id == inst.id)
                                   .values(**row))
+        return result.rowcount == 1
+
+    def save_user_fields(self, inst: Instance) -> bool:
+        """Write what the user edits (name, metadata, tags, description) and `updated`; False
+        if the instance is gone. Apart from save() so that a build thread, which holds an
+        older copy of the instance for a whole image transfer, never writes back a rename or
+        a metadata change made meanwhile."""
+        row = _to_row(inst)
+        values = {column: row[column] for column in (*USER_COLUMNS, "updated")}
+        with self.engine.begin() as conn:
+            result = conn.execute(update(instances).where(instances.c.id == inst.id)
+                                  .values(**values))
         return result.rowcount == 1
 
     def delete(self, instance_id: str) -> bool:

@@ -42,6 +42,7 @@ from chute.compute.instance import (
     Instance,
     utcnow,
 )
+from chute.compute.instance_actions import InstanceActions
 from chute.compute.keypairs import Keypairs
 from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
@@ -108,6 +109,7 @@ class ComputeManager:
         self.driver = driver
         self.instances_path = settings.instances_path
         self.keypairs = Keypairs(db.engine)
+        self.actions = InstanceActions(db.engine)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._workers: _Workers | None = None
@@ -154,7 +156,7 @@ class ComputeManager:
         then build later: `max_count` servers, named `NAME-N` when there are several (Nova's
         multi_instance_display_name_template). The name and refs are the request's JSON
         values, of any type until checked here."""
-        checked_name = _check_name(request.name)
+        checked_name = check_name(request.name)
         image_id = _check_ref("imageRef", request.image_ref)
         flavor_id = _check_ref("flavorRef", request.flavor_ref)
         try:
@@ -175,6 +177,7 @@ class ComputeManager:
                 admin_pass=request.admin_pass,
                 config_drive=self._wants_config_drive(request))
             self.db.create(inst)
+            self.actions.start(inst.id, "create", user_id=user_id)
             LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id,
                      flavor.name)
             created.append(inst)
@@ -214,14 +217,27 @@ class ComputeManager:
                 or request.user_data is not None or request.key_name is not None
                 or request.admin_pass is not None)
 
+    def edit(self, instance_id: str, change: Callable[[Instance], None]) -> Instance:
+        """Apply `change` to what the user may edit (name, metadata, tags, description) and
+        store it; ordered against the end of a build by the instance's lock."""
+        with self._lock(instance_id):
+            inst = self.get(instance_id)
+            change(inst)
+            inst.updated = utcnow()
+            if not self.db.save_user_fields(inst):
+                raise ServerNotFound(f"Instance {instance_id} could not be found.")
+        return inst
+
     def delete(self, instance_id: str) -> None:
         inst = self.get(instance_id)
+        self.actions.start(instance_id, "delete")
         with self._lock(instance_id):
             self.db.delete(instance_id)
             self.driver.destroy(inst)
             shutil.rmtree(Path(self.instances_path) / instance_id, ignore_errors=True)
         with self._locks_guard:
             self._locks.pop(instance_id, None)
+        self.actions.finish(instance_id, "delete")
         LOG.info("Instance %s deleted", instance_id)
 
     # -- the build ----------------------------------------------------------------------------
@@ -261,6 +277,7 @@ class ComputeManager:
             inst.vm_state, inst.task_state, inst.power_state = ACTIVE, None, RUNNING
             inst.launched_at = now
             self._save(inst)
+        self.actions.finish(instance_id, "create")
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
                  inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
 
@@ -287,6 +304,7 @@ class ComputeManager:
             inst.vm_state, inst.task_state = ERROR, None
             inst.fault = Fault(500, message, utcnow())
             self._save(inst, missing_ok=True)
+        self.actions.finish(instance_id, "create", error=message)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -358,7 +376,7 @@ def _require_fits(flavor: flavors.Flavor, image: Image) -> None:
             f"Flavor disk is {dest} bytes, minimum size is {min_disk} bytes.")
 
 
-def _check_name(name: object) -> str:
+def check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise BadComputeRequest("Invalid input for field/attribute name: a non-empty string "
                                 "is required.")

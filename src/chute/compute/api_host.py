@@ -1,0 +1,75 @@
+"""What the host offers, in Nova's shapes: its availability zone (`os-availability-zone`, the
+`/detail` form naming this host), flavor extra specs (none: the classic flavors have none),
+and `/limits`, which say honestly what chute enforces: metadata items (128), keypairs (100)
+and, from server_fields.py, tags per server; instances, cores and RAM are not limited (-1,
+Nova's "unlimited"), with what is used counted from the servers on this host.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import falcon
+
+from chute import httpapi
+from chute.compute import flavors, microversion
+from chute.compute.instance import utcnow
+from chute.compute.keypairs import KEY_PAIRS
+from chute.compute.manager import ComputeManager
+from chute.compute.server_fields import METADATA_ITEMS
+from chute.errors import ComputeNotFound
+
+
+class AvailabilityZones:
+    def __init__(self, manager: ComputeManager, detail: bool) -> None:
+        self.manager = manager
+        self.detail = detail
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        zone: dict[str, Any] = {"zoneName": self.manager.settings.availability_zone,
+                                "zoneState": {"available": True}, "hosts": None}
+        if self.detail:
+            stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%S.000000")
+            zone["hosts"] = {socket.gethostname(): {"nova-compute": {
+                "available": True, "active": True, "updated_at": stamp}}}
+        httpapi.json_response(resp, {"availabilityZoneInfo": [zone]})
+
+
+class FlavorExtraSpecs:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, flavor_id: str) -> None:
+        flavors.get(flavor_id)
+        httpapi.json_response(resp, {"extra_specs": {}})
+
+
+class FlavorExtraSpec:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, flavor_id: str,
+               key: str) -> None:
+        flavor = flavors.get(flavor_id)
+        raise ComputeNotFound(f"Flavor {flavor.id} has no extra specs with key {key}.")
+
+
+class Limits:
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        version = microversion.of(req)
+        servers = self.manager.list()
+        used = [flavors.FLAVORS[s.flavor_id] for s in servers if s.flavor_id in flavors.FLAVORS]
+        absolute: dict[str, int] = {
+            "maxServerMeta": METADATA_ITEMS, "maxTotalKeypairs": KEY_PAIRS,
+            "maxTotalInstances": -1, "maxTotalCores": -1, "maxTotalRAMSize": -1,
+            "maxServerGroups": 0, "maxServerGroupMembers": 0,
+            "totalInstancesUsed": len(servers), "totalCoresUsed": sum(f.vcpus for f in used),
+            "totalRAMUsed": sum(f.ram for f in used), "totalServerGroupsUsed": 0,
+        }
+        if not version.at_least("2.39"):
+            absolute["maxImageMeta"] = METADATA_ITEMS
+        if not version.at_least("2.57"):
+            absolute.update(maxPersonality=0, maxPersonalitySize=0)
+        if not version.at_least("2.36"):
+            absolute.update(maxSecurityGroups=1, maxSecurityGroupRules=0,
+                            maxTotalFloatingIps=0, totalSecurityGroupsUsed=1,
+                            totalFloatingIpsUsed=0)
+        httpapi.json_response(resp, {"limits": {"rate": [], "absolute": absolute}})
