@@ -26,6 +26,7 @@ from chute.images.options import SCHEMA as IMAGES_SCHEMA
 from chute.images.options import ApiSettings
 from chute.openapi import COMPUTE, IMAGES
 from chute.stores.filesystem import FilesystemStore
+from tests.helpers import compute_tour
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -193,6 +194,7 @@ def test_responses_validate_against_the_compute_document(shared_api, start_compu
         time.sleep(0.05)
     api("GET", "/v2.1/servers", 200)
     api("GET", "/v2.1/servers/detail", 200)
+    compute_tour.exercise(api, created["id"])
     api("GET", "/v2.1/servers/{server_id}", 404, "/v2.1/servers/nope")
     api("DELETE", "/v2.1/servers/{server_id}", 204, one)
     api("DELETE", "/v2.1/servers/{server_id}", 404, one)

@@ -173,8 +173,8 @@ def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Res
     app.add_route("/v2.1/servers", Servers(manager, detail=False))
     app.add_route("/v2.1/servers/detail", ServersDetail(manager, detail=True))
     app.add_route("/v2.1/servers/{server_id}", Server(manager))
-    app.add_route("/v2.1/os-keypairs", api_keypairs.KeypairList(manager.keypairs))
-    app.add_route("/v2.1/os-keypairs/{name}", api_keypairs.KeypairItem(manager.keypairs))
+    app.add_route("/v2.1/os-keypairs", api_keypairs.KeypairList(manager))
+    app.add_route("/v2.1/os-keypairs/{name}", api_keypairs.KeypairItem(manager))
     _add_server_routes(app, manager)
     _add_host_routes(app, manager)
     return app

@@ -10,7 +10,8 @@ import falcon
 
 from chute import httpapi
 from chute.compute import microversion
-from chute.compute.keypairs import SSH, Keypair, Keypairs
+from chute.compute.keypairs import SSH, Keypair
+from chute.compute.manager import ComputeManager
 from chute.errors import BadComputeRequest
 
 
@@ -37,12 +38,12 @@ def _summary(key: Keypair, version: microversion.APIVersion) -> dict[str, Any]:
 
 
 class KeypairList:
-    def __init__(self, keypairs: Keypairs) -> None:
-        self.keypairs = keypairs
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         version = microversion.of(req)
-        found = self.keypairs.list(_user(req))
+        found = self.manager.keypairs.list(_user(req))
         body: dict[str, Any] = {}
         if version.at_least("2.35"):
             found, body["keypairs_links"] = _page(req, found)
@@ -68,7 +69,7 @@ class KeypairList:
                                     f"properties are not allowed ('{unexpected[0]}' was "
                                     f"unexpected at microversion {version}).")
         user = asked.get("user_id") if isinstance(asked.get("user_id"), str) else None
-        key = self.keypairs.create(user or request_user(req), asked.get("name"),
+        key = self.manager.keypairs.create(user or request_user(req), asked.get("name"),
                                    asked.get("public_key"), asked.get("type", SSH))
         doc = {**_summary(key, version), "user_id": key.user_id}
         if key.private_key is not None:
@@ -77,18 +78,18 @@ class KeypairList:
 
 
 class KeypairItem:
-    def __init__(self, keypairs: Keypairs) -> None:
-        self.keypairs = keypairs
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        key = self.keypairs.get(_user(req), name)
+        key = self.manager.keypairs.get(_user(req), name)
         stamp = key.created_at.strftime("%Y-%m-%dT%H:%M:%S.000000")
         doc = {**_summary(key, microversion.of(req)), "user_id": key.user_id, "id": key.id,
                "created_at": stamp, "updated_at": None, "deleted": False, "deleted_at": None}
         httpapi.json_response(resp, {"keypair": doc})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        self.keypairs.delete(_user(req), name)
+        self.manager.keypairs.delete(_user(req), name)
         resp.status = falcon.HTTP_204 if microversion.of(req).at_least("2.2") else \
             falcon.HTTP_202
 

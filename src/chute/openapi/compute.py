@@ -1,4 +1,8 @@
-"""OpenAPI document of chute-compute: the Nova v2.1 servers/flavors subset chute implements."""
+"""OpenAPI document of chute-compute: the Nova v2.1 servers/flavors subset chute implements.
+
+The shapes documented are those of microversion 2.1 (no header); a request may ask for up to
+2.79 with `OpenStack-API-Version: compute X` (compute/microversion.py), and the response then
+follows Nova's changes (embedded flavor from 2.47, tags from 2.26, ...)."""
 
 from __future__ import annotations
 
@@ -55,7 +59,13 @@ SCHEMAS: dict[str, Any] = {
             "OS-EXT-STS:vm_state": {"type": "string"},
             "OS-EXT-STS:task_state": _NULL_STR,
             "OS-EXT-STS:power_state": {"type": "integer"},
-            "image": _REF, "flavor": _REF,
+            "image": _REF,
+            "flavor": {"type": "object", "description": "A reference (id, links) before 2.47; "
+                       "from 2.47 the flavor itself (vcpus, ram, disk, original_name, ...)"},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "key_name": _NULL_STR, "OS-EXT-AZ:availability_zone": {"type": "string"},
+            "config_drive": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
             "created": {"type": "string"}, "updated": _NULL_STR,
             "OS-SRV-USG:launched_at": _NULL_STR,
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
@@ -73,12 +83,73 @@ SCHEMAS: dict[str, Any] = {
     },
     "ServerCreate": {
         "type": "object", "required": ["server"],
+        "description": "Every field Nova accepts is honoured or refused with a 400 naming it "
+                       "(compute/server_fields.py): specific networks, other security groups, "
+                       "volumes, personality, scheduler hints are refused.",
         "properties": {"server": {
             "type": "object", "required": ["name", "imageRef", "flavorRef"],
             "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255},
                            "imageRef": {"type": "string"},
-                           "flavorRef": {"type": "string"}}}},
+                           "flavorRef": {"type": "string"},
+                           "key_name": {"type": "string"},
+                           "user_data": {"type": "string", "maxLength": 65535,
+                                         "description": "base64"},
+                           "metadata": {"type": "object", "maxProperties": 128,
+                                        "additionalProperties": {"type": "string"}},
+                           "availability_zone": {"type": "string"},
+                           "networks": {"description": "\"none\" or \"auto\" (2.37), or []"},
+                           "config_drive": {"type": "boolean"},
+                           "adminPass": {"type": "string"},
+                           "min_count": {"type": "integer", "minimum": 1},
+                           "max_count": {"type": "integer", "minimum": 1, "maximum": 100}}}},
     },
+    "ServerUpdate": {
+        "type": "object", "required": ["server"],
+        "properties": {"server": {"type": "object", "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": _NULL_STR}}},
+    },
+    "Metadata": {"type": "object", "required": ["metadata"], "properties": {"metadata": {
+        "type": "object", "additionalProperties": {"type": "string"}}}},
+    "Meta": {"type": "object", "required": ["meta"], "properties": {"meta": {
+        "type": "object", "additionalProperties": {"type": "string"}}}},
+    "Tags": {"type": "object", "required": ["tags"],
+             "properties": {"tags": {"type": "array", "items": {"type": "string"}}}},
+    "Keypair": {
+        "type": "object", "required": ["name", "public_key", "fingerprint"],
+        "properties": {"name": {"type": "string"}, "public_key": {"type": "string"},
+                       "fingerprint": {"type": "string"}, "type": {"type": "string"},
+                       "user_id": {"type": "string"}, "private_key": {"type": "string"}}},
+    "KeypairCreate": {
+        "type": "object", "required": ["keypair"],
+        "properties": {"keypair": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "public_key": {"type": "string", "description": "absent: a key is generated"},
+            "type": {"enum": ["ssh"]}}}},
+    },
+    "InstanceAction": {
+        "type": "object", "required": ["action", "instance_uuid", "request_id", "start_time"],
+        "properties": {"action": {"type": "string"}, "instance_uuid": {"type": "string"},
+                       "request_id": {"type": "string"}, "user_id": _NULL_STR,
+                       "project_id": _NULL_STR, "start_time": {"type": "string"},
+                       "message": _NULL_STR, "events": {"type": "array"}}},
+    "SecurityGroups": {
+        "type": "object", "required": ["security_groups"],
+        "description": "Always the one group `default` with no rules: chute-compute has no "
+                       "firewall.",
+        "properties": {"security_groups": {"type": "array", "items": {"type": "object"}}}},
+    "AvailabilityZones": {
+        "type": "object", "required": ["availabilityZoneInfo"],
+        "properties": {"availabilityZoneInfo": {"type": "array", "items": {
+            "type": "object", "required": ["zoneName", "zoneState"],
+            "properties": {"zoneName": {"type": "string"}, "zoneState": {"type": "object"},
+                           "hosts": {"type": ["object", "null"]}}}}}},
+    "ExtraSpecs": {"type": "object", "required": ["extra_specs"],
+                   "properties": {"extra_specs": {"type": "object"}}},
+    "Limits": {"type": "object", "required": ["limits"], "properties": {"limits": {
+        "type": "object", "required": ["rate", "absolute"],
+        "properties": {"rate": {"type": "array"}, "absolute": {
+            "type": "object", "additionalProperties": {"type": "integer"}}}}}},
     "ServerCreated": {
         "type": "object", "required": ["server"],
         "properties": {"server": {"type": "object", "required": ["id", "links"],
@@ -131,7 +202,32 @@ def _create_server() -> dict[str, Any]:
     return op
 
 
+def _add_tag() -> dict[str, Any]:
+    op = _op("addServerTag", "Add a tag: 201, or 204 if present (2.26)", "201", None)
+    op["responses"]["204"] = {"description": "The server already had the tag"}
+    return op
+
+
 SERVER_ID = {"name": "server_id", "in": "path", "required": True, "schema": {"type": "string"}}
+KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"}}
+KEYPAIR = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+REQUEST_ID = {"name": "request_id", "in": "path", "required": True,
+              "schema": {"type": "string"}}
+
+
+def _query(*names: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in names]
+
+
+# Nova's list filters, sorting and paging (compute/server_query.py).
+SERVER_QUERY = _query("name", "status", "image", "flavor", "changes-since", "limit", "marker",
+                      "sort_key", "sort_dir", "tags", "tags-any", "not-tags", "not-tags-any")
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": _json(_ref(schema))}
 FLAVOR_ID = {"name": "flavor_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 DOCUMENT: dict[str, Any] = {
@@ -152,16 +248,96 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [FLAVOR_ID],
             "get": _op("showFlavor", "A flavor", "200", _one("flavor", "Flavor"))},
         "/v2.1/servers": {
-            "get": _op("listServers", "Servers", "200", _list("servers", "ServerSummary")),
+            "get": _op("listServers", "Servers", "200", _list("servers", "ServerSummary"),
+                       parameters=SERVER_QUERY),
             "post": _create_server(),
         },
         "/v2.1/servers/detail": {"get": _op("listServersDetail", "Servers with details", "200",
-                                            _list("servers", "Server"))},
+                                            _list("servers", "Server"),
+                                            parameters=SERVER_QUERY)},
         "/v2.1/servers/{server_id}": {
             "parameters": [SERVER_ID],
             "get": _op("showServer", "A server", "200", _one("server", "Server")),
+            "put": _op("updateServer", "Rename (and, from 2.19, describe) a server", "200",
+                       _one("server", "Server"), requestBody=_body("ServerUpdate")),
             "delete": _op("deleteServer", "Delete a server and its disk", "204", None),
         },
+        "/v2.1/servers/{server_id}/metadata": {
+            "parameters": [SERVER_ID],
+            "get": _op("listServerMetadata", "A server's metadata", "200", _ref("Metadata")),
+            "post": _op("updateServerMetadata", "Merge metadata items", "200",
+                        _ref("Metadata"), requestBody=_body("Metadata")),
+            "put": _op("replaceServerMetadata", "Replace all metadata", "200",
+                       _ref("Metadata"), requestBody=_body("Metadata")),
+        },
+        "/v2.1/servers/{server_id}/metadata/{key}": {
+            "parameters": [SERVER_ID, KEY],
+            "get": _op("showServerMetadataItem", "One metadata item", "200", _ref("Meta")),
+            "put": _op("setServerMetadataItem", "Set one metadata item", "200", _ref("Meta"),
+                       requestBody=_body("Meta")),
+            "delete": _op("deleteServerMetadataItem", "Delete one metadata item", "204",
+                          None),
+        },
+        "/v2.1/servers/{server_id}/tags": {
+            "parameters": [SERVER_ID],
+            "get": _op("listServerTags", "A server's tags (2.26)", "200", _ref("Tags")),
+            "put": _op("replaceServerTags", "Replace the tags (2.26)", "200", _ref("Tags"),
+                       requestBody=_body("Tags")),
+            "delete": _op("deleteServerTags", "Remove every tag (2.26)", "204", None),
+        },
+        "/v2.1/servers/{server_id}/tags/{tag}": {
+            "parameters": [SERVER_ID, TAG],
+            "get": _op("checkServerTag", "204 if the server has the tag (2.26)", "204", None),
+            "put": _add_tag(),
+            "delete": _op("deleteServerTag", "Remove a tag (2.26)", "204", None),
+        },
+        "/v2.1/servers/{server_id}/os-security-groups": {
+            "parameters": [SERVER_ID],
+            "get": _op("listServerSecurityGroups", "The server's groups: `default`", "200",
+                       _ref("SecurityGroups")),
+        },
+        "/v2.1/servers/{server_id}/os-instance-actions": {
+            "parameters": [SERVER_ID],
+            "get": _op("listInstanceActions", "What happened to a server, newest first",
+                       "200", _list("instanceActions", "InstanceAction")),
+        },
+        "/v2.1/servers/{server_id}/os-instance-actions/{request_id}": {
+            "parameters": [SERVER_ID, REQUEST_ID],
+            "get": _op("showInstanceAction", "One action with its event", "200",
+                       _one("instanceAction", "InstanceAction")),
+        },
+        "/v2.1/os-keypairs": {
+            "get": _op("listKeypairs", "The user's keypairs", "200", {
+                "type": "object", "required": ["keypairs"], "properties": {"keypairs": {
+                    "type": "array", "items": _one("keypair", "Keypair")}}},
+                parameters=_query("limit", "marker", "user_id")),
+            "post": _op("createKeypair", "Import a public key, or generate a keypair "
+                        "(the private key is in this answer only); 201 from 2.2", "200",
+                        _one("keypair", "Keypair"), requestBody=_body("KeypairCreate")),
+        },
+        "/v2.1/os-keypairs/{name}": {
+            "parameters": [KEYPAIR],
+            "get": _op("showKeypair", "A keypair", "200", _one("keypair", "Keypair")),
+            "delete": _op("deleteKeypair", "Delete a keypair (202 at 2.1, 204 from 2.2)", "202",
+                          None),
+        },
+        "/v2.1/os-availability-zone": {
+            "get": _op("listAvailabilityZones", "This host's zone", "200",
+                       _ref("AvailabilityZones"))},
+        "/v2.1/os-availability-zone/detail": {
+            "get": _op("listAvailabilityZonesDetail", "This host's zone and its host", "200",
+                       _ref("AvailabilityZones"))},
+        "/v2.1/flavors/{flavor_id}/os-extra_specs": {
+            "parameters": [FLAVOR_ID],
+            "get": _op("listFlavorExtraSpecs", "A flavor's extra specs (none)", "200",
+                       _ref("ExtraSpecs"))},
+        "/v2.1/flavors/{flavor_id}/os-extra_specs/{key}": {
+            "parameters": [FLAVOR_ID, KEY],
+            "get": _op("showFlavorExtraSpec", "One extra spec (always 404: none)", "200",
+                       {"type": "object"})},
+        "/v2.1/limits": {
+            "get": _op("showLimits", "What chute enforces (-1: unlimited) and what is used",
+                       "200", _ref("Limits"))},
     },
     "components": {
         "schemas": SCHEMAS,
