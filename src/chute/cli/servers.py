@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import time
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 import click
 
@@ -82,18 +83,52 @@ def _poll(client: ComputeClient, server_id: str) -> dict[str, Any]:
 @click.option("--image", "image_ref", required=True, help="Image id or name.")
 @click.option("--flavor", "flavor_ref", required=True, help="Flavor id or name (2 = m1.small).")
 @click.option("--poll", is_flag=True, help="Wait until the server is ACTIVE or ERROR.")
+@click.option("--key-name", help="Keypair whose public key the guest gets (config drive).")
+@click.option("--user-data", type=click.File("rb"), help="File given to the guest as user data.")
+@click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata item (repeatable).")
+@click.option("--availability-zone", help="This host's zone (see [DEFAULT] "
+              "default_availability_zone).")
+@click.option("--config-drive", is_flag=True, help="Give the guest a config drive even "
+              "without user data or a key.")
 @click.argument("name")
 @format_option
-def boot(image_ref: str, flavor_ref: str, poll: bool, name: str) -> None:
+def boot(image_ref: str, flavor_ref: str, poll: bool, key_name: str | None,
+         user_data: BinaryIO | None, meta: tuple[str, ...], availability_zone: str | None,
+         config_drive: bool, name: str) -> None:
     """Boot a server from an image; exit 1 if --poll sees it end in ERROR."""
     client = cli_context().compute()
     image_id = resolve_image(cli_context().images(), image_ref)
-    created = client.boot(name, image_id, _flavor_id(client, flavor_ref))
+    fields = _boot_fields(key_name, user_data, meta, availability_zone, config_drive)
+    created = client.boot(name, image_id, _flavor_id(client, flavor_ref), **fields)
     # The 202 answer holds little more than the id; show the server as it is now.
     server = _poll(client, created["id"]) if poll else client.get(created["id"])
     _show(server)
     if server.get("status") == "ERROR":
         raise RemoteError(0, f"server {server['id']} failed: {_fault(server)}")
+
+
+def _boot_fields(key_name: str | None, user_data: BinaryIO | None, meta: tuple[str, ...],
+                 availability_zone: str | None, config_drive: bool) -> dict[str, Any]:
+    """The optional server fields, as novaclient's `nova boot` sends them."""
+    fields: dict[str, Any] = {}
+    if key_name is not None:
+        fields["key_name"] = key_name
+    if user_data is not None:
+        fields["user_data"] = base64.b64encode(user_data.read()).decode()
+    if meta:
+        fields["metadata"] = dict(_key_value(item) for item in meta)
+    if availability_zone is not None:
+        fields["availability_zone"] = availability_zone
+    if config_drive:
+        fields["config_drive"] = True
+    return fields
+
+
+def _key_value(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--meta")
+    return key, value
 
 
 @click.command("list")
@@ -139,4 +174,37 @@ def flavor_list() -> None:
     ])
 
 
-COMMANDS = [boot, list_servers, show, delete, flavor_list]
+@click.command("keypair-add")
+@click.option("--pub-key", type=click.File("r"), help="Import this public key; without it a "
+              "key is generated and its private half printed (once).")
+@click.argument("name")
+@format_option
+def keypair_add(pub_key: TextIO | None, name: str) -> None:
+    """Create a keypair (as `nova keypair-add`)."""
+    made = cli_context().compute().keypair_create(name, pub_key.read() if pub_key else None)
+    if "private_key" in made and cli_context().fmt == "table":
+        click.echo(made["private_key"], nl=False)
+        return
+    emit_properties(cli_context().fmt, made, made)
+
+
+@click.command("keypair-list")
+@format_option
+def keypair_list() -> None:
+    """List your keypairs."""
+    emit_list(cli_context().fmt, cli_context().compute().keypairs(), [
+        ("Name", "name"), ("Type", lambda k: k.get("type", "ssh")),
+        ("Fingerprint", "fingerprint")])
+
+
+@click.command("keypair-delete")
+@click.argument("names", nargs=-1, required=True)
+@format_option
+def keypair_delete(names: tuple[str, ...]) -> None:
+    """Delete keypairs by name."""
+    client = cli_context().compute()
+    delete_each(names, client.keypair_delete)
+
+
+COMMANDS = [boot, list_servers, show, delete, flavor_list, keypair_add, keypair_list,
+            keypair_delete]

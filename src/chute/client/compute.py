@@ -47,9 +47,28 @@ class ComputeClient:
     def close(self) -> None:
         self.api.close()
 
-    def boot(self, name: str, image_ref: str, flavor_ref: str) -> dict[str, Any]:
-        body = {"server": {"name": name, "imageRef": image_ref, "flavorRef": str(flavor_ref)}}
+    def boot(self, name: str, image_ref: str, flavor_ref: str, **fields: Any) -> dict[str, Any]:
+        """`fields`: more of Nova's server fields (key_name, user_data as base64, metadata,
+        availability_zone, config_drive), sent as given."""
+        body = {"server": {"name": name, "imageRef": image_ref, "flavorRef": str(flavor_ref),
+                           **fields}}
         return _one(self.api.json("POST", "/v2.1/servers", json=body), "server")
+
+    def keypair_create(self, name: str, public_key: str | None = None) -> dict[str, Any]:
+        """Import `public_key`, or have the server generate one (its private_key is in the
+        answer only)."""
+        asked: dict[str, Any] = {"name": name}
+        if public_key is not None:
+            asked["public_key"] = public_key
+        doc = self.api.json("POST", "/v2.1/os-keypairs", json={"keypair": asked})
+        return _one(doc, "keypair")
+
+    def keypairs(self) -> builtins.list[dict[str, Any]]:
+        return [_one(item, "keypair") for item in _many(self.api.json("GET", "/v2.1/os-keypairs"),
+                                                         "keypairs")]
+
+    def keypair_delete(self, name: str) -> None:
+        self.api.request("DELETE", f"/v2.1/os-keypairs/{_q(name)}").close()
 
     def get(self, server_id: str) -> dict[str, Any]:
         return _one(self.api.json("GET", f"/v2.1/servers/{_q(server_id)}"), "server")
