@@ -200,3 +200,13 @@ def test_security_groups_zones_extra_specs_limits(fleet):
     assert absolute["totalInstancesUsed"] >= 3 and "maxPersonality" not in absolute
     assert "maxPersonality" in nova(compute, "GET", "/limits", None).json()["limits"][
         "absolute"]
+
+
+def test_a_name_pattern_that_backtracks_forever_is_stopped(fleet, booting):
+    compute, image = booting
+    resp = nova(compute, "POST", "/servers", json=boot_body(image, "a" * 60 + "b"))
+    assert resp.status_code == 202
+    slow = nova(compute, "GET", "/servers?name=(a|aa)%2B$")
+    assert slow.status_code == 400
+    assert "took longer than 1 s" in slow.json()["badRequest"]["message"]
+    assert names(compute, "name=^a%2Bb$") == ["a" * 60 + "b"]

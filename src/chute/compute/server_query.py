@@ -15,16 +15,23 @@ and sufficient way.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import regex
 
 from chute.compute.instance import STATUS_BY_VM_STATE, Instance
 from chute.compute.microversion import APIVersion
 from chute.errors import BadComputeRequest
 
 MAX_LIMIT = 1000
+# The time one list may spend matching its `name` pattern: a pattern with catastrophic
+# backtracking (`(a|aa)+$`) is stopped and refused instead of holding an API thread, which
+# Python's `re` cannot do (the `regex` library takes a timeout).
+NAME_MATCH_SECONDS = 1.0
 _SORT_KEYS: dict[str, Callable[[Instance], Any]] = {
     "created_at": lambda i: i.created, "updated_at": lambda i: i.updated,
     "display_name": lambda i: i.name, "uuid": lambda i: i.id,
@@ -101,12 +108,7 @@ def _add_filters(query: ServerQuery, params: Mapping[str, Any], version: APIVers
     test = query.tests.append
     name = _one(params, "name")
     if name is not None:
-        try:
-            pattern = re.compile(name)
-        except re.error as exc:
-            raise BadComputeRequest(f"Invalid input for query parameters name: {name!r} is "
-                                    f"not a regular expression ({exc}).") from None
-        test(lambda i: pattern.search(i.name) is not None)
+        test(_name_test(name))
     statuses = _values(params, "status")
     if statuses:
         states = {_STATUS_TO_VM.get(s.upper(), "") for s in statuses}
@@ -131,6 +133,28 @@ def _add_filters(query: ServerQuery, params: Mapping[str, Any], version: APIVers
     _add_times(query, params, version)
     if version.at_least("2.26"):
         _add_tag_filters(query, params)
+
+
+def _name_test(name: str) -> Callable[[Instance], bool]:
+    try:
+        pattern = regex.compile(name)
+    except (regex.error, ValueError) as exc:
+        raise BadComputeRequest(f"Invalid input for query parameters name: {name!r} is not "
+                                f"a regular expression ({exc}).") from None
+    deadline = time.monotonic() + NAME_MATCH_SECONDS
+
+    def matches(inst: Instance) -> bool:
+        left = deadline - time.monotonic()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            return pattern.search(inst.name, timeout=left) is not None
+        except TimeoutError:
+            raise BadComputeRequest(f"Invalid input for query parameters name: matching "
+                                    f"{name!r} took longer than {NAME_MATCH_SECONDS:g} s; "
+                                    "use a simpler pattern.") from None
+
+    return matches
 
 
 def _equals(attr: str, value: str) -> Callable[[Instance], bool]:
