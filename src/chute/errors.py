@@ -19,7 +19,8 @@
     ├── ComputeError                 compute agent rules (mapped to HTTP in compute/api)
     │   ├── ComputeNotFound          404  (keypair, metadata item, tag, instance action)
     │   ├── ComputeConflict          409  (duplicate keypair)
-    │   └── ComputeQuotaExceeded     403  (metadata items, keypairs: Nova's default quotas)
+    │   └── ComputeForbidden         403  (another user's keypairs without being admin)
+    │       └── ComputeQuotaExceeded 403  (metadata items, keypairs: Nova's default quotas)
     └── RemoteError                  a chute/Glance/Nova API answered with an error status
         └── RemoteUnavailable        no answer at all (connection refused, reset, timeout)
 
@@ -141,7 +142,11 @@ class ComputeConflict(ComputeError):
     pass
 
 
-class ComputeQuotaExceeded(ComputeError):
+class ComputeForbidden(ComputeError):
+    pass
+
+
+class ComputeQuotaExceeded(ComputeForbidden):
     pass
 
 

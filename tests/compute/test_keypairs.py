@@ -113,3 +113,20 @@ def test_openstacksdk_keypairs(compute):
     conn.compute.delete_keypair("sdk", ignore_missing=False)
     with pytest.raises(openstack.exceptions.NotFoundException):
         conn.compute.get_keypair("sdk")
+
+
+def test_keypairs_are_per_user_and_2_10_names_the_user(compute):
+    made = nova(compute, "POST", "/os-keypairs", "2.10",
+                json={"keypair": {"name": "alices", "user_id": "alice",
+                                  "public_key": public_openssh()}})
+    assert made.status_code == 201 and made.json()["keypair"]["user_id"] == "alice"
+    mine = [k["keypair"]["name"] for k in nova(compute, "GET", "/os-keypairs").json()[
+        "keypairs"]]
+    assert "alices" not in mine
+    assert nova(compute, "GET", "/os-keypairs/alices").status_code == 404
+    hers = nova(compute, "GET", "/os-keypairs?user_id=alice").json()["keypairs"]
+    assert [k["keypair"]["name"] for k in hers] == ["alices"]
+    assert nova(compute, "GET", "/os-keypairs/alices?user_id=alice").json()["keypair"][
+        "user_id"] == "alice"
+    assert nova(compute, "DELETE", "/os-keypairs/alices?user_id=alice").status_code == 204
+    assert nova(compute, "GET", "/os-keypairs?user_id=alice").json()["keypairs"] == []

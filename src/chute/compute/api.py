@@ -30,8 +30,8 @@ from chute.errors import (
     ChuteError,
     ComputeConflict,
     ComputeError,
+    ComputeForbidden,
     ComputeNotFound,
-    ComputeQuotaExceeded,
     FlavorNotFound,
     RemoteUnavailable,
     ServerNotFound,
@@ -40,7 +40,7 @@ from chute.errors import (
 ERROR_STATUS: dict[type[ChuteError], int] = {
     ServerNotFound: 404, FlavorNotFound: 404, BadComputeRequest: 400, ComputeError: 400,
     RemoteUnavailable: 503, ComputeNotFound: 404, ComputeConflict: 409,
-    ComputeQuotaExceeded: 403,
+    ComputeForbidden: 403,
 }
 
 # Nova's fault names by status (nova/api/openstack/wsgi.py Fault._fault_names).

@@ -12,21 +12,32 @@ from chute import httpapi
 from chute.compute import microversion
 from chute.compute.keypairs import SSH, Keypair
 from chute.compute.manager import ComputeManager
-from chute.errors import BadComputeRequest
+from chute.errors import BadComputeRequest, ComputeForbidden
 
 
 def request_user(req: falcon.Request) -> str:
-    """Whose keypairs: the request context's user (the auth middleware sets it), else ""."""
-    user = getattr(req.context, "user_id", None)
+    """Whose keypairs: the caller's user id from the auth layer's request context
+    (`req.context.auth`, with `user_id` and `is_admin`), "" when there is no auth layer."""
+    user = getattr(getattr(req.context, "auth", None), "user_id", None)
     return user if isinstance(user, str) else ""
 
 
+def _may_name_users(req: falcon.Request) -> bool:
+    """Only an admin acts on another user's keypairs (Nova's os-keypairs policy); with no
+    auth layer there is one user, who is everyone's admin."""
+    ctx = getattr(req.context, "auth", None)
+    return ctx is None or getattr(ctx, "is_admin", False) is True
+
+
 def _user(req: falcon.Request) -> str:
-    """2.10 lets the (admin) caller name another user."""
+    """2.10 lets the (admin) caller name another user with `user_id`."""
     asked = req.get_param("user_id")
-    if asked is not None and microversion.of(req).at_least("2.10"):
-        return asked
-    return request_user(req)
+    if asked is None or not microversion.of(req).at_least("2.10"):
+        return request_user(req)
+    if not _may_name_users(req):
+        raise ComputeForbidden("Policy doesn't allow os_compute_api:os-keypairs to be "
+                               "performed for another user.")
+    return asked
 
 
 def _summary(key: Keypair, version: microversion.APIVersion) -> dict[str, Any]:
@@ -69,6 +80,9 @@ class KeypairList:
                                     f"properties are not allowed ('{unexpected[0]}' was "
                                     f"unexpected at microversion {version}).")
         user = asked.get("user_id") if isinstance(asked.get("user_id"), str) else None
+        if user is not None and user != request_user(req) and not _may_name_users(req):
+            raise ComputeForbidden("Policy doesn't allow os_compute_api:os-keypairs:create "
+                                   "to be performed for another user.")
         key = self.manager.keypairs.create(user or request_user(req), asked.get("name"),
                                    asked.get("public_key"), asked.get("type", SSH))
         doc = {**_summary(key, version), "user_id": key.user_id}
