@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "images": {"errors", "config", "log", "formats", "transfer", "stores", "httpapi", "auth",
                "wsgi_server", "openapi"},
     "client": {"errors", "transfer"},
-    "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi",
+    "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi", "auth",
                 "wsgi_server", "openapi"},
     "allinone": {"errors", "config", "log", "client", "wsgi_server"},
     "cli": {"errors", "client", "allinone"},

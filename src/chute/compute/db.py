@@ -25,7 +25,9 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -54,6 +56,8 @@ instances = Table(
     Column("transfer_bytes", Integer),
     Column("transfer_seconds", Float),
     Column("build_attempts", Integer, nullable=False, default=0),
+    Column("project_id", String(255)),
+    Column("user_id", String(255)),
 )
 
 
@@ -95,6 +99,7 @@ def _to_row(inst: Instance) -> dict[str, Any]:
         "transfer_bytes": transfer.nbytes if transfer else None,
         "transfer_seconds": transfer.seconds if transfer else None,
         "build_attempts": inst.build_attempts,
+        "project_id": inst.project_id, "user_id": inst.user_id,
     }
 
 
@@ -111,8 +116,19 @@ def _from_row(row: Any) -> Instance:
         vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
         created=_aware(row.created), updated=_aware(row.updated),
         launched_at=_maybe_aware(row.launched_at), fault=fault, transfer=transfer,
-        build_attempts=row.build_attempts or 0,
+        build_attempts=row.build_attempts or 0, project_id=row.project_id, user_id=row.user_id,
     )
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Columns added since a state database was created (ALTER TABLE ADD COLUMN: all are
+    nullable or have a default); create_all makes only missing tables."""
+    present = {column["name"] for column in inspect(engine).get_columns("instances")}
+    with engine.begin() as conn:
+        for column in instances.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE instances ADD COLUMN "{column.name}" {kind}'))
 
 
 class InstanceDB:
@@ -123,6 +139,7 @@ class InstanceDB:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _metadata.create_all(self.engine)
+        _add_new_columns(self.engine)
 
     def create(self, inst: Instance) -> None:
         with self.engine.begin() as conn:
@@ -133,10 +150,14 @@ class InstanceDB:
             row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
         return _from_row(row) if row is not None else None
 
-    def list(self) -> builtins.list[Instance]:
+    def list(self, project_id: str | None = None) -> builtins.list[Instance]:
+        """All instances, or those of `project_id`."""
+        query = select(instances)
+        if project_id is not None:
+            query = query.where(instances.c.project_id == project_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(instances).order_by(instances.c.created.desc(),
-                                                           instances.c.id)).all()
+            rows = conn.execute(query.order_by(instances.c.created.desc(),
+                                               instances.c.id)).all()
         return [_from_row(row) for row in rows]
 
     def save(self, inst: Instance) -> bool:

@@ -60,7 +60,8 @@ class Resumable(Protocol):
 class ImageService(Protocol):
     """What compute asks of the image service."""
 
-    def get(self, image_id: str) -> Image: ...
+    def get(self, image_id: str, token: str | None = None) -> Image:
+        """The image; with `token`, as the user whose token it is sees it."""
 
     def locations(self, image_id: str) -> list[Location]: ...
 
@@ -99,8 +100,8 @@ class FailoverImageService:
 
     # -- metadata -------------------------------------------------------------------------
 
-    def get(self, image_id: str) -> Image:
-        return Image.parse(self._call("get", lambda client: client.get(image_id)))
+    def get(self, image_id: str, token: str | None = None) -> Image:
+        return Image.parse(self._call("get", lambda client: client.get(image_id, token)))
 
     def locations(self, image_id: str) -> list[Location]:
         return Location.parse_all(self._call("locations",

@@ -60,6 +60,8 @@ class Instance:
     fault: Fault | None = None
     transfer: Transfer | None = None
     build_attempts: int = 0
+    project_id: str | None = None  # who booted it (None: booted without auth)
+    user_id: str | None = None
 
     @property
     def status(self) -> str:

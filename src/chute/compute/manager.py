@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from chute.auth.context import NOAUTH, RequestContext
 from chute.client.image import Image
 from chute.compute import disks, flavors
 from chute.compute.db import InstanceDB
@@ -135,18 +136,23 @@ class ComputeManager:
 
     # -- requests (called by API threads) -----------------------------------------------------
 
-    def get(self, instance_id: str) -> Instance:
+    def get(self, instance_id: str, project_id: str | None = None) -> Instance:
+        """The instance; one of another project than `project_id` (when given) is not found,
+        as in Nova: its existence is not the caller's business."""
         inst = self.db.get(instance_id)
-        if inst is None:
+        if inst is None or (project_id is not None and inst.project_id != project_id):
             raise ServerNotFound(f"Instance {instance_id} could not be found.")
         return inst
 
-    def list(self) -> builtins.list[Instance]:
-        return self.db.list()
+    def list(self, project_id: str | None = None) -> builtins.list[Instance]:
+        return self.db.list(project_id)
 
-    def create(self, name: object, image_ref: object, flavor_ref: object) -> Instance:
+    def create(self, name: object, image_ref: object, flavor_ref: object,
+               ctx: RequestContext = NOAUTH) -> Instance:
         """Validate as Nova does at the API (flavor and image checked now), then build later.
-        The arguments are the request's JSON values, of any type until checked here."""
+        The arguments are the request's JSON values, of any type until checked here. The
+        image is checked as the caller sees it (their token, forwarded): nobody boots an
+        image they could not read; the build then fetches with the host's own identity."""
         checked_name = _check_name(name)
         image_id = _check_ref("imageRef", image_ref)
         flavor_id = _check_ref("flavorRef", flavor_ref)
@@ -154,17 +160,17 @@ class ComputeManager:
             flavor = flavors.get(flavor_id)
         except FlavorNotFound as exc:
             raise BadComputeRequest(exc.message) from None
-        _require_fits(flavor, self._image(image_id, for_request=True))
+        _require_fits(flavor, self._image(image_id, for_request=True, token=ctx.auth_token))
         inst = Instance(id=str(uuid.uuid4()), name=checked_name, image_id=image_id,
-                        flavor_id=flavor.id)
+                        flavor_id=flavor.id, project_id=ctx.project_id, user_id=ctx.user_id)
         self.db.create(inst)
         LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id, flavor.name)
         assert self._workers is not None, "start() was not called"
         self._workers.submit(lambda: self._build(inst.id))
         return inst
 
-    def delete(self, instance_id: str) -> None:
-        inst = self.get(instance_id)
+    def delete(self, instance_id: str, project_id: str | None = None) -> None:
+        inst = self.get(instance_id, project_id)
         with self._lock(instance_id):
             self.db.delete(instance_id)
             self.driver.destroy(inst)
@@ -211,11 +217,11 @@ class ComputeManager:
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
                  inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
 
-    def _image(self, image_id: str, *, for_request: bool) -> Image:
+    def _image(self, image_id: str, *, for_request: bool, token: str | None = None) -> Image:
         """The image document, which must exist and be active (400 at request time)."""
         error = BadComputeRequest if for_request else ChuteError
         try:
-            image = self.client.get(image_id)
+            image = self.client.get(image_id, token)
         except RemoteUnavailable as exc:
             raise RemoteUnavailable(f"The image service is unavailable: {exc.message}") from None
         except RemoteError as exc:

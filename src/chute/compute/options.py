@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from chute import log
+from chute.auth.options import OPTIONS as AUTH_OPTIONS
+from chute.auth.options import SECTIONS as AUTH_SECTIONS
 from chute.config import Opt, Schema
 
 SCHEMA: Schema = {
@@ -18,8 +20,10 @@ SCHEMA: Schema = {
         Opt("state_connection", "str", "",
             "SQLAlchemy URL of the agent's own state "
             "(default: <instances_path>/chute-compute.sqlite)."),
+        *AUTH_OPTIONS,
         *log.OPTIONS,
     ],
+    **AUTH_SECTIONS,
     "glance": [
         Opt("api_servers", "list", ["http://127.0.0.1:9292"],
             "Image service endpoints, tried in order on connection errors."),
@@ -27,7 +31,9 @@ SCHEMA: Schema = {
             "Location schemes that may be read directly (e.g. file)."),
         Opt("num_retries", "int", 3, "Extra attempts for an HTTP download.", min=0),
         Opt("service_token", "str", "",
-            "Sent as X-Auth-Token; lets this host read the service-only locations endpoint."),
+            "This host's own token, sent as X-Auth-Token to the image service: with "
+            "auth_strategy = tokens there, a token of the tokens file with the service role "
+            "(which may read images and the service-only locations endpoint)."),
         Opt("verify_digest", "str", "auto",
             "Digest checked on fetch: auto (chute_blake3_blocks when the image has it, else "
             "os_hash_value, else checksum), or os_hash_value to always use the multihash.",

@@ -79,7 +79,8 @@ def server_detail(base_url: str, inst: Instance) -> dict[str, Any]:
         "progress": 100 if inst.status == "ACTIVE" else 0,
         "addresses": {}, "metadata": {}, "hostId": "", "accessIPv4": "", "accessIPv6": "",
         "key_name": None, "config_drive": "", "OS-DCF:diskConfig": "MANUAL",
-        "OS-EXT-AZ:availability_zone": "nova", "tenant_id": "", "user_id": "",
+        "OS-EXT-AZ:availability_zone": "nova", "tenant_id": inst.project_id or "",
+        "user_id": inst.user_id or "",
         "os-extended-volumes:volumes_attached": [],
         "chute:image_transfer": inst.transfer.as_dict() if inst.transfer else None,
     }

@@ -108,17 +108,6 @@ def _prepare_and_exit(settings: ApiSettings, fail: config.Fail, report_fd: int) 
             os._exit(status)
 
 
-def check_policy(conf: config.Config, policy_file: str) -> None:
-    """A policy file that cannot be read stops the service naming the option (not a worker
-    that dies at each request). oslo.policy is imported only when a file is set."""
-    if policy_file:
-        from chute.auth.policy import check_policy_file
-
-        problem = check_policy_file(policy_file)
-        if problem is not None:
-            raise conf.fail("oslo_policy", "policy_file", problem)
-
-
 def _worker_app(settings: ApiSettings, store: FilesystemStore) -> WSGIApp:
     """The app, built in each worker after the fork (imports happen here, not in the master)."""
     from chute.auth.middleware import wrap
@@ -142,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
         config.check_private(conf, [("DEFAULT", "service_token")])
-        check_policy(conf, settings.auth.policy_file)
+        settings.auth.check_policy(conf)
         config.private_umask()  # image files, the database, the log: 0640 / dirs 0750
         log.setup(settings.server.log_file or None, settings.server.debug)
     except ChuteError as exc:
