@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "client": {"errors", "transfer"},
     "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi", "auth",
                 "wsgi_server", "openapi"},
-    "allinone": {"errors", "config", "log", "client", "wsgi_server"},
+    "allinone": {"errors", "config", "log", "client", "wsgi_server", "auth"},
     "cli": {"errors", "client", "allinone"},
 }
 
