@@ -26,8 +26,14 @@ from chute.errors import Unauthenticated
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-# Paths that answer without a token: the version documents clients discover first.
-PUBLIC_PATHS = frozenset({"/", "/versions", "/openapi.json"})
+# Paths that answer without a token: the version documents clients discover first (Glance's
+# `/` and `/versions`; Nova's `/` and `/v2.1`, outside its auth pipeline) and the API
+# descriptions. Compared without a trailing slash.
+PUBLIC_PATHS = frozenset({"/", "/versions", "/v2.1", "/openapi.json"})
+
+
+def public(path: str) -> bool:
+    return (path.rstrip("/") or "/") in PUBLIC_PATHS
 
 # WSGI names of the headers that carry an identity (keystonemiddleware's list, by prefix).
 _IDENTITY_PREFIXES = ("HTTP_X_IDENTITY_STATUS", "HTTP_X_SERVICE_", "HTTP_X_USER",
@@ -49,7 +55,7 @@ class _Stripping:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
         strip_identity(environ)
-        if self.authenticating is None or environ.get("PATH_INFO", "") in PUBLIC_PATHS:
+        if self.authenticating is None or public(environ.get("PATH_INFO", "")):
             return self.app(environ, start_response)
         return self.authenticating(environ, start_response)
 
@@ -88,7 +94,7 @@ class ContextMiddleware:
         self.identify = authenticator(settings)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path in PUBLIC_PATHS:
+        if public(req.path):
             req.context.auth = None
             return
         ctx = self.identify(req)
