@@ -97,9 +97,12 @@ class AuthSettings:
             except TokensFileError as exc:
                 raise conf.fail("DEFAULT", "tokens_file", str(exc)) from None
         keystone = {k: v for k, v in conf.section(KEYSTONE_SECTION).items() if v}
-        if strategy == "keystone" and not keystone.get("auth_url"):
-            raise conf.fail(KEYSTONE_SECTION, "auth_url", "is needed by auth_strategy = "
-                                                           "keystone")
+        # keystonemiddleware answers a 401 with `WWW-Authenticate: Keystone uri=...`: without
+        # www_authenticate_uri it asks its auth plugin, and fails (500) when there is none.
+        for needed in ("www_authenticate_uri", "auth_url"):
+            if strategy == "keystone" and not keystone.get(needed):
+                raise conf.fail(KEYSTONE_SECTION, needed, "is needed by auth_strategy = "
+                                                          "keystone")
         return cls(strategy, tokens, conf.typed(POLICY_SECTION).string("policy_file"), keystone)
 
     def check_policy(self, conf: Config) -> None:
