@@ -9,6 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import openstack
+import openstack.config
+import openstack.connection
 import requests
 
 from chute.allinone import write_configs
@@ -89,6 +92,11 @@ def test_chute_up_first_boot_copies_directly(tmp_path):
         assert server["chute:image_transfer"]["method"] == "file"
         log = (data / "log" / "chute-compute.log").read_text()
         assert "Successfully transferred using file" in log
+        # openstacksdk (so the openstack CLI) through the clouds.yaml chute up wrote.
+        cloud = openstack.connection.Connection(config=openstack.config.OpenStackConfig(
+            config_files=[str(data / "clouds.yaml")]).get_one(cloud="chute"))
+        assert image["id"] in {found.id for found in cloud.image.images()}
+        assert server["id"] in {found.id for found in cloud.compute.servers()}
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
