@@ -23,7 +23,7 @@ gunicorn masters never load them.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chute.auth.context import RequestContext
 from chute.errors import PolicyDenied
@@ -122,6 +122,33 @@ class Policy:
         """PolicyDenied (403) naming the rule when it refuses `ctx`."""
         if not self.allows(rule, target, ctx):
             raise PolicyDenied(f"You are not authorized to complete {rule} action.")
+
+
+class Authorizer(Protocol):
+    """What the service layers ask of a policy."""
+
+    def allows(self, rule: str, target: dict[str, Any], ctx: RequestContext) -> bool: ...
+
+    def authorize(self, rule: str, target: dict[str, Any], ctx: RequestContext) -> None: ...
+
+
+class Unrestricted:
+    """noauth without a policy file: every caller is an admin, and every default rule allows
+    an admin, so nothing needs deciding. Spares each worker oslo.policy and oslo.config:
+    9.5 MiB of RSS measured on a chute-api worker (58.6 vs 49.1 MiB)."""
+
+    def allows(self, rule: str, target: dict[str, Any], ctx: RequestContext) -> bool:
+        return True
+
+    def authorize(self, rule: str, target: dict[str, Any], ctx: RequestContext) -> None:
+        return None
+
+
+def for_service(rules: dict[str, str], strategy: str, policy_file: str) -> Authorizer:
+    """The policy a service enforces with `auth_strategy` = `strategy`."""
+    if strategy == "noauth" and not policy_file:
+        return Unrestricted()
+    return Policy(rules, policy_file)
 
 
 def check_policy_file(path: str) -> str | None:

@@ -15,7 +15,7 @@ from chute import httpapi, openapi
 from chute.auth.context import RequestContext
 from chute.auth.middleware import ContextMiddleware, context_of
 from chute.auth.options import NOAUTH_SETTINGS, AuthSettings
-from chute.auth.policy import COMPUTE_RULES, Policy
+from chute.auth.policy import COMPUTE_RULES, Authorizer, for_service
 from chute.compute import flavors, views
 from chute.compute.manager import ComputeManager
 from chute.errors import (
@@ -92,7 +92,7 @@ class ServerRules:
     """Nova's rules for servers: which project a caller's lookups are limited to, and the
     policy checks (`os_compute_api:servers:*`)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Authorizer) -> None:
         self.policy = policy
 
     @staticmethod
@@ -171,7 +171,7 @@ def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
                ) -> falcon.App[falcon.Request, falcon.Response]:
     middleware: list[Any] = [httpapi.RequestIdMiddleware(), _VersionHeader(),
                              ContextMiddleware(auth)]
-    rules = ServerRules(Policy(COMPUTE_RULES, auth.policy_file))
+    rules = ServerRules(for_service(COMPUTE_RULES, auth.strategy, auth.policy_file))
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     httpapi.install_error_handling(app, ERROR_STATUS, nova_renderer)

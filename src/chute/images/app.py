@@ -9,7 +9,7 @@ import falcon
 
 from chute import errors, openapi
 from chute.auth.middleware import ContextMiddleware
-from chute.auth.policy import IMAGE_RULES, Policy
+from chute.auth.policy import IMAGE_RULES, for_service
 from chute.httpapi import (
     App,
     RequestIdMiddleware,
@@ -66,7 +66,8 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     """One app per worker process (engines and pools must not cross a fork)."""
     db = Database(make_engine(database_url(settings.database_connection, store)))
     service = ImageService(settings.service, Validator(settings.formats), db, [store],
-                           Policy(IMAGE_RULES, settings.auth.policy_file))
+                           for_service(IMAGE_RULES, settings.auth.strategy,
+                                       settings.auth.policy_file))
     data = ImageData(settings.upload, service, store)
     members = MemberService(service)
     middleware: list[Any] = [RequestIdMiddleware(), ContextMiddleware(settings.auth)]
