@@ -57,9 +57,8 @@ class MemberService:
         status = body.get("status") if isinstance(body, dict) else None
         if status not in STATUSES:
             raise Invalid(f"Status must be one of: {', '.join(STATUSES)}.")
-        record = self.images.authorized(image_id, ctx, "get_member")
-        if self.db.get(image_id, member_id) is None:
-            raise NotFound(f"{member_id} is not a member of image {image_id}.")
+        self.get(image_id, member_id, ctx)  # 404 unless the caller sees that membership
+        record = self.images.get(image_id)
         target = {**self.images.target(record, ctx), "member_id": member_id}
         self.images.policy.authorize("modify_member", target, ctx)
         if not self.db.set_status(image_id, member_id, str(status)):
