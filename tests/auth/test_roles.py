@@ -13,109 +13,12 @@ where Glance answers 404 chute answers what the service role may do: read, or 40
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.auth.conftest import Cloud
-from tests.helpers.identity import Caller
-
-Operation = Callable[[Cloud, Caller], requests.Response]
-ORDER = ("anonymous", "bad token", "reader", "member", "admin", "other", "service", "pending",
-         "accepted")
-RAW = {"disk_format": "raw", "container_format": "bare"}
-PATCH = "application/openstack-images-v2.1-json-patch"
-
-
-def _image(path: str) -> Operation:
-    """GET of `path` under the image API; `{private}`/`{shared}` name the fixture images."""
-    def call(cloud: Cloud, who: Caller) -> requests.Response:
-        url = cloud.api.url + path.format(private=cloud.private, shared=cloud.shared)
-        return requests.get(url, headers=who.headers(), timeout=10)
-    return call
-
-
-def _patch(which: str) -> Operation:
-    def call(cloud: Cloud, who: Caller) -> requests.Response:
-        image_id = getattr(cloud, which)
-        return requests.patch(f"{cloud.api.url}/v2/images/{image_id}",
-                              json=[{"op": "replace", "path": "/name", "value": f"a-{which}"}],
-                              headers=who.headers(**{"Content-Type": PATCH}), timeout=10)
-    return call
-
-
-def _create(**fields: str) -> Operation:
-    def call(cloud: Cloud, who: Caller) -> requests.Response:
-        return requests.post(f"{cloud.api.url}/v2/images", json={"name": "new", **RAW,
-                                                                 **fields},
-                             headers=who.headers(), timeout=10)
-    return call
-
-
-def _add_member(cloud: Cloud, who: Caller) -> requests.Response:
-    return requests.post(f"{cloud.api.url}/v2/images/{cloud.shared}/members",
-                         json={"member": f"proj-x-{who.name.replace(' ', '-')}"},
-                         headers=who.headers(), timeout=10)
-
-
-def _answer_for_pending(cloud: Cloud, who: Caller) -> requests.Response:
-    """proj-m's membership set to what it is (pending): who may answer for proj-m."""
-    return requests.put(f"{cloud.api.url}/v2/images/{cloud.shared}/members/proj-m",
-                        json={"status": "pending"}, headers=who.headers(), timeout=10)
-
-
-def _compute(path: str) -> Operation:
-    def call(cloud: Cloud, who: Caller) -> requests.Response:
-        url = cloud.compute.url + path.format(server=cloud.server)
-        return requests.get(url, headers=who.headers(), timeout=10)
-    return call
-
-
-def _boot_private(cloud: Cloud, who: Caller) -> requests.Response:
-    body = {"server": {"name": "x", "imageRef": cloud.private, "flavorRef": "1"}}
-    return requests.post(f"{cloud.compute.url}/v2.1/servers", json=body,
-                         headers=who.headers(), timeout=10)
-
-
-# operation -> (how, the status for each caller of ORDER)
-TABLE: dict[str, tuple[Operation, tuple[int, ...]]] = {
-    #                                             anon bad  rdr  mbr  adm  oth  svc  pnd  acc
-    "list images": (_image("/v2/images"), (401, 401, 200, 200, 200, 200, 403, 200, 200)),
-    "show private image": (_image("/v2/images/{private}"),
-                           (401, 401, 200, 200, 200, 404, 200, 404, 404)),
-    "show shared image": (_image("/v2/images/{shared}"),
-                          (401, 401, 200, 200, 200, 404, 200, 200, 200)),
-    "download private image": (_image("/v2/images/{private}/file"),
-                               (401, 401, 403, 200, 200, 404, 200, 404, 404)),
-    "download shared image": (_image("/v2/images/{shared}/file"),
-                              (401, 401, 403, 200, 200, 404, 200, 200, 200)),
-    "extents of private image": (_image("/v2/images/{private}/extents"),
-                                 (401, 401, 403, 200, 200, 404, 200, 404, 404)),
-    "locations of private image": (_image("/v2/images/{private}/locations"),
-                                   (401, 401, 403, 403, 200, 404, 200, 404, 404)),
-    "update private image": (_patch("private"), (401, 401, 403, 200, 200, 404, 403, 404, 404)),
-    "update shared image": (_patch("shared"), (401, 401, 403, 200, 200, 404, 403, 403, 403)),
-    "create an image": (_create(), (401, 401, 403, 201, 201, 201, 403, 201, 201)),
-    "create for another owner": (_create(owner="proj-x"),
-                                 (401, 401, 403, 403, 201, 403, 403, 403, 403)),
-    "create a public image": (_create(visibility="public"),
-                              (401, 401, 403, 403, 201, 403, 403, 403, 403)),
-    "list members": (_image("/v2/images/{shared}/members"),
-                     (401, 401, 200, 200, 200, 404, 403, 200, 200)),
-    "show member proj-m": (_image("/v2/images/{shared}/members/proj-m"),
-                           (401, 401, 200, 200, 200, 404, 403, 200, 404)),
-    "add a member": (_add_member, (401, 401, 403, 200, 200, 404, 403, 403, 403)),
-    "answer for proj-m": (_answer_for_pending, (401, 401, 403, 403, 200, 404, 403, 200, 404)),
-    "list servers": (_compute("/v2.1/servers"), (401, 401, 200, 200, 200, 200, 403, 200, 200)),
-    "list servers of all projects": (_compute("/v2.1/servers/detail?all_tenants=1"),
-                                     (401, 401, 403, 403, 200, 403, 403, 403, 403)),
-    "show server": (_compute("/v2.1/servers/{server}"),
-                    (401, 401, 200, 200, 200, 404, 404, 404, 404)),
-    "boot from private image": (_boot_private, (401, 401, 403, 202, 202, 400, 403, 400, 400)),
-    "list flavors": (_compute("/v2.1/flavors"), (401, 401, 200, 200, 200, 200, 200, 200, 200)),
-}
+from tests.helpers.roles import ORDER, PATCH, RAW, TABLE, Cloud
 
 ROWS = [pytest.param(op, caller, want, id=f"{op} as {caller}")
         for op, (_, wants) in TABLE.items() for caller, want in zip(ORDER, wants, strict=True)]
