@@ -49,7 +49,7 @@ class Keystone:
     admin_token: str
     proc: subprocess.Popen[bytes]
     log: Path
-    ids: dict[str, str] = field(default_factory=dict)  # role and project names -> ids
+    ids: dict[str, str] = field(default_factory=dict)  # role:NAME, project:NAME -> id
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         resp = requests.request(method, self.url + path, json=body, timeout=30,
@@ -58,17 +58,19 @@ class Keystone:
         return resp.json() if resp.content else None
 
     def project(self, name: str) -> str:
-        if name not in self.ids:
-            self.ids[name] = self.call("POST", "/projects", {"project": {
+        key = f"project:{name}"
+        if key not in self.ids:
+            self.ids[key] = self.call("POST", "/projects", {"project": {
                 "name": name, "domain_id": "default"}})["project"]["id"]
-        return self.ids[name]
+        return self.ids[key]
 
     def role(self, name: str) -> str:
-        if name not in self.ids:
+        key = f"role:{name}"
+        if key not in self.ids:
             found = self.call("GET", f"/roles?name={name}")["roles"]
-            self.ids[name] = found[0]["id"] if found else self.call(
+            self.ids[key] = found[0]["id"] if found else self.call(
                 "POST", "/roles", {"role": {"name": name}})["role"]["id"]
-        return self.ids[name]
+        return self.ids[key]
 
     def user(self, name: str, project: str, role: str) -> tuple[str, str]:
         """A user with `role` on `project` (created); -> (its password, the project id)."""
@@ -145,7 +147,10 @@ key_repository = {root / 'credential-keys'}
             [str(home / "bin" / "uwsgi"), "--http-socket", f"127.0.0.1:{port}",
              "--module", "keystone.wsgi.api:application", "--home", str(home),
              "--master", "--processes", "1", "--threads", "4", "--lazy-apps",
-             "--die-on-term", "--env", f"OS_KEYSTONE_CONFIG_FILES={conf}"],
+             "--die-on-term", "--env", f"OS_KEYSTONE_CONFIG_FILES={conf}",
+             # uWSGI's http-socket does not keep connections alive; without this header
+             # keystoneauth reuses a pooled one that uWSGI has closed: resets, then 503s.
+             "--add-header", "Connection: close"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     token = None
