@@ -59,9 +59,9 @@ def keystone_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyston
         auth = {"auth_strategy": "keystone"}
         api = prepare_api(tmp_path_factory.mktemp("api"), DEFAULT=auth,
                           keystone_authtoken=authtoken).start()
+        # No [glance] service_token: the host logs in to Keystone as `chute` for its calls.
         compute = prepare_compute(tmp_path_factory.mktemp("compute"), api, DEFAULT=auth,
-                                  keystone_authtoken=authtoken,
-                                  glance={"service_token": who["service"].token}).start()
+                                  keystone_authtoken=authtoken).start()
         ks.register("image", "glance", api.url)
         ks.register("compute", "nova", compute.url + "/v2.1")
         yield KeystoneCloud(ks, make_cloud(api, compute, who))

@@ -64,3 +64,10 @@ def test_openstacksdk_with_password_auth_through_the_catalog(keystone_cloud):
                              user_domain_id="default", project_domain_id="default")
     assert cloud.private in {image.id for image in conn.image.images()}
     assert cloud.server in {server.id for server in conn.compute.servers()}
+
+
+def test_the_compute_host_copied_directly_as_its_keystone_service_user(keystone_cloud):
+    """No static token in its config: it logged in to Keystone as `chute` (service role) to
+    read the locations, then copied through the shared filesystem."""
+    log = keystone_cloud.cloud.compute.log_text()
+    assert "Successfully transferred using file" in log
