@@ -74,7 +74,9 @@ def _from_keystone(req: falcon.Request) -> RequestContext | None:
     if req.get_header("X-Identity-Status") != "Confirmed":
         return None
     roles = (req.get_header("X-Roles") or "").split(",")
-    return RequestContext(req.get_header("X-User-Id"), req.get_header("X-Project-Id"),
+    # An unscoped token has no project: None, never "" (a policy target's empty owner).
+    return RequestContext(req.get_header("X-User-Id") or None,
+                          req.get_header("X-Project-Id") or None,
                           with_implied(roles), auth_token=req.get_header("X-Auth-Token"))
 
 
