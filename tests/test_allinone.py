@@ -9,6 +9,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import openstack
+import openstack.config
+import openstack.connection
 import requests
 
 from chute.allinone import write_configs
@@ -26,6 +29,7 @@ class Endpoint:
     """What tests.helpers.servers needs of a compute service: its URL."""
 
     url: str
+    token: str | None = None
 
 
 def _start(data_dir, api_port=None, compute_port=None, umask=-1):
@@ -59,31 +63,40 @@ def test_chute_up_first_boot_copies_directly(tmp_path):
         image_path = tmp_path / "img.qcow2"
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image_path), "16M"],
                        check=True)
-        images = ImageClient(f"http://127.0.0.1:{api_port}")
+        admin = _admin_token(data)
+        images = ImageClient(f"http://127.0.0.1:{api_port}", admin)
         image = images.create(name="cirros", disk_format="qcow2", container_format="bare")
         with open(image_path, "rb") as source:
             images.upload(image["id"], source, image_path.stat().st_size)
-        # Issue 18 item 8: no store paths for anonymous callers, and the service-only
-        # endpoint answers only to the token the compute host has.
+        # Issue 17: auth_strategy = tokens; issue 18 item 8: no store paths in documents,
+        # and the service-only endpoint answers only to the compute host's service identity
+        # (or an admin).
+        assert requests.get(f"http://127.0.0.1:{api_port}/v2/images/{image['id']}",
+                            timeout=10).status_code == 401
         shown = requests.get(f"http://127.0.0.1:{api_port}/v2/images/{image['id']}",
-                             timeout=10).json()
+                             headers={"X-Auth-Token": admin}, timeout=10).json()
         assert shown["status"] == "active"
         assert "locations" not in shown and "direct_url" not in shown, shown
         assert str(data) not in json.dumps(shown)
         endpoint = f"http://127.0.0.1:{api_port}/v2/images/{image['id']}/locations"
-        assert requests.get(endpoint, timeout=10).status_code == 403
+        assert requests.get(endpoint, timeout=10).status_code == 401
         assert requests.get(endpoint, headers={"X-Auth-Token": "wrong"},
-                            timeout=10).status_code == 403
+                            timeout=10).status_code == 401
         token = (data / "service-token").read_text().strip()
         served = requests.get(endpoint, headers={"X-Auth-Token": token}, timeout=10)
         assert served.status_code == 200
         assert served.json()[0]["url"] == f"file://{data}/store/images/{image['id']}"
-        server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}"), image["id"],
-                               timeout=30)
+        server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}", admin),
+                               image["id"], timeout=30)
         assert server["status"] == "ACTIVE", server.get("fault")
         assert server["chute:image_transfer"]["method"] == "file"
         log = (data / "log" / "chute-compute.log").read_text()
         assert "Successfully transferred using file" in log
+        # openstacksdk (so the openstack CLI) through the clouds.yaml chute up wrote.
+        cloud = openstack.connection.Connection(config=openstack.config.OpenStackConfig(
+            config_files=[str(data / "clouds.yaml")]).get_one(cloud="chute"))
+        assert image["id"] in {found.id for found in cloud.image.images()}
+        assert server["id"] in {found.id for found in cloud.compute.servers()}
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -95,6 +108,14 @@ def test_chute_up_first_boot_copies_directly(tmp_path):
         except requests.ConnectionError:
             continue
         raise AssertionError(f"port {port} still answers after chute up stopped")
+
+
+def _admin_token(data: Path) -> str:
+    """The admin's token that `chute up` wrote into its openrc."""
+    for line in (data / "openrc").read_text().splitlines():
+        if line.startswith("export OS_AUTH_TOKEN="):
+            return line.split("=", 1)[1]
+    raise AssertionError("no OS_AUTH_TOKEN in openrc")
 
 
 def test_configs_match_and_keep_their_filesystem_id(tmp_path):
@@ -113,7 +134,14 @@ def test_configs_match_and_keep_their_filesystem_id(tmp_path):
     assert Path(api.get("glance_store", "filesystem_store_datadir")).parent == \
         Path(metadata["mountpoint"])
     assert compute.get("glance", "allowed_direct_url_schemes") == ["file"]
-    assert compute.get("glance", "service_token") == api.get("DEFAULT", "service_token") != ""
+    # Both services read one tokens file, in which the compute host's token is the service's.
+    assert api.get("DEFAULT", "auth_strategy") == compute.get("DEFAULT", "auth_strategy") == \
+        "tokens"
+    tokens = Path(api.get("DEFAULT", "tokens_file"))
+    assert compute.get("DEFAULT", "tokens_file") == str(tokens)
+    assert tokens.stat().st_mode & 0o777 == 0o600
+    assert f"{compute.get('glance', 'service_token')} chute-compute service service" in \
+        tokens.read_text()
     assert compute.get("glance", "api_servers") == ["http://127.0.0.1:19292"]
     assert api.get("DEFAULT", "show_multiple_locations") is False
     assert api.get("DEFAULT", "show_image_direct_url") is False
@@ -131,7 +159,6 @@ def test_show_locations_turns_both_options_on(tmp_path):
     api = config.load(lay.conf("chute-api"), IMAGES)
     assert api.get("DEFAULT", "show_multiple_locations") is True
     assert api.get("DEFAULT", "show_image_direct_url") is True
-    assert api.get("DEFAULT", "service_token") != ""
 
 
 def _modes(root: Path) -> dict[str, int]:
@@ -147,17 +174,19 @@ def test_chute_up_keeps_secrets_and_data_private_under_a_permissive_umask(tmp_pa
     api_port, compute_port = free_port(), free_port()
     proc, _ = _start(data, api_port, compute_port, umask=0o022)
     try:
-        images = ImageClient(f"http://127.0.0.1:{api_port}")
+        admin = _admin_token(data)
+        images = ImageClient(f"http://127.0.0.1:{api_port}", admin)
         image = images.create(name="cirros", disk_format="raw", container_format="bare")
         images.upload(image["id"], io.BytesIO(b"\1" * 65536), 65536)
-        server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}"), image["id"],
-                               timeout=30)
+        server = boot_and_wait(Endpoint(f"http://127.0.0.1:{compute_port}", admin),
+                               image["id"], timeout=30)
         assert server["status"] == "ACTIVE", server.get("fault")
         modes = _modes(data)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
-    secrets = {"service-token", "chute-api.conf", "chute-compute.conf"}
+    secrets = {"service-token", "chute-api.conf", "chute-compute.conf", "tokens",
+               "clouds.yaml", "openrc"}
     assert {name: oct(modes[name]) for name in secrets} == dict.fromkeys(secrets, "0o600")
     # What each service made: the image file, both databases, _base, the instance disk, logs.
     assert f"store/images/{image['id']}" in modes
@@ -188,7 +217,8 @@ def test_write_configs_tightens_a_token_an_older_version_left_readable(tmp_path)
     (root / "service-token").chmod(0o644)
     lay = write_configs(root, 19292, 18774)
     assert (root / "service-token").stat().st_mode & 0o777 == 0o600
-    assert "service_token = 0123abcd" in lay.conf("chute-api").read_text()
+    assert "service_token = 0123abcd" in lay.conf("chute-compute").read_text()
+    assert "0123abcd chute-compute service service" in (root / "tokens").read_text()
     for service in ("chute-api", "chute-compute"):
         assert lay.conf(service).stat().st_mode & 0o777 == 0o600
 
@@ -220,7 +250,8 @@ def test_a_later_chute_up_keeps_the_operators_edits(tmp_path):
         assert f"keeping {api_conf}" in banner
         assert api_conf.read_text() == api_text
         assert compute_conf.read_text() == compute_text
-        assert requests.get(f"http://127.0.0.1:{new_api}/v2/images", timeout=10).ok
+        assert requests.get(f"http://127.0.0.1:{new_api}/v2/images", timeout=10,
+                            headers={"X-Auth-Token": _admin_token(data)}).ok
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

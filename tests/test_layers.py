@@ -23,12 +23,13 @@ ALLOWED: dict[str, set[str]] = {
     "httpapi": {"errors"},
     "wsgi_server": {"errors"},
     "stores": {"errors", "config", "transfer"},
-    "images": {"errors", "config", "log", "formats", "transfer", "stores", "httpapi",
+    "auth": {"errors", "config"},
+    "images": {"errors", "config", "log", "formats", "transfer", "stores", "httpapi", "auth",
                "wsgi_server", "openapi"},
     "client": {"errors", "transfer"},
-    "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi",
+    "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi", "auth",
                 "wsgi_server", "openapi"},
-    "allinone": {"errors", "config", "log", "client", "wsgi_server"},
+    "allinone": {"errors", "config", "log", "client", "wsgi_server", "auth"},
     "cli": {"errors", "client", "allinone"},
 }
 

@@ -7,8 +7,10 @@ services listen on loopback only.
 
 Image documents carry no store paths (`show_multiple_locations` and `show_image_direct_url` off,
 as in Glance): anyone who reaches the API reads them, and the service-only locations endpoint
-would protect nothing. The compute host reads the locations through that endpoint
-(`GET /v2/images/{id}/locations`) with a token both configs share. `show_locations=True`
+would protect nothing. Both services run with `auth_strategy = tokens` and one tokens file
+(chute.auth.provision writes it, with a clouds.yaml and an openrc for the clients); the compute
+host reads the locations through that endpoint (`GET /v2/images/{id}/locations`) as the
+service identity of that file, whose token is its `[glance] service_token`. `show_locations=True`
 (`chute up --show-locations`) turns both options on, for an operator who wants `image-show`
 to show the `file://` location.
 
@@ -42,6 +44,7 @@ from typing import IO
 import requests
 
 from chute import config
+from chute.auth.provision import write_identity
 
 HOST = "127.0.0.1"
 SECRET = 0o600  # the service token and the configs that hold it
@@ -155,6 +158,9 @@ def write_configs(data_dir: str | os.PathLike[str], api_port: int | None = None,
     fs_id = _persistent(lay.root / "filesystem-id", str(uuid.uuid4()))
     token = _persistent(lay.root / "service-token", secrets.token_hex(16), SECRET)
     show = "true" if show_locations else "false"
+    identity = write_identity(lay.root, f"http://{HOST}:{api_port}",
+                              f"http://{HOST}:{compute_port}", token)
+    auth = f"auth_strategy = tokens\ntokens_file = {identity.tokens_file}"
     metadata = lay.root / "store-metadata.json"
     _write_once(metadata, json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n", DATA)
     written = _write_once(lay.conf("chute-api"), f"""\
@@ -163,7 +169,7 @@ bind_host = {HOST}
 bind_port = {api_port}
 show_multiple_locations = {show}
 show_image_direct_url = {show}
-service_token = {token}
+{auth}
 log_file = {lay.log("chute-api")}
 
 [glance_store]
@@ -177,6 +183,7 @@ filesystem_store_metadata_file = {metadata}
 bind_host = {HOST}
 bind_port = {compute_port}
 instances_path = {lay.instances}
+{auth}
 log_file = {lay.log("chute-compute")}
 
 [glance]

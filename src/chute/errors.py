@@ -2,6 +2,8 @@
 
     ChuteError
     ├── ConfigError                  bad config file: stops the service at start
+    ├── Unauthenticated              401: no token, or one nobody issued (both APIs)
+    ├── PolicyDenied                 403: authenticated, but a policy rule says no (both APIs)
     ├── ImageError                   image service rules (mapped to HTTP in images/api)
     │   ├── NotFound                 404
     │   ├── Forbidden                403  (read-only/reserved attribute, protected, policy)
@@ -57,6 +59,14 @@ class ConfigError(ChuteError):
         if option is not None:
             where += f" {option}"
         super().__init__(f"{where}: {problem}")
+
+
+class Unauthenticated(ChuteError):
+    """The request carries no valid token (auth_strategy tokens or keystone)."""
+
+
+class PolicyDenied(ChuteError):
+    """A policy rule (chute.auth.policy) refuses the caller this operation."""
 
 
 class ImageError(ChuteError):

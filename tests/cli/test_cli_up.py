@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers.cli import CHUTE, run_chute
+from tests.helpers.cli import CHUTE, openrc_env, run_chute
 
 
 def _free_port() -> int:
@@ -44,8 +44,11 @@ def test_chute_up_then_the_readme_story(tmp_path, qcow2_image):
     proc = _up(data_dir, api_port, compute_port)
     try:
         _wait_for(proc, "Ctrl-C stops both")
-        urls = {"image_url": f"http://127.0.0.1:{api_port}",
-                "compute_url": f"http://127.0.0.1:{compute_port}"}
+        urls = {"env": openrc_env(data_dir)}  # auth_strategy = tokens: the admin's token
+        assert urls["env"]["OS_IMAGE_URL"] == f"http://127.0.0.1:{api_port}"
+        assert urls["env"]["OS_COMPUTE_URL"] == f"http://127.0.0.1:{compute_port}"
+        refused = run_chute("image-list", image_url=urls["env"]["OS_IMAGE_URL"])
+        assert refused.returncode == 1 and "401" in refused.stderr, refused.stderr
         made = run_chute("image-create", "--file", str(qcow2_image), "--name", "demo",
                          "--disk-format", "qcow2", "--container-format", "bare", "--progress",
                          **urls)
@@ -85,12 +88,12 @@ def test_chute_up_show_locations_shows_the_file_location(tmp_path, qcow2_image):
     proc = _up(data_dir, api_port, compute_port, "--show-locations")
     try:
         _wait_for(proc, "Ctrl-C stops both")
-        url = f"http://127.0.0.1:{api_port}"
+        env = openrc_env(data_dir)
         made = run_chute("image-create", "--file", str(qcow2_image), "--name", "demo",
-                         "--disk-format", "qcow2", image_url=url)
+                         "--disk-format", "qcow2", env=env)
         assert made.returncode == 0, made.stderr
         image_id = made.table()["id"]
-        rows = run_chute("image-show", image_id, image_url=url).table()
+        rows = run_chute("image-show", image_id, env=env).table()
         location = f"file://{data_dir}/store/images/{image_id}"
         assert rows["locations"].startswith(f'[{{"url": "{location}"')
         assert rows["direct_url"] == location

@@ -54,6 +54,16 @@ def run_chute(*args: str, image_url: str | None = None, compute_url: str | None 
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+def openrc_env(data_dir: Path) -> dict[str, str]:
+    """The variables `. DATA_DIR/openrc` exports (what `chute up` writes for the clients)."""
+    found = {}
+    for line in (Path(data_dir) / "openrc").read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            found[name] = value
+    return found
+
+
 def assert_one_line_error(result: Result, *fragments: str) -> None:
     """The CLI's promise on failure: exit 1, one line on stderr, no traceback."""
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)

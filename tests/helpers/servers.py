@@ -11,17 +11,24 @@ import requests
 from tests.helpers.polling import wait_for
 
 
+def _auth(compute: Any) -> dict[str, str]:
+    """X-Auth-Token when the compute endpoint carries a token (auth on), else nothing."""
+    token = getattr(compute, "token", None)
+    return {"X-Auth-Token": token} if token else {}
+
+
 def boot(compute: Any, image_id: str, name: str = "vm", flavor: str = "1") -> dict:
     resp = requests.post(compute.url + "/v2.1/servers",
                          json={"server": {"name": name, "imageRef": image_id,
                                           "flavorRef": flavor}},
-                         timeout=10)
+                         headers=_auth(compute), timeout=10)
     assert resp.status_code == 202, resp.text
     return resp.json()["server"]
 
 
 def server(compute: Any, server_id: str) -> dict:
-    resp = requests.get(f"{compute.url}/v2.1/servers/{server_id}", timeout=10)
+    resp = requests.get(f"{compute.url}/v2.1/servers/{server_id}", headers=_auth(compute),
+                        timeout=10)
     assert resp.status_code == 200, resp.text
     return resp.json()["server"]
 

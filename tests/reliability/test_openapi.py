@@ -106,6 +106,8 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("GET", "/openapi.json", 200)
     api("GET", "/v2/schemas/image", 200)
     api("GET", "/v2/schemas/images", 200)
+    api("GET", "/v2/schemas/member", 200)
+    api("GET", "/v2/schemas/members", 200)
     image = api("POST", "/v2/images", 201, headers=js, json={
         "name": "doc", "disk_format": "raw", "container_format": "bare", "tags": ["a"],
         "hw_disk_bus": "scsi"}).json()
@@ -147,6 +149,18 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     assert api("GET", "/v2/images/{image_id}/extents", 200, f"{one}/extents").json() == {
         "size": len(data), "extents": [{"offset": 0, "length": len(data)}]}
     api("GET", "/v2/images/{image_id}/locations", 200, f"{one}/locations", headers=js)
+    members, member = f"{one}/members", f"{one}/members/proj-b"
+    api("POST", "/v2/images/{image_id}/members", 200, members, json={"member": "proj-b"})
+    api("POST", "/v2/images/{image_id}/members", 409, members, headers=js,
+        json={"member": "proj-b"})
+    api("GET", "/v2/images/{image_id}/members", 200, members)
+    api("GET", "/v2/images/{image_id}/members/{member_id}", 200, member)
+    api("PUT", "/v2/images/{image_id}/members/{member_id}", 200, member,
+        json={"status": "accepted"})
+    api("PUT", "/v2/images/{image_id}/members/{member_id}", 400, member, headers=js,
+        json={"status": "maybe"})
+    api("DELETE", "/v2/images/{image_id}/members/{member_id}", 204, member)
+    api("DELETE", "/v2/images/{image_id}/members/{member_id}", 404, member, headers=js)
     api("POST", "/v2/images/{image_id}/actions/deactivate", 204, f"{one}/actions/deactivate")
     api("GET", "/v2/images/{image_id}/file", 403, f"{one}/file", headers=js)
     api("GET", "/v2/images/{image_id}/extents", 403, f"{one}/extents", headers=js)

@@ -24,8 +24,8 @@ DEFAULT_COMPUTE_URL = "http://127.0.0.1:8774"
               show_default=True, help="Images API endpoint [env: OS_IMAGE_URL].")
 @click.option("--os-compute-url", envvar="OS_COMPUTE_URL", default=DEFAULT_COMPUTE_URL,
               show_default=True, help="Compute API endpoint [env: OS_COMPUTE_URL].")
-@click.option("--os-auth-token", envvar="OS_AUTH_TOKEN", default=None,
-              help="Token sent as X-Auth-Token [env: OS_AUTH_TOKEN].")
+@click.option("--os-auth-token", envvar=["OS_AUTH_TOKEN", "OS_TOKEN"], default=None,
+              help="Token sent as X-Auth-Token [env: OS_AUTH_TOKEN, else OS_TOKEN].")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
 @click.version_option(package_name="chute", prog_name="chute")

@@ -112,8 +112,11 @@ class ImageClient:
 
     # -- metadata -------------------------------------------------------------------------
 
-    def get(self, image_id: str) -> dict[str, Any]:
-        return self.api.json_object("GET", f"/v2/images/{_q(image_id)}")
+    def get(self, image_id: str, token: str | None = None) -> dict[str, Any]:
+        """The image document; with `token`, as that caller sees it (a user's token that a
+        service forwards), not as this client's own token does."""
+        headers = {"X-Auth-Token": token} if token else None
+        return self.api.json_object("GET", f"/v2/images/{_q(image_id)}", headers=headers)
 
     def locations(self, image_id: str) -> list[dict[str, Any]]:
         """The service-only locations list (`[{url, metadata}]`), independent of

@@ -13,6 +13,10 @@ from urllib.parse import urlencode
 import falcon
 
 from chute import httpapi, openapi
+from chute.auth.context import RequestContext
+from chute.auth.middleware import ContextMiddleware, context_of
+from chute.auth.options import NOAUTH_SETTINGS, AuthSettings
+from chute.auth.policy import COMPUTE_RULES, Authorizer, for_service
 from chute.compute import (
     api_host,
     api_keypairs,
@@ -33,15 +37,18 @@ from chute.errors import (
     ComputeForbidden,
     ComputeNotFound,
     FlavorNotFound,
+    PolicyDenied,
     RemoteUnavailable,
     ServerNotFound,
+    Unauthenticated,
 )
 
 ERROR_STATUS: dict[type[ChuteError], int] = {
     ServerNotFound: 404, FlavorNotFound: 404, BadComputeRequest: 400, ComputeError: 400,
     RemoteUnavailable: 503, ComputeNotFound: 404, ComputeConflict: 409,
-    ComputeForbidden: 403,
+    ComputeForbidden: 403, Unauthenticated: 401, PolicyDenied: 403,
 }
+SERVERS = "os_compute_api:servers"
 
 # Nova's fault names by status (nova/api/openstack/wsgi.py Fault._fault_names).
 FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
@@ -88,15 +95,80 @@ class Flavor:
             _base_url(req), flavor, microversion.of(req))})
 
 
-class Servers:
-    def __init__(self, manager: ComputeManager, detail: bool) -> None:
+class ServerRules:
+    """Nova's rules for servers: which project a caller's lookups are limited to, and the
+    policy checks (`os_compute_api:servers:*`)."""
+
+    def __init__(self, policy: Authorizer) -> None:
+        self.policy = policy
+
+    @staticmethod
+    def scope(ctx: RequestContext) -> str | None:
+        """The project a lookup by id is limited to; None (any) for admins and under noauth."""
+        return None if ctx.is_admin or not ctx.scoped else ctx.project_id
+
+    def authorize(self, action: str, project_id: str | None, ctx: RequestContext) -> None:
+        self.policy.authorize(f"{SERVERS}:{action}", {"project_id": project_id or ""}, ctx)
+
+    def listed(self, req: falcon.Request, detail: bool) -> str | None:
+        """The project whose servers a list shows (None: all, for admins with all_tenants)."""
+        ctx = context_of(req)
+        action = "detail" if detail else "index"
+        self.authorize(action, ctx.project_id, ctx)
+        all_tenants = req.get_param("all_tenants")
+        if all_tenants is not None and all_tenants.lower() not in ("0", "false", "off", "no"):
+            self.authorize(f"{action}:get_all_tenants", ctx.project_id, ctx)
+            return None
+        return ctx.project_id if ctx.scoped else None
+
+
+class ServerScope:
+    """Every route under /servers/{server_id} meets the caller's project here, in one place,
+    so that no sub-resource (metadata, tags, actions, ...) can forget it: another project's
+    server is 404 as in Nova, and reading needs Nova's `show` rule, changing it `update`
+    (project member). Handlers may check a stricter rule of their own (delete)."""
+
+    READS = frozenset({"GET", "HEAD"})
+
+    def __init__(self, manager: ComputeManager, rules: ServerRules) -> None:
         self.manager = manager
+        self.rules = rules
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
+                         params: dict[str, Any]) -> None:
+        server_id = params.get("server_id")
+        if resource is None or not isinstance(server_id, str):
+            return
+        ctx = context_of(req)
+        scope = self.rules.scope(ctx)
+        try:
+            project_id = self.manager.get(server_id, scope).project_id
+        except ServerNotFound:
+            if not getattr(resource, "outlives_server", False):
+                raise
+            project_id = self._project_of_deleted(server_id, scope)
+        self.rules.authorize("show" if req.method in self.READS else "update", project_id, ctx)
+
+    def _project_of_deleted(self, server_id: str, scope: str | None) -> str | None:
+        """A deleted server's actions stay readable (Nova, 2.21): its project is the one
+        its actions recorded."""
+        found = self.manager.actions.list(server_id)
+        if found and (scope is None or found[0].project_id == scope):
+            return found[0].project_id or None
+        raise ServerNotFound(f"Instance {server_id} could not be found.")
+
+
+class Servers:
+    def __init__(self, manager: ComputeManager, rules: ServerRules, detail: bool) -> None:
+        self.manager = manager
+        self.rules = rules
         self.detail = detail
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         base_url, version = _base_url(req), microversion.of(req)
         query = server_query.parse(req.params, version)
-        page, more = server_query.apply(query, self.manager.list())
+        project_id = self.rules.listed(req, self.detail)
+        page, more = server_query.apply(query, self.manager.list(project_id))
         servers = [views.server_detail(base_url, inst, version) if self.detail
                    else views.server_summary(base_url, inst) for inst in page]
         body: dict[str, Any] = {"servers": servers}
@@ -106,7 +178,9 @@ class Servers:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         request = server_fields.parse_create(httpapi.read_json(req), microversion.of(req))
-        inst = self.manager.create(request, api_keypairs.request_user(req))[0]
+        ctx = context_of(req)
+        self.rules.authorize("create", ctx.project_id, ctx)
+        inst = self.manager.create(request, ctx)[0]
         base_url = _base_url(req)
         resp.set_header("Location", f"{base_url}/v2.1/servers/{inst.id}")
         httpapi.json_response(resp, {"server": views.server_created(base_url, inst)}, 202)
@@ -125,15 +199,21 @@ class ServersDetail(Servers):
 
 
 class Server:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ComputeManager, rules: ServerRules) -> None:
         self.manager = manager
+        self.rules = rules
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
-        inst = self.manager.get(server_id)
+        ctx = context_of(req)
+        inst = self.manager.get(server_id, self.rules.scope(ctx))
+        self.rules.authorize("show", inst.project_id, ctx)
         httpapi.json_response(resp, {"server": views.server_detail(
             _base_url(req), inst, microversion.of(req))})
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
+        ctx = context_of(req)
+        inst = self.manager.get(server_id, self.rules.scope(ctx))
+        self.rules.authorize("update", inst.project_id, ctx)
         version = microversion.of(req)
         update = server_fields.parse_update(httpapi.read_json(req), version)
         name = _check_new_name(update.name)
@@ -149,7 +229,10 @@ class Server:
                                                                    version)})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
-        self.manager.delete(server_id)
+        ctx = context_of(req)
+        scope = self.rules.scope(ctx)
+        self.rules.authorize("delete", self.manager.get(server_id, scope).project_id, ctx)
+        self.manager.delete(server_id, scope)
         resp.status = falcon.HTTP_204
 
 
@@ -157,9 +240,12 @@ def _check_new_name(name: object) -> str | None:
     return None if name is None else check_name(name)
 
 
-def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Response]:
+def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
+               ) -> falcon.App[falcon.Request, falcon.Response]:
+    rules = ServerRules(for_service(COMPUTE_RULES, auth.strategy, auth.policy_file))
     middleware: list[Any] = [httpapi.RequestIdMiddleware(),
-                             microversion.MicroversionMiddleware()]
+                             microversion.MicroversionMiddleware(),
+                             ContextMiddleware(auth), ServerScope(manager, rules)]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     httpapi.install_error_handling(app, ERROR_STATUS, nova_renderer)
@@ -170,9 +256,9 @@ def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Res
     app.add_route("/v2.1/flavors", Flavors(detail=False))
     app.add_route("/v2.1/flavors/detail", Flavors(detail=True))
     app.add_route("/v2.1/flavors/{flavor_id}", Flavor())
-    app.add_route("/v2.1/servers", Servers(manager, detail=False))
-    app.add_route("/v2.1/servers/detail", ServersDetail(manager, detail=True))
-    app.add_route("/v2.1/servers/{server_id}", Server(manager))
+    app.add_route("/v2.1/servers", Servers(manager, rules, detail=False))
+    app.add_route("/v2.1/servers/detail", ServersDetail(manager, rules, detail=True))
+    app.add_route("/v2.1/servers/{server_id}", Server(manager, rules))
     app.add_route("/v2.1/os-keypairs", api_keypairs.KeypairList(manager))
     app.add_route("/v2.1/os-keypairs/{name}", api_keypairs.KeypairItem(manager))
     _add_server_routes(app, manager)

@@ -223,6 +223,8 @@ def _actions(manager: ComputeManager, req: falcon.Request, server_id: str) -> li
 
 
 class InstanceActionList:
+    outlives_server = True  # compute.api.ServerScope: readable after the server is deleted
+
     def __init__(self, manager: ComputeManager) -> None:
         self.manager = manager
 
@@ -233,6 +235,8 @@ class InstanceActionList:
 
 
 class InstanceActionItem:
+    outlives_server = True
+
     def __init__(self, manager: ComputeManager) -> None:
         self.manager = manager
 

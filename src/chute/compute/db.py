@@ -69,6 +69,8 @@ instances = Table(
     Column("config_drive", Boolean),
     Column("description", Text),
     Column("admin_pass", String(255)),
+    Column("project_id", String(255)),
+    Column("user_id", String(255)),
 )
 
 
@@ -118,6 +120,7 @@ def _to_row(inst: Instance) -> dict[str, Any]:
         "metadata_json": json.dumps(inst.metadata), "tags_json": json.dumps(inst.tags),
         "availability_zone": inst.availability_zone, "config_drive": inst.config_drive,
         "description": inst.description, "admin_pass": inst.admin_pass,
+        "project_id": inst.project_id, "user_id": inst.user_id,
     }
 
 
@@ -134,7 +137,7 @@ def _from_row(row: Any) -> Instance:
         vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
         created=_aware(row.created), updated=_aware(row.updated),
         launched_at=_maybe_aware(row.launched_at), fault=fault, transfer=transfer,
-        build_attempts=row.build_attempts or 0,
+        build_attempts=row.build_attempts or 0, project_id=row.project_id, user_id=row.user_id,
         key_name=row.key_name, key_data=row.key_data, user_data=row.user_data,
         metadata=json.loads(row.metadata_json or "{}"), tags=json.loads(row.tags_json or "[]"),
         availability_zone=row.availability_zone, config_drive=bool(row.config_drive),
@@ -172,10 +175,14 @@ class InstanceDB:
             row = conn.execute(select(instances).where(instances.c.id == instance_id)).first()
         return _from_row(row) if row is not None else None
 
-    def list(self) -> builtins.list[Instance]:
+    def list(self, project_id: str | None = None) -> builtins.list[Instance]:
+        """All instances, or those of `project_id`."""
+        query = select(instances)
+        if project_id is not None:
+            query = query.where(instances.c.project_id == project_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(instances).order_by(instances.c.created.desc(),
-                                                           instances.c.id)).all()
+            rows = conn.execute(query.order_by(instances.c.created.desc(),
+                                               instances.c.id)).all()
         return [_from_row(row) for row in rows]
 
     def save(self, inst: Instance) -> bool:

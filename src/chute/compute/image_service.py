@@ -60,7 +60,8 @@ class Resumable(Protocol):
 class ImageService(Protocol):
     """What compute asks of the image service."""
 
-    def get(self, image_id: str) -> Image: ...
+    def get(self, image_id: str, token: str | None = None) -> Image:
+        """The image; with `token`, as the user whose token it is sees it."""
 
     def locations(self, image_id: str) -> list[Location]: ...
 
@@ -79,19 +80,32 @@ def retryable(exc: ChuteError) -> bool:
 class FailoverImageService:
     """The ImageService over several endpoints (the module docstring's policy)."""
 
-    def __init__(self, endpoints: list[str], token: str | None = None, timeout: float = 60,
-                 num_retries: int = 0) -> None:
+    def __init__(self, endpoints: list[str], token: str | Callable[[], str] | None = None,
+                 timeout: float = 60, num_retries: int = 0) -> None:
+        """`token`: this host's own, or a callable that returns a valid one each time (from
+        Keystone, chute.auth.service_auth)."""
         if not endpoints:
             raise ValueError("at least one image service endpoint is needed")
-        self.clients = [ImageClient(endpoint, token, timeout) for endpoint in endpoints]
+        fixed = token if isinstance(token, str) else None
+        self.clients = [ImageClient(endpoint, fixed, timeout) for endpoint in endpoints]
+        self._token = token if callable(token) else None
         self.attempts = 1 + num_retries
         self._current = 0
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: ImageServiceSettings) -> FailoverImageService:
-        return cls(list(settings.api_servers), token=settings.service_token,
-                   num_retries=settings.num_retries)
+        token: str | Callable[[], str] | None = settings.service_token
+        if settings.keystone is not None:
+            from chute.auth.service_auth import token_provider
+            token = token_provider(dict(settings.keystone))
+        return cls(list(settings.api_servers), token=token, num_retries=settings.num_retries)
+
+    def _as_this_host(self, client: ImageClient) -> ImageClient:
+        """`client` carrying a token valid now (Keystone's expire; keystoneauth renews)."""
+        if self._token is not None:
+            client.api.session.headers["X-Auth-Token"] = self._token()
+        return client
 
     @property
     def endpoint(self) -> str:
@@ -99,8 +113,8 @@ class FailoverImageService:
 
     # -- metadata -------------------------------------------------------------------------
 
-    def get(self, image_id: str) -> Image:
-        return Image.parse(self._call("get", lambda client: client.get(image_id)))
+    def get(self, image_id: str, token: str | None = None) -> Image:
+        return Image.parse(self._call("get", lambda client: client.get(image_id, token)))
 
     def locations(self, image_id: str) -> list[Location]:
         return Location.parse_all(self._call("locations",
@@ -113,7 +127,7 @@ class FailoverImageService:
             index = (start + step) % len(self.clients)
             client = self.clients[index]
             try:
-                result = call(client)
+                result = call(self._as_this_host(client))
             except RemoteUnavailable as exc:
                 LOG.warning("Error contacting image service %s for %s: %s%s", client.endpoint,
                             method, exc.message,
@@ -133,7 +147,7 @@ class FailoverImageService:
         endpoint; None when none does (download the whole image)."""
         for client in self.clients:
             try:
-                return client.endpoint, client.extents(image_id)
+                return client.endpoint, self._as_this_host(client).extents(image_id)
             except ChuteError as exc:
                 if retryable(exc):
                     FETCH_LOG.info("No extents of image %s from %s (%s)", image_id,
@@ -151,7 +165,7 @@ class FailoverImageService:
             client = self.clients[turn % len(self.clients)]
             before = download.written
             try:
-                download.attempt(client, image_id)
+                download.attempt(self._as_this_host(client), image_id)
                 if download.complete():
                     return client.endpoint
                 error: ChuteError = RemoteUnavailable(

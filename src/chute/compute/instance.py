@@ -70,6 +70,8 @@ class Instance:
     config_drive: bool = False
     description: str | None = None
     admin_pass: str | None = None
+    project_id: str | None = None  # who booted it (None: booted without auth)
+    user_id: str | None = None
 
     @property
     def status(self) -> str:

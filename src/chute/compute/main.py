@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from chute import config, httpapi
 from chute import log as chute_log
+from chute.auth.options import AuthSettings
 from chute.compute import db, virt
 from chute.compute.options import SCHEMA
 from chute.compute.settings import (
@@ -29,8 +30,7 @@ from chute.compute.settings import (
 from chute.errors import ChuteError, ConfigError
 
 if TYPE_CHECKING:  # for annotations only: the app's modules are imported in the worker
-    import falcon
-
+    from chute.auth.middleware import WSGIApp
     from chute.compute.fetch import Fetcher
     from chute.compute.image_service import FailoverImageService, ImageService
     from chute.compute.imagecache import ImageCache
@@ -48,6 +48,7 @@ def validate(conf: config.Config) -> AgentSettings:
         virt.load(agent.compute_driver)
     except ValueError as exc:
         raise conf.fail("DEFAULT", "compute_driver", str(exc)) from None
+    AuthSettings.from_config(conf, agent.bind_host).check_policy(conf)
     return agent
 
 
@@ -99,17 +100,19 @@ def image_cache(conf: config.Config, service: ImageService | None = None) -> Ima
                       fetcher(conf, service or image_service(conf)))
 
 
-def build_app(conf: config.Config) -> falcon.App[falcon.Request, falcon.Response]:
+def build_app(conf: config.Config) -> WSGIApp:
     """Runs in the worker after fork: threads and database connections start here."""
+    from chute.auth.middleware import wrap
     from chute.compute.api import create_app
     from chute.compute.manager import ComputeManager
 
     agent = AgentSettings.from_config(conf)
+    auth = AuthSettings.from_config(conf, agent.bind_host)
     service = image_service(conf)
     manager = ComputeManager(ManagerSettings.from_config(conf), db.InstanceDB(agent.state_url),
                              service, image_cache(conf, service), virt.load(agent.compute_driver))
     manager.start()
-    return create_app(manager)
+    return wrap(create_app(manager, auth), auth)
 
 
 def explain(conf: config.Config, service: ImageService, image_id: str) -> str:
@@ -152,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     chute_log.setup(agent.log_file, agent.debug)
     httpapi.install_log_filter()
+    AuthSettings.from_config(conf, agent.bind_host).log_start(PROG)
     LOG.info("chute-compute listening on %s:%s, instances in %s", agent.bind_host,
              agent.bind_port, agent.instances_path)
     from chute.wsgi_server import serve

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from chute.auth.context import NOAUTH, RequestContext
 from chute.client.image import Image
 from chute.compute import configdrive, disks, flavors
 from chute.compute.db import InstanceDB
@@ -142,20 +143,26 @@ class ComputeManager:
 
     # -- requests (called by API threads) -----------------------------------------------------
 
-    def get(self, instance_id: str) -> Instance:
+    def get(self, instance_id: str, project_id: str | None = None) -> Instance:
+        """The instance; one of another project than `project_id` (when given) is not found,
+        as in Nova: its existence is not the caller's business."""
         inst = self.db.get(instance_id)
-        if inst is None:
+        if inst is None or (project_id is not None and inst.project_id != project_id):
             raise ServerNotFound(f"Instance {instance_id} could not be found.")
         return inst
 
-    def list(self) -> builtins.list[Instance]:
-        return self.db.list()
+    def list(self, project_id: str | None = None) -> builtins.list[Instance]:
+        return self.db.list(project_id)
 
-    def create(self, request: BootRequest, user_id: str = "") -> builtins.list[Instance]:
+    def create(self, request: BootRequest, ctx: RequestContext = NOAUTH
+               ) -> builtins.list[Instance]:
         """Validate as Nova does at the API (flavor, image, keypair and zone checked now),
         then build later: `max_count` servers, named `NAME-N` when there are several (Nova's
         multi_instance_display_name_template). The name and refs are the request's JSON
-        values, of any type until checked here."""
+        values, of any type until checked here. The image is checked as the caller sees it
+        (their token, forwarded): nobody boots an image they could not read; the build then
+        fetches with the host's own identity."""
+        user_id = ctx.user_id or ""
         checked_name = check_name(request.name)
         image_id = _check_ref("imageRef", request.image_ref)
         flavor_id = _check_ref("flavorRef", request.flavor_ref)
@@ -165,7 +172,8 @@ class ComputeManager:
             raise BadComputeRequest(exc.message) from None
         zone = self._zone(request.availability_zone)
         key_data = self._key_data(user_id, request.key_name)
-        _require_fits(flavor, self._image(image_id, for_request=True))
+        _require_fits(flavor, self._image(image_id, for_request=True,
+                                               token=ctx.auth_token))
         count = request.max_count
         created = []
         for n in range(1, count + 1):
@@ -174,10 +182,12 @@ class ComputeManager:
                 image_id=image_id, flavor_id=flavor.id, key_name=request.key_name,
                 key_data=key_data, user_data=request.user_data, metadata=request.metadata,
                 tags=request.tags, availability_zone=zone, description=request.description,
-                admin_pass=request.admin_pass,
+                admin_pass=request.admin_pass, project_id=ctx.project_id,
+                user_id=ctx.user_id,
                 config_drive=self._wants_config_drive(request))
             self.db.create(inst)
-            self.actions.start(inst.id, "create", user_id=user_id)
+            self.actions.start(inst.id, "create", user_id=user_id,
+                               project_id=ctx.project_id or "")
             LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id,
                      flavor.name)
             created.append(inst)
@@ -228,9 +238,9 @@ class ComputeManager:
                 raise ServerNotFound(f"Instance {instance_id} could not be found.")
         return inst
 
-    def delete(self, instance_id: str) -> None:
-        inst = self.get(instance_id)
-        self.actions.start(instance_id, "delete")
+    def delete(self, instance_id: str, project_id: str | None = None) -> None:
+        inst = self.get(instance_id, project_id)
+        self.actions.start(instance_id, "delete", project_id=inst.project_id or "")
         with self._lock(instance_id):
             self.db.delete(instance_id)
             self.driver.destroy(inst)
@@ -281,11 +291,11 @@ class ComputeManager:
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
                  inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
 
-    def _image(self, image_id: str, *, for_request: bool) -> Image:
+    def _image(self, image_id: str, *, for_request: bool, token: str | None = None) -> Image:
         """The image document, which must exist and be active (400 at request time)."""
         error = BadComputeRequest if for_request else ChuteError
         try:
-            image = self.client.get(image_id)
+            image = self.client.get(image_id, token)
         except RemoteUnavailable as exc:
             raise RemoteUnavailable(f"The image service is unavailable: {exc.message}") from None
         except RemoteError as exc:

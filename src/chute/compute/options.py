@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from chute import log
+from chute.auth.options import OPTIONS as AUTH_OPTIONS
+from chute.auth.options import SECTIONS as AUTH_SECTIONS
 from chute.config import Opt, Schema
 
 SCHEMA: Schema = {
@@ -24,8 +26,10 @@ SCHEMA: Schema = {
         Opt("force_config_drive", "bool", False,
             "Give every server a config drive (as Nova's option); without it a server gets "
             "one when it asks (config_drive) or has user_data, a key_name or an adminPass."),
+        *AUTH_OPTIONS,
         *log.OPTIONS,
     ],
+    **AUTH_SECTIONS,
     "glance": [
         Opt("api_servers", "list", ["http://127.0.0.1:9292"],
             "Image service endpoints, tried in order on connection errors."),
@@ -33,7 +37,9 @@ SCHEMA: Schema = {
             "Location schemes that may be read directly (e.g. file)."),
         Opt("num_retries", "int", 3, "Extra attempts for an HTTP download.", min=0),
         Opt("service_token", "str", "",
-            "Sent as X-Auth-Token; lets this host read the service-only locations endpoint."),
+            "This host's own token, sent as X-Auth-Token to the image service: with "
+            "auth_strategy = tokens there, a token of the tokens file with the service role "
+            "(which may read images and the service-only locations endpoint)."),
         Opt("verify_digest", "str", "auto",
             "Digest checked on fetch: auto (chute_blake3_blocks when the image has it, else "
             "os_hash_value, else checksum), or os_hash_value to always use the multihash.",

@@ -46,15 +46,21 @@ class ImageServiceSettings:
     verify_digest: str
     allowed_direct_url_schemes: frozenset[str]
     filesystems: Mapping[str, Filesystem]  # by filesystem id
+    # With auth_strategy = keystone and no service_token: the [keystone_authtoken] service
+    # user this host logs in as to call the image service as itself (chute.auth.service_auth).
+    keystone: Mapping[str, str] | None = None
 
     @classmethod
     def from_config(cls, conf: Config) -> ImageServiceSettings:
         g = conf.section("glance")
         if not g["api_servers"]:
             raise conf.fail("glance", "api_servers", "needs at least one image service endpoint")
+        keystone = None
+        if conf.get("DEFAULT", "auth_strategy") == "keystone" and not g["service_token"]:
+            keystone = {k: v for k, v in conf.section("keystone_authtoken").items() if v}
         return cls(tuple(g["api_servers"]), g["service_token"] or None, g["num_retries"],
                    g["verify_digest"], frozenset(g["allowed_direct_url_schemes"]),
-                   filesystems(conf))
+                   filesystems(conf), keystone)
 
 
 @dataclass(frozen=True)

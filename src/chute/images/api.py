@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import falcon
 
+from chute.auth.middleware import context_of
 from chute.httpapi import json_response, no_body, read_json
 from chute.images import patch
 from chute.images.db import ImageRecord
@@ -27,11 +28,11 @@ class ImagesResource(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         no_body(req)
         pairs = parse_qsl(req.query_string, keep_blank_values=True)
-        page, links = self.service.list_images(pairs)
+        page, links = self.service.list_images(pairs, context_of(req))
         json_response(resp, {"images": [self.doc(r) for r in page], **links})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        record = self.service.create(read_json(req))
+        record = self.service.create(read_json(req), context_of(req))
         json_response(resp, self.doc(record), 201)
         resp.location = f"{req.prefix}/v2/images/{record.id}"
 
@@ -39,7 +40,7 @@ class ImagesResource(_Base):
 class ImageResource(_Base):
     def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
-        json_response(resp, self.doc(self.service.get(image_id)))
+        json_response(resp, self.doc(self.service.show(image_id, context_of(req))))
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         media_type = (req.content_type or "").split(";")[0].strip().lower()
@@ -48,9 +49,10 @@ class ImageResource(_Base):
                 description=f"Unsupported Content-Type {req.content_type}",
                 headers={"Accept-Patch": ", ".join(patch.MEDIA_TYPES)})
         ops = patch.parse(read_json(req), media_type)
-        json_response(resp, self.doc(self.service.update(image_id, ops, media_type)))
+        updated = self.service.update(image_id, ops, media_type, context_of(req))
+        json_response(resp, self.doc(updated))
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
-        self.service.delete(image_id)
+        self.service.delete(image_id, context_of(req))
         resp.status = falcon.HTTP_204

@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 import falcon
 
+from chute.auth.middleware import context_of
 from chute.httpapi import no_body
 from chute.images.body import open_body
 from chute.images.data import ImageData
@@ -136,6 +137,7 @@ class FileResource:
             raise falcon.HTTPUnsupportedMediaType(
                 description=f"Unsupported Content-Type {req.content_type}; use "
                             "application/octet-stream")
+        self.data.service.authorized(image_id, context_of(req), "upload_image")
         self._bound_stalls(req)
         try:
             self.data.upload(image_id, open_body(req.env), _declared_size(req))
@@ -161,6 +163,7 @@ class FileResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
+        self.data.service.authorized(image_id, context_of(req), "download_image")
         self._bound_stalls(req)
         download = self.data.open(image_id)
         if download is None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import falcon
 
+from chute.auth.middleware import context_of
 from chute.httpapi import json_response, no_body
 from chute.images.options import FormatSettings
 from chute.images.schema import image_schema, images_schema
@@ -50,13 +51,13 @@ class TagResource:
     def on_put(self, req: falcon.Request, resp: falcon.Response, image_id: str,
                tag: str) -> None:
         no_body(req)
-        self.service.add_tag(image_id, tag)
+        self.service.add_tag(image_id, tag, context_of(req))
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, image_id: str,
                   tag: str) -> None:
         no_body(req)
-        self.service.remove_tag(image_id, tag)
+        self.service.remove_tag(image_id, tag, context_of(req))
         resp.status = falcon.HTTP_204
 
 
@@ -67,16 +68,17 @@ class ActionResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
-        getattr(self.service, self.action)(image_id)
+        getattr(self.service, self.action)(image_id, context_of(req))
         resp.status = falcon.HTTP_204
 
 
 class LocationsResource:
-    """Service-only `GET /v2/images/{id}/locations` (Glance 2.17), gated by service_token."""
+    """Service-only `GET /v2/images/{id}/locations` (Glance 2.17), for admins and services
+    (policy fetch_image_location), and the service_token when one is set."""
 
     def __init__(self, service: ImageService) -> None:
         self.service = service
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
-        json_response(resp, self.service.locations(image_id, req.get_header("X-Auth-Token")))
+        json_response(resp, self.service.locations(image_id, context_of(req)))

@@ -8,6 +8,8 @@ from typing import Any
 import falcon
 
 from chute import errors, openapi
+from chute.auth.middleware import ContextMiddleware
+from chute.auth.policy import IMAGE_RULES, for_service
 from chute.httpapi import (
     App,
     RequestIdMiddleware,
@@ -15,10 +17,11 @@ from chute.httpapi import (
     install_method_rules,
     webob_renderer,
 )
-from chute.images import api, api_data, api_misc, ids
+from chute.images import api, api_data, api_members, api_misc, ids
 from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
+from chute.images.members import MemberService
 from chute.images.options import ApiSettings
 from chute.images.schema import Validator
 from chute.images.service import ImageService
@@ -33,6 +36,8 @@ ERROR_STATUS: dict[type[errors.ChuteError], int] = {
     errors.StorageFull: 413,
     errors.UnsupportedFormat: 415,
     errors.Gone: 410,
+    errors.Unauthenticated: 401,
+    errors.PolicyDenied: 403,
 }
 
 
@@ -60,9 +65,13 @@ def database_url(connection: str, store: FilesystemStore) -> str:
 def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     """One app per worker process (engines and pools must not cross a fork)."""
     db = Database(make_engine(database_url(settings.database_connection, store)))
-    service = ImageService(settings.service, Validator(settings.formats), db, [store])
+    service = ImageService(settings.service, Validator(settings.formats), db, [store],
+                           for_service(IMAGE_RULES, settings.auth.strategy,
+                                       settings.auth.policy_file))
     data = ImageData(settings.upload, service, store)
-    app = falcon.App(middleware=[RequestIdMiddleware()])
+    members = MemberService(service)
+    middleware: list[Any] = [RequestIdMiddleware(), ContextMiddleware(settings.auth)]
+    app = falcon.App(middleware=middleware)
     app.req_options.auto_parse_form_urlencoded = False
     app.resp_options.secure_cookies_by_default = False
     install_error_handling(app, ERROR_STATUS, webob_renderer)
@@ -86,5 +95,10 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_route("/v2/images/{image_id}/actions/reactivate",
                   api_misc.ActionResource(service, "reactivate"))
     app.add_route("/v2/images/{image_id}/locations", api_misc.LocationsResource(service))
+    app.add_route("/v2/schemas/member", api_misc.SchemaResource(api_members.MEMBER_SCHEMA))
+    app.add_route("/v2/schemas/members", api_misc.SchemaResource(api_members.MEMBERS_SCHEMA))
+    app.add_route("/v2/images/{image_id}/members", api_members.MembersResource(members))
+    app.add_route("/v2/images/{image_id}/members/{member_id}",
+                  api_members.MemberResource(members))
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.IMAGES))
     return app

@@ -136,6 +136,8 @@ class ListQuery:
     sort: list[tuple[str, str]] = field(default_factory=lambda: [("created_at", "desc")])
     marker: str | None = None
     limit: int = 25
+    # Which images the caller may see listed (chute.images.members_db.listed_for); None: all.
+    viewer: ColumnElement[bool] | None = None
 
 
 _NULLABLE_SORT = {"name": "", "container_format": "", "disk_format": "", "size": -1}
@@ -245,6 +247,8 @@ class Database:
         for tag in q.tags:
             query = query.where(exists().where(T_TAG.c.image_id == T_IMG.c.id,
                                                T_TAG.c.value == tag))
+        if q.viewer is not None:
+            query = query.where(q.viewer)
         if q.size_min is not None:
             query = query.where(T_IMG.c.size >= q.size_min)
         if q.size_max is not None:

@@ -25,7 +25,7 @@ from chute.errors import ChuteError
 from chute.images.options import SCHEMA, ApiSettings
 
 if TYPE_CHECKING:
-    from chute.httpapi import App
+    from chute.auth.middleware import WSGIApp
     from chute.stores.filesystem import FilesystemStore
 
 LOG = logging.getLogger("chute.images")
@@ -108,13 +108,14 @@ def _prepare_and_exit(settings: ApiSettings, fail: config.Fail, report_fd: int) 
             os._exit(status)
 
 
-def _worker_app(settings: ApiSettings, store: FilesystemStore) -> App:
+def _worker_app(settings: ApiSettings, store: FilesystemStore) -> WSGIApp:
     """The app, built in each worker after the fork (imports happen here, not in the master)."""
+    from chute.auth.middleware import wrap
     from chute.httpapi import install_log_filter
     from chute.images.app import make_app
 
     install_log_filter()
-    return make_app(settings, store)
+    return wrap(make_app(settings, store), settings.auth)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
         config.check_private(conf, [("DEFAULT", "service_token")])
+        settings.auth.check_policy(conf)
         config.private_umask()  # image files, the database, the log: 0640 / dirs 0750
         log.setup(settings.server.log_file or None, settings.server.debug)
     except ChuteError as exc:
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     from chute.wsgi_server import serve
 
     server = settings.server
+    settings.auth.log_start("chute-api")
     LOG.info("chute-api listening on http://%s:%s/ (%d workers)", server.bind_host,
              server.bind_port, server.workers)
     # gunicorn's `timeout` is not a client timeout for gthread workers: it is how long the

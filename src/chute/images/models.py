@@ -86,3 +86,16 @@ IMAGE_LOCATIONS = Table(
     Column("created_at", DateTime, nullable=False),
     Index("ix_image_locations_image_id", "image_id"),
 )
+
+# Who an image is shared with (Glance's image_members): a project id and its answer.
+IMAGE_MEMBERS = Table(
+    "image_members", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("image_id", ForeignKey("images.id"), nullable=False),
+    Column("member", String(255), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("image_id", "member", name="uq_image_members"),
+    Index("ix_image_members_member", "member", "status"),
+)

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 
 from chute import log
+from chute.auth.options import OPTIONS as AUTH_OPTIONS
+from chute.auth.options import SECTIONS as AUTH_SECTIONS
+from chute.auth.options import AuthSettings
 from chute.config import Config, Opt, Schema
 from chute.stores.options import OPTIONS as STORE_OPTIONS
 from chute.stores.options import SECTION, StoreSettings
@@ -67,9 +70,12 @@ SCHEMA: Schema = {
             "parameters stays far below SQLite's 32766 and PostgreSQL's 65535.", min=1),
         Opt("service_token", "str", "",
             "Token a service (chute-compute) sends as X-Auth-Token to read the service-only "
-            "GET /v2/images/{id}/locations. Empty: that endpoint is open to every caller."),
+            "GET /v2/images/{id}/locations, in addition to the service role the policy "
+            "asks for (fetch_image_location). Empty: the policy alone decides."),
+        *AUTH_OPTIONS,
         *log.OPTIONS,
     ],
+    **AUTH_SECTIONS,
     "database": [
         Opt("connection", "str", "",
             "SQLAlchemy URL: sqlite:///PATH (default: <datadir>/../chute-api.sqlite) or "
@@ -160,6 +166,7 @@ class ApiSettings:
     store: StoreSettings
     database_connection: str  # "": SQLite beside the datadir
     public_endpoint: str
+    auth: AuthSettings
 
     @classmethod
     def from_config(cls, conf: Config) -> ApiSettings:
@@ -189,4 +196,5 @@ class ApiSettings:
                                    formats.strings("container_formats")),
             store=store,
             database_connection=conf.typed("database").string("connection"),
-            public_endpoint=d.string("public_endpoint"))
+            public_endpoint=d.string("public_endpoint"),
+            auth=AuthSettings.from_config(conf, d.string("bind_host")))

@@ -10,9 +10,12 @@ import logging
 import uuid
 from typing import Any, Callable, Protocol, TypeVar
 
-from chute.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from chute.auth.context import RequestContext
+from chute.auth.policy import Authorizer
+from chute.errors import Conflict, Forbidden, Invalid, NotFound, PolicyDenied, TooLarge
 from chute.images import ids, listing
 from chute.images.db import Database, ImageRecord, LocationRecord, utcnow
+from chute.images.members_db import MembersDB, listed_for
 from chute.images.options import ServiceSettings
 from chute.images.patch import MEDIA_V20, PatchOp
 from chute.images.schema import Validator
@@ -51,25 +54,77 @@ CAS_ATTEMPTS = 16
 INT_MAX = 2**31 - 1  # min_disk/min_ram are INTEGER columns
 
 
+# Setting a visibility is its own rule (Glance's): publicizing is for admins only.
+VISIBILITY_RULES = {"public": "publicize_image", "community": "communitize_image"}
+
+
 def _reserved(name: str) -> bool:
     return name in RESERVED or name.startswith("os_glance")
 
 
+def _value(text: str | None) -> str:
+    """A target value for oslo.policy: never None, which its checks render as the string
+    'None' and would match an unscoped caller's project (also None)."""
+    return "" if text is None else text
+
+
 class ImageService:
     def __init__(self, settings: ServiceSettings, validator: Validator, db: Database,
-                 stores: list[Store]) -> None:
+                 stores: list[Store], policy: Authorizer) -> None:
         self.settings = settings
         self.validator = validator
         self.db = db
+        self.members = MembersDB(db.engine)
         self.stores = stores
+        self.policy = policy
+
+    # -- who may see and do what -----------------------------------------------------------
+
+    def _is_member(self, record: ImageRecord, ctx: RequestContext) -> bool:
+        """Is the caller's project a member of this shared image (any member status)? Not
+        asked (one query saved on each request) of its owner, an admin or a service, whom
+        every rule that reads membership already allows."""
+        if ctx.is_admin or ctx.service or ctx.project_id is None:
+            return False
+        return (record.visibility == "shared" and record.owner != ctx.project_id
+                and self.members.get(record.id, ctx.project_id) is not None)
+
+    @staticmethod
+    def _visible(record: ImageRecord, ctx: RequestContext, member: bool) -> bool:
+        """Glance's database-level rule: what is not visible does not exist (404)."""
+        if ctx.is_admin or ctx.service or record.visibility in ("public", "community"):
+            return True
+        return member or (ctx.project_id is not None and record.owner == ctx.project_id)
+
+    def target(self, record: ImageRecord, ctx: RequestContext,
+               member: bool | None = None) -> dict[str, str]:
+        """The image as oslo.policy's checks see it (Glance's ImageTarget)."""
+        if member is None:
+            member = self._is_member(record, ctx)
+        return {"project_id": _value(record.owner), "owner": _value(record.owner),
+                "visibility": record.visibility,
+                "member_id": _value(ctx.project_id if member else None)}
+
+    def authorized(self, image_id: str, ctx: RequestContext, rule: str) -> ImageRecord:
+        """The image, if the caller sees it (404 otherwise) and `rule` allows (403)."""
+        record = self.db.get(image_id) if len(image_id) <= UUID_LEN else None
+        member = record is not None and self._is_member(record, ctx)
+        if record is None or not self._visible(record, ctx, member):
+            raise NotFound(f"No image found with ID {image_id}")
+        self.policy.authorize(rule, self.target(record, ctx, member), ctx)
+        return record
 
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, image_id: str) -> ImageRecord:
+        """The image, whoever asks: for the service's own steps after a check was made."""
         record = self.db.get(image_id) if len(image_id) <= UUID_LEN else None
         if record is None:
             raise NotFound(f"No image found with ID {image_id}")
         return record
+
+    def show(self, image_id: str, ctx: RequestContext) -> ImageRecord:
+        return self.authorized(image_id, ctx, "get_image")
 
     def readable(self, image_id: str) -> ImageRecord:
         """The image whose data a client wants (download, extents): not if deactivated."""
@@ -102,28 +157,48 @@ class ImageService:
             return record, found
         return None
 
-    def list_images(self, pairs: list[tuple[str, str]]
+    def list_images(self, pairs: list[tuple[str, str]], ctx: RequestContext
                     ) -> tuple[list[ImageRecord], dict[str, str]]:
+        self.policy.authorize("get_images", {"project_id": _value(ctx.project_id)}, ctx)
         query = listing.parse(pairs, self.settings)
+        if not (ctx.is_admin or ctx.service):
+            asked = dict(pairs)
+            status = asked.get("member_status", "accepted")
+            query.viewer = listed_for(_value(ctx.project_id),
+                                      None if status == "all" else [status],
+                                      community="visibility" in asked)
         if query.marker is not None and self.db.get(query.marker) is None:
             raise Invalid(f"marker [{query.marker}] not found")
         page = self.db.list_images(query) if query.limit else []
         return page, listing.links(pairs, page, query.limit)
 
-    def locations(self, image_id: str, token: str | None) -> list[dict[str, Any]]:
+    def locations(self, image_id: str, ctx: RequestContext) -> list[dict[str, Any]]:
         expected = self.settings.service_token
         # Constant-time comparison: the token is a shared secret.
-        if expected and not hmac.compare_digest((token or "").encode(), expected.encode()):
+        token = ctx.auth_token or ""
+        if expected and not hmac.compare_digest(token.encode(), expected.encode()):
             raise Forbidden("Only a service may read image locations: X-Auth-Token does not "
                             "match [DEFAULT] service_token.")
-        record = self.get(image_id)
+        record = self.authorized(image_id, ctx, "fetch_image_location")
         return [{"url": loc.url, "metadata": loc.metadata} for loc in record.locations]
 
     # -- create / update -------------------------------------------------------------------
 
-    def create(self, body: object) -> ImageRecord:
+    def create(self, body: object, ctx: RequestContext) -> ImageRecord:
         if not isinstance(body, dict):
             raise Invalid("Image creation requires a JSON object.")
+        owner = body.get("owner", ctx.project_id)
+        if not self.policy.allows("add_image", {"project_id": _value(ctx.project_id),
+                                                "owner": _value(owner)}, ctx):
+            if owner != ctx.project_id:
+                raise PolicyDenied(f"You are not permitted to create images owned by "
+                                   f"'{owner}'.")
+            raise PolicyDenied("You are not authorized to complete add_image action.")
+        rule = VISIBILITY_RULES.get(str(body.get("visibility")))
+        if rule is not None:
+            self.policy.authorize(rule, {"project_id": _value(owner), "owner": _value(owner),
+                                         "visibility": str(body.get("visibility")),
+                                         "member_id": ""}, ctx)
         for key in LINK_KEYS:
             if key in body:
                 raise Forbidden(f"Attribute '{key}' is read-only.")
@@ -157,7 +232,7 @@ class ImageService:
             "protected": body.get("protected", False), "os_hidden": body.get("os_hidden", False),
             "min_disk": body.get("min_disk", 0), "min_ram": body.get("min_ram", 0),
             "disk_format": body.get("disk_format"),
-            "container_format": body.get("container_format"), "owner": body.get("owner"),
+            "container_format": body.get("container_format"), "owner": owner,
             "created_at": now, "updated_at": now, "deleted": False,
         }
         self._check_numbers(columns)
@@ -200,7 +275,8 @@ class ImageService:
                 # The column is a 32-bit INTEGER: a bigger value made the driver raise (500).
                 raise Invalid(f"Cannot set {key} to more than {INT_MAX}.")
 
-    def update(self, image_id: str, ops: list[PatchOp], media_type: str) -> ImageRecord:
+    def update(self, image_id: str, ops: list[PatchOp], media_type: str,
+               ctx: RequestContext) -> ImageRecord:
         """Apply `ops` to the image as it is now: all of them or none.
 
         The write is a compare-and-swap on the image's version and status: one that lost to a
@@ -208,10 +284,25 @@ class ImageService:
         write left, so the rules (formats only while queued, quotas) are checked against the
         state that is replaced, and no concurrent change is lost; 409 after CAS_ATTEMPTS.
         """
+        record = self.authorized(image_id, ctx, "modify_image")
+        self._check_patch_rules(record, ops, ctx)
         for _attempt in range(CAS_ATTEMPTS):
-            if self._update_once(self.get(image_id), ops, media_type):
+            if self._update_once(record, ops, media_type):
                 return self.get(image_id)
+            record = self.get(image_id)
         raise Conflict("The image changed while it was being updated; retry.")
+
+    def _check_patch_rules(self, record: ImageRecord, ops: list[PatchOp],
+                           ctx: RequestContext) -> None:
+        """The rules of particular attributes: a new visibility's own rule; owner for admins."""
+        for op in ops:
+            if op.op == "remove":
+                continue
+            if op.path == "visibility" and str(op.value) in VISIBILITY_RULES:
+                target = {**self.target(record, ctx), "visibility": str(op.value)}
+                self.policy.authorize(VISIBILITY_RULES[str(op.value)], target, ctx)
+            if op.path == "owner" and op.value != record.owner and not ctx.is_admin:
+                raise PolicyDenied("Only an admin may change the owner of an image.")
 
     def _update_once(self, record: ImageRecord, ops: list[PatchOp], media_type: str) -> bool:
         image_id = record.id
@@ -261,10 +352,11 @@ class ImageService:
 
     # -- tags, actions, delete -------------------------------------------------------------
 
-    def add_tag(self, image_id: str, tag: str) -> None:
+    def add_tag(self, image_id: str, tag: str, ctx: RequestContext) -> None:
         """Idempotent: a tag the image has is success. The quota is checked against the tags
         the write replaces (compare-and-swap on the version), so racing PUTs never exceed it.
         """
+        self.authorized(image_id, ctx, "modify_image")
         self.validator.validate({"tags": [tag]})
         for _attempt in range(CAS_ATTEMPTS):
             record = self.get(image_id)
@@ -276,20 +368,21 @@ class ImageService:
                 return
         raise Conflict("The image changed while its tag was being added; retry.")
 
-    def remove_tag(self, image_id: str, tag: str) -> None:
+    def remove_tag(self, image_id: str, tag: str, ctx: RequestContext) -> None:
+        self.authorized(image_id, ctx, "modify_image")
         if not self.db.remove_tag(image_id, tag):
             self.get(image_id)  # 404 for the image first
             raise NotFound(f"Tag {tag} not found.")
 
-    def deactivate(self, image_id: str) -> None:
-        self._flip(image_id, DEACTIVATE)
+    def deactivate(self, image_id: str, ctx: RequestContext) -> None:
+        self._flip(self.authorized(image_id, ctx, "deactivate"), DEACTIVATE)
 
-    def reactivate(self, image_id: str) -> None:
-        self._flip(image_id, REACTIVATE)
+    def reactivate(self, image_id: str, ctx: RequestContext) -> None:
+        self._flip(self.authorized(image_id, ctx, "reactivate"), REACTIVATE)
 
-    def _flip(self, image_id: str, change: Transition) -> None:
+    def _flip(self, record: ImageRecord, change: Transition) -> None:
         """Apply `change`; already in its target status is success, as in Glance."""
-        record = self.get(image_id)
+        image_id = record.id
         if record.status == change.target:
             return
         if record.status != change.source or not self.db.cas_status(
@@ -298,7 +391,8 @@ class ImageService:
             raise Forbidden(f"Not allowed to {change.verb} image in status '{status}'")
         LOG.info("image %s: %s -> %s", image_id, change.source, change.target)
 
-    def delete(self, image_id: str) -> None:
+    def delete(self, image_id: str, ctx: RequestContext) -> None:
+        self.authorized(image_id, ctx, "delete_image")
         for _attempt in range(CAS_ATTEMPTS):
             # Conditional on protected=false in the UPDATE itself (chute.images.db).
             locations = self.db.soft_delete(image_id)

@@ -97,6 +97,20 @@ SCHEMAS: dict[str, Any] = {
                                  "path": {"type": "string"}, "value": {}}},
     },
     "JsonSchema": {"type": "object", "required": ["name", "properties"]},
+    "Member": {
+        "type": "object", "additionalProperties": False,
+        "required": ["created_at", "image_id", "member_id", "schema", "status", "updated_at"],
+        "properties": {"created_at": {"type": "string"}, "image_id": {"type": "string"},
+                       "member_id": {"type": "string"}, "schema": {"type": "string"},
+                       "status": {"enum": ["pending", "accepted", "rejected"]},
+                       "updated_at": {"type": "string"}},
+    },
+    "MemberList": {
+        "type": "object", "required": ["members", "schema"], "additionalProperties": False,
+        "properties": {"members": {"type": "array",
+                                   "items": {"$ref": "#/components/schemas/Member"}},
+                       "schema": {"type": "string"}},
+    },
     "Extents": {
         "description": "Sorted, disjoint byte ranges holding the image's data within size; "
                        "holes shorter than 64 KiB are merged into their neighbours, and past "
@@ -128,6 +142,7 @@ def _ok(description: str, ref: str | None = None) -> dict[str, Any]:
 ERROR = {"$ref": "#/components/responses/Error"}
 IMAGE_ID = {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}}
 TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"}}
+MEMBER_ID = {"name": "member_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _QUERY = [("limit", {"type": "integer", "minimum": 0}), ("marker", {"type": "string"}),
           ("name", {"type": "string"}), ("status", {"type": "string"}),
           ("visibility", {"type": "string"}), ("owner", {"type": "string"}),
@@ -163,6 +178,10 @@ DOCUMENT: dict[str, Any] = {
                                          {"200": _ok("Schema", "JsonSchema")})},
         "/v2/schemas/images": {"get": _op("imagesSchema", "JSON schema of an image list",
                                           {"200": _ok("Schema", "JsonSchema")})},
+        "/v2/schemas/member": {"get": _op("memberSchema", "JSON schema of an image member",
+                                          {"200": _ok("Schema", "JsonSchema")})},
+        "/v2/schemas/members": {"get": _op("membersSchema", "JSON schema of a member list",
+                                           {"200": _ok("Schema", "JsonSchema")})},
         "/v2/images": {
             "get": _op("listImages", "List images (paged, filtered, sorted)",
                        {"200": _ok("A page of images", "ImageList")},
@@ -242,12 +261,37 @@ DOCUMENT: dict[str, Any] = {
         "/v2/images/{image_id}/locations": {
             "parameters": [IMAGE_ID],
             "get": _op("imageLocations", "Service-only: the image's locations with metadata "
-                                         "(403 unless X-Auth-Token is [DEFAULT] service_token)",
+                                         "(403 unless the caller has the service or admin "
+                                         "role, and X-Auth-Token is [DEFAULT] service_token "
+                                         "when one is set)",
                        {"200": {"description": "Locations", "content": {"application/json": {
                            "schema": {"type": "array", "items": {
                                "$ref": "#/components/schemas/Location"}}}}}},
                        parameters=[{"name": "X-Auth-Token", "in": "header", "required": False,
                                     "schema": {"type": "string"}}]),
+        },
+        "/v2/images/{image_id}/members": {
+            "parameters": [IMAGE_ID],
+            "get": _op("listMembers", "The members of a shared image (the owner sees all, a "
+                                      "member only itself)",
+                       {"200": _ok("Members", "MemberList")}),
+            "post": _op("addMember", "Share the image with a project (owner only; pending)",
+                        {"200": _ok("The new member", "Member")},
+                        requestBody={"required": True, "content": {"application/json": {
+                            "schema": {"type": "object", "required": ["member"],
+                                       "properties": {"member": {"type": "string"}}}}}}),
+        },
+        "/v2/images/{image_id}/members/{member_id}": {
+            "parameters": [IMAGE_ID, MEMBER_ID],
+            "get": _op("showMember", "One member", {"200": _ok("The member", "Member")}),
+            "put": _op("updateMember", "The member accepts or rejects (itself only)",
+                       {"200": _ok("The member", "Member")},
+                       requestBody={"required": True, "content": {"application/json": {
+                           "schema": {"type": "object", "required": ["status"],
+                                      "properties": {"status": {"enum": [
+                                          "pending", "accepted", "rejected"]}}}}}}),
+            "delete": _op("deleteMember", "Stop sharing with a project (owner only)",
+                          {"204": _ok("Removed")}),
         },
     },
     "components": {
