@@ -17,6 +17,8 @@
     │   │                            or a copy that failed before commit
     │   └── IntegrityError           "stop": size or hash mismatch of bytes we were sent
     ├── ComputeError                 compute agent rules (mapped to HTTP in compute/api)
+    │   ├── InstanceInvalidState     409  (an action the server's state does not allow)
+    │   └── HypervisorUnavailable    the hypervisor (libvirtd) cannot be reached
     └── RemoteError                  a chute/Glance/Nova API answered with an error status
         └── RemoteUnavailable        no answer at all (connection refused, reset, timeout)
 
@@ -128,6 +130,14 @@ class FlavorNotFound(ComputeError):
 
 class BadComputeRequest(ComputeError):
     pass
+
+
+class InstanceInvalidState(ComputeError):
+    """Nova's 409: `Cannot 'stop' instance U while it is in vm_state stopped`."""
+
+
+class HypervisorUnavailable(ComputeError):
+    """libvirtd does not answer: the message names the connection and the option."""
 
 
 class RemoteError(ChuteError):

@@ -29,7 +29,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
     ("[DEFAULT]\nbind_port = eighty\n", "[DEFAULT] bind_port: 'eighty' is not an integer"),
     ("[libvirt]\nimages_type = lvm\n", "[libvirt] images_type: 'lvm' is not one of: qcow2, raw"),
     ("[glance]\nallowed_direct_urls = file\n", "[glance] allowed_direct_urls: unknown option"),
-    ("[DEFAULT]\ncompute_driver = qemu\n", "[DEFAULT] compute_driver: virt driver 'qemu'"),
+    ("[DEFAULT]\ncompute_driver = xen\n",
+     "[DEFAULT] compute_driver: 'xen' is not one of: fake, libvirt"),
     ("[DEFAULT]\ninstances_path = /proc/nope/instances\n",
      "[DEFAULT] instances_path: cannot create /proc/nope/instances"),
 ])

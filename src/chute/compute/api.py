@@ -19,13 +19,15 @@ from chute.errors import (
     ChuteError,
     ComputeError,
     FlavorNotFound,
+    HypervisorUnavailable,
+    InstanceInvalidState,
     RemoteUnavailable,
     ServerNotFound,
 )
 
 ERROR_STATUS: dict[type[ChuteError], int] = {
     ServerNotFound: 404, FlavorNotFound: 404, BadComputeRequest: 400, ComputeError: 400,
-    RemoteUnavailable: 503,
+    InstanceInvalidState: 409, RemoteUnavailable: 503, HypervisorUnavailable: 503,
 }
 
 # Nova's fault names by status (nova/api/openstack/wsgi.py Fault._fault_names).
@@ -122,6 +124,20 @@ class Server:
         resp.status = falcon.HTTP_204
 
 
+class ServerAction:
+    """POST /servers/{id}/action: 202 without a body, or 200 with the action's answer."""
+
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
+        answer = self.manager.actions.perform(server_id, httpapi.read_json(req))
+        if answer is None:
+            resp.status = falcon.HTTP_202
+        else:
+            httpapi.json_response(resp, answer)
+
+
 def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Response]:
     middleware: list[Any] = [httpapi.RequestIdMiddleware(), _VersionHeader()]
     app = falcon.App(middleware=middleware)
@@ -137,4 +153,5 @@ def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Res
     app.add_route("/v2.1/servers", Servers(manager, detail=False))
     app.add_route("/v2.1/servers/detail", ServersDetail(manager, detail=True))
     app.add_route("/v2.1/servers/{server_id}", Server(manager))
+    app.add_route("/v2.1/servers/{server_id}/action", ServerAction(manager))
     return app

@@ -1,5 +1,8 @@
 """The marker guest: a 512-byte boot sector, assembled here, that proves a boot end to end.
 
+The KVM probe boots it (a host whose KVM cannot run BIOS disk services prints nothing), and
+the tests boot it as their guest (tests/guests/build.py writes it to a disk image).
+
 On every boot it reads its disk's second sector, adds one to the boot counter kept in that
 sector's first byte, writes it back (BIOS int 13h), then writes `MARKER_TEXT` and the counter
 to the first serial port (`chute-marker boot 1`). Then it halts, or, in the `poweroff`
@@ -30,8 +33,13 @@ class _Asm:
         self.rel8: list[tuple[int, str]] = []
         self.abs16: list[tuple[int, str, int]] = []
 
-    def emit(self, *data: int) -> None:
-        self.code.extend(data)
+    def emit(self, *data: int | tuple[str, int]) -> None:
+        """Bytes; a (label, addend) pair stands for the label's 16-bit address."""
+        for item in data:
+            if isinstance(item, tuple):
+                self.address(*item)
+            else:
+                self.code.append(item)
 
     def label(self, name: str) -> None:
         self.labels[name] = len(self.code)
@@ -40,7 +48,7 @@ class _Asm:
         self.emit(opcode, 0)
         self.rel8.append((len(self.code) - 1, target))
 
-    def address(self, target: str, addend: int = 0) -> None:
+    def address(self, target: str, addend: int) -> None:
         self.emit(0, 0)
         self.abs16.append((len(self.code) - 2, target, addend))
 
@@ -58,33 +66,33 @@ class _Asm:
 def boot_sector(poweroff: bool = False) -> bytes:
     a = _Asm()
     a.emit(0xFA, 0x31, 0xC0, 0x8E, 0xD8, 0x8E, 0xC0, 0x8E, 0xD0)  # cli; ds = es = ss = 0
-    a.emit(0xBC, 0x00, 0x7C, 0xFB)                    # mov sp, 0x7c00; sti
-    a.emit(0x88, 0x16); a.address("drive")            # mov [drive], dl (the BIOS boot drive)
+    a.emit(0xBC, 0x00, 0x7C, 0xFB)  # mov sp, 0x7c00; sti
+    a.emit(0x88, 0x16, ("drive", 0))  # mov [drive], dl (the BIOS boot drive)
     for ah in (0x02, 0x03):                           # read, then write, sector 2 of cylinder 0
         if ah == 0x03:
             a.emit(0xFE, 0x06, 0x00, 0x7E)            # inc byte [0x7e00]: the boot counter
         a.emit(0xB8, 0x01, ah)                        # mov ax, ah:01 (one sector)
         a.emit(0xB9, 0x02, 0x00)                      # mov cx, 2 (cylinder 0, sector 2)
         a.emit(0xB6, 0x00)                            # mov dh, 0 (head 0)
-        a.emit(0x8A, 0x16); a.address("drive")        # mov dl, [drive]
+        a.emit(0x8A, 0x16, ("drive", 0))        # mov dl, [drive]
         a.emit(0xBB, 0x00, 0x7E)                      # mov bx, 0x7e00
         a.emit(0xCD, 0x13)                            # int 13h
-    a.emit(0xA0, 0x00, 0x7E)                          # mov al, [0x7e00]
-    a.emit(0x04, 0x30)                                # add al, '0'
-    a.emit(0xA2); a.address("message", len(MARKER_TEXT))  # the digit after the text
-    a.emit(0xBE); a.address("message")                # mov si, message
-    a.emit(0xBA, 0xF8, 0x03)                          # mov dx, 0x3f8 (COM1)
+    a.emit(0xA0, 0x00, 0x7E)  # mov al, [0x7e00]
+    a.emit(0x04, 0x30)  # add al, '0'
+    a.emit(0xA2, ("message", len(MARKER_TEXT)))  # the digit after the text
+    a.emit(0xBE, ("message", 0))  # mov si, message
+    a.emit(0xBA, 0xF8, 0x03)  # mov dx, 0x3f8 (COM1)
     a.label("print")
-    a.emit(0xAC, 0x84, 0xC0)                          # lodsb; test al, al
+    a.emit(0xAC, 0x84, 0xC0)  # lodsb; test al, al
     a.jump8(0x74, "printed")                          # jz printed
-    a.emit(0xEE)                                      # out dx, al
+    a.emit(0xEE)  # out dx, al
     a.jump8(0xEB, "print")
     a.label("printed")
-    a.emit(0x80, 0x3E); a.address("flag"); a.emit(0x01)  # cmp byte [flag], 1
+    a.emit(0x80, 0x3E, ("flag", 0), 0x01)  # cmp byte [flag], 1
     a.jump8(0x75, "halt")
-    a.emit(0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF)  # mov dx, 0x604; mov ax, 0x2000; out dx, ax
+    a.emit(0xBA, 0x04, 0x06, 0xB8, 0x00, 0x20, 0xEF)  # mov dx, 0x604; mov ax, 0x2000; out
     a.label("halt")
-    a.emit(0xFA, 0xF4)                                # cli; hlt
+    a.emit(0xFA, 0xF4)  # cli; hlt
     a.jump8(0xEB, "halt")
     a.label("drive")
     a.emit(0x00)
@@ -101,12 +109,13 @@ def boot_sector(poweroff: bool = False) -> bytes:
     return bytes(sector)
 
 
-def write_disk(path: Path, size: int = 1 << 20, poweroff: bool = False) -> Path:
-    """A raw disk: the boot sector, then zeros (the counter sector starts at 0), sparse."""
+def write_disk(path: Path | str, size: int = 1 << 20, poweroff: bool = False) -> Path:
+    """A raw disk: the boot sector, then zeros (the counter sector starts at 0), sparse.
+    SeaBIOS does not boot a disk of a single sector: 1 MiB by default."""
     with open(path, "wb") as f:
         f.write(boot_sector(poweroff))
         f.truncate(size)
-    return path
+    return Path(path)
 
 
 def boots_seen(console: str) -> list[int]:
