@@ -5,7 +5,7 @@ the tests boot it as their guest (tests/guests/build.py writes it to a disk imag
 
 On every boot it reads its disk's second sector, adds one to the boot counter kept in that
 sector's first byte, writes it back (BIOS int 13h), then writes `MARKER_TEXT` and the counter
-to the first serial port (`chute-marker boot 1`). Then it halts, or, in the `poweroff`
+to the first serial port on a line of its own (`chute-marker boot 1`). Then it halts, or, in the `poweroff`
 variant, powers the machine off through the ACPI PM1a control port that SeaBIOS sets up on
 QEMU's i440fx and q35 machines (0x604, SLP_EN with sleep type 0 = S5).
 
@@ -16,10 +16,13 @@ TCG boots it in well under a second here: no nasm needed, the bytes are assemble
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 MARKER_TEXT = b"chute-marker boot "
-POWEROFF_FLAG_OFFSET = 0x1F0  # 1: power off after the marker, 0: halt
+POWEROFF_FLAG_OFFSET = 0x1B0  # 1: power off after the marker, 0: halt (before the MBR fields)
+PARTITION_ENTRY = 0x1BE  # the first MBR partition entry
+DISK_SECTORS = 2048  # 1 MiB: SeaBIOS does not boot a disk of a single sector
 ORIGIN = 0x7C00
 COUNTER_BUFFER = 0x7E00  # the sector after the boot sector, in memory
 
@@ -79,7 +82,7 @@ def boot_sector(poweroff: bool = False) -> bytes:
         a.emit(0xCD, 0x13)                            # int 13h
     a.emit(0xA0, 0x00, 0x7E)  # mov al, [0x7e00]
     a.emit(0x04, 0x30)  # add al, '0'
-    a.emit(0xA2, ("message", len(MARKER_TEXT)))  # the digit after the text
+    a.emit(0xA2, ("message", 2 + len(MARKER_TEXT)))  # the digit after the text
     a.emit(0xBE, ("message", 0))  # mov si, message
     a.emit(0xBA, 0xF8, 0x03)  # mov dx, 0x3f8 (COM1)
     a.label("print")
@@ -97,7 +100,7 @@ def boot_sector(poweroff: bool = False) -> bytes:
     a.label("drive")
     a.emit(0x00)
     a.label("message")
-    a.emit(*MARKER_TEXT, ord("?"), ord("\r"), ord("\n"), 0)
+    a.emit(ord("\r"), ord("\n"), *MARKER_TEXT, ord("?"), ord("\r"), ord("\n"), 0)
     # The flag lives at a fixed offset so the two variants differ in one byte only.
     a.labels["flag"] = POWEROFF_FLAG_OFFSET
     code = a.link()
@@ -105,13 +108,17 @@ def boot_sector(poweroff: bool = False) -> bytes:
     sector = bytearray(512)
     sector[:len(code)] = code
     sector[POWEROFF_FLAG_OFFSET] = 1 if poweroff else 0
+    # One Linux partition after the counter sector: an MBR without any is refused by the
+    # image service's safety checks (oslo.utils' GPT inspector), as Glance refuses it.
+    sector[PARTITION_ENTRY:PARTITION_ENTRY + 16] = struct.pack(
+        "<B3sB3sII", 0x00, b"\x00\x03\x00", 0x83, b"\xfe\xff\xff", 2, DISK_SECTORS - 2)
     sector[510:512] = b"\x55\xaa"
     return bytes(sector)
 
 
-def write_disk(path: Path | str, size: int = 1 << 20, poweroff: bool = False) -> Path:
-    """A raw disk: the boot sector, then zeros (the counter sector starts at 0), sparse.
-    SeaBIOS does not boot a disk of a single sector: 1 MiB by default."""
+def write_disk(path: Path | str, size: int = DISK_SECTORS * 512, poweroff: bool = False
+               ) -> Path:
+    """A raw disk: the boot sector, then zeros (the counter sector starts at 0), sparse."""
     with open(path, "wb") as f:
         f.write(boot_sector(poweroff))
         f.truncate(size)
