@@ -4,7 +4,9 @@ running, by design)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import libvirt
@@ -51,3 +53,53 @@ def remove_domains(instances_path: Path) -> None:
 def qemu_pid(instance_id: str) -> int:
     """The pid of the instance's qemu, from libvirt's pid file."""
     return int(Path(f"/run/libvirt/qemu/{instance_id}.pid").read_text())
+
+
+class SocketRelay:
+    """A unix socket that relays to libvirtd's until `close()`: the agent's libvirtd goes
+    away for real (its connections are cut, new ones refused) while the host's keeps serving
+    the other tests."""
+
+    def __init__(self, path: Path, upstream: str = "/run/libvirt/libvirt-sock") -> None:
+        self.path, self.upstream = path, upstream
+        self.uri = f"qemu+unix:///system?socket={path}"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(16)
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.upstream)
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        self.path.unlink(missing_ok=True)
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()

@@ -51,7 +51,8 @@ SCHEMAS: dict[str, Any] = {
                      "created", "updated", "progress", "chute:image_transfer"],
         "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "links": _LINKS,
-            "status": {"enum": ["BUILD", "ACTIVE", "ERROR", "DELETED", "SHUTOFF"]},
+            "status": {"enum": ["BUILD", "ACTIVE", "ERROR", "DELETED", "SHUTOFF", "REBOOT",
+                                "HARD_REBOOT"]},
             "OS-EXT-STS:vm_state": {"type": "string"},
             "OS-EXT-STS:task_state": _NULL_STR,
             "OS-EXT-STS:power_state": {"type": "integer"},
@@ -79,6 +80,24 @@ SCHEMAS: dict[str, Any] = {
                            "imageRef": {"type": "string"},
                            "flavorRef": {"type": "string"}}}},
     },
+    "ServerAction": {
+        "description": "Exactly one action: os-stop and os-start take null, reboot a type "
+                       "(SOFT or HARD, any case), os-getConsoleOutput an optional length "
+                       "(the last N lines; -1 or null: all).",
+        "type": "object", "minProperties": 1, "maxProperties": 1,
+        "properties": {
+            "os-stop": {"type": "null"}, "os-start": {"type": "null"},
+            "reboot": {"type": "object", "required": ["type"],
+                       "properties": {"type": {"enum": ["SOFT", "HARD", "Soft", "Hard",
+                                                        "soft", "hard"]}}},
+            "os-getConsoleOutput": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"length": {"type": ["integer", "string", "null"],
+                                          "pattern": "^-?[0-9]+$", "minimum": -1}}},
+        },
+    },
+    "ConsoleOutput": {"type": "object", "required": ["output"],
+                      "properties": {"output": {"type": "string"}}},
     "ServerCreated": {
         "type": "object", "required": ["server"],
         "properties": {"server": {"type": "object", "required": ["id", "links"],
@@ -131,6 +150,23 @@ def _create_server() -> dict[str, Any]:
     return op
 
 
+def _server_action() -> dict[str, Any]:
+    op = _op("serverAction", "Stop, start or reboot a server (202), or read its console (200)",
+             "202", None,
+             requestBody={"required": True, "content": _json(_ref("ServerAction"))})
+    op["responses"]["200"] = {"description": "os-getConsoleOutput: the console's last lines",
+                              "content": _json(_ref("ConsoleOutput"))}
+    op["responses"]["400"] = {"description": "badRequest: a malformed body, more than one "
+                                             "action, an unknown action (\"There is no such "
+                                             "action: X\"), a bad reboot type or length",
+                              "content": _json(_ref("Fault"))}
+    op["responses"]["409"] = {"description": "conflictingRequest: the server's state does not "
+                                             "allow the action (\"Cannot 'stop' instance U "
+                                             "while it is in vm_state stopped\")",
+                              "content": _json(_ref("Fault"))}
+    return op
+
+
 SERVER_ID = {"name": "server_id", "in": "path", "required": True, "schema": {"type": "string"}}
 FLAVOR_ID = {"name": "flavor_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -162,6 +198,8 @@ DOCUMENT: dict[str, Any] = {
             "get": _op("showServer", "A server", "200", _one("server", "Server")),
             "delete": _op("deleteServer", "Delete a server and its disk", "204", None),
         },
+        "/v2.1/servers/{server_id}/action": {"parameters": [SERVER_ID],
+                                             "post": _server_action()},
     },
     "components": {
         "schemas": SCHEMAS,

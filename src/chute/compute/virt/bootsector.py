@@ -5,9 +5,9 @@ the tests boot it as their guest (tests/guests/build.py writes it to a disk imag
 
 On every boot it reads its disk's second sector, adds one to the boot counter kept in that
 sector's first byte, writes it back (BIOS int 13h), then writes `MARKER_TEXT` and the counter
-to the first serial port on a line of its own (`chute-marker boot 1`). Then it halts, or, in the `poweroff`
-variant, powers the machine off through the ACPI PM1a control port that SeaBIOS sets up on
-QEMU's i440fx and q35 machines (0x604, SLP_EN with sleep type 0 = S5).
+to the first serial port on a line of its own (`chute-marker boot 1`). Then it halts, or, in
+the `poweroff` variant, powers the machine off through the ACPI PM1a control port that SeaBIOS
+sets up on QEMU's i440fx and q35 machines (0x604, SLP_EN with sleep type 0 = S5).
 
 So a test learns from the console that the guest ran, from the counter how many times it
 booted from the same disk, and from the base image that the counter went to the overlay.

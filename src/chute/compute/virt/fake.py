@@ -31,8 +31,9 @@ class FakeDriver:
         """A pretend guest never changes on its own: nothing to listen to."""
 
     def host_resources(self) -> HostResources:
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        return HostResources(os.cpu_count() or 1, pages * page_size >> 20)
+        """Pretend guests use nothing: a host as large as Nova's fake driver reports, so
+        only an allocation ratio set for the purpose refuses a flavor."""
+        return HostResources(vcpus=1000, memory_mb=800000)
 
     def spawn(self, instance: Instance, disk_path: str) -> None:
         # Even a pretend guest needs its disk: catch a manager bug here, not at the first real boot.

@@ -109,9 +109,15 @@ class LibvirtDriver:
                 f"cannot connect to libvirt at {self.uri} ([libvirt] connection_uri): "
                 f"{exc.get_error_message()}") from None
 
-    def _connection(self) -> libvirt.virConnect:
-        """The connection, opened again if libvirtd restarted since."""
+    def _connection(self, fresh: bool = False) -> libvirt.virConnect:
+        """The connection, opened again if libvirtd restarted since (or if `fresh`)."""
         with self._guard:
+            if fresh and self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
             if self._conn is not None:
                 try:
                     if self._conn.isAlive():
@@ -155,7 +161,12 @@ class LibvirtDriver:
     # -- the Driver protocol ------------------------------------------------------------------
 
     def host_resources(self) -> HostResources:
-        info = self._connection().getInfo()  # [model, memory MiB, cpus, ...]
+        """Asked first by every build: a connection that broke since is opened again here,
+        so a libvirtd that is gone fails the build with HypervisorUnavailable."""
+        try:
+            info = self._connection().getInfo()  # [model, memory MiB, cpus, ...]
+        except libvirt.libvirtError:
+            info = self._connection(fresh=True).getInfo()
         return HostResources(vcpus=info[2], memory_mb=info[1])
 
     def spawn(self, instance: Instance, disk_path: str) -> None:
