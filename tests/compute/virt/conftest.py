@@ -77,3 +77,9 @@ def virt_compute(libvirtd: None, shared_api: ApiServer,
     yield server
     server.kill()
     lv.remove_domains(server.instances_path)
+
+
+@pytest.fixture(scope="session")
+def linux_image(shared_api: ApiServer) -> str:
+    """The small Linux guest (built from Debian packages once, then from the cache)."""
+    return _upload(shared_api, "linux", build.linux())
