@@ -26,28 +26,36 @@ def connect() -> libvirt.virConnect:
     return libvirt.open(URI)
 
 
-def domains_of(instances_path: Path) -> dict[str, libvirt.virDomain]:
-    """The domains an agent with this instances_path defined, by uuid."""
-    conn = connect()
-    found = {}
-    for dom in conn.listAllDomains(0):
+def chute_domains() -> list[tuple[str, libvirt.virDomain]]:
+    """Every domain a chute agent defined, with the agent's instances_path."""
+    found = []
+    for dom in connect().listAllDomains(0):
         try:
             xml = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, domain.NAMESPACE)
         except libvirt.libvirtError:
             continue
-        if domain.owner_of_element(xml) == str(instances_path):
-            found[dom.UUIDString()] = dom
+        found.append((domain.owner_of_element(xml) or "", dom))
     return found
+
+
+def domains_of(instances_path: Path) -> dict[str, libvirt.virDomain]:
+    """The domains an agent with this instances_path defined, by uuid."""
+    return {dom.UUIDString(): dom for owner, dom in chute_domains()
+            if owner == str(instances_path)}
+
+
+def remove(dom: libvirt.virDomain) -> None:
+    try:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+    except libvirt.libvirtError:
+        pass  # gone meanwhile
 
 
 def remove_domains(instances_path: Path) -> None:
     for dom in domains_of(instances_path).values():
-        try:
-            if dom.isActive():
-                dom.destroy()
-            dom.undefine()
-        except libvirt.libvirtError:
-            pass  # gone meanwhile
+        remove(dom)
 
 
 def qemu_pid(instance_id: str) -> int:

@@ -9,6 +9,7 @@ marker from a throw-away disk and waits a few seconds for its line.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -17,10 +18,41 @@ from chute.compute.virt import bootsector
 
 QEMU = "qemu-system-x86_64"
 TIMEOUT = 5.0  # seconds; the marker prints in well under one under KVM or TCG
+# What KVM can do changes with the kernel or qemu, not between two agent starts: the answer is
+# kept in /run (gone at reboot) so that only the first start after a boot waits for it.
+CACHE = "/run/chute/kvm-probe.json"
 
 
 def kvm_problem() -> str | None:
     """None if KVM ran the marker guest, else one phrase saying what went wrong."""
+    key = _cache_key()
+    try:
+        with open(CACHE, encoding="utf-8") as f:
+            cached = json.load(f)
+        if cached.get("key") == key:
+            problem = cached.get("problem")
+            return problem if isinstance(problem, str) else None
+    except (OSError, ValueError, AttributeError):
+        pass
+    problem = _probe()
+    try:
+        os.makedirs(os.path.dirname(CACHE), exist_ok=True)
+        with open(CACHE + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"key": key, "problem": problem}, f)
+        os.replace(CACHE + ".tmp", CACHE)
+    except OSError:
+        pass  # not root: probe again next time
+    return problem
+
+
+def _cache_key() -> str:
+    qemu = next((os.path.join(d, QEMU) for d in os.environ.get("PATH", "").split(os.pathsep)
+                 if os.path.exists(os.path.join(d, QEMU))), "")
+    stamp = os.stat(qemu).st_mtime_ns if qemu else 0
+    return f"{os.uname().release} {qemu} {stamp}"
+
+
+def _probe() -> str | None:
     if not os.path.exists("/dev/kvm"):
         return "/dev/kvm does not exist"
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
