@@ -49,9 +49,13 @@ TOOLS = {"mkfs.fat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux",
          "genisoimage": "genisoimage"}
 SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
 # Load order (each after what it needs): the CD-ROM on IDE, then ISO 9660.
-MODULES = ("scsi_common", "scsi_mod", "libata", "ata_piix", "cdrom", "sr_mod", "isofs")
+# The ACPI power button (button, evdev) lets busybox's acpid power the guest off cleanly when
+# libvirt asks (os-stop, a SOFT reboot), as a real distribution's init does.
+MODULES = ("scsi_common", "scsi_mod", "libata", "ata_piix", "cdrom", "sr_mod", "isofs",
+           "button", "evdev")
 DISK_MIB = 24
 SHELL_READY = "chute-linux: shell ready"
+POWERING_OFF = "chute-linux: power button pressed, powering off"
 PROMPT = "~ # "
 
 INIT = f"""#!/bin/sh
@@ -68,6 +72,12 @@ if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
 else
   echo "chute-linux: no config drive"
 fi
+mkdir -p /etc/acpi/PWRF
+printf '#!/bin/sh\necho "{POWERING_OFF}" > /dev/console\npoweroff -f\n' \
+  > /etc/acpi/PWRF/00000080
+chmod 755 /etc/acpi/PWRF/00000080
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -c /dev/input/event0 ] && break; sleep 0.2; done
+acpid -f -c /etc/acpi -l /dev/null &
 echo "{SHELL_READY}"
 export PS1='{PROMPT}'
 exec setsid cttyhack /bin/sh

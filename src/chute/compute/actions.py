@@ -3,7 +3,9 @@
 Each action is checked against the instance's state first, as Nova's `check_instance_state`
 does (409 `Cannot 'stop' instance U while it is in vm_state stopped`), then marked with its
 task_state (`powering-off`, `rebooting_hard`, ...) and answered 202; a build worker does the
-work under the instance lock, so it is ordered against DELETE and the power-state sync.
+work under the instance lock, so it is ordered against DELETE and the power-state sync. The
+check and the mark take only a short lock of their own: a request never waits for a guest that
+takes `shutdown_timeout` seconds to stop (it gets its 409 at once).
 
     action                allowed when (vm_state / task_state)     ends in
     os-stop               active, error / None                     stopped, SHUTDOWN
@@ -17,6 +19,7 @@ work under the instance lock, so it is ordered against DELETE and the power-stat
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,7 @@ class ServerActions:
     def __init__(self, manager: ComputeManager) -> None:
         self.manager = manager
         self.driver = manager.driver
+        self.states = threading.Lock()  # every read-modify-write of task_state holds it
         self._actions: dict[str, Callable[[str, Any], dict[str, Any] | None]] = {
             "os-stop": self.stop, "os-start": self.start, "reboot": self.reboot,
             "os-getConsoleOutput": self.console_output,
@@ -117,7 +121,7 @@ class ServerActions:
     def _begin(self, instance_id: str, action: str, vm_states: Collection[str],
                task_states: Collection[str | None], task_state: str,
                work: Callable[[Instance], None]) -> None:
-        with self.manager.lock(instance_id):
+        with self.states:
             inst = self.manager.get(instance_id)
             if inst.vm_state not in vm_states:
                 raise _invalid(action, inst, "vm_state", inst.vm_state)
@@ -140,9 +144,14 @@ class ServerActions:
                 LOG.error("Instance %s: %s failed: %s", instance_id, task_state, exc.message)
             except Exception:  # the task state must be cleared whatever happened
                 LOG.exception("Instance %s: %s failed", instance_id, task_state)
-            inst.task_state = None
-            inst.power_state = self.driver.power_state(instance_id)
-            self.manager.save(inst, missing_ok=True)
+            power_state = self.driver.power_state(instance_id)
+            with self.states:
+                current = self.manager.db.get(instance_id)
+                if current is None or current.task_state != task_state:
+                    return  # deleted, or a hard reboot took over: it records the end
+                current.vm_state, current.task_state = inst.vm_state, None
+                current.power_state = power_state
+                self.manager.save(current, missing_ok=True)
 
 
 def _invalid(action: str, inst: Instance, attr: str, state: str | None) -> InstanceInvalidState:

@@ -72,7 +72,8 @@ class PowerSync:
                 self.sync_one(inst.id, guests.get(inst.id, NOSTATE))
 
     def sync_one(self, instance_id: str, state: int | None = None) -> None:
-        with self.manager.lock(instance_id):
+        # The actions' state lock too: an action accepted meanwhile is never overwritten.
+        with self.manager.lock(instance_id), self.manager.actions.states:
             inst = self.manager.db.get(instance_id)
             if inst is None or inst.task_state is not None:
                 return

@@ -46,6 +46,9 @@ POWER_STATE = {
 }
 MAX_CONSOLE_BYTES = 100 * 1024  # Nova's libvirt driver returns at most the last 100 KiB
 POLL_SECONDS = 0.2  # while waiting for a guest to shut down
+# Nova's [compute] shutdown_retry_interval: the ACPI press is sent again this often, for a
+# guest that was still starting its ACPI daemon when the first one came (and lost it).
+SHUTDOWN_RETRY_SECONDS = 10
 
 _event_loop_started = False
 _event_loop_guard = threading.Lock()
@@ -286,13 +289,16 @@ class LibvirtDriver:
 
     def _shutdown(self, dom: libvirt.virDomain, timeout: int) -> bool:
         """ACPI shutdown; True if the guest was off within `timeout` seconds."""
-        try:
-            dom.shutdown()
-        except libvirt.libvirtError:
-            return not dom.isActive()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not dom.isActive():
-                return True
+        start = time.monotonic()
+        next_press = start
+        while time.monotonic() - start < timeout:
+            try:
+                if not dom.isActive():
+                    return True
+                if time.monotonic() >= next_press:
+                    dom.shutdown()
+                    next_press += SHUTDOWN_RETRY_SECONDS
+            except libvirt.libvirtError:
+                pass  # shut off between the two calls; isActive says so next
             time.sleep(POLL_SECONDS)
         return not dom.isActive()
