@@ -181,8 +181,10 @@ class ComputeManager:
     def delete(self, instance_id: str) -> None:
         inst = self.get(instance_id)
         with self._lock(instance_id):
-            self.db.delete(instance_id)
+            # The guest first: a hypervisor that cannot be reached fails the DELETE and keeps
+            # the server, rather than forget a guest that still runs.
             self.driver.destroy(inst)
+            self.db.delete(instance_id)
             shutil.rmtree(Path(self.instances_path) / instance_id, ignore_errors=True)
         with self._locks_guard:
             self._locks.pop(instance_id, None)

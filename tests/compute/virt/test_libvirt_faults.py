@@ -5,6 +5,7 @@ guests."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 
@@ -41,6 +42,30 @@ def test_agent_killed_with_9_leaves_its_guest_running_and_adopts_it(start_virt_c
     assert found["OS-EXT-STS:power_state"] == 1
     assert lv.qemu_pid(sid) == pid  # the same qemu: adopted, not started again
     assert f"Instance {sid}: adopted its running guest" in compute.log_text()
+    assert bootsector.boots_seen(console_output(compute, sid)) == [1]
+
+
+def test_agent_killed_after_spawn_before_active_adopts_the_guest_on_resume(start_virt_compute,
+                                                                          marker_image):
+    """The agent died between starting the guest and recording ACTIVE: the state it left is
+    a building instance whose guest runs. The resumed build keeps that guest."""
+    compute = start_virt_compute()
+    sid = boot_and_wait(compute, marker_image, name="half-built")["id"]
+    wait_console(compute, sid, "chute-marker boot 1")
+    pid = lv.qemu_pid(sid)
+    compute.kill()
+    db = sqlite3.connect(compute.instances_path / "chute-compute.sqlite")
+    with db:
+        db.execute("UPDATE instances SET vm_state = 'building', task_state = 'spawning', "
+                   "power_state = 0 WHERE id = ?", (sid,))
+    db.close()
+    compute.start()
+
+    found = wait_status(compute, sid, "ACTIVE")
+    assert found["OS-EXT-STS:power_state"] == 1
+    assert lv.qemu_pid(sid) == pid
+    assert f"Instance {sid}: its guest already runs; adopted, not started again" in \
+        compute.log_text()
     assert bootsector.boots_seen(console_output(compute, sid)) == [1]
 
 
