@@ -80,3 +80,13 @@ def test_console_output_length_is_the_last_lines(virt_compute, marker_image):
     assert console_output(virt_compute, sid, length=1).strip() == "chute-marker boot 1"
     assert console_output(virt_compute, sid, length="-1") == full
     assert console_output(virt_compute, sid, length=0) == ""
+
+
+def test_images_type_raw_boots_from_a_full_copy(start_virt_compute, marker_image):
+    compute = start_virt_compute(libvirt={"images_type": "raw"})
+    sid = boot_and_wait(compute, marker_image, name="flat")["id"]
+    wait_console(compute, sid, "chute-marker boot 1")
+    xml = lv.domains_of(compute.instances_path)[sid].XMLDesc()
+    assert "type='raw'" in xml and str(compute.instances_path / sid / "disk") in xml
+    base = compute.instances_path / "_base" / base_name(marker_image)
+    assert counter_of(base, "raw") == 0
