@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean sysdeps
 
-# qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests.
+# qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests;
+# tools/libvirt-setup: libvirt + qemu for the libvirt driver (installed, configured, started).
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
@@ -15,11 +16,12 @@ sysdeps:
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	tools/libvirt-setup
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,libvirt]'
 	touch $(STAMP)
 
 install: sysdeps $(STAMP)

@@ -76,7 +76,8 @@ filesystem_store_metadata_file = {metadata}
     return ChuteSite(root, api)
 
 
-def start_compute(site: ChuteSite, name: str, direct: bool) -> Service:
+def start_compute(site: ChuteSite, name: str, direct: bool, extra: str = "") -> Service:
+    """`extra`: more [DEFAULT] lines, then sections (the libvirt driver's)."""
     home = site.root / f"compute-{name}"
     instances = home / "instances"
     instances.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ bind_host = 127.0.0.1
 bind_port = {port}
 instances_path = {instances}
 log_file = {home / 'chute-compute.log'}
-
+{extra}
 [glance]
 api_servers = {site.api.url}
 allowed_direct_url_schemes = {'file' if direct else ''}

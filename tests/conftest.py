@@ -57,6 +57,22 @@ def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 # -- chute-compute -------------------------------------------------------------------------
 
+@pytest.fixture(scope="session", autouse=True)
+def no_guests_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Guests outlive their agent by design (`chute up` uses libvirt where it can): at the end
+    of the session, remove every libvirt domain an agent of this session defined."""
+    yield
+    try:
+        from tests.helpers import libvirt as lv
+        domains = lv.chute_domains()
+    except Exception:  # no libvirt-python or no libvirtd: then there are no guests either
+        return
+    base = str(tmp_path_factory.getbasetemp())
+    for instances_path, dom in domains:
+        if instances_path.startswith(base):
+            lv.remove(dom)
+
+
 @pytest.fixture
 def start_compute(tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[Callable[..., ComputeServer]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-ORDER = ["upload", "download", "direct_fetch", "clone", "sparse", "boot_storm", "api_load",
-         "memory"]
+ORDER = ["upload", "download", "direct_fetch", "clone", "sparse", "boot_storm", "boot_console",
+         "api_load", "memory"]
 
 
 def load(name: str) -> ModuleType:

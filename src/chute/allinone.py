@@ -142,8 +142,50 @@ def _turn_on(path: Path, options: Sequence[str]) -> bool:
 SHOW_OPTIONS = ("show_multiple_locations", "show_image_direct_url")
 
 
+LIBVIRT_SETUP = Path(__file__).resolve().parents[2] / "tools" / "libvirt-setup"
+LIBVIRT_URI = "qemu:///system"
+
+
+def libvirt_problem() -> str | None:
+    """None if guests can run here through libvirt (libvirtd installed and started by
+    tools/libvirt-setup when chute runs from its repository as root), else why not."""
+    if LIBVIRT_SETUP.is_file() and os.geteuid() == 0:
+        done = subprocess.run([str(LIBVIRT_SETUP)], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["failed"]
+            return f"tools/libvirt-setup: {lines[-1]}"
+    try:
+        import libvirt
+    except ImportError:
+        return "libvirt-python is not installed (pip install 'chute[libvirt]')"
+    try:
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+        libvirt.open(LIBVIRT_URI).close()
+    except libvirt.libvirtError as exc:
+        return f"libvirtd does not answer at {LIBVIRT_URI}: {exc.get_error_message()}"
+    return None
+
+
+def _driver_options(compute_driver: str) -> str:
+    """chute-compute.conf's driver lines: libvirt where it works (kvm, or qemu where KVM
+    cannot run guests), else the fake driver with one line saying why."""
+    libvirt = ("compute_driver = libvirt\n\n[libvirt]\nvirt_type = kvm\n"
+               "allow_virt_type_fallback = true\n")
+    if compute_driver == "libvirt":
+        return libvirt  # chute-compute names connection_uri at start if libvirtd is not there
+    if compute_driver == "auto":
+        problem = libvirt_problem()
+        if problem is None:
+            return libvirt
+        print(f"chute up: guests cannot run here ({problem}); using compute_driver = fake "
+              "(disks are made, no guest starts)", flush=True)
+    return "compute_driver = fake\n"
+
+
 def write_configs(data_dir: str | os.PathLike[str], api_port: int | None = None,
-                  compute_port: int | None = None, show_locations: bool = False) -> Layout:
+                  compute_port: int | None = None, show_locations: bool = False,
+                  compute_driver: str = "auto") -> Layout:
     """Write both configs on the first start; later starts keep them as they are (an
     operator's edits survive), except that `show_locations` turns the two options on in the
     kept chute-api.conf. The ports only matter on the first start."""
@@ -178,6 +220,7 @@ filesystem_store_metadata_file = {metadata}
 """, SECRET)
     if show_locations and not written:
         _turn_on(lay.conf("chute-api"), SHOW_OPTIONS)
+    driver = "" if lay.conf("chute-compute").exists() else _driver_options(compute_driver)
     _write_once(lay.conf("chute-compute"), f"""\
 [DEFAULT]
 bind_host = {HOST}
@@ -185,7 +228,7 @@ bind_port = {compute_port}
 instances_path = {lay.instances}
 {auth}
 log_file = {lay.log("chute-compute")}
-
+{driver}
 [glance]
 api_servers = http://{HOST}:{api_port}
 allowed_direct_url_schemes = file
@@ -276,7 +319,8 @@ def _fail(message: str) -> int:
 
 
 def main(data_dir: str | os.PathLike[str] = "./var", api_port: int | None = None,
-         compute_port: int | None = None, show_locations: bool = False) -> int:
+         compute_port: int | None = None, show_locations: bool = False,
+         compute_driver: str = "auto") -> int:
     """Run both services until Ctrl-C/SIGTERM or until one of them exits."""
     config.private_umask()  # also for the services' start-up, before they set it themselves
     root = Path(data_dir).resolve()
@@ -289,15 +333,18 @@ def main(data_dir: str | os.PathLike[str] = "./var", api_port: int | None = None
         return _fail(f"{root} is already used by another chute up{holder}; stop it first "
                      f"or use another --data-dir")
     try:
-        return _run(root, api_port, compute_port, show_locations)
+        return _run(root, api_port, compute_port, show_locations, compute_driver)
     finally:
         lock.close()
 
 
 def _run(root: Path, api_port: int | None, compute_port: int | None,
-         show_locations: bool) -> int:
+         show_locations: bool, compute_driver: str) -> int:
     kept = Layout(root).conf("chute-api").exists() or Layout(root).conf("chute-compute").exists()
-    lay = write_configs(root, api_port, compute_port, show_locations)
+    lay = write_configs(root, api_port, compute_port, show_locations, compute_driver)
+    if kept and re.search(r"(?m)^compute_driver\s*=\s*libvirt\s*$",
+                          lay.conf("chute-compute").read_text(encoding="utf-8")):
+        libvirt_problem()  # starts libvirtd after a reboot; chute-compute says if it failed
     if kept:
         turned = (" (--show-locations turned show_multiple_locations and show_image_direct_url "
                   "on in chute-api.conf)") if show_locations else ""

@@ -21,8 +21,10 @@
     ├── ComputeError                 compute agent rules (mapped to HTTP in compute/api)
     │   ├── ComputeNotFound          404  (keypair, metadata item, tag, instance action)
     │   ├── ComputeConflict          409  (duplicate keypair)
-    │   └── ComputeForbidden         403  (another user's keypairs without being admin)
-    │       └── ComputeQuotaExceeded 403  (metadata items, keypairs: Nova's default quotas)
+    │   ├── ComputeForbidden         403  (another user's keypairs without being admin)
+    │   │   └── ComputeQuotaExceeded 403  (metadata items, keypairs: Nova's default quotas)
+    │   ├── InstanceInvalidState     409  (an action the server's state does not allow)
+    │   └── HypervisorUnavailable    the hypervisor (libvirtd) cannot be reached
     └── RemoteError                  a chute/Glance/Nova API answered with an error status
         └── RemoteUnavailable        no answer at all (connection refused, reset, timeout)
 
@@ -158,6 +160,14 @@ class ComputeForbidden(ComputeError):
 
 class ComputeQuotaExceeded(ComputeForbidden):
     pass
+
+
+class InstanceInvalidState(ComputeError):
+    """Nova's 409: `Cannot 'stop' instance U while it is in vm_state stopped`."""
+
+
+class HypervisorUnavailable(ComputeError):
+    """libvirtd does not answer: the message names the connection and the option."""
 
 
 class RemoteError(ChuteError):

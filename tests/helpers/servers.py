@@ -73,3 +73,36 @@ def boot_body(image_id: str, name: str = "vm", flavor: str = "1", **fields: Any)
     """A POST /servers body at 2.37+ (networks is required there)."""
     return {"server": {"name": name, "imageRef": image_id, "flavorRef": flavor,
                        "networks": "none", **fields}}
+
+
+def action(compute: Any, server_id: str, body: Any) -> requests.Response:
+    """POST /servers/{id}/action with `body` as JSON."""
+    return requests.post(f"{compute.url}/v2.1/servers/{server_id}/action", json=body,
+                         timeout=10)
+
+
+def wait_status(compute: Any, server_id: str, status: str, timeout: float = 30) -> dict:
+    """The server once its status is `status` and no task runs on it."""
+    found: dict = {}
+
+    def done() -> bool:
+        found.clear()
+        found.update(server(compute, server_id))
+        return found["status"] == status and found["OS-EXT-STS:task_state"] is None
+
+    wait_for(done, timeout, f"server {server_id} to be {status}", interval=0.05)
+    return found
+
+
+def console_output(compute: Any, server_id: str, length: Any = None) -> str:
+    body = {"os-getConsoleOutput": {} if length is None else {"length": length}}
+    resp = action(compute, server_id, body)
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["output"])
+
+
+def wait_console(compute: Any, server_id: str, text: str, timeout: float = 30) -> str:
+    """The console output once it contains `text`."""
+    return str(wait_for(lambda: (lambda out: out if text in out else "")(
+        console_output(compute, server_id)), timeout, f"{text!r} on {server_id}'s console",
+        interval=0.1))

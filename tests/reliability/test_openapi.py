@@ -206,6 +206,11 @@ def test_responses_validate_against_the_compute_document(shared_api, start_compu
     while api("GET", "/v2.1/servers/{server_id}", 200, one).json()["server"]["status"] == "BUILD":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    act = "/v2.1/servers/{server_id}/action"
+    api("POST", act, 200, one + "/action", json={"os-getConsoleOutput": {"length": 5}})
+    api("POST", act, 409, one + "/action", json={"os-start": None})
+    api("POST", act, 400, one + "/action", json={"os-nothing": None})
+    api("POST", act, 202, one + "/action", json={"reboot": {"type": "HARD"}})
     api("GET", "/v2.1/servers", 200)
     api("GET", "/v2.1/servers/detail", 200)
     compute_tour.exercise(api, created["id"])

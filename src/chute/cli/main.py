@@ -50,12 +50,17 @@ def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_toke
               help="Show each image's store path (locations, direct_url) to every API caller "
                    "(also turns them on in a kept chute-api.conf). Off: only the compute host "
                    "reads them, with the service token.")
+@click.option("--compute-driver", type=click.Choice(["auto", "libvirt", "fake"]),
+              default="auto", show_default=True,
+              help="On the first start: libvirt (real guests), fake (disks only), or auto "
+                   "(libvirt if it can run here, installing and starting it when chute runs "
+                   "from its repository as root, else fake with a line saying why).")
 def up(data_dir: str, api_port: int | None, compute_port: int | None,
-       show_locations: bool) -> None:
+       show_locations: bool, compute_driver: str) -> None:
     """Run chute-api and chute-compute together on this machine (all-in-one)."""
     from chute.allinone import main as allinone_main  # only `up` needs it
 
-    status = allinone_main(data_dir, api_port, compute_port, show_locations)
+    status = allinone_main(data_dir, api_port, compute_port, show_locations, compute_driver)
     if status:
         sys.exit(status)
 

@@ -206,5 +206,52 @@ def keypair_delete(names: tuple[str, ...]) -> None:
     delete_each(names, client.keypair_delete)
 
 
-COMMANDS = [boot, list_servers, show, delete, flavor_list, keypair_add, keypair_list,
-            keypair_delete]
+
+
+def _act_on_each(refs: tuple[str, ...], verb: str, body: dict[str, Any]) -> None:
+    """Ask for the action on every server, as `nova stop a b c` does: all are tried, each
+    failure named (a stopped server's 409 says so), exit 1 if any failed."""
+    client = cli_context().compute()
+    failed = []
+    for ref in refs:
+        try:
+            client.action(resolve_server(client, ref), body)
+        except RemoteError as exc:
+            failed.append(f"{ref}: {exc.message}")
+    if failed:
+        raise RemoteError(0, f"failed to {verb} " + "; ".join(failed))
+
+
+@click.command("stop")
+@click.argument("servers", nargs=-1, required=True)
+def stop(servers: tuple[str, ...]) -> None:
+    """Stop servers (a clean shutdown, then power off after shutdown_timeout)."""
+    _act_on_each(servers, "stop", {"os-stop": None})
+
+
+@click.command("start")
+@click.argument("servers", nargs=-1, required=True)
+def start(servers: tuple[str, ...]) -> None:
+    """Start stopped servers."""
+    _act_on_each(servers, "start", {"os-start": None})
+
+
+@click.command("reboot")
+@click.option("--hard", is_flag=True, help="Reset the guest instead of asking it to reboot.")
+@click.argument("servers", nargs=-1, required=True)
+def reboot(hard: bool, servers: tuple[str, ...]) -> None:
+    """Reboot servers: SOFT (ACPI, then HARD if the guest ignores it) or --hard."""
+    _act_on_each(servers, "reboot", {"reboot": {"type": "HARD" if hard else "SOFT"}})
+
+
+@click.command("console-log")
+@click.option("--length", type=int, default=None, help="Only the last N lines.")
+@click.argument("server")
+def console_log(length: int | None, server: str) -> None:
+    """Print what a server's guest wrote to its serial console."""
+    client = cli_context().compute()
+    click.echo(client.console_output(resolve_server(client, server), length), nl=False)
+
+
+COMMANDS = [boot, list_servers, show, delete, flavor_list, stop, start, reboot, console_log,
+            keypair_add, keypair_list, keypair_delete]

@@ -80,6 +80,18 @@ class ComputeClient:
     def delete(self, server_id: str) -> None:
         self.api.request("DELETE", f"/v2.1/servers/{_q(server_id)}").close()
 
+    def action(self, server_id: str, body: dict[str, Any]) -> None:
+        """os-stop, os-start, reboot: accepted (202), done in the background."""
+        self.api.request("POST", f"/v2.1/servers/{_q(server_id)}/action", json=body).close()
+
+    def console_output(self, server_id: str, length: int | None = None) -> str:
+        body = {"os-getConsoleOutput": {} if length is None else {"length": length}}
+        doc = self.api.json("POST", f"/v2.1/servers/{_q(server_id)}/action", json=body)
+        output = _inner(doc, "output")
+        if not isinstance(output, str):
+            raise RemoteError(200, "compute API answer's 'output' is not a string")
+        return output
+
     def flavors(self) -> builtins.list[dict[str, Any]]:
         return _many(self.api.json("GET", "/v2.1/flavors/detail"), "flavors")
 

@@ -37,6 +37,8 @@ from chute.errors import (
     ComputeForbidden,
     ComputeNotFound,
     FlavorNotFound,
+    HypervisorUnavailable,
+    InstanceInvalidState,
     PolicyDenied,
     RemoteUnavailable,
     ServerNotFound,
@@ -47,6 +49,7 @@ ERROR_STATUS: dict[type[ChuteError], int] = {
     ServerNotFound: 404, FlavorNotFound: 404, BadComputeRequest: 400, ComputeError: 400,
     RemoteUnavailable: 503, ComputeNotFound: 404, ComputeConflict: 409,
     ComputeForbidden: 403, Unauthenticated: 401, PolicyDenied: 403,
+    InstanceInvalidState: 409, HypervisorUnavailable: 503,
 }
 SERVERS = "os_compute_api:servers"
 
@@ -236,6 +239,20 @@ class Server:
         resp.status = falcon.HTTP_204
 
 
+class ServerAction:
+    """POST /servers/{id}/action: 202 without a body, or 200 with the action's answer."""
+
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
+        answer = self.manager.server_actions.perform(server_id, httpapi.read_json(req))
+        if answer is None:
+            resp.status = falcon.HTTP_202
+        else:
+            httpapi.json_response(resp, answer)
+
+
 def _check_new_name(name: object) -> str | None:
     return None if name is None else check_name(name)
 
@@ -261,6 +278,7 @@ def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
     app.add_route("/v2.1/servers/{server_id}", Server(manager, rules))
     app.add_route("/v2.1/os-keypairs", api_keypairs.KeypairList(manager))
     app.add_route("/v2.1/os-keypairs/{name}", api_keypairs.KeypairItem(manager))
+    app.add_route("/v2.1/servers/{server_id}/action", ServerAction(manager))
     _add_server_routes(app, manager)
     _add_host_routes(app, manager)
     return app

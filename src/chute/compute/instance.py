@@ -10,11 +10,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-BUILDING, ACTIVE, ERROR = "building", "active", "error"
+BUILDING, ACTIVE, STOPPED, ERROR = "building", "active", "stopped", "error"
+# task states (nova/compute/task_states.py): what is being done to the instance right now.
 SCHEDULING, SPAWNING = "scheduling", "spawning"
-NOSTATE, RUNNING = 0, 1
+POWERING_OFF, POWERING_ON = "powering-off", "powering-on"
+REBOOTING, REBOOTING_HARD = "rebooting", "rebooting_hard"
+# power states (nova/compute/power_state.py): what the hypervisor says of the guest.
+NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED = 0, 1, 3, 4, 6, 7
 
-STATUS_BY_VM_STATE = {BUILDING: "BUILD", ACTIVE: "ACTIVE", ERROR: "ERROR"}
+STATUS_BY_VM_STATE = {BUILDING: "BUILD", ACTIVE: "ACTIVE", STOPPED: "SHUTOFF", ERROR: "ERROR"}
+# An active instance being rebooted shows it (nova/api/openstack/common.py _STATE_MAP).
+STATUS_BY_TASK_STATE = {REBOOTING: "REBOOT", REBOOTING_HARD: "HARD_REBOOT"}
 
 
 def utcnow() -> datetime:
@@ -75,4 +81,6 @@ class Instance:
 
     @property
     def status(self) -> str:
+        if self.vm_state == ACTIVE and self.task_state in STATUS_BY_TASK_STATE:
+            return STATUS_BY_TASK_STATE[self.task_state]
         return STATUS_BY_VM_STATE.get(self.vm_state, "UNKNOWN")

@@ -9,6 +9,7 @@ instead of a worker that fails to boot.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from chute.compute.settings import (
     ImageServiceSettings,
     ManagerSettings,
     base_dir,
+    virt_settings,
 )
 from chute.errors import ChuteError, ConfigError
 
@@ -44,12 +46,39 @@ def validate(conf: config.Config) -> AgentSettings:
     ImageServiceSettings.from_config(conf)  # an endpoint; each listed filesystem complete, unique
     ManagerSettings.from_config(conf)  # the availability zone's name
     agent = AgentSettings.from_config(conf)
-    try:
-        virt.load(agent.compute_driver)
-    except ValueError as exc:
-        raise conf.fail("DEFAULT", "compute_driver", str(exc)) from None
     AuthSettings.from_config(conf, agent.bind_host).check_policy(conf)
     return agent
+
+
+def check_virt(conf: config.Config) -> tuple[virt.VirtSettings, str | None]:
+    """The driver's settings in effect, and a line to log if virt_type fell back to qemu.
+    libvirtd must answer and, for virt_type = kvm, KVM must run a guest (virt/kvmprobe.py):
+    else the agent stops here naming the option, rather than failing every build."""
+    settings = virt_settings(conf)
+    if settings.compute_driver != "libvirt":
+        return settings, None
+    try:
+        from chute.compute.virt.libvirt import LibvirtDriver
+    except ImportError:
+        raise conf.fail("DEFAULT", "compute_driver",
+                        "libvirt needs libvirt-python: pip install 'chute[libvirt]'") from None
+    problem = LibvirtDriver(settings).check()
+    if problem is not None:
+        raise conf.fail("libvirt", "connection_uri",
+                        f"cannot connect to {settings.connection_uri}: {problem}")
+    if settings.virt_type != "kvm":
+        return settings, None
+    from chute.compute.virt.kvmprobe import kvm_problem
+    problem = kvm_problem()
+    if problem is None:
+        return settings, None
+    if not settings.allow_virt_type_fallback:
+        raise conf.fail("libvirt", "virt_type",
+                        f"kvm cannot run guests on this host ({problem}); set virt_type = qemu, "
+                        "or allow_virt_type_fallback = true")
+    return (dataclasses.replace(settings, virt_type="qemu"),
+            f"virt_type = kvm cannot run guests on this host ({problem}); using qemu "
+            "(allow_virt_type_fallback = true)")
 
 
 def prepare(conf: config.Config, agent: AgentSettings) -> None:
@@ -100,7 +129,7 @@ def image_cache(conf: config.Config, service: ImageService | None = None) -> Ima
                       fetcher(conf, service or image_service(conf)))
 
 
-def build_app(conf: config.Config) -> WSGIApp:
+def build_app(conf: config.Config, virt_in_effect: virt.VirtSettings) -> WSGIApp:
     """Runs in the worker after fork: threads and database connections start here."""
     from chute.auth.middleware import wrap
     from chute.compute.api import create_app
@@ -110,7 +139,7 @@ def build_app(conf: config.Config) -> WSGIApp:
     auth = AuthSettings.from_config(conf, agent.bind_host)
     service = image_service(conf)
     manager = ComputeManager(ManagerSettings.from_config(conf), db.InstanceDB(agent.state_url),
-                             service, image_cache(conf, service), virt.load(agent.compute_driver))
+                             service, image_cache(conf, service), virt.load(virt_in_effect))
     manager.start()
     return wrap(create_app(manager, auth), auth)
 
@@ -147,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.private_umask()  # _base, instance disks, the state database, the log
         check_bind(conf, agent)
         prepare(conf, agent)
+        virt_in_effect, fallback = check_virt(conf)
     except ConfigError as exc:
         print(f"{PROG}: {exc.message}", file=sys.stderr)
         return 1
@@ -158,8 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     AuthSettings.from_config(conf, agent.bind_host).log_start(PROG)
     LOG.info("chute-compute listening on %s:%s, instances in %s", agent.bind_host,
              agent.bind_port, agent.instances_path)
+    if fallback is not None:
+        LOG.warning("%s", fallback)
     from chute.wsgi_server import serve
-    serve(lambda: build_app(conf), agent.bind_host, agent.bind_port, workers=1, threads=8)
+    serve(lambda: build_app(conf, virt_in_effect), agent.bind_host, agent.bind_port, workers=1,
+          threads=8)
     return 0
 
 

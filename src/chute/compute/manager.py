@@ -3,9 +3,13 @@
     accept (API thread)         BUILD  building/scheduling   image checked synchronously
     build thread: get image     BUILD  building/spawning     must still be active
                   ImageCache.fetch                           one transfer per image per host
+                  claim         the flavor must fit what the host has left
                   disks.create, driver.spawn
                   done          ACTIVE active/None, power 1
                   any failure   ERROR  error/None + fault saying what failed
+
+After the build, the server actions (compute/actions.py) and the power-state sync
+(compute/powersync.py) move it between active and stopped on the same workers and locks.
 
 A per-instance lock orders the end of a build against DELETE: the build re-reads the instance
 under the lock before it makes the disk, so deleting a server in BUILD never leaves a disk
@@ -30,13 +34,13 @@ from typing import Protocol
 from chute.auth.context import NOAUTH, RequestContext
 from chute.client.image import Image
 from chute.compute import configdrive, disks, flavors
+from chute.compute.actions import ServerActions
 from chute.compute.db import InstanceDB
 from chute.compute.image_service import ImageService
 from chute.compute.imagecache import Fetched
 from chute.compute.instance import (
     ACTIVE,
     ERROR,
-    RUNNING,
     SCHEDULING,
     SPAWNING,
     Fault,
@@ -45,6 +49,7 @@ from chute.compute.instance import (
 )
 from chute.compute.instance_actions import InstanceActions
 from chute.compute.keypairs import Keypairs
+from chute.compute.powersync import PowerSync
 from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
 from chute.compute.virt import Driver
@@ -65,6 +70,7 @@ BUILD_THREADS = 16  # enough that a boot storm's waiters all queue on the image 
 MAX_BUILD_ATTEMPTS = 3  # builds resumed after restarts; a build that kills the agent must end
 INTERRUPTED = "build interrupted by a restart"
 CHECKSUM_FAULT = "image data does not match its checksum"
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 
 
 class Cache(Protocol):
@@ -115,6 +121,9 @@ class ComputeManager:
         self._locks_guard = threading.Lock()
         self._workers: _Workers | None = None
         self._stop = threading.Event()
+        self._claims = threading.Lock()
+        self.server_actions = ServerActions(self)
+        self.powersync = PowerSync(self)
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -123,6 +132,8 @@ class ComputeManager:
         # Stale `_base/*.part` files were removed when the ImageCache was built (only those
         # whose lock no live fetch holds): a resumed build refetches, never reuses a part.
         self._workers = _Workers(BUILD_THREADS)
+        self.driver.init_host(self.powersync.changed)
+        self.powersync.adopt()
         for inst in self.db.building():
             if inst.build_attempts >= MAX_BUILD_ATTEMPTS:
                 LOG.warning("Instance %s: %s %d times, giving up", inst.id, INTERRUPTED,
@@ -137,6 +148,10 @@ class ComputeManager:
         if interval > 0:
             threading.Thread(target=self._cleanup_loop, args=(interval,),
                              name="image-cache-cleanup", daemon=True).start()
+        interval = self.settings.sync_power_state_interval
+        if interval > 0:
+            threading.Thread(target=self.powersync.loop, args=(interval, self._stop),
+                             name="power-state-sync", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -242,8 +257,10 @@ class ComputeManager:
         inst = self.get(instance_id, project_id)
         self.actions.start(instance_id, "delete", project_id=inst.project_id or "")
         with self._lock(instance_id):
-            self.db.delete(instance_id)
+            # The guest first: a hypervisor that cannot be reached fails the DELETE and keeps
+            # the server, rather than forget a guest that still runs.
             self.driver.destroy(inst)
+            self.db.delete(instance_id)
             shutil.rmtree(Path(self.instances_path) / instance_id, ignore_errors=True)
         with self._locks_guard:
             self._locks.pop(instance_id, None)
@@ -278,13 +295,15 @@ class ComputeManager:
         flavor = flavors.get(inst.flavor_id)
         with self._lock(instance_id):
             inst = self._current(instance_id)
+            self._claim(inst, flavor)
             path = disks.create(self.instances_path, instance_id, str(fetched.path),
                                 fetched.format, flavor, self.settings.images_type)
             if inst.config_drive:
                 configdrive.write(path.parent, _drive_content(inst))
             self.driver.spawn(inst, str(path))
             now = utcnow()
-            inst.vm_state, inst.task_state, inst.power_state = ACTIVE, None, RUNNING
+            inst.vm_state, inst.task_state = ACTIVE, None
+            inst.power_state = self.driver.power_state(instance_id)
             inst.launched_at = now
             self._save(inst)
         self.actions.finish(instance_id, "create")
@@ -315,6 +334,35 @@ class ComputeManager:
             inst.fault = Fault(500, message, utcnow())
             self._save(inst, missing_ok=True)
         self.actions.finish(instance_id, "create", error=message)
+
+    def _claim(self, inst: Instance, flavor: flavors.Flavor) -> None:
+        """Nova's scheduler filters on one host: the flavor, with every other instance's,
+        must fit the host's CPUs and memory times the allocation ratios."""
+        host = self.driver.host_resources()
+        with self._claims:
+            vcpus, ram = flavor.vcpus, flavor.ram
+            for other in self.db.list():
+                if other.id != inst.id and other.vm_state != ERROR and other.launched_at:
+                    used = flavors.get(other.flavor_id)
+                    vcpus, ram = vcpus + used.vcpus, ram + used.ram
+            cpu_limit = host.vcpus * self.settings.cpu_allocation_ratio
+            ram_limit = host.memory_mb * self.settings.ram_allocation_ratio
+            if vcpus > cpu_limit or ram > ram_limit:
+                LOG.warning("Instance %s: flavor %s does not fit (%d vCPUs of %g, %d MiB of "
+                            "%g)", inst.id, flavor.name, vcpus, cpu_limit, ram, ram_limit)
+                raise ChuteError(NO_VALID_HOST)
+
+    # -- what the actions and the power-state sync share ----------------------------------------
+
+    def lock(self, instance_id: str) -> threading.Lock:
+        return self._lock(instance_id)
+
+    def save(self, inst: Instance, missing_ok: bool = False) -> None:
+        self._save(inst, missing_ok)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        assert self._workers is not None, "start() was not called"
+        self._workers.submit(job)
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -15,8 +15,19 @@ SCHEMA: Schema = {
             "Instance disks live in <instances_path>/<uuid>/; the image cache in _base/."),
         Opt("force_raw_images", "bool", False,
             "Convert qcow2 bases to raw in the cache (as Nova's option)."),
-        Opt("compute_driver", "str", "fake", "Virt driver: fake (disks only) or qemu.",
-            choices=("fake", "qemu")),
+        Opt("compute_driver", "str", "fake",
+            "Virt driver: fake (disks only, no guest) or libvirt (guests run by libvirtd).",
+            choices=("fake", "libvirt")),
+        Opt("shutdown_timeout", "int", 60,
+            "Seconds a guest has to shut down cleanly on os-stop before it is powered off.",
+            min=0),
+        Opt("sync_power_state_interval", "int", 600,
+            "Seconds between syncs of power states with the hypervisor (0: never; libvirt "
+            "events report most changes at once).", min=0),
+        Opt("cpu_allocation_ratio", "float", 4.0,
+            "Virtual CPUs per host CPU that guests may have in total.", min=0.0),
+        Opt("ram_allocation_ratio", "float", 1.0,
+            "Guest memory per byte of host memory that guests may have in total.", min=0.0),
         Opt("state_connection", "str", "",
             "SQLAlchemy URL of the agent's own state "
             "(default: <instances_path>/chute-compute.sqlite)."),
@@ -62,5 +73,14 @@ SCHEMA: Schema = {
     "libvirt": [
         Opt("images_type", "str", "qcow2", "Instance disk: qcow2 overlay or raw copy.",
             choices=("qcow2", "raw")),
+        Opt("virt_type", "str", "kvm", "Guests run under kvm or qemu (TCG emulation).",
+            choices=("kvm", "qemu")),
+        Opt("connection_uri", "str", "qemu:///system", "The libvirtd to run guests with."),
+        Opt("allow_virt_type_fallback", "bool", False,
+            "With virt_type = kvm on a host where KVM cannot run a guest, use qemu instead "
+            "of refusing to start."),
+        Opt("wait_soft_reboot_seconds", "int", 120,
+            "Seconds a guest has to shut down on a SOFT reboot before it is rebooted hard.",
+            min=0),
     ],
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from chute.compute import db
 from chute.compute.fetch.shared_fs import Filesystem
+from chute.compute.virt import VirtSettings
 from chute.config import Config
 
 
@@ -82,23 +83,37 @@ class CacheSettings:
 
 @dataclass(frozen=True)
 class ManagerSettings:
-    """What the boot lifecycle needs: where instance disks go, their layout, cleanup period."""
+    """What the lifecycle needs: where instance disks go, their layout, periods, limits."""
 
     instances_path: str
     images_type: str  # [libvirt] images_type: qcow2 overlay or raw copy
     cleanup_interval: int  # [image_cache] manager_interval; 0: never
     availability_zone: str = "nova"  # [DEFAULT] default_availability_zone
     force_config_drive: bool = False
+    shutdown_timeout: int = 60
+    sync_power_state_interval: int = 600  # 0: never
+    cpu_allocation_ratio: float = 4.0
+    ram_allocation_ratio: float = 1.0
 
     @classmethod
     def from_config(cls, conf: Config) -> ManagerSettings:
-        zone = conf.get("DEFAULT", "default_availability_zone")
+        d = conf.section("DEFAULT")
+        zone = d["default_availability_zone"]
         if not zone.strip() or ":" in zone:
             raise conf.fail("DEFAULT", "default_availability_zone",
                             "must be a non-empty zone name without ':'")
-        return cls(conf.get("DEFAULT", "instances_path"), conf.get("libvirt", "images_type"),
-                   conf.get("image_cache", "manager_interval"), zone,
-                   conf.get("DEFAULT", "force_config_drive"))
+        return cls(d["instances_path"], conf.get("libvirt", "images_type"),
+                   conf.get("image_cache", "manager_interval"), zone, d["force_config_drive"],
+                   d["shutdown_timeout"], d["sync_power_state_interval"],
+                   d["cpu_allocation_ratio"], d["ram_allocation_ratio"])
+
+
+def virt_settings(conf: Config) -> VirtSettings:
+    """The driver's settings as configured (main.py may then fall back from kvm to qemu)."""
+    d, lv = conf.section("DEFAULT"), conf.section("libvirt")
+    return VirtSettings(d["compute_driver"], d["instances_path"], lv["virt_type"],
+                        lv["connection_uri"], lv["allow_virt_type_fallback"],
+                        lv["wait_soft_reboot_seconds"])
 
 
 def filesystems(conf: Config) -> dict[str, Filesystem]:

@@ -55,7 +55,8 @@ SCHEMAS: dict[str, Any] = {
                      "created", "updated", "progress", "chute:image_transfer"],
         "properties": {
             "id": {"type": "string"}, "name": {"type": "string"}, "links": _LINKS,
-            "status": {"enum": ["BUILD", "ACTIVE", "ERROR", "DELETED", "SHUTOFF"]},
+            "status": {"enum": ["BUILD", "ACTIVE", "ERROR", "DELETED", "SHUTOFF", "REBOOT",
+                                "HARD_REBOOT"]},
             "OS-EXT-STS:vm_state": {"type": "string"},
             "OS-EXT-STS:task_state": _NULL_STR,
             "OS-EXT-STS:power_state": {"type": "integer"},
@@ -150,6 +151,24 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["rate", "absolute"],
         "properties": {"rate": {"type": "array"}, "absolute": {
             "type": "object", "additionalProperties": {"type": "integer"}}}}}},
+    "ServerAction": {
+        "description": "Exactly one action: os-stop and os-start take null, reboot a type "
+                       "(SOFT or HARD, any case), os-getConsoleOutput an optional length "
+                       "(the last N lines; -1 or null: all).",
+        "type": "object", "minProperties": 1, "maxProperties": 1,
+        "properties": {
+            "os-stop": {"type": "null"}, "os-start": {"type": "null"},
+            "reboot": {"type": "object", "required": ["type"],
+                       "properties": {"type": {"enum": ["SOFT", "HARD", "Soft", "Hard",
+                                                        "soft", "hard"]}}},
+            "os-getConsoleOutput": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"length": {"type": ["integer", "string", "null"],
+                                          "pattern": "^-?[0-9]+$", "minimum": -1}}},
+        },
+    },
+    "ConsoleOutput": {"type": "object", "required": ["output"],
+                      "properties": {"output": {"type": "string"}}},
     "ServerCreated": {
         "type": "object", "required": ["server"],
         "properties": {"server": {"type": "object", "required": ["id", "links"],
@@ -205,6 +224,23 @@ def _create_server() -> dict[str, Any]:
 def _add_tag() -> dict[str, Any]:
     op = _op("addServerTag", "Add a tag: 201, or 204 if present (2.26)", "201", None)
     op["responses"]["204"] = {"description": "The server already had the tag"}
+    return op
+
+
+def _server_action() -> dict[str, Any]:
+    op = _op("serverAction", "Stop, start or reboot a server (202), or read its console (200)",
+             "202", None,
+             requestBody={"required": True, "content": _json(_ref("ServerAction"))})
+    op["responses"]["200"] = {"description": "os-getConsoleOutput: the console's last lines",
+                              "content": _json(_ref("ConsoleOutput"))}
+    op["responses"]["400"] = {"description": "badRequest: a malformed body, more than one "
+                                             "action, an unknown action (\"There is no such "
+                                             "action: X\"), a bad reboot type or length",
+                              "content": _json(_ref("Fault"))}
+    op["responses"]["409"] = {"description": "conflictingRequest: the server's state does not "
+                                             "allow the action (\"Cannot 'stop' instance U "
+                                             "while it is in vm_state stopped\")",
+                              "content": _json(_ref("Fault"))}
     return op
 
 
@@ -338,6 +374,8 @@ DOCUMENT: dict[str, Any] = {
         "/v2.1/limits": {
             "get": _op("showLimits", "What chute enforces (-1: unlimited) and what is used",
                        "200", _ref("Limits"))},
+        "/v2.1/servers/{server_id}/action": {"parameters": [SERVER_ID],
+                                             "post": _server_action()},
     },
     "components": {
         "schemas": SCHEMAS,
