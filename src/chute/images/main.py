@@ -16,13 +16,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import traceback
 from typing import TYPE_CHECKING
 
 from chute import config, log
 from chute.errors import ChuteError
-from chute.images.options import SCHEMA, ApiSettings
+from chute.front_end import FrontEndSettings
+from chute.front_end import find_binary as find_front_end
+from chute.images.options import SCHEMA, ApiSettings, ServerSettings
 
 if TYPE_CHECKING:
     from chute.httpapi import App
@@ -117,6 +120,19 @@ def _worker_app(settings: ApiSettings, store: FilesystemStore) -> App:
     return make_app(settings, store)
 
 
+def listen(server: ServerSettings, fail: config.Fail) -> socket.socket:
+    """The public socket, taken before anything else starts: a busy port is one line naming
+    the option (the front end is handed this very socket, so nothing can take it meanwhile)."""
+    from chute.wsgi_server import listen as listen_on
+
+    host, port = server.bind_host, server.bind_port
+    try:
+        return listen_on(host, port)
+    except OSError as exc:
+        raise fail("DEFAULT", "bind_port", f"cannot listen on {host}:{port}: {exc.strerror}") \
+            from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chute-api", description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", help="chute-api.conf (default: built-in defaults)")
@@ -132,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         config.check_private(conf, [("DEFAULT", "service_token")])
         config.private_umask()  # image files, the database, the log: 0640 / dirs 0750
         log.setup(settings.server.log_file or None, settings.server.debug)
+        find_front_end()
+        listener = listen(settings.server, conf.fail)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
@@ -159,9 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     # worker's main loop may go without a heartbeat before the master SIGKILLs the worker with
     # every request in it. That loop closes dropped connections itself, lingering up to 2 s on
     # each, so a few stalled clients dropped at once would get a low timeout's worker killed.
-    serve(lambda: _worker_app(settings, store), server.bind_host, server.bind_port,
-          server.workers, threads=server.threads,
-          timeout=max(server.client_socket_timeout, WORKER_HEARTBEAT))
+    front = FrontEndSettings(server.client_socket_timeout, server.workers * server.threads)
+    try:
+        serve(lambda: _worker_app(settings, store), listener, front, server.workers,
+              threads=server.threads, timeout=max(server.client_socket_timeout, WORKER_HEARTBEAT))
+    except ChuteError as exc:
+        print(f"chute-api: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,163 @@
+"""The HAProxy front end each service starts and owns: a slow client costs a connection here,
+never a worker thread (docs/architecture.md#processes).
+
+gunicorn's gthread worker hands a new connection to a request thread, which then blocks reading
+the request head: 16 connections trickling a header one byte at a time froze chute-api (2
+workers x 8 threads), 8 froze chute-compute. HAProxy parses requests in an event loop and
+forwards one to the workers only once its head (and, `http-buffer-request`, its first buffer of
+body: all of a JSON document) has arrived, within `client_socket_timeout`; a connection that
+idles longer is dropped. At most `worker_threads` requests are in the workers at once (the
+server's `maxconn`); the rest wait in HAProxy's queue, not in a thread.
+
+The service binds the public socket itself and hands the descriptor to HAProxy (`bind fd@N`):
+the port is taken once, by the process that reports a failure naming `bind_port`, with no
+window for another process between a check and the bind. HAProxy talks to gunicorn over a unix
+socket in a 0700 directory only the service's user can enter (measured against loopback TCP,
+see `UPSTREAM` in wsgi_server). HAProxy is the service's child, in its own process group (a
+terminal's Ctrl-C reaches the service, which then stops it), and gets SIGTERM from the kernel
+if the service dies without stopping it (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from chute.errors import ChuteError
+
+LOG = logging.getLogger("chute.front_end")
+
+BINARY = "haproxy"
+# How long a request may wait in HAProxy's queue for a free worker thread (503 after). Long
+# uploads hold their thread for as long as their bytes flow; a queued request waits for one.
+QUEUE_TIMEOUT = 120
+# How long the workers may stay silent while HAProxy waits for a response (a finishing upload
+# fsyncs and inspects its image before it answers). Write activity refreshes it during uploads.
+SERVER_TIMEOUT = 600
+# How long HAProxy takes for the unix socket to accept (a worker being respawned).
+CONNECT_TIMEOUT = 5
+# One HAProxy buffer: a request head must fit in it (Glance's max_header_line is 16 KiB, and
+# HAProxy keeps 1 KiB of it for rewrites); `http-buffer-request` waits for this much body.
+BUFFER_BYTES = 65536
+# The seconds HAProxy gets to exit after SIGTERM before it is killed.
+STOP_WAIT = 5
+
+_PR_SET_PDEATHSIG = 1
+
+
+class FrontEndError(ChuteError):
+    """HAProxy is missing or could not be started."""
+
+
+@dataclass(frozen=True)
+class FrontEndSettings:
+    """What the front end needs from a service's settings."""
+
+    client_socket_timeout: int  # seconds: request head, idle keep-alive, silent client
+    worker_threads: int  # requests the workers serve at once (all workers' threads)
+
+
+def find_binary() -> str:
+    """HAProxy's path, or FrontEndError saying how to get it."""
+    path = shutil.which(BINARY)
+    if path is None:
+        raise FrontEndError(f"{BINARY} not found on PATH: it is the front end that keeps slow "
+                            "clients off the workers (Debian: apt-get install haproxy)")
+    return path
+
+
+def render(settings: FrontEndSettings, listen_fd: int, upstream: str) -> str:
+    """HAProxy's configuration, generated from the service's settings (the one place)."""
+    idle = f"{settings.client_socket_timeout}s"
+    return "\n".join([
+        "global",
+        f"    tune.bufsize {BUFFER_BYTES}",
+        "",
+        "defaults",
+        "    mode http",
+        "    option http-buffer-request",
+        "    option splice-auto",
+        f"    timeout http-request {idle}",
+        f"    timeout http-keep-alive {idle}",
+        f"    timeout client {idle}",
+        f"    timeout connect {CONNECT_TIMEOUT}s",
+        f"    timeout queue {QUEUE_TIMEOUT}s",
+        f"    timeout server {SERVER_TIMEOUT}s",
+        "",
+        "frontend public",
+        f"    bind fd@{listen_fd}",
+        # Set, not appended (option forwardfor appends): the header the workers read holds the
+        # address HAProxy saw and nothing a client wrote.
+        "    http-request set-header X-Forwarded-For %[src]",
+        "    default_backend workers",
+        "",
+        "backend workers",
+        f"    server wsgi unix@{upstream} maxconn {settings.worker_threads}",
+        "",
+    ])
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the service dies, whatever kills it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class FrontEnd:
+    """One running HAProxy: started once the workers' socket exists, stopped with the service.
+
+    If HAProxy exits on its own, `on_exit` runs (the service stops: without its front end it
+    serves nobody)."""
+
+    def __init__(self, settings: FrontEndSettings, listen_fd: int, upstream: str,
+                 config_path: Path) -> None:
+        self._settings = settings
+        self._fd = listen_fd
+        self._upstream = upstream
+        self._config_path = config_path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopping = False
+        self.exit_status: int | None = None
+
+    def start(self, on_exit: Callable[[FrontEnd], None]) -> None:
+        self._config_path.write_text(render(self._settings, self._fd, self._upstream))
+        self._proc = subprocess.Popen(
+            [find_binary(), "-db", "-f", str(self._config_path)],
+            stdin=subprocess.DEVNULL, pass_fds=(self._fd,), process_group=0,
+            preexec_fn=_die_with_parent)
+        pidfd = os.pidfd_open(self._proc.pid)
+        threading.Thread(target=self._watch, args=(pidfd, on_exit), name="front-end-watch",
+                         daemon=True).start()
+
+    def _watch(self, pidfd: int, on_exit: Callable[[FrontEnd], None]) -> None:
+        """Wait for HAProxy to exit (a pidfd: gunicorn's master may reap it first)."""
+        select.select([pidfd], [], [])
+        os.close(pidfd)
+        if self._stopping:
+            return
+        assert self._proc is not None
+        try:
+            self.exit_status = self._proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            self.exit_status = -1
+        on_exit(self)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=STOP_WAIT)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
