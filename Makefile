@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean sysdeps
 
-# qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests.
+# qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests;
+# haproxy: the front end each service starts (chute.front_end).
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
 	command -v mkfs.xfs >/dev/null 2>&1 || missing="$$missing xfsprogs"; \
+	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml
 install: sysdeps $(STAMP)
 
 run: install
-	$(BIN)/chute up --data-dir ./var
+	$(BIN)/chute up --data-dir ./var $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bench.slowloris import SlowClients, p99, timed_requests
 from tests.helpers.services import prepare_api, prepare_compute
-from tests.helpers.slow_clients import SlowClients, p99, timed_requests
 
 SLOW = 256  # slow connections on each service
 SECONDS = 30

@@ -1,5 +1,5 @@
 """Slow clients as an attacker runs them (slowloris and friends), and a normal client timed
-beside them.
+beside them: the `slow_clients` scenario and tests/reliability/test_slow_clients.py use both.
 
 `SlowClients` keeps `count` connections open to one service, in three shapes spread evenly: a
 request line and headers trickled one byte at a time, half a head and then silence, a JSON
