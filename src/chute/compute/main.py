@@ -146,7 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             print(explain(conf, image_service(conf), args.image_id))
             return 0
-        config.check_private(conf, [("glance", "service_token")])
+        secrets = [("glance", "service_token")]
+        if config.url_has_password(conf.get("DEFAULT", "state_connection")):
+            secrets.append(("DEFAULT", "state_connection"))
+        config.check_private(conf, secrets)
         config.private_umask()  # _base, instance disks, the state database, the log
         find_front_end()
         listener = listen(conf, agent)

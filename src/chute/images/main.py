@@ -145,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_config:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
-        config.check_private(conf, [("DEFAULT", "service_token")])
+        secrets = [("DEFAULT", "service_token")]
+        if config.url_has_password(settings.database_connection):
+            secrets.append(("database", "connection"))
+        config.check_private(conf, secrets)
         config.private_umask()  # image files, the database, the log: 0640 / dirs 0750
         log.setup(settings.server.log_file or None, settings.server.debug)
         find_front_end()
-        listener = listen(settings.server, conf.fail)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         # store (datadirs, metadata file) the service was started with. Built in each worker
         # instead, it cost more, not less: idle RSS of master + 2 workers 134.6 vs 131.4 MiB.
         store = stores.from_settings(settings.store, conf.fail)
+        listener = listen(settings.server, conf.fail)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
