@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "formats": {"errors"},
     "httpapi": {"errors"},
     "front_end": {"errors"},
-    "wsgi_server": {"errors", "front_end"},
+    "wsgi_server": {"errors", "config", "log", "front_end"},
     "stores": {"errors", "config", "transfer"},
     "images": {"errors", "config", "log", "formats", "transfer", "stores", "httpapi",
                "wsgi_server", "front_end", "openapi"},

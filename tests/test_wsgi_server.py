@@ -131,3 +131,17 @@ def test_start_up_objects_are_frozen_so_a_full_collection_is_cheap():
         assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
     finally:
         gc.unfreeze()
+
+
+def test_gunicorns_error_log_escapes_what_a_client_sent(tmp_path):
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    cfg.set("logger_class", wsgi_server.EscapingLogger)
+    logger = cfg.logger_class(cfg)
+    forged = "/x\n2026-12-07 02:00:00 [1] [ERROR] chute-api is compromised\x1b[2J"
+    logger.error("Error handling request %s", forged)
+    text = (tmp_path / "error.log").read_text()
+    assert text.count("\n") == 1, text
+    assert "/x\\n2026-12-07 02:00:00 [1] [ERROR] chute-api is compromised\\x1b[2J" in text

@@ -102,6 +102,7 @@ def render(settings: FrontEndSettings, listen_fd: int, upstream: str) -> str:
         f"    timeout connect {CONNECT_TIMEOUT}s",
         f"    timeout queue {QUEUE_TIMEOUT}s",
         f"    timeout server {SERVER_TIMEOUT}s",
+        *_errors(),
         "",
         "frontend public",
         f"    bind fd@{listen_fd}",
@@ -114,6 +115,20 @@ def render(settings: FrontEndSettings, listen_fd: int, upstream: str) -> str:
         f"    server wsgi unix@{upstream} maxconn {settings.worker_threads}",
         "",
     ])
+
+
+def _errors() -> list[str]:
+    """The answers HAProxy gives itself once a request is complete, with a body naming the
+    problem. A malformed request (400) or one not complete in time (408) is answered by
+    HAProxy 2.6's HTTP/1 parser with its built-in page ("Your browser sent an invalid
+    request", "... didn't send a complete request in time"), which neither `errorfile` nor
+    `http-error` replaces there (tried)."""
+    messages = {
+        503: f"No server thread became free within {QUEUE_TIMEOUT} s; try again later.",
+        504: f"The server did not answer within {SERVER_TIMEOUT} s.",
+    }
+    return [f'    http-error status {status} content-type "text/plain; charset=UTF-8" '
+            f'string "{status} {message}"' for status, message in messages.items()]
 
 
 def _die_with_parent() -> None:

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from chute.front_end import BINARY as front_end_binary
 from chute.front_end import FrontEnd, FrontEndError, FrontEndSettings
+from chute.log import EscapingFormatter
 
 if TYPE_CHECKING:
     import ctypes
@@ -59,6 +61,17 @@ def bind_error(host: str, port: int) -> OSError | None:
     except OSError as exc:
         return exc
     return None
+
+
+class EscapingLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's own error log, escaped as chute's is (chute.log.escape): what gunicorn
+    writes of a request (its URI, a header it refused) cannot make a line that looks like
+    chute's or gunicorn's own."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(EscapingFormatter(self.error_fmt, self.datefmt))
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
@@ -278,6 +291,7 @@ def serve(app_factory: Callable[[], Any], listener: socket.socket, front: FrontE
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        "logger_class": EscapingLogger,
         "preload_app": False,
         # The unix socket's peer is always HAProxy, which gunicorn trusts with forwarding and
         # scheme headers: none of them may pass from a client (an X-Forwarded-Proto: https
