@@ -20,7 +20,6 @@ from bench.procs import cpu_seconds
 
 NAME = "list_cost"
 TITLE = "Image list: server CPU ms per request by query size"
-IMAGES = 200
 REQUESTS = 200
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at",
              "updated_at")
@@ -66,9 +65,10 @@ def run(ctx: Context) -> ScenarioResult:
     result = ScenarioResult(NAME, TITLE, 0, ctx.opts.runs)
     site = ctx.chute()
     base = site.api.url
+    images = max(20, ctx.opts.api_images // 5)
     with ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(lambda n: clients.create_image(base, f"bench-list-{n:05d}"),
-                            range(IMAGES)))
+                            range(images)))
     cases = []
     for n, (label, (query, status)) in enumerate(queries(ids[len(ids) // 2]).items()):
         cases.append(Case(f"q{n}", f"{label} ({len(query)} B)",
@@ -76,6 +76,6 @@ def run(ctx: Context) -> ScenarioResult:
                           unit="CPU ms/req"))
     targets = [Target(f"{case.label} / bare", case.key, "q0") for case in cases[1:]]
     measure(result, cases, targets)
-    result.notes.append(f"{IMAGES} more images in the database, {REQUESTS} sequential "
+    result.notes.append(f"{images} more images in the database, {REQUESTS} sequential "
                         "keep-alive requests per case and run")
     return result

@@ -151,7 +151,8 @@ class FrontEnd:
         self._config_path = config_path
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = False
-        self.exit_status: int | None = None
+        self.exited = False  # on its own, before stop()
+        self.exit_status: int | None = None  # when known (negative: killed by that signal)
 
     def start(self, on_exit: Callable[[FrontEnd], None]) -> None:
         self._config_path.write_text(render(self._settings, self._fd, self._upstream))
@@ -164,16 +165,19 @@ class FrontEnd:
                          daemon=True).start()
 
     def _watch(self, pidfd: int, on_exit: Callable[[FrontEnd], None]) -> None:
-        """Wait for HAProxy to exit (a pidfd: gunicorn's master may reap it first)."""
+        """Wait for HAProxy to exit (a pidfd: gunicorn's master may reap it first, and then
+        its status is lost)."""
         select.select([pidfd], [], [])
         os.close(pidfd)
         if self._stopping:
             return
         assert self._proc is not None
         try:
-            self.exit_status = self._proc.wait(timeout=1)
+            status = self._proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
-            self.exit_status = -1
+            status = None
+        self.exit_status = status if status else None
+        self.exited = True
         on_exit(self)
 
     def stop(self) -> None:

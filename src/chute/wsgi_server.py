@@ -319,6 +319,7 @@ def serve(app_factory: Callable[[], Any], listener: socket.socket, front: FrontE
         if os.getpid() == master:
             front_end.stop()
             shutil.rmtree(runtime, ignore_errors=True)
-    if front_end.exit_status is not None:
-        raise FrontEndError(f"the front end ({front_end_binary}) exited with status "
-                            f"{front_end.exit_status}; the service stopped")
+    if front_end.exited:
+        status = "" if front_end.exit_status is None else f" (status {front_end.exit_status})"
+        raise FrontEndError(f"the front end ({front_end_binary}) exited{status}; the service "
+                            "stopped")
