@@ -13,6 +13,7 @@ import time
 import pytest
 import requests
 
+from chute.front_end import BUFFER_BYTES
 from tests.helpers.disks import write_random_file
 from tests.helpers.faults import (
     MiB,
@@ -71,6 +72,9 @@ def test_client_hanging_up_mid_upload_leaves_the_image_queued(api, image_file, f
             sock = open_upload(api, image_id, size)
             send_from_file(sock, image_file, nbytes)
         sock.close()
+        if nbytes >= BUFFER_BYTES:  # the front end had passed the upload on to a worker
+            wait_for(lambda i=image_id: f"image {i}: upload failed" in api.log_text(),
+                     TIMEOUT + 5, f"the upload of {image_id} abandoned at {nbytes} bytes")
         wait_for(lambda i=image_id: _queued_and_clean(api, i, set()), TIMEOUT + 5,
                  f"image {image_id} back to queued after a hang-up at {nbytes} bytes")
         _serves_promptly(api)
