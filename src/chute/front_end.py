@@ -74,6 +74,14 @@ class FrontEndSettings:
 
     client_socket_timeout: int  # seconds: request head, idle keep-alive, silent client
     worker_threads: int  # requests the workers serve at once (all workers' threads)
+    # PUTs on paths matching this regex stream their body to a worker as it arrives
+    # (uploads): at most half the threads serve them, so stalled uploads cannot take every
+    # thread from the other requests. "" = none.
+    upload_paths: str = ""
+
+    @property
+    def upload_threads(self) -> int:
+        return max(1, self.worker_threads // 2)
 
 
 def find_binary() -> str:
@@ -109,12 +117,32 @@ def render(settings: FrontEndSettings, listen_fd: int, upstream: str) -> str:
         # Set, not appended (option forwardfor appends): the header the workers read holds the
         # address HAProxy saw and nothing a client wrote.
         "    http-request set-header X-Forwarded-For %[src]",
+        *_upload_rules(settings),
         "    default_backend workers",
         "",
         "backend workers",
         f"    server wsgi unix@{upstream} maxconn {settings.worker_threads}",
         "",
+        *_upload_backend(settings, upstream),
     ])
+
+
+def _upload_rules(settings: FrontEndSettings) -> list[str]:
+    if not settings.upload_paths:
+        return []
+    return ["    acl put method PUT",
+            f"    acl upload_path path_reg {settings.upload_paths}",
+            "    use_backend uploads if put upload_path"]
+
+
+def _upload_backend(settings: FrontEndSettings, upstream: str) -> list[str]:
+    """The same workers, through a narrower door: the threads left over stay free for the
+    other requests (they wait in the workers' own queue when an upload holds theirs)."""
+    if not settings.upload_paths:
+        return []
+    return ["backend uploads",
+            f"    server wsgi unix@{upstream} maxconn {settings.upload_threads}",
+            ""]
 
 
 def _errors() -> list[str]:

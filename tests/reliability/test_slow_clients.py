@@ -14,6 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.slowloris import SlowClients, p99, timed_requests
+from chute.front_end import BUFFER_BYTES
+from tests.helpers.faults import MiB, timed_get
+from tests.helpers.images import create, open_upload
+from tests.helpers.polling import wait_for
 from tests.helpers.services import prepare_api, prepare_compute
 
 SLOW = 256  # slow connections on each service
@@ -102,3 +106,26 @@ def test_idle_and_half_sent_requests_are_dropped_after_client_socket_timeout(imp
             targets))
     for seconds in waited:
         assert TIMEOUT - 0.5 < seconds < TIMEOUT + 2, waited
+
+
+def test_stalled_uploads_hold_at_most_half_the_threads(start_api):
+    # Before the front end, 4 stalled uploads held all 4 threads: every other request waited
+    # for client_socket_timeout (120 s here).
+    api = start_api(DEFAULT={"workers": 1, "threads": 4})
+    images = [create(api)["id"] for _ in range(4)]
+    stalled = [open_upload(api, image_id, 4 * MiB, b"a" * (BUFFER_BYTES * 2))
+               for image_id in images]
+    try:
+        wait_for(lambda: saving(api, images) == 2, 10, "two uploads to reach the workers")
+        status, seconds = timed_get(f"{api.url}/v2/images", timeout=5)
+        assert status == 200 and seconds < 1.0, seconds
+        time.sleep(1)
+        assert saving(api, images) == 2  # the other two wait in the front end's queue
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def saving(api, images: list[str]) -> int:
+    log = api.log_text()
+    return sum(f"image {image_id}: queued -> saving" in log for image_id in images)

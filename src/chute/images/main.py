@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("chute.images")
 WORKER_HEARTBEAT = 60  # seconds; see main()
+UPLOAD_PATHS = r"^/v2/images/[^/]+/file$"  # the PUTs whose body streams to a worker
 
 
 def prepare(settings: ApiSettings, fail: config.Fail) -> FilesystemStore:
@@ -180,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     # worker's main loop may go without a heartbeat before the master SIGKILLs the worker with
     # every request in it. That loop closes dropped connections itself, lingering up to 2 s on
     # each, so a few stalled clients dropped at once would get a low timeout's worker killed.
-    front = FrontEndSettings(server.client_socket_timeout, server.workers * server.threads)
+    front = FrontEndSettings(server.client_socket_timeout, server.workers * server.threads,
+                             upload_paths=UPLOAD_PATHS)
     try:
         serve(lambda: _worker_app(settings, store), listener, front, server.workers,
               threads=server.threads, timeout=max(server.client_socket_timeout, WORKER_HEARTBEAT))
