@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 
 # qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests;
 # tools/libvirt-setup: libvirt + qemu for the libvirt driver (installed, configured, started).
+# haproxy: the front end each service starts (chute.front_end).
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
 	command -v mkfs.xfs >/dev/null 2>&1 || missing="$$missing xfsprogs"; \
+	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -27,7 +29,7 @@ $(STAMP): pyproject.toml
 install: sysdeps $(STAMP)
 
 run: install
-	$(BIN)/chute up --data-dir ./var
+	$(BIN)/chute up --data-dir ./var $(ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -128,3 +129,39 @@ def test_check_private_accepts_a_private_secret_and_a_public_file_without_one(tm
     public.write_text("[DEFAULT]\nworkers = 2\n")
     public.chmod(0o644)
     config.check_private(config.load(public, SCHEMA), [("DEFAULT", "service_token")])
+
+
+def test_a_database_password_in_a_file_others_can_read_stops_the_service(tmp_path):
+    conf = tmp_path / "chute-api.conf"
+    conf.write_text("[database]\nconnection = postgresql://chute:s3cret@127.0.0.1:9/chute\n"
+                    f"[glance_store]\nfilesystem_store_datadir = {tmp_path}/images\n")
+    conf.chmod(0o644)
+    result = subprocess.run([CHUTE_API, "--config-file", str(conf)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"chute-api: {conf}: [database] connection: is a secret, but the file is readable by "
+        f"others (mode 0644); chmod 600 {conf}"]
+
+
+def test_a_taken_port_stops_the_service_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(f"[DEFAULT]\nbind_port = {port}\n[glance_store]\n"
+                     f"filesystem_store_datadir = {tmp_path}/images\n", tmp_path)
+    assert result.returncode == 1
+    # Above it only the log of the start-up (the database created and migrated).
+    assert [line for line in result.stderr.splitlines() if line.startswith("chute-api")] == [
+        f"chute-api: {tmp_path / 'chute-api.conf'}: [DEFAULT] bind_port: cannot listen on "
+        f"127.0.0.1:{port}: Address already in use"]
+    assert "Traceback" not in result.stderr
+
+
+def test_make_run_passes_its_arguments_to_chute_up():
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(["make", "-n", "-C", str(root), "run", "ARGS=--show-locations"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "chute up --data-dir ./var --show-locations" in result.stdout

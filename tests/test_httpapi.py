@@ -62,8 +62,9 @@ FORGED = "2030-01-01 00:00:00.000 1 INFO chute.images [-] forged by a client"
 
 
 def test_a_client_cannot_write_a_log_line_of_its_own(api_server):
-    """A percent-encoded newline in the path, a newline and a bidi override in an image name:
-    each request is one line of chute-api's log, with what the client sent escaped."""
+    """A percent-encoded newline in the path, a newline in an image name (refused), a
+    backslash in one: each request is one line of chute-api's log, with what the client sent
+    escaped."""
     import requests
 
     before = len(api_server.log_text().splitlines())
@@ -71,14 +72,17 @@ def test_a_client_cannot_write_a_log_line_of_its_own(api_server):
 
     path = "/v2/images/x%0A" + quote(FORGED)
     assert requests.get(api_server.url + path, timeout=10).status_code == 404
-    name = "cirros\n" + FORGED + "\u202e\\n"
+    refused = requests.post(f"{api_server.url}/v2/images", timeout=10, json={
+        "name": "cirros\n" + FORGED, "disk_format": "raw", "container_format": "bare"})
+    assert refused.status_code == 400  # a name cannot hold a newline or a bidi override
+    name = "cirros\\n" + FORGED + "\u00e9"  # a backslash and an n: escaped, not a newline
     created = requests.post(f"{api_server.url}/v2/images", timeout=10, json={
         "name": name, "disk_format": "raw", "container_format": "bare"})
     assert created.status_code == 201
     lines = api_server.log_text().splitlines()[before:]
     assert not [line for line in lines if line.startswith(FORGED[:10])], lines
     request_lines = [line for line in lines if "chute.http" in line]
-    assert len(request_lines) == 2, lines
+    assert len(request_lines) == 3, lines
     assert f"GET {path} status: 404" in request_lines[0]  # the target as sent, not decoded
-    escaped = "cirros\\n" + FORGED + "\\u202e\\\\n"
+    escaped = "cirros\\\\n" + FORGED + "\u00e9"
     assert [line for line in lines if escaped in line], lines

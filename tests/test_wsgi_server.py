@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import gc
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 
 from chute import wsgi_server
 from tests.helpers.images import upload_image
+from tests.helpers.polling import wait_for
 from tests.helpers.procs import children
+from tests.helpers.services import free_port
 
 MiB = 1 << 20
 
@@ -131,3 +138,99 @@ def test_start_up_objects_are_frozen_so_a_full_collection_is_cheap():
         assert len(gc.get_objects(generation=2)) < gc.get_freeze_count()
     finally:
         gc.unfreeze()
+
+
+def test_gunicorns_error_log_escapes_what_a_client_sent(tmp_path):
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("errorlog", str(tmp_path / "error.log"))
+    cfg.set("logger_class", wsgi_server.EscapingLogger)
+    logger = cfg.logger_class(cfg)
+    forged = "/x\n2026-12-07 02:00:00 [1] [ERROR] chute-api is compromised\x1b[2J"
+    logger.error("Error handling request %s", forged)
+    text = (tmp_path / "error.log").read_text()
+    assert text.count("\n") == 1, text
+    assert "/x\\n2026-12-07 02:00:00 [1] [ERROR] chute-api is compromised\\x1b[2J" in text
+
+
+# -- the front end (chute.front_end), seen from outside ------------------------------------
+
+ECHO_SERVER = """
+import json, sys
+from chute.front_end import FrontEndSettings
+from chute.wsgi_server import listen, serve
+
+def app(environ, start_response):
+    seen = {key: environ.get(key) for key in ("REMOTE_ADDR", "HTTP_HOST", "wsgi.url_scheme")}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(seen).encode()]
+
+serve(lambda: app, listen("127.0.0.1", int(sys.argv[1])), FrontEndSettings(5, 2), 1, threads=2)
+"""
+
+
+def test_the_app_sees_the_client_address_and_no_forwarding_header_from_a_client(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)],
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for(lambda: _answers(url), 20, "the echo server to answer")
+        seen = requests.get(url, timeout=5, headers={
+            "Host": "images.example:9292", "X-Forwarded-For": "6.6.6.6",
+            "X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"}).json()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+    assert seen == {"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "images.example:9292",
+                    "wsgi.url_scheme": "http"}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def front_end_of(server) -> int:
+    kids = [int(pid) for task in os.listdir(f"/proc/{server.proc.pid}/task")
+            for pid in open(f"/proc/{server.proc.pid}/task/{task}/children").read().split()]
+    (front,) = [pid for pid in kids if Path(f"/proc/{pid}/comm").read_text().strip() == "haproxy"]
+    return front
+
+
+def test_the_front_end_dies_with_a_killed_service_and_frees_the_port(start_api):
+    server = start_api()
+    front = front_end_of(server)
+    server.kill()  # SIGKILL, to the service's process group only: HAProxy has its own
+    wait_for(lambda: not Path(f"/proc/{front}").exists() or
+             "Z" in Path(f"/proc/{front}/stat").read_text().split(")")[1][:3], 10,
+             "HAProxy to exit after its service")
+    wait_for(lambda: wsgi_server.bind_error("127.0.0.1", server.port) is None, 10,
+             "the port to be free")
+
+
+def test_a_service_whose_front_end_dies_stops_with_one_line(start_api):
+    server = start_api()
+    os.kill(front_end_of(server), signal.SIGKILL)
+    assert server.proc.wait(30) == 1
+    lines = [line for line in server.log_text().splitlines() if line.startswith("chute-api:")]
+    # The status is known unless gunicorn's master reaped HAProxy first (it reaps any child).
+    assert len(lines) == 1 and re.fullmatch(
+        r"chute-api: the front end \(haproxy\) exited( \(status -9\))?; the service stopped",
+        lines[0]), lines
+
+
+def test_without_haproxy_the_service_refuses_to_start(tmp_path):
+    conf = tmp_path / "chute-api.conf"
+    conf.write_text(f"[glance_store]\nfilesystem_store_datadir = {tmp_path}/images\n")
+    conf.chmod(0o600)
+    result = subprocess.run([str(Path(sys.executable).parent / "chute-api"), "--config-file",
+                             str(conf)], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "chute-api: haproxy not found on PATH: it is the front end that keeps slow clients off "
+        "the workers (Debian: apt-get install haproxy)"]

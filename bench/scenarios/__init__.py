@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 ORDER = ["upload", "download", "direct_fetch", "clone", "sparse", "boot_storm", "boot_console",
-         "api_load", "memory"]
+         "api_load", "list_cost", "slow_clients", "memory"]
 
 
 def load(name: str) -> ModuleType:

@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
+from urllib.parse import urlsplit
 
 from chute.errors import ConfigError
 
@@ -232,6 +233,15 @@ def private_umask() -> int:
     current = os.umask(0)
     os.umask(current | PRIVATE_UMASK)
     return current | PRIVATE_UMASK
+
+
+def url_has_password(url: str) -> bool:
+    """Whether a database URL carries a password (`driver://user:password@host/db`): then the
+    option holding it is a secret too."""
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:  # a malformed port: not a password question
+        return False
 
 
 def check_private(conf: Config, secrets: list[tuple[str, str]]) -> None:

@@ -1,20 +1,32 @@
-"""Run a WSGI app under gunicorn, embedded, so both services share one production server.
+"""Run a WSGI app under gunicorn, embedded, behind the service's own HAProxy front end
+(chute.front_end), so both services share one production server.
 
 gunicorn rather than uvicorn: on this machine gunicorn served 1 GiB files at 2-3 GB/s (it uses
 sendfile(2) for wsgi.file_wrapper responses with a Content-Length) and took uploads at
 1.3-3 GB/s, while uvicorn's FileResponse managed 0.6-0.75 GB/s burning ~1 s CPU per GiB.
-The gthread worker keeps a slow client from pinning a whole process.
+gunicorn's gthread worker blocks a thread on each connection's request head, so the workers
+listen only on a private unix socket and HAProxy owns the public port.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import os
+import shutil
+import signal
 import socket
+import tempfile
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
+
+from chute.front_end import BINARY as front_end_binary
+from chute.front_end import FrontEnd, FrontEndError, FrontEndSettings
+from chute.log import EscapingFormatter
 
 if TYPE_CHECKING:
     import ctypes
@@ -23,18 +35,43 @@ if TYPE_CHECKING:
 _TRIM_AFTER_BODY = 1 << 20
 
 
-def bind_error(host: str, port: int) -> OSError | None:
-    """Why gunicorn could not listen on `host:port` now, or None. Asked before a service
-    starts: gunicorn retries a taken port for seconds and then prints several lines. With
-    SO_REUSEADDR, as gunicorn binds, so a socket in TIME_WAIT does not count as taken."""
+def listen(host: str, port: int) -> socket.socket:
+    """The service's public socket, bound and listening (OSError if the port is taken).
+
+    Bound by the service itself and handed to HAProxy, so the port is taken once, by the
+    process that reports the failure. With SO_REUSEADDR, so a socket in TIME_WAIT does not
+    count as taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            return exc
+        sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why a service could not listen on `host:port` now, or None: `chute up` asks for both of
+    its ports before it starts either service."""
+    try:
+        listen(host, port).close()
+    except OSError as exc:
+        return exc
     return None
+
+
+class EscapingLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's own error log, escaped as chute's is (chute.log.escape): what gunicorn
+    writes of a request (its URI, a header it refused) cannot make a line that looks like
+    chute's or gunicorn's own."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(EscapingFormatter(self.error_fmt, self.datefmt))
 
 
 class _Embedded(BaseApplication):  # type: ignore[misc]
@@ -177,13 +214,75 @@ def _collect_and_trim() -> None:
         trim(0)
 
 
-def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
-          threads: int = 8, timeout: int = 120, **extra: Any) -> None:
-    """Serve until SIGTERM/SIGINT. `app_factory` runs in each worker after fork."""
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _client_address(app: WSGIApp) -> WSGIApp:
+    """REMOTE_ADDR as HAProxy saw it: the workers' own peer is HAProxy's end of the unix socket.
+    HAProxy sets X-Forwarded-For, replacing whatever a client sent under that name."""
+
+    def with_client_address(environ: dict[str, Any], start_response: Callable[..., Any]
+                            ) -> Iterable[bytes]:
+        forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+        if forwarded:
+            environ["REMOTE_ADDR"] = forwarded
+        return app(environ, start_response)
+
+    return with_client_address
+
+
+def _stop_service(front_end: FrontEnd) -> None:
+    """HAProxy exited on its own: the service serves nobody any more, so it stops (gracefully:
+    the requests in the workers finish)."""
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _start_front_end(front_end: FrontEnd, listener: socket.socket) -> None:
+    """gunicorn when_ready hook (the workers' socket exists, no worker is forked yet): start
+    HAProxy on the public socket, then let go of it, so that no worker holds the port (a
+    worker outliving a killed service would keep the next start from binding it)."""
+    front_end.start(_stop_service)
+    listener.close()
+
+
+RUNTIME_PREFIX = "chute-run-"  # + the service's pid + "-" + mkdtemp's random part
+
+
+def _runtime_dir() -> Path:
+    """A new 0700 directory for the workers' socket and HAProxy's config (only this user can
+    reach the workers behind the front end). Those a killed service left are removed first:
+    ours by owner, dead by the pid in their name."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{RUNTIME_PREFIX}*-*"):
+        pid = old.name[len(RUNTIME_PREFIX):].split("-")[0]
+        try:
+            if pid.isdigit() and old.lstat().st_uid == os.getuid() and not _alive(int(pid)):
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve(app_factory: Callable[[], Any], listener: socket.socket, front: FrontEndSettings,
+          workers: int, threads: int = 8, timeout: int = 120, **extra: Any) -> None:
+    """Serve on `listener` (see listen) until SIGTERM/SIGINT. `app_factory` runs in each worker
+    after fork. FrontEndError if HAProxy stopped before the service was asked to."""
+    runtime = _runtime_dir()
+    upstream = runtime / "workers.sock"
+    front_end = FrontEnd(front, listener.fileno(), str(upstream), runtime / "haproxy.cfg")
     tidy = _Tidy()  # one per worker: the master's copy is forked with its counters at zero
     options = {
-        "bind": bind,
+        "bind": f"unix:{upstream}",
         "workers": workers,
         "worker_class": "gthread",
         "threads": threads,
@@ -192,7 +291,15 @@ def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "warning",
+        "logger_class": EscapingLogger,
         "preload_app": False,
+        # The unix socket's peer is always HAProxy, which gunicorn trusts with forwarding and
+        # scheme headers: none of them may pass from a client (an X-Forwarded-Proto: https
+        # would turn every Location into https).
+        "secure_scheme_headers": {},
+        "forwarder_headers": "",
+        "when_ready": lambda arbiter: _start_front_end(front_end, listener),
+        "on_exit": lambda arbiter: front_end.stop(),
         "post_fork": _cap_malloc_arenas,
         "post_worker_init": _freeze_startup_objects,
         "pre_request": tidy.before,
@@ -202,4 +309,17 @@ def serve(app_factory: Callable[[], Any], host: str, port: int, workers: int,
         # OFF and downloads went through 8 KiB read()+send() at ~0.4 GB/s.
         **extra,
     }
-    _Embedded(app_factory, options).run()
+    master = os.getpid()
+    try:
+        _Embedded(lambda: _client_address(app_factory()), options).run()
+    except SystemExit as exc:  # the arbiter's halt; a worker's exit unwinds through here too
+        if os.getpid() != master or exc.code not in (0, None):
+            raise
+    finally:
+        if os.getpid() == master:
+            front_end.stop()
+            shutil.rmtree(runtime, ignore_errors=True)
+    if front_end.exited:
+        status = "" if front_end.exit_status is None else f" (status {front_end.exit_status})"
+        raise FrontEndError(f"the front end ({front_end_binary}) exited{status}; the service "
+                            "stopped")

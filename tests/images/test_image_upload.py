@@ -275,7 +275,8 @@ def test_concurrent_second_upload_is_409_and_hangup_cleans_up(shared_api):
 def test_stalled_client_is_dropped_after_client_socket_timeout(start_api):
     api = start_api(DEFAULT={"client_socket_timeout": 1})
     image = create(api)
-    sock = open_upload(api, image["id"], 2 * MiB, b"a" * 1000, timeout=10)
+    # More than the front end holds back (chute.front_end.BUFFER_BYTES): a worker reads it.
+    sock = open_upload(api, image["id"], 2 * MiB, b"a" * (128 * 1024), timeout=10)
     try:
         wait_status(api, image["id"], "saving")
         wait_status(api, image["id"], "queued", timeout=10)

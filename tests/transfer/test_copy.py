@@ -234,3 +234,33 @@ def test_a_source_written_while_its_clone_is_verified_is_refused(xfs_reflink, mo
     monkeypatch.setattr(copy, "segments", segments_then_write)
     with pytest.raises(OSError, match="source changed while its clone was verified"):
         copy.copy_file(str(src), str(xfs_reflink / "clone.img"), algorithm=algorithm)
+
+
+@pytest.mark.parametrize("primitive", ["copy_file_range", "read_write"])
+def test_the_digest_is_of_what_the_destination_holds(sparse_src, tmp_path, monkeypatch,
+                                                     primitive):
+    # A copy primitive whose destination ends up different from what it read (a lying
+    # filesystem, a bug in the copy): the digest must show it. Hashing the source's bytes,
+    # as the verifier once did, would report the image's digest for a wrong copy.
+    src, content = sparse_src
+    if primitive == "read_write":
+        monkeypatch.setattr(os, "copy_file_range", refuse_copy_file_range)
+    real_copy_range = copy._copy_range
+
+    def copy_then_flip(src_fd, dst, offset, length, *args):
+        real_copy_range(src_fd, dst, offset, length, *args)
+        if offset == 0:
+            os.pwrite(dst, bytes([content[1] ^ 0xFF]), 1)
+
+    monkeypatch.setattr(copy, "_copy_range", copy_then_flip)
+    with open(src, "rb") as s, open(tmp_path / "dst", "w+b") as d:
+        result = copy.copy_fd(s.fileno(), d.fileno(), algorithm="sha512")
+    assert result.primitive == primitive
+    assert result.digest != hashlib.sha512(content).hexdigest()
+    wrong = bytearray(content)
+    wrong[1] ^= 0xFF
+    assert result.digest == hashlib.sha512(wrong).hexdigest()
+
+
+def refuse_copy_file_range(*args: object) -> int:
+    raise OSError(95, "Operation not supported")  # EOPNOTSUPP: remembered, read/write used

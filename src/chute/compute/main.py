@@ -1,7 +1,8 @@
 """`chute-compute --config-file F [--show-config]` and `chute-compute ... explain IMAGE_ID`.
 
-One gunicorn worker (gthread) serves the API: the build threads, the per-instance locks and the
-cache cleanup must live in one process. Everything that can be wrong with the configuration is
+One gunicorn worker (gthread, API_THREADS threads) serves the API behind the agent's own HAProxy
+front end (chute.front_end): the build threads, the per-instance locks and the cache cleanup must
+live in one process. Everything that can be wrong with the configuration is
 checked before the server starts, so a bad file stops the agent with one line naming the option
 instead of a worker that fails to boot.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +32,8 @@ from chute.compute.settings import (
     virt_settings,
 )
 from chute.errors import ChuteError, ConfigError
+from chute.front_end import FrontEndSettings
+from chute.front_end import find_binary as find_front_end
 
 if TYPE_CHECKING:  # for annotations only: the app's modules are imported in the worker
     from chute.auth.middleware import WSGIApp
@@ -39,6 +43,7 @@ if TYPE_CHECKING:  # for annotations only: the app's modules are imported in the
 
 LOG = logging.getLogger("chute.compute")
 PROG = "chute-compute"
+API_THREADS = 8  # request threads of the one worker
 
 
 def validate(conf: config.Config) -> AgentSettings:
@@ -101,14 +106,16 @@ def prepare(conf: config.Config, agent: AgentSettings) -> None:
                         f"cannot open the state database: {exc}") from None
 
 
-def check_bind(conf: config.Config, agent: AgentSettings) -> None:
-    """One line naming the option, rather than gunicorn's retries (wsgi_server.bind_error)."""
-    from chute.wsgi_server import bind_error
+def listen(conf: config.Config, agent: AgentSettings) -> socket.socket:
+    """The public socket, taken before anything else starts: a busy port is one line naming
+    the option (the front end is handed this very socket, so nothing can take it meanwhile)."""
+    from chute.wsgi_server import listen as listen_on
     host, port = agent.bind_host, agent.bind_port
-    error = bind_error(host, port)
-    if error is not None:
+    try:
+        return listen_on(host, port)
+    except OSError as exc:
         raise conf.fail("DEFAULT", "bind_port",
-                        f"cannot listen on {host}:{port}: {error.strerror}")
+                        f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def image_service(conf: config.Config) -> FailoverImageService:
@@ -172,9 +179,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "explain":
             print(explain(conf, image_service(conf), args.image_id))
             return 0
-        config.check_private(conf, [("glance", "service_token")])
+        secrets = [("glance", "service_token")]
+        if config.url_has_password(conf.get("DEFAULT", "state_connection")):
+            secrets.append(("DEFAULT", "state_connection"))
+        config.check_private(conf, secrets)
         config.private_umask()  # _base, instance disks, the state database, the log
-        check_bind(conf, agent)
+        find_front_end()
+        listener = listen(conf, agent)
         prepare(conf, agent)
         virt_in_effect, fallback = check_virt(conf)
     except ConfigError as exc:
@@ -191,8 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fallback is not None:
         LOG.warning("%s", fallback)
     from chute.wsgi_server import serve
-    serve(lambda: build_app(conf, virt_in_effect), agent.bind_host, agent.bind_port, workers=1,
-          threads=8)
+    front = FrontEndSettings(agent.client_socket_timeout, API_THREADS)
+    try:
+        serve(lambda: build_app(conf, virt_in_effect), listener, front, workers=1,
+              threads=API_THREADS)
+    except ChuteError as exc:
+        print(f"{PROG}: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -70,6 +70,11 @@ SCHEMA: Schema = {
         Opt("manager_interval", "int", 2400, "Seconds between cache cleanups (0: never).",
             min=0),
     ],
+    "wsgi": [
+        Opt("client_socket_timeout", "int", 120,
+            "Seconds a client may take to send a request head, or stay silent, before its "
+            "connection is dropped (Nova's option; the front end enforces it).", min=1),
+    ],
     "libvirt": [
         Opt("images_type", "str", "qcow2", "Instance disk: qcow2 overlay or raw copy.",
             choices=("qcow2", "raw")),

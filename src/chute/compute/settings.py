@@ -28,13 +28,15 @@ class AgentSettings:
     compute_driver: str
     log_file: str | None
     debug: bool
+    client_socket_timeout: int  # [wsgi]
 
     @classmethod
     def from_config(cls, conf: Config) -> AgentSettings:
         d = conf.section("DEFAULT")
         state_url = d["state_connection"] or db.default_url(d["instances_path"])
         return cls(d["bind_host"], d["bind_port"], d["instances_path"], state_url,
-                   d["compute_driver"], d["log_file"] or None, d["debug"])
+                   d["compute_driver"], d["log_file"] or None, d["debug"],
+                   conf.get("wsgi", "client_socket_timeout"))
 
 
 @dataclass(frozen=True)

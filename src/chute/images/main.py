@@ -16,13 +16,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 import traceback
 from typing import TYPE_CHECKING
 
 from chute import config, log
 from chute.errors import ChuteError
-from chute.images.options import SCHEMA, ApiSettings
+from chute.front_end import FrontEndSettings
+from chute.front_end import find_binary as find_front_end
+from chute.images.options import SCHEMA, ApiSettings, ServerSettings
 
 if TYPE_CHECKING:
     from chute.auth.middleware import WSGIApp
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("chute.images")
 WORKER_HEARTBEAT = 60  # seconds; see main()
+UPLOAD_PATHS = r"^/v2/images/[^/]+/file$"  # the PUTs whose body streams to a worker
 
 
 def prepare(settings: ApiSettings, fail: config.Fail) -> FilesystemStore:
@@ -118,6 +122,19 @@ def _worker_app(settings: ApiSettings, store: FilesystemStore) -> WSGIApp:
     return wrap(make_app(settings, store), settings.auth)
 
 
+def listen(server: ServerSettings, fail: config.Fail) -> socket.socket:
+    """The public socket, taken before anything else starts: a busy port is one line naming
+    the option (the front end is handed this very socket, so nothing can take it meanwhile)."""
+    from chute.wsgi_server import listen as listen_on
+
+    host, port = server.bind_host, server.bind_port
+    try:
+        return listen_on(host, port)
+    except OSError as exc:
+        raise fail("DEFAULT", "bind_port", f"cannot listen on {host}:{port}: {exc.strerror}") \
+            from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chute-api", description=__doc__.splitlines()[0])
     parser.add_argument("--config-file", help="chute-api.conf (default: built-in defaults)")
@@ -130,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_config:
             sys.stdout.write(config.dump(conf, SCHEMA))
             return 0
-        config.check_private(conf, [("DEFAULT", "service_token")])
+        secrets = [("DEFAULT", "service_token")]
+        if config.url_has_password(settings.database_connection):
+            secrets.append(("database", "connection"))
+        config.check_private(conf, secrets)
         settings.auth.check_policy(conf)
         config.private_umask()  # image files, the database, the log: 0640 / dirs 0750
         log.setup(settings.server.log_file or None, settings.server.debug)
+        find_front_end()
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
@@ -148,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         # store (datadirs, metadata file) the service was started with. Built in each worker
         # instead, it cost more, not less: idle RSS of master + 2 workers 134.6 vs 131.4 MiB.
         store = stores.from_settings(settings.store, conf.fail)
+        listener = listen(settings.server, conf.fail)
     except ChuteError as exc:
         print(f"chute-api: {exc.message}", file=sys.stderr)
         return 1
@@ -162,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     # worker's main loop may go without a heartbeat before the master SIGKILLs the worker with
     # every request in it. That loop closes dropped connections itself, lingering up to 2 s on
     # each, so a few stalled clients dropped at once would get a low timeout's worker killed.
-    serve(lambda: _worker_app(settings, store), server.bind_host, server.bind_port,
-          server.workers, threads=server.threads,
-          timeout=max(server.client_socket_timeout, WORKER_HEARTBEAT))
+    front = FrontEndSettings(server.client_socket_timeout, server.workers * server.threads,
+                             upload_paths=UPLOAD_PATHS)
+    try:
+        serve(lambda: _worker_app(settings, store), listener, front, server.workers,
+              threads=server.threads, timeout=max(server.client_socket_timeout, WORKER_HEARTBEAT))
+    except ChuteError as exc:
+        print(f"chute-api: {exc.message}", file=sys.stderr)
+        return 1
     return 0
 
 

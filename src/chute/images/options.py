@@ -34,7 +34,8 @@ SCHEMA: Schema = {
         Opt("workers", "int", 2, "Number of server processes.", min=1),
         Opt("threads", "int", 8, "Threads per server process (concurrent requests each).", min=1),
         Opt("client_socket_timeout", "int", 120,
-            "Seconds a stalled client may hold a worker before it is dropped.", min=1),
+            "Seconds a client may take to send a request head, or stay silent (between two "
+            "reads of an upload too), before its connection is dropped.", min=1),
         Opt("public_endpoint", "str", "",
             "Public base URL for version links (default: the request's host)."),
         Opt("show_image_direct_url", "bool", False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import unicodedata
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -67,3 +68,23 @@ class Validator:
             prefix = "Provided object does not match schema 'image': "
             detail = error.message if not where else f"{where}: {error.message}"
             raise Invalid(prefix + detail)
+        name = document.get("name")
+        if isinstance(name, str):
+            _check_printable("name", name)
+
+
+# Characters a name may not hold, beside the C0/C1 controls (category Cc): they reorder or hide
+# what an operator reads in a listing or a log (bidirectional embeddings, overrides, isolates
+# and marks; line and paragraph separators). Nova refuses every non-printable character in
+# server names (compute.manager's check); Glance's schema sets no pattern.
+_INVISIBLE = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                       "\u2066\u2067\u2068\u2069\u2028\u2029")
+
+
+def _check_printable(field: str, text: str) -> None:
+    """400 naming the field, the character and where it is."""
+    for position, char in enumerate(text):
+        if char in _INVISIBLE or unicodedata.category(char) == "Cc":
+            raise Invalid(f"Provided object does not match schema 'image': {field}: "
+                          f"U+{ord(char):04X} at position {position} is a control or "
+                          "bidirectional-formatting character.")
