@@ -106,6 +106,8 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("GET", "/openapi.json", 200)
     api("GET", "/v2/schemas/image", 200)
     api("GET", "/v2/schemas/images", 200)
+    api("GET", "/v2/info/usage", 200)
+    api("GET", "/v2/info/stores", 404, headers=js)
     image = api("POST", "/v2/images", 201, headers=js, json={
         "name": "doc", "disk_format": "raw", "container_format": "bare", "tags": ["a"],
         "hw_disk_bus": "scsi"}).json()
@@ -123,7 +125,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
         json=[{"op": "replace", "path": "/name", "value": "doc2"}])
     api("PATCH", "/v2/images/{image_id}", 415, one, headers=js, json=[])
     api("PATCH", "/v2/images/{image_id}", 403, one, headers=patch,
-        json=[{"op": "replace", "path": "/chute_blake3_blocks", "value": "0" * 64}])
+        json=[{"op": "replace", "path": "/os_glance_blake3_blocks", "value": "0" * 64}])
     api("PUT", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 404, f"{one}/tags/b", headers=js)
@@ -137,7 +139,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("PUT", "/v2/images/{image_id}/file", 204, f"{one}/file", data=data, headers=octet)
     api("PUT", "/v2/images/{image_id}/file", 409, f"{one}/file", data=data, headers=octet)
     done = api("GET", "/v2/images/{image_id}", 200, one, headers=js).json()
-    assert done["status"] == "active" and done["chute_blake3_blocks"]
+    assert done["status"] == "active" and done["os_glance_blake3_blocks"]
     assert api("GET", "/v2/images/{image_id}/file", 200, f"{one}/file").content == data
     part = api("GET", "/v2/images/{image_id}/file", 206, f"{one}/file",
                headers={"Range": "bytes=10-19"})

@@ -1,7 +1,7 @@
 """The image JSON schemas (`/v2/schemas/image(s)`) and validation against them.
 
 The base document is Glance 33's own `/v2/schemas/image` (captured verbatim in
-schema-image.json) plus our read-only `chute_blake3_blocks`; the format enums come from
+schema-image.json) plus our read-only `os_glance_blake3_blocks`; the format enums come from
 `[image_format]`. python-glanceclient validates every image document it receives against
 this schema with warlock, so the documents we render must always conform.
 """

@@ -24,6 +24,7 @@ from chute.images.status import (
     REACTIVATE,
     Transition,
 )
+from chute.images.views import BLOCKS_KEY
 from chute.stores import Store, for_url
 
 LOG = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ CREATE_KEYS = {"id", "name", "visibility", "protected", "os_hidden", "min_disk",
 LINK_KEYS = ("direct_url", "self", "file", "schema", "stores")
 READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_size",
              "direct_url", "self", "file", "schema", "id", "os_hash_algo", "os_hash_value",
-             "chute_blake3_blocks", "stores")
+             BLOCKS_KEY, "stores")
 RESERVED = ("location", "locations", "deleted", "deleted_at")
 UUID_LEN = 36
 # How often a metadata write that lost a compare-and-swap to a concurrent one is re-applied to
@@ -52,7 +53,8 @@ INT_MAX = 2**31 - 1  # min_disk/min_ram are INTEGER columns
 
 
 def _reserved(name: str) -> bool:
-    return name in RESERVED or name.startswith("os_glance")
+    """Glance's reserved names; our own `os_glance_` attribute is read-only instead."""
+    return name in RESERVED or (name.startswith("os_glance") and name not in READ_ONLY)
 
 
 class ImageService:
