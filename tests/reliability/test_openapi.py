@@ -175,6 +175,14 @@ def test_responses_validate_against_the_compute_document(shared_api, start_compu
     api("GET", "/v2.1/flavors/detail", 200)
     api("GET", "/v2.1/flavors/{flavor_id}", 200, "/v2.1/flavors/1")
     api("GET", "/v2.1/flavors/{flavor_id}", 404, "/v2.1/flavors/99")
+    api("POST", "/v2.1/flavors", 200, json={"flavor": {
+        "name": "doc.private", "id": "doc-1", "ram": 64, "vcpus": 1, "disk": 1,
+        "os-flavor-access:is_public": False}})
+    api("POST", "/v2.1/flavors/{flavor_id}/action", 200, "/v2.1/flavors/doc-1/action",
+        json={"addTenantAccess": {"tenant": "p1"}})
+    api("GET", "/v2.1/flavors/{flavor_id}/os-flavor-access", 200,
+        "/v2.1/flavors/doc-1/os-flavor-access")
+    api("DELETE", "/v2.1/flavors/{flavor_id}", 202, "/v2.1/flavors/doc-1")
     api("POST", "/v2.1/servers", 400, json={"server": {"name": "x"}})
     api("POST", "/v2.1/servers", 400, json=[1])
     api("POST", "/v2.1/servers", 400, data=b"{", headers={"Content-Type": "application/json"})

@@ -14,10 +14,10 @@ import falcon
 
 from chute import httpapi, openapi
 from chute.compute import (
+    api_flavors,
     api_host,
     api_keypairs,
     api_servers,
-    flavors,
     microversion,
     server_fields,
     server_query,
@@ -25,6 +25,7 @@ from chute.compute import (
 )
 from chute.compute.instance import Instance
 from chute.compute.manager import ComputeManager, check_name
+from chute.compute.request_auth import is_admin
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
@@ -70,24 +71,6 @@ class Version:
         httpapi.json_response(resp, views.version(_base_url(req)))
 
 
-class Flavors:
-    def __init__(self, detail: bool) -> None:
-        self.detail = detail
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base_url, version = _base_url(req), microversion.of(req)
-        docs = [views.flavor_detail(base_url, f, version) if self.detail
-                else views.flavor_summary(base_url, f) for f in flavors.all_flavors()]
-        httpapi.json_response(resp, {"flavors": docs})
-
-
-class Flavor:
-    def on_get(self, req: falcon.Request, resp: falcon.Response, flavor_id: str) -> None:
-        flavor = flavors.get(flavor_id)
-        httpapi.json_response(resp, {"flavor": views.flavor_detail(
-            _base_url(req), flavor, microversion.of(req))})
-
-
 class Servers:
     def __init__(self, manager: ComputeManager, detail: bool) -> None:
         self.manager = manager
@@ -97,7 +80,8 @@ class Servers:
         base_url, version = _base_url(req), microversion.of(req)
         query = server_query.parse(req.params, version)
         page, more = server_query.apply(query, self.manager.list())
-        servers = [views.server_detail(base_url, inst, version) if self.detail
+        admin = is_admin(req)
+        servers = [views.server_detail(base_url, inst, version, admin) if self.detail
                    else views.server_summary(base_url, inst) for inst in page]
         body: dict[str, Any] = {"servers": servers}
         if more and page:
@@ -131,7 +115,7 @@ class Server:
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         inst = self.manager.get(server_id)
         httpapi.json_response(resp, {"server": views.server_detail(
-            _base_url(req), inst, microversion.of(req))})
+            _base_url(req), inst, microversion.of(req), is_admin(req))})
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         version = microversion.of(req)
@@ -146,7 +130,7 @@ class Server:
 
         inst = self.manager.edit(server_id, apply)
         httpapi.json_response(resp, {"server": views.server_detail(_base_url(req), inst,
-                                                                   version)})
+                                                                   version, is_admin(req))})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         self.manager.delete(server_id)
@@ -167,9 +151,11 @@ def create_app(manager: ComputeManager) -> falcon.App[falcon.Request, falcon.Res
     app.add_route("/", Versions())
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.COMPUTE))
     app.add_route("/v2.1", Version())
-    app.add_route("/v2.1/flavors", Flavors(detail=False))
-    app.add_route("/v2.1/flavors/detail", Flavors(detail=True))
-    app.add_route("/v2.1/flavors/{flavor_id}", Flavor())
+    app.add_route("/v2.1/flavors", api_flavors.FlavorList(detail=False))
+    app.add_route("/v2.1/flavors/detail", api_flavors.FlavorDetailList(detail=True))
+    app.add_route("/v2.1/flavors/{flavor_id}", api_flavors.FlavorItem())
+    app.add_route("/v2.1/flavors/{flavor_id}/os-flavor-access", api_flavors.FlavorAccess())
+    app.add_route("/v2.1/flavors/{flavor_id}/action", api_flavors.FlavorAction())
     app.add_route("/v2.1/servers", Servers(manager, detail=False))
     app.add_route("/v2.1/servers/detail", ServersDetail(manager, detail=True))
     app.add_route("/v2.1/servers/{server_id}", Server(manager))

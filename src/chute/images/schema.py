@@ -19,6 +19,12 @@ import jsonschema
 from chute.errors import Invalid
 from chute.images.options import FormatSettings
 
+# The blake3-blocks digest compute hosts verify their copies with
+# (docs/architecture.md#block-digest). It lives in Glance's reserved `os_glance_` namespace:
+# Glance refuses that prefix in every user's create and PATCH, so no image, script or migration
+# from a real Glance holds a property of that name, and users keep every name Glance allows.
+BLOCKS_KEY = "os_glance_blake3_blocks"
+
 
 @lru_cache(maxsize=1)
 def _base() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from chute.images import ids, listing
 from chute.images.db import Database, ImageRecord, LocationRecord, utcnow
 from chute.images.options import ServiceSettings
 from chute.images.patch import MEDIA_V20, PatchOp
-from chute.images.schema import Validator
+from chute.images.schema import BLOCKS_KEY, Validator
 from chute.images.status import (
     DEACTIVATE,
     DEACTIVATED,
@@ -24,7 +24,6 @@ from chute.images.status import (
     REACTIVATE,
     Transition,
 )
-from chute.images.views import BLOCKS_KEY
 from chute.stores import Store, for_url
 
 LOG = logging.getLogger(__name__)

@@ -6,15 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from chute.images.db import ImageRecord
+from chute.images.schema import BLOCKS_KEY
 
 BASE_FIELDS = ("name", "disk_format", "container_format", "visibility", "size", "virtual_size",
                "status", "checksum", "protected", "min_ram", "min_disk", "owner", "os_hidden",
                "os_hash_algo", "os_hash_value", "id")
-# The blake3-blocks digest compute hosts verify their copies with
-# (docs/architecture.md#block-digest). It lives in Glance's reserved `os_glance_` namespace:
-# Glance refuses that prefix in every user's create and PATCH, so no image, script or migration
-# from a real Glance holds a property of that name, and users keep every name Glance allows.
-BLOCKS_KEY = "os_glance_blake3_blocks"
 
 
 def timestamp(value: datetime) -> str:
