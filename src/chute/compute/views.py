@@ -88,8 +88,7 @@ def server_summary(base_url: str, inst: Instance) -> dict[str, Any]:
 
 def server_created(base_url: str, inst: Instance) -> dict[str, Any]:
     """What POST /servers answers: Nova returns only the id, links and a few fields."""
-    doc = {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL",
-           "security_groups": [{"name": "default"}]}
+    doc = {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL"}
     if inst.admin_pass is not None:
         doc["adminPass"] = inst.admin_pass
     return doc
@@ -116,7 +115,6 @@ def server_detail(base_url: str, inst: Instance, version: APIVersion = MIN_VERSI
         "config_drive": "True" if inst.config_drive else "", "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": inst.availability_zone or "", "tenant_id": "",
         "user_id": "", "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": "default"}],
         "chute:image_transfer": inst.transfer.as_dict() if inst.transfer else None,
     }
     doc.update(_versioned_server_fields(inst, version))
