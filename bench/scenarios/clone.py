@@ -89,7 +89,7 @@ def run(ctx: Context) -> ScenarioResult:
         site = start_api(mnt / "chute")
         image_id = clients.upload(site.api.url, str(path), ctx.digest(path), size)
         source = clients.stored_path(site.api.url, image_id)
-        expected = clients.get_image(site.api.url, image_id)["chute_blake3_blocks"]
+        expected = clients.get_image(site.api.url, image_id)["os_glance_blake3_blocks"]
         compute = site.compute(direct=True)
         primitives: set[str] = set()
 

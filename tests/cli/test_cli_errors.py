@@ -93,7 +93,8 @@ def test_download_of_corrupted_store_file_fails_and_leaves_nothing(shared_api, r
     out_dir.mkdir()
     result = run_chute("image-download", image_id, "--file", str(out_dir / "copy.raw"),
                        image_url=shared_api.url)
-    assert_one_line_error(result, "does not match its chute_blake3_blocks", "download discarded")
+    assert_one_line_error(result, "does not match its os_glance_blake3_blocks",
+                          "download discarded")
     assert list(out_dir.iterdir()) == []
 
 

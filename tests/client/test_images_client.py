@@ -218,11 +218,11 @@ def test_download_image_verifies_and_renames(shared_api, tmp_path):
     done = download_image(client, Image.parse(image), str(tmp_path / "d.raw"))
     assert (tmp_path / "d.raw").read_bytes() == DATA
     assert done.nbytes == len(DATA) and done.algorithm == "blake3-blocks"
-    forged = dict(image, chute_blake3_blocks="0" * 64)
-    with pytest.raises(IntegrityError, match="chute_blake3_blocks"):
+    forged = dict(image, os_glance_blake3_blocks="0" * 64)
+    with pytest.raises(IntegrityError, match="os_glance_blake3_blocks"):
         download_image(client, Image.parse(forged), str(tmp_path / "bad.raw"))
-    # A Glance server has no chute_blake3_blocks: the multihash is checked instead.
-    glance_doc = {k: v for k, v in image.items() if k != "chute_blake3_blocks"}
+    # A Glance server has no os_glance_blake3_blocks: the multihash is checked instead.
+    glance_doc = {k: v for k, v in image.items() if k != "os_glance_blake3_blocks"}
     assert download_image(client, Image.parse(glance_doc),
                           str(tmp_path / "g.raw")).algorithm == "sha512"
     with pytest.raises(IntegrityError, match="os_hash_value"):

@@ -50,7 +50,7 @@ def test_second_fetch_is_a_cache_hit(fetch_env, fetch_log):
     assert lines(fetch_log, f"Image {image['id']} found in cache")
     assert len(lines(fetch_log, "Successfully transferred using")) == 1
     info = json.loads(Path(first.path + ".info").read_text())
-    assert info["digest"] == image["chute_blake3_blocks"] and info["format"] == "raw"
+    assert info["digest"] == image["os_glance_blake3_blocks"] and info["format"] == "raw"
 
 
 def test_a_damaged_base_is_fetched_again(fetch_env, fetch_log):
@@ -231,4 +231,4 @@ def test_a_base_whose_recorded_digest_differs_is_not_a_hit(fetch_env, fetch_log,
     assert again.method != "cache" and Path(again.path).read_bytes() == data
     assert lines(fetch_log, "recorded digest differs from the image's")
     assert len(lines(fetch_log, "Successfully transferred using")) == 2
-    assert json.loads(info_path.read_text())["digest"] == image["chute_blake3_blocks"]
+    assert json.loads(info_path.read_text())["digest"] == image["os_glance_blake3_blocks"]

@@ -66,7 +66,7 @@ def assert_nothing_stored(api: Any, image_id: str) -> None:
     assert image["status"] == "queued"
     for key in ("size", "checksum", "os_hash_value", "os_hash_algo", "virtual_size"):
         assert image[key] is None, (key, image[key])
-    assert "chute_blake3_blocks" not in image
+    assert "os_glance_blake3_blocks" not in image
     assert image["locations"] == []
     assert "direct_url" not in image
 

@@ -46,7 +46,7 @@ def _assert_stored(api, image_id: str, data: bytes) -> None:
     assert got["size"] == len(data)
     assert got["checksum"] == hashlib.md5(data).hexdigest()
     assert got["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    assert got["chute_blake3_blocks"] == blake3_blocks(data)
+    assert got["os_glance_blake3_blocks"] == blake3_blocks(data)
     assert (api.datadir / image_id).read_bytes() == data
 
 

@@ -47,7 +47,7 @@ def test_content_length_upload_records_hashes_location_and_metadata(shared_api):
     assert got["checksum"] == hashlib.md5(data).hexdigest()
     assert got["os_hash_algo"] == "sha512"
     assert got["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    assert got["chute_blake3_blocks"] == blake3_blocks(data)
+    assert got["os_glance_blake3_blocks"] == blake3_blocks(data)
     path = shared_api.datadir / image["id"]
     assert got["locations"] == [{"url": f"file://{path}",
                                  "metadata": {"id": "shared-fs-1",

@@ -27,9 +27,9 @@ def test_versions_root_is_300_and_versions_200_with_public_hrefs(shared_api):
     assert root.status_code == 300 and versions.status_code == 200
     assert root.json() == versions.json()
     entries = versions.json()["versions"]
-    assert entries[0] == {"id": "v2.9", "status": "CURRENT",
+    assert entries[0] == {"id": "v2.5", "status": "CURRENT",
                           "links": [{"rel": "self", "href": shared_api.url + "/v2/"}]}
-    assert {e["id"] for e in entries} >= {"v2.0", "v2.7"}
+    assert {e["id"] for e in entries} == {"v2.0", "v2.1", "v2.2", "v2.3", "v2.4", "v2.5"}
 
 
 def test_public_endpoint_is_used_for_version_hrefs(start_api):
@@ -43,7 +43,7 @@ def test_every_document_validates_against_the_served_schema(shared_api):
     assert schema["additionalProperties"] == {"type": "string"}
     assert "qcow2" in schema["properties"]["disk_format"]["enum"]
     assert None in schema["properties"]["disk_format"]["enum"]
-    assert schema["properties"]["chute_blake3_blocks"]["readOnly"] is True
+    assert schema["properties"]["os_glance_blake3_blocks"]["readOnly"] is True
     image = create(shared_api, name="schema-check", hw_disk_bus="scsi", tags=["t"])
     upload(shared_api, image["id"], b"data")
     listed = requests.get(shared_api.url + "/v2/images?limit=1000").json()
@@ -72,7 +72,7 @@ def test_create_defaults_and_location_header(shared_api):
 @pytest.mark.parametrize("body,status,text", [
     ({"self": "x"}, 403, "Attribute 'self' is read-only."),
     ({"checksum": "x"}, 403, "Attribute 'checksum' is read-only."),
-    ({"chute_blake3_blocks": "ab"}, 403, "Attribute 'chute_blake3_blocks' is read-only."),
+    ({"os_glance_blake3_blocks": "ab"}, 403, "Attribute 'os_glance_blake3_blocks' is read-only."),
     ({"os_glance_x": "y"}, 403, "Attribute 'os_glance_x' is reserved."),
     ({"locations": []}, 403, "Attribute 'locations' is reserved."),
     ({"disk_format": "floppy"}, 400, "floppy"),
@@ -174,7 +174,7 @@ def test_patch_rules(shared_api):
     assert "application/openstack-images-v2.1-json-patch" in bad_type.headers["Accept-Patch"]
     cases = [
         ([{"op": "replace", "path": "/status", "value": "active"}], 403, "read-only"),
-        ([{"op": "add", "path": "/chute_blake3_blocks", "value": "00"}], 403, "read-only"),
+        ([{"op": "add", "path": "/os_glance_blake3_blocks", "value": "00"}], 403, "read-only"),
         ([{"op": "add", "path": "/os_glance_x", "value": "1"}], 403, "reserved"),
         ([{"op": "remove", "path": "/name"}], 403, "may not be removed"),
         ([{"op": "remove", "path": "/nope"}], 409, "does not exist"),

@@ -67,7 +67,7 @@ def test_every_fetch_refuses_a_flipped_bit(start_compute, corrupted, path):
 @pytest.mark.parametrize("path", ["direct", "http"])
 def test_every_fetch_refuses_a_byte_written_into_a_hole(start_api, start_compute, tmp_path,
                                                          path):
-    """chute_blake3_blocks counts a whole zero block as a constant without hashing it: a byte
+    """os_glance_blake3_blocks counts a whole zero block as a constant without hashing it: a byte
     that appears in what was a hole (here in the middle of a 4 MiB block of zeros) must still
     be seen, as data by SEEK_DATA on the direct path, as a non-zero chunk over HTTP."""
     api = start_api(DEFAULT={"workers": 1})

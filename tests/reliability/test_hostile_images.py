@@ -133,7 +133,7 @@ def test_hostile_images_are_refused_at_upload(shared_api, tmp_path, capsys):
         assert after["status"] == "queued", (name, after)
         for key in ("size", "checksum", "os_hash_value", "virtual_size"):
             assert after[key] is None, (name, key, after[key])
-        assert after["locations"] == [] and "chute_blake3_blocks" not in after, (name, after)
+        assert after["locations"] == [] and "os_glance_blake3_blocks" not in after, (name, after)
         leftovers = [f for f in os.listdir(api.datadir) if image["id"] in f]
         assert leftovers == [], (name, leftovers)
         refused.append(name)

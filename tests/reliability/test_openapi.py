@@ -108,6 +108,8 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("GET", "/v2/schemas/images", 200)
     api("GET", "/v2/schemas/member", 200)
     api("GET", "/v2/schemas/members", 200)
+    api("GET", "/v2/info/usage", 200)
+    api("GET", "/v2/info/stores", 404, headers=js)
     image = api("POST", "/v2/images", 201, headers=js, json={
         "name": "doc", "disk_format": "raw", "container_format": "bare", "tags": ["a"],
         "hw_disk_bus": "scsi"}).json()
@@ -125,7 +127,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
         json=[{"op": "replace", "path": "/name", "value": "doc2"}])
     api("PATCH", "/v2/images/{image_id}", 415, one, headers=js, json=[])
     api("PATCH", "/v2/images/{image_id}", 403, one, headers=patch,
-        json=[{"op": "replace", "path": "/chute_blake3_blocks", "value": "0" * 64}])
+        json=[{"op": "replace", "path": "/os_glance_blake3_blocks", "value": "0" * 64}])
     api("PUT", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 204, f"{one}/tags/b")
     api("DELETE", "/v2/images/{image_id}/tags/{tag}", 404, f"{one}/tags/b", headers=js)
@@ -139,7 +141,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("PUT", "/v2/images/{image_id}/file", 204, f"{one}/file", data=data, headers=octet)
     api("PUT", "/v2/images/{image_id}/file", 409, f"{one}/file", data=data, headers=octet)
     done = api("GET", "/v2/images/{image_id}", 200, one, headers=js).json()
-    assert done["status"] == "active" and done["chute_blake3_blocks"]
+    assert done["status"] == "active" and done["os_glance_blake3_blocks"]
     assert api("GET", "/v2/images/{image_id}/file", 200, f"{one}/file").content == data
     part = api("GET", "/v2/images/{image_id}/file", 206, f"{one}/file",
                headers={"Range": "bytes=10-19"})
@@ -187,6 +189,14 @@ def test_responses_validate_against_the_compute_document(shared_api, start_compu
     api("GET", "/v2.1/flavors/detail", 200)
     api("GET", "/v2.1/flavors/{flavor_id}", 200, "/v2.1/flavors/1")
     api("GET", "/v2.1/flavors/{flavor_id}", 404, "/v2.1/flavors/99")
+    api("POST", "/v2.1/flavors", 200, json={"flavor": {
+        "name": "doc.private", "id": "doc-1", "ram": 64, "vcpus": 1, "disk": 1,
+        "os-flavor-access:is_public": False}})
+    api("POST", "/v2.1/flavors/{flavor_id}/action", 200, "/v2.1/flavors/doc-1/action",
+        json={"addTenantAccess": {"tenant": "p1"}})
+    api("GET", "/v2.1/flavors/{flavor_id}/os-flavor-access", 200,
+        "/v2.1/flavors/doc-1/os-flavor-access")
+    api("DELETE", "/v2.1/flavors/{flavor_id}", 202, "/v2.1/flavors/doc-1")
     api("POST", "/v2.1/servers", 400, json={"server": {"name": "x"}})
     api("POST", "/v2.1/servers", 400, json=[1])
     api("POST", "/v2.1/servers", 400, data=b"{", headers={"Content-Type": "application/json"})

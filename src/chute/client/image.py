@@ -6,7 +6,7 @@ this module has to ask what a field holds.
 
 `Expected` is the one rule for verifying an image's bytes, used by the CLI download and by
 compute alike. The digest, strongest first:
-- `chute_blake3_blocks`, the property chute-api records at upload (the `blake3-blocks` digest
+- `os_glance_blake3_blocks`, the property chute-api records at upload (the `blake3-blocks` digest
   of chute.transfer.hashing): ~5 GB/s on these 2 cores and holes skipped, where SHA-512 runs
   ~1 GB/s on one core and hashes every zero of a sparse image;
 - the multihash (`os_hash_algo` / `os_hash_value`) when this host can compute its algorithm;
@@ -28,7 +28,7 @@ from chute.transfer.blockdigest import BLOCKS
 from chute.transfer.hashing import check_algorithm
 
 MISMATCH = "image data does not match its checksum"
-BLOCKS_FIELD = "chute_blake3_blocks"  # the image property holding the blake3-blocks digest
+BLOCKS_FIELD = "os_glance_blake3_blocks"  # the image property holding the blake3-blocks digest
 
 
 @dataclass(frozen=True)

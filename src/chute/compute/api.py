@@ -18,10 +18,10 @@ from chute.auth.middleware import ContextMiddleware, context_of
 from chute.auth.options import NOAUTH_SETTINGS, AuthSettings
 from chute.auth.policy import COMPUTE_RULES, Authorizer, for_service
 from chute.compute import (
+    api_flavors,
     api_host,
     api_keypairs,
     api_servers,
-    flavors,
     microversion,
     server_fields,
     server_query,
@@ -29,6 +29,7 @@ from chute.compute import (
 )
 from chute.compute.instance import Instance
 from chute.compute.manager import ComputeManager, check_name
+from chute.compute.request_auth import is_admin
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
@@ -78,24 +79,6 @@ class Versions:
 class Version:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         httpapi.json_response(resp, views.version(_base_url(req)))
-
-
-class Flavors:
-    def __init__(self, detail: bool) -> None:
-        self.detail = detail
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base_url, version = _base_url(req), microversion.of(req)
-        docs = [views.flavor_detail(base_url, f, version) if self.detail
-                else views.flavor_summary(base_url, f) for f in flavors.all_flavors()]
-        httpapi.json_response(resp, {"flavors": docs})
-
-
-class Flavor:
-    def on_get(self, req: falcon.Request, resp: falcon.Response, flavor_id: str) -> None:
-        flavor = flavors.get(flavor_id)
-        httpapi.json_response(resp, {"flavor": views.flavor_detail(
-            _base_url(req), flavor, microversion.of(req))})
 
 
 class ServerRules:
@@ -172,7 +155,8 @@ class Servers:
         query = server_query.parse(req.params, version)
         project_id = self.rules.listed(req, self.detail)
         page, more = server_query.apply(query, self.manager.list(project_id))
-        servers = [views.server_detail(base_url, inst, version) if self.detail
+        admin = is_admin(req)
+        servers = [views.server_detail(base_url, inst, version, admin) if self.detail
                    else views.server_summary(base_url, inst) for inst in page]
         body: dict[str, Any] = {"servers": servers}
         if more and page:
@@ -211,7 +195,7 @@ class Server:
         inst = self.manager.get(server_id, self.rules.scope(ctx))
         self.rules.authorize("show", inst.project_id, ctx)
         httpapi.json_response(resp, {"server": views.server_detail(
-            _base_url(req), inst, microversion.of(req))})
+            _base_url(req), inst, microversion.of(req), is_admin(req))})
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         ctx = context_of(req)
@@ -229,7 +213,7 @@ class Server:
 
         inst = self.manager.edit(server_id, apply)
         httpapi.json_response(resp, {"server": views.server_detail(_base_url(req), inst,
-                                                                   version)})
+                                                                   version, is_admin(req))})
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         ctx = context_of(req)
@@ -270,9 +254,11 @@ def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
     app.add_route("/", Versions())
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.COMPUTE))
     app.add_route("/v2.1", Version())
-    app.add_route("/v2.1/flavors", Flavors(detail=False))
-    app.add_route("/v2.1/flavors/detail", Flavors(detail=True))
-    app.add_route("/v2.1/flavors/{flavor_id}", Flavor())
+    app.add_route("/v2.1/flavors", api_flavors.FlavorList(detail=False))
+    app.add_route("/v2.1/flavors/detail", api_flavors.FlavorDetailList(detail=True))
+    app.add_route("/v2.1/flavors/{flavor_id}", api_flavors.FlavorItem())
+    app.add_route("/v2.1/flavors/{flavor_id}/os-flavor-access", api_flavors.FlavorAccess())
+    app.add_route("/v2.1/flavors/{flavor_id}/action", api_flavors.FlavorAction())
     app.add_route("/v2.1/servers", Servers(manager, rules, detail=False))
     app.add_route("/v2.1/servers/detail", ServersDetail(manager, rules, detail=True))
     app.add_route("/v2.1/servers/{server_id}", Server(manager, rules))

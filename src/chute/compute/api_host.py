@@ -56,7 +56,7 @@ class Limits:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         version = microversion.of(req)
         servers = self.manager.list()
-        used = [flavors.FLAVORS[s.flavor_id] for s in servers if s.flavor_id in flavors.FLAVORS]
+        used = [f for f in (flavors.find(s.flavor_id) for s in servers) if f is not None]
         absolute: dict[str, int] = {
             "maxServerMeta": METADATA_ITEMS, "maxTotalKeypairs": KEY_PAIRS,
             "maxTotalInstances": -1, "maxTotalCores": -1, "maxTotalRAMSize": -1,

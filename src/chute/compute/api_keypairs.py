@@ -12,6 +12,7 @@ from chute import httpapi
 from chute.compute import microversion
 from chute.compute.keypairs import SSH, Keypair
 from chute.compute.manager import ComputeManager
+from chute.compute.request_auth import is_admin
 from chute.errors import BadComputeRequest, ComputeForbidden
 
 
@@ -22,19 +23,12 @@ def request_user(req: falcon.Request) -> str:
     return user if isinstance(user, str) else ""
 
 
-def _may_name_users(req: falcon.Request) -> bool:
-    """Only an admin acts on another user's keypairs (Nova's os-keypairs policy); with no
-    auth layer there is one user, who is everyone's admin."""
-    ctx = getattr(req.context, "auth", None)
-    return ctx is None or getattr(ctx, "is_admin", False) is True
-
-
 def _user(req: falcon.Request) -> str:
     """2.10 lets the (admin) caller name another user with `user_id`."""
     asked = req.get_param("user_id")
     if asked is None or not microversion.of(req).at_least("2.10"):
         return request_user(req)
-    if not _may_name_users(req):
+    if not is_admin(req):  # Nova's os-keypairs policy: only an admin names another user
         raise ComputeForbidden("Policy doesn't allow os_compute_api:os-keypairs to be "
                                "performed for another user.")
     return asked
@@ -80,7 +74,7 @@ class KeypairList:
                                     f"properties are not allowed ('{unexpected[0]}' was "
                                     f"unexpected at microversion {version}).")
         user = asked.get("user_id") if isinstance(asked.get("user_id"), str) else None
-        if user is not None and user != request_user(req) and not _may_name_users(req):
+        if user is not None and user != request_user(req) and not is_admin(req):
             raise ComputeForbidden("Policy doesn't allow os_compute_api:os-keypairs:create "
                                    "to be performed for another user.")
         key = self.manager.keypairs.create(user or request_user(req), asked.get("name"),

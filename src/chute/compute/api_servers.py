@@ -174,18 +174,17 @@ class ServerTag:
         resp.status = falcon.HTTP_204
 
 
-DEFAULT_GROUP = {"id": "default", "name": "default", "tenant_id": "",
-                 "description": "chute-compute has no firewall: nothing is filtered",
-                 "rules": []}
-
-
 class ServerSecurityGroups:
+    """None: chute has no firewall, so no group filters anything. An empty list is also what
+    lets a client without a network service re-read a server (Ansible's server module asks
+    the network API about each group it finds here)."""
+
     def __init__(self, manager: ComputeManager) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
         self.manager.get(server_id)
-        httpapi.json_response(resp, {"security_groups": [DEFAULT_GROUP]})
+        httpapi.json_response(resp, {"security_groups": []})
 
 
 def _stamp(value: datetime | None) -> str | None:

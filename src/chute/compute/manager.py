@@ -116,6 +116,7 @@ class ComputeManager:
         self.driver = driver
         self.instances_path = settings.instances_path
         self.keypairs = Keypairs(db.engine)
+        self.flavors = flavors.open_catalog(db.engine)
         self.actions = InstanceActions(db.engine)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()

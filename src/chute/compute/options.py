@@ -52,7 +52,7 @@ SCHEMA: Schema = {
             "auth_strategy = tokens there, a token of the tokens file with the service role "
             "(which may read images and the service-only locations endpoint)."),
         Opt("verify_digest", "str", "auto",
-            "Digest checked on fetch: auto (chute_blake3_blocks when the image has it, else "
+            "Digest checked on fetch: auto (os_glance_blake3_blocks when the image has it, else "
             "os_hash_value, else checksum), or os_hash_value to always use the multihash.",
             choices=("auto", "os_hash_value")),
     ],

@@ -6,6 +6,8 @@ from the request's base URL, as Nova does without a configured public endpoint.
 
 from __future__ import annotations
 
+import re
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -57,10 +59,10 @@ def flavor_detail(base_url: str, flavor: Flavor,
         "ram": flavor.ram, "disk": flavor.disk, "vcpus": flavor.vcpus,
         "swap": _swap(version), "rxtx_factor": 1.0,
         "OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False,
-        "os-flavor-access:is_public": True,
+        "os-flavor-access:is_public": flavor.is_public,
     }
     if version.at_least("2.55"):
-        doc["description"] = None
+        doc["description"] = flavor.description
     if version.at_least("2.61"):
         doc["extra_specs"] = {}
     return doc
@@ -86,15 +88,14 @@ def server_summary(base_url: str, inst: Instance) -> dict[str, Any]:
 
 def server_created(base_url: str, inst: Instance) -> dict[str, Any]:
     """What POST /servers answers: Nova returns only the id, links and a few fields."""
-    doc = {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL",
-           "security_groups": [{"name": "default"}]}
+    doc = {**server_summary(base_url, inst), "OS-DCF:diskConfig": "MANUAL"}
     if inst.admin_pass is not None:
         doc["adminPass"] = inst.admin_pass
     return doc
 
 
-def server_detail(base_url: str, inst: Instance,
-                  version: APIVersion = MIN_VERSION) -> dict[str, Any]:
+def server_detail(base_url: str, inst: Instance, version: APIVersion = MIN_VERSION,
+                  admin: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         **server_summary(base_url, inst),
         "status": inst.status,
@@ -115,13 +116,39 @@ def server_detail(base_url: str, inst: Instance,
         "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
         "tenant_id": inst.project_id or "", "user_id": inst.user_id or "",
         "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": "default"}],
         "chute:image_transfer": inst.transfer.as_dict() if inst.transfer else None,
     }
     doc.update(_versioned_server_fields(inst, version))
+    if admin:
+        doc.update(_host_fields(inst, version))
     if inst.vm_state == ERROR and inst.fault is not None:
         doc["fault"] = {"code": inst.fault.code, "message": inst.fault.message,
                         "created": _ts(inst.fault.created)}
+    return doc
+
+
+def _hostname(name: str, server_id: str) -> str:
+    """Nova's sanitize_hostname: what a guest would be called on the network."""
+    text = re.sub(r"[ _]", "-", name.lower())
+    text = re.sub(r"[^a-z0-9.-]", "", text).strip(".-")[:63]
+    return text or f"server-{server_id}"
+
+
+def _host_fields(inst: Instance, version: APIVersion) -> dict[str, Any]:
+    """Nova's admin-only OS-EXT-SRV-ATTR fields, for what is true on this host: the host and
+    hypervisor are this machine (one agent, no scheduler); the instance name is the virt
+    guest's, which chute names by the server id (`virsh list` shows it). 2.3 adds the guest's
+    hostname, user data and kernel/ramdisk ids (none: chute boots whole-disk images); it
+    leaves out reservation_id, launch_index and root_device_name, which chute does not record
+    (a client reads them as absent, not as a made-up value)."""
+    host = socket.gethostname()
+    doc: dict[str, Any] = {"OS-EXT-SRV-ATTR:host": host,
+                           "OS-EXT-SRV-ATTR:instance_name": inst.id,
+                           "OS-EXT-SRV-ATTR:hypervisor_hostname": host}
+    if version.at_least("2.3"):
+        doc.update({"OS-EXT-SRV-ATTR:hostname": _hostname(inst.name, inst.id),
+                    "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                    "OS-EXT-SRV-ATTR:user_data": inst.user_data})
     return doc
 
 

@@ -1,4 +1,4 @@
-"""Versions, schemas, tags, actions and the service-only locations endpoint."""
+"""Versions, schemas, tags, actions, info and the service-only locations endpoint."""
 
 from __future__ import annotations
 
@@ -6,16 +6,30 @@ from typing import Any
 
 import falcon
 
+from chute import errors
 from chute.auth.middleware import context_of
 from chute.httpapi import json_response, no_body
 from chute.images.options import FormatSettings
 from chute.images.schema import image_schema, images_schema
 from chute.images.service import ImageService
 
-# Conservative, as the spec advises: no 2.12 (tasks) or 2.17 (new location APIs) claims.
-VERSIONS = [("v2.9", "CURRENT"), ("v2.7", "SUPPORTED"), ("v2.6", "SUPPORTED"),
-            ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
+# Only what chute implements. Glance 33 lists 2.0-2.7, 2.9, 2.15, 2.17 (and 2.8, 2.10-2.14,
+# 2.16, 2.18 with multi-store or a cache): a version is cumulative, and 2.6 is interoperable
+# image import (/v2/info/import, /stage, /import), which chute does not have, so every claim
+# from 2.6 up would promise it. 2.7 (os_hidden, the multihash) chute does implement, but a
+# client may only assume 2.7 together with 2.6. Put 2.6, 2.7 and 2.9 back with import.
+VERSIONS = [("v2.5", "CURRENT"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
             ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED")]
+# The first path segments that name a version chute serves, all served by the `/v2` routes.
+VERSION_SEGMENTS = frozenset(["v2", *(vid for vid, _ in VERSIONS)])
+VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
+UNVERSIONED = frozenset(["versions", "openapi.json"])
+
+
+def versions_document(base: str) -> dict[str, Any]:
+    href = f"{base.rstrip('/')}/v2/"
+    return {"versions": [{"id": vid, "status": status, "links": [{"rel": "self", "href": href}]}
+                         for vid, status in VERSIONS]}
 
 
 class VersionsResource:
@@ -24,12 +38,52 @@ class VersionsResource:
         self.status = status
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        base = (self.public_endpoint or req.prefix).rstrip("/")
-        href = f"{base}/v2/"
-        body = {"versions": [{"id": vid, "status": status,
-                              "links": [{"rel": "self", "href": href}]}
-                             for vid, status in VERSIONS]}
-        json_response(resp, body, self.status)
+        json_response(resp, versions_document(self.public_endpoint or req.prefix), self.status)
+
+
+class VersionNegotiation:
+    """Glance's version negotiation: the version comes from the first path segment (or a
+    `application/vnd.openstack.images-vX` Accept header); a version chute serves is answered by
+    the `/v2` routes (`/v2.3/images` is `/v2/images`), any other path gets the versions document
+    with 300, whatever the method, as Glance answers `/v3/images`. `/versions[/...]` is 200."""
+
+    def __init__(self, public_endpoint: str) -> None:
+        self.public_endpoint = public_endpoint
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        first, _, rest = req.path.lstrip("/").partition("/")
+        if first == "versions":
+            req.path = "/versions"
+            return
+        if first in UNVERSIONED or (first == "" and not rest):
+            return
+        accept = req.get_header("Accept") or ""
+        if accept.startswith(VENDOR_MEDIA_TYPE):
+            version, path = accept[len(VENDOR_MEDIA_TYPE):], req.path
+        else:
+            version, path = first, "/" + rest if rest else ""
+        if version in VERSION_SEGMENTS:
+            req.path = "/v2" + path
+            return
+        json_response(resp, versions_document(self.public_endpoint or req.prefix), 300)
+        resp.complete = True
+
+
+class UsageResource:
+    """`GET /v2/info/usage` as Glance 33 answers it without Keystone unified limits
+    (`use_keystone_limits = False`, its default): `{"usage": {}}`. Glance does not report its
+    legacy `user_storage_quota` there either, and that is the only quota chute has."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        json_response(resp, {"usage": {}})
+
+
+class StoresInfoResource:
+    """`GET /v2/info/stores`: 404 with Glance's words, as Glance 33 without multi-store."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        no_body(req)
+        raise errors.NotFound("Multi backend is not supported at this site.")
 
 
 class SchemaResource:

@@ -79,6 +79,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_middleware(CanonicalImageId())  # after the method rules: 405 before 404
 
     public = settings.public_endpoint
+    app.add_middleware(api_misc.VersionNegotiation(public))
     image_schema, images_schema = api_misc.schema_resources(settings.formats)
     app.add_route("/", api_misc.VersionsResource(public, 300))
     app.add_route("/versions", api_misc.VersionsResource(public, 200))
@@ -100,5 +101,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_route("/v2/images/{image_id}/members", api_members.MembersResource(members))
     app.add_route("/v2/images/{image_id}/members/{member_id}",
                   api_members.MemberResource(members))
+    app.add_route("/v2/info/usage", api_misc.UsageResource())
+    app.add_route("/v2/info/stores", api_misc.StoresInfoResource())
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.IMAGES))
     return app

@@ -1,7 +1,7 @@
 """The image JSON schemas (`/v2/schemas/image(s)`) and validation against them.
 
 The base document is Glance 33's own `/v2/schemas/image` (captured verbatim in
-schema-image.json) plus our read-only `chute_blake3_blocks`; the format enums come from
+schema-image.json) plus our read-only `os_glance_blake3_blocks`; the format enums come from
 `[image_format]`. python-glanceclient validates every image document it receives against
 this schema with warlock, so the documents we render must always conform.
 """
@@ -19,6 +19,12 @@ import jsonschema
 
 from chute.errors import Invalid
 from chute.images.options import FormatSettings
+
+# The blake3-blocks digest compute hosts verify their copies with
+# (docs/architecture.md#block-digest). It lives in Glance's reserved `os_glance_` namespace:
+# Glance refuses that prefix in every user's create and PATCH, so no image, script or migration
+# from a real Glance holds a property of that name, and users keep every name Glance allows.
+BLOCKS_KEY = "os_glance_blake3_blocks"
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ from chute.images.db import Database, ImageRecord, LocationRecord, utcnow
 from chute.images.members_db import MembersDB, listed_for
 from chute.images.options import ServiceSettings
 from chute.images.patch import MEDIA_V20, PatchOp
-from chute.images.schema import Validator
+from chute.images.schema import BLOCKS_KEY, Validator
 from chute.images.status import (
     DEACTIVATE,
     DEACTIVATED,
@@ -44,7 +44,7 @@ CREATE_KEYS = {"id", "name", "visibility", "protected", "os_hidden", "min_disk",
 LINK_KEYS = ("direct_url", "self", "file", "schema", "stores")
 READ_ONLY = ("created_at", "updated_at", "status", "checksum", "size", "virtual_size",
              "direct_url", "self", "file", "schema", "id", "os_hash_algo", "os_hash_value",
-             "chute_blake3_blocks", "stores")
+             BLOCKS_KEY, "stores")
 RESERVED = ("location", "locations", "deleted", "deleted_at")
 UUID_LEN = 36
 # How often a metadata write that lost a compare-and-swap to a concurrent one is re-applied to
@@ -59,7 +59,8 @@ VISIBILITY_RULES = {"public": "publicize_image", "community": "communitize_image
 
 
 def _reserved(name: str) -> bool:
-    return name in RESERVED or name.startswith("os_glance")
+    """Glance's reserved names; our own `os_glance_` attribute is read-only instead."""
+    return name in RESERVED or (name.startswith("os_glance") and name not in READ_ONLY)
 
 
 def _value(text: str | None) -> str:

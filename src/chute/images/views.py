@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chute.images.db import ImageRecord
+from chute.images.schema import BLOCKS_KEY
 
 BASE_FIELDS = ("name", "disk_format", "container_format", "visibility", "size", "virtual_size",
                "status", "checksum", "protected", "min_ram", "min_disk", "owner", "os_hidden",
@@ -31,7 +32,7 @@ def image_document(rec: ImageRecord, show_direct_url: bool,
     if show_direct_url and rec.locations:
         doc["direct_url"] = rec.locations[0].url
     if rec.chute_blake3_blocks:
-        doc["chute_blake3_blocks"] = rec.chute_blake3_blocks
+        doc[BLOCKS_KEY] = rec.chute_blake3_blocks
     doc["tags"] = list(rec.tags)
     doc["self"] = f"/v2/images/{rec.id}"
     doc["file"] = f"/v2/images/{rec.id}/file"

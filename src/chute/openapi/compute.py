@@ -45,6 +45,12 @@ SCHEMAS: dict[str, Any] = {
                        "ram": {"type": "integer"}, "disk": {"type": "integer"},
                        "vcpus": {"type": "integer"}},
     },
+    "FlavorAccess": {
+        "type": "object", "required": ["flavor_access"],
+        "properties": {"flavor_access": {"type": "array", "items": {
+            "type": "object", "required": ["flavor_id", "tenant_id"],
+            "properties": {"flavor_id": {"type": "string"}, "tenant_id": {"type": "string"}}}}},
+    },
     "ServerSummary": {"type": "object", "required": ["id", "name", "links"],
                       "properties": {"id": {"type": "string"}, "name": {"type": "string"},
                                      "links": _LINKS}},
@@ -276,13 +282,29 @@ DOCUMENT: dict[str, Any] = {
                          _ref("Versions"))},
         "/openapi.json": {"get": _op("openapi", "This document", "200", {"type": "object"})},
         "/v2.1": {"get": _op("showVersion", "The v2.1 API version", "200", _ref("Version"))},
-        "/v2.1/flavors": {"get": _op("listFlavors", "Flavors", "200",
-                                     _list("flavors", "FlavorSummary"))},
+        "/v2.1/flavors": {"get": _op("listFlavors", "Flavors (is_public: true, false, none)",
+                                     "200", _list("flavors", "FlavorSummary"),
+                                     parameters=_query("is_public")),
+                          "post": _op("createFlavor", "Admin: create a flavor (swap, ephemeral "
+                                      "0; rxtx_factor 1.0)", "200", _one("flavor", "Flavor"),
+                                      requestBody={"required": True, "content": _json(
+                                          {"type": "object", "required": ["flavor"]})})},
         "/v2.1/flavors/detail": {"get": _op("listFlavorsDetail", "Flavors with details", "200",
                                             _list("flavors", "Flavor"))},
         "/v2.1/flavors/{flavor_id}": {
             "parameters": [FLAVOR_ID],
-            "get": _op("showFlavor", "A flavor", "200", _one("flavor", "Flavor"))},
+            "get": _op("showFlavor", "A flavor", "200", _one("flavor", "Flavor")),
+            "delete": _op("deleteFlavor", "Admin: delete a flavor (not a built-in one)", "202",
+                          None)},
+        "/v2.1/flavors/{flavor_id}/os-flavor-access": {
+            "parameters": [FLAVOR_ID],
+            "get": _op("listFlavorAccess", "Admin: the projects of a private flavor", "200",
+                       _ref("FlavorAccess"))},
+        "/v2.1/flavors/{flavor_id}/action": {
+            "parameters": [FLAVOR_ID],
+            "post": _op("flavorAction", "Admin: addTenantAccess or removeTenantAccess", "200",
+                        _ref("FlavorAccess"), requestBody={"required": True, "content": _json(
+                            {"type": "object", "minProperties": 1, "maxProperties": 1})})},
         "/v2.1/servers": {
             "get": _op("listServers", "Servers", "200", _list("servers", "ServerSummary"),
                        parameters=SERVER_QUERY),

@@ -56,7 +56,7 @@ SCHEMAS: dict[str, Any] = {
             "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
             "disk_format": _NULL_STR, "container_format": _NULL_STR, "owner": _NULL_STR,
             "os_hash_algo": _NULL_STR, "os_hash_value": _NULL_STR,
-            "chute_blake3_blocks": _BLAKE3_BLOCKS,
+            "os_glance_blake3_blocks": _BLAKE3_BLOCKS,
             "created_at": {"type": "string"}, "updated_at": {"type": "string"},
             "tags": {"type": "array", "items": {"type": "string"}},
             "self": {"type": "string"}, "file": {"type": "string"},
@@ -161,7 +161,7 @@ def _op(op_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> di
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "chute-api (Glance v2 images API subset)", "version": "2.9",
+    "info": {"title": "chute-api (Glance v2 images API subset)", "version": "2.5",
              "description": "Image registry compatible with OpenStack Glance v2. Error bodies "
                             "are JSON when the client sends Accept: application/json, else "
                             "HTML as Glance's WebOb renders them."},
@@ -292,6 +292,15 @@ DOCUMENT: dict[str, Any] = {
                                           "pending", "accepted", "rejected"]}}}}}}),
             "delete": _op("deleteMember", "Stop sharing with a project (owner only)",
                           {"204": _ok("Removed")}),
+        },
+        "/v2/info/usage": {
+            "get": _op("usage", "Quota usage: {} as Glance without Keystone unified limits",
+                       {"200": {"description": "Usage", "content": {"application/json": {
+                           "schema": {"type": "object", "required": ["usage"],
+                                      "properties": {"usage": {"type": "object"}}}}}}}),
+        },
+        "/v2/info/stores": {
+            "get": _op("stores", "404 as Glance without multi-store", {}),
         },
     },
     "components": {

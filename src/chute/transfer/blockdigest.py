@@ -1,4 +1,4 @@
-"""`blake3-blocks` is our own digest, the one chute-api records as `chute_blake3_blocks` and
+"""`blake3-blocks` is our own digest, the one chute-api records as `os_glance_blake3_blocks` and
 chute-compute verifies fetched images with. Its definition (anyone can recompute it with plain
 BLAKE3):
 

@@ -10,7 +10,7 @@ caller does its I/O. The caller must not mutate `chunk` afterwards: pass `bytes`
 will not reuse until the next `update()` returns (the default depth of 1: update waits for the
 previous chunk), or until the handle update() returned for it says the chunk is hashed.
 
-The `blake3-blocks` digest (chute_blake3_blocks) is defined in chute.transfer.blockdigest.
+The `blake3-blocks` digest (os_glance_blake3_blocks) is defined in chute.transfer.blockdigest.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def fetch(env, conf, image) -> tuple[object, bytes]:
 def test_direct_copy_through_the_other_mountpoint(fetch_env, fetch_log):
     data = sparse_bytes()
     image = fetch_env.upload(data)
-    assert image["chute_blake3_blocks"] == blake3_blocks(data)
+    assert image["os_glance_blake3_blocks"] == blake3_blocks(data)
     got, content = fetch(fetch_env, fetch_env.conf(), image)
     assert content == data and got.method == "file" and got.nbytes == len(data)
     assert got.primitive in ("copy_file_range", "read_write", "clone")
@@ -152,7 +152,7 @@ def test_corrupted_byte_in_the_compute_view(fetch_env, fetch_log):
     mirror = fetch_env.mirror(image)
     flip(mirror / "images" / image["id"], 1234567)
     assert_fell_back(fetch_env, fetch_log, fetch_env.conf(mountpoint=mirror), image, data,
-                     "does not match chute_blake3_blocks")
+                     "does not match os_glance_blake3_blocks")
 
 
 def test_a_byte_written_into_a_hole_in_the_compute_view(fetch_env, fetch_log):
@@ -170,7 +170,7 @@ def test_a_byte_written_into_a_hole_in_the_compute_view(fetch_env, fetch_log):
         conf = fetch_env.conf(f"c{number}.conf", mountpoint=mirror,
                               DEFAULT={"instances_path": fetch_env.tmp / f"i{number}"})
         assert_fell_back(fetch_env, fetch_log, conf, image, bytes(data),
-                         "does not match chute_blake3_blocks")
+                         "does not match os_glance_blake3_blocks")
         flip(changed, offset)
         fetch_log.clear()
 
@@ -191,7 +191,7 @@ def test_corrupted_store_file_is_fatal(fetch_env, fetch_log):
     cache = image_cache(conf)
     with pytest.raises(IntegrityError, match="image data does not match its checksum"):
         cache.fetch(Image.parse(image))
-    assert any("does not match chute_blake3_blocks" in w for w in warnings(fetch_log))
+    assert any("does not match os_glance_blake3_blocks" in w for w in warnings(fetch_log))
     assert not lines(fetch_log, "Successfully transferred")
     base_dir = Path(cache.dir)
     assert not [p.name for p in base_dir.iterdir() if not p.name.endswith(".lock")]
