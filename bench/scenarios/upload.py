@@ -21,6 +21,7 @@ from bench import clients
 from bench.context import Context
 from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.procs import RssSampler
+from bench.scenarios._cold import cold_cases, cold_targets
 
 NAME = "upload"
 TITLE = "upload: image-create --file and raw PUT, vs Glance 33 and the MD5+SHA-512 limit"
@@ -141,6 +142,13 @@ def run(ctx: Context) -> ScenarioResult:
                metric="peak RSS MiB"),
         Target("server CPU s chute / Glance (raw PUT)", "chute_put", "glance_put",
                metric="server CPU s"),
+    ]
+    # Cold: the file to upload is read from disk by the client (the hash limit stays in memory).
+    cold_keys = {"chute_cli", "chute_put", "glance_cli", "glance_put"}
+    cases += cold_cases(cases, cold_keys)
+    targets += cold_targets(targets, cold_keys) + [
+        Target("cold: chute raw PUT / hash limit", "chute_put_cold", "hash_limit"),
+        Target("cold: chute CLI / chute raw PUT", "chute_cli_cold", "chute_put_cold"),
     ]
     measure(result, cases, targets, between=clients.settle)
     return result
