@@ -156,7 +156,6 @@ def run(ctx: Context) -> ScenarioResult:
     cases += cold_cases(cases, cold_keys)
     targets += cold_targets(targets, cold_keys) + [
         Target("cold: chute raw PUT / hash limit", "chute_put_cold", "hash_limit"),
-        Target("cold: chute CLI / chute raw PUT", "chute_cli_cold", "chute_put_cold"),
     ]
     measure(result, cases, targets, between=clients.settle)
     return result
