@@ -21,6 +21,7 @@ from bench import clients
 from bench.context import Context
 from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.scenarios._boot import boot_once, durable_cp, plain_read, run_quiet
+from bench.scenarios._cold import cold_cases, cold_targets
 from bench.services import start_api
 from chute.transfer.blockdigest import blocks_digest_fd
 from chute.transfer.copy import segments
@@ -117,6 +118,9 @@ def run(ctx: Context) -> ScenarioResult:
             Target("boot via clone / verification alone", "chute_clone", "verify_alone"),
             Target("verification alone / plain read", "verify_alone", "plain_read"),
         ]
+        cold_keys = {"chute_clone", "plain_read", "verify_alone"}  # the source read from disk
+        cases += cold_cases(cases, cold_keys)
+        targets += cold_targets(targets, cold_keys)
         measure(result, cases, targets, between=clients.settle)
         result.notes.append(f"copy primitive used on XFS: {', '.join(sorted(primitives))}")
     finally:

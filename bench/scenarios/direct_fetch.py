@@ -13,6 +13,7 @@ from bench import clients
 from bench.context import Context
 from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.scenarios._boot import boot_once, durable_cp
+from bench.scenarios._cold import cold_cases, cold_targets
 
 NAME = "direct_fetch"
 TITLE = "direct fetch: boot -> verified, fsynced base via file, vs durable cp and HTTP fetch"
@@ -54,6 +55,9 @@ def run(ctx: Context) -> ScenarioResult:
         # fast as a durable cp of the bytes, 3x it would take a file path ~3x that cp.
         Target("durable cp / boot via HTTP", "cp_sync", "chute_http"),
     ]
+    cold_keys = {"chute_file", "cp_sync", "chute_http"}  # the store file read from disk
+    cases += cold_cases(cases, cold_keys)
+    targets += cold_targets(targets, cold_keys)
     measure(result, cases, targets, between=clients.settle)
     result.notes.append(f"copy primitive used: {', '.join(sorted(primitives)) or 'n/a'}; "
                         f"MiB/s = image bytes / boot wall time (POST to ACTIVE)")

@@ -19,6 +19,7 @@ from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.nginx import NginxUnavailable
 from bench.procs import RssSampler, Service
 from bench.scenarios._boot import durable_cp
+from bench.scenarios._cold import cold_cases, cold_targets
 
 NAME = "download"
 TITLE = "download: image-download and raw GET, vs Glance 33 and nginx"
@@ -100,6 +101,10 @@ def run(ctx: Context) -> ScenarioResult:
         Target("server CPU s chute / Glance (raw GET)", "chute_get", "glance_get",
                metric="server CPU s"),
     ]
+    # Cold: the stored image is read from disk, as on a freshly uploaded image's first download.
+    cold_keys = {"chute_cli", "glance_cli", "chute_get", "glance_get", "durable_cp", "nginx_get"}
+    cases += cold_cases(cases, cold_keys)
+    targets += cold_targets(targets, cold_keys)
     measure(result, cases, targets, between=clients.settle)
     clients.delete_image(site.api.url, chute_id)
     if peer_id:

@@ -17,6 +17,7 @@ from bench import clients
 from bench.context import Context
 from bench.harness import Case, Sample, ScenarioResult, Target, measure
 from bench.scenarios._boot import boot_once
+from bench.scenarios._cold import cold_cases, cold_targets
 
 NAME = "sparse"
 TITLE = "sparse: 4x virtual raw with size/2 data vs dense size/2, direct and HTTP"
@@ -91,6 +92,9 @@ def run(ctx: Context) -> ScenarioResult:
         Target("base alloc / source alloc, sparse via HTTP", "sparse_http", None, "<=", 1.1,
                metric="alloc ratio"),
     ]
+    cold_keys = {"sparse_file", "dense_file", "sparse_http", "dense_http"}
+    cases += cold_cases(cases, cold_keys)
+    targets += cold_targets(targets, cold_keys)
     measure(result, cases, targets, between=clients.settle)
     result.notes.append(
         f"sparse image: {virtual / MiB:.0f} MiB virtual, source allocates "

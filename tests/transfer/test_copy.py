@@ -264,3 +264,41 @@ def test_the_digest_is_of_what_the_destination_holds(sparse_src, tmp_path, monke
 
 def refuse_copy_file_range(*args: object) -> int:
     raise OSError(95, "Operation not supported")  # EOPNOTSUPP: remembered, read/write used
+
+
+def cached_bytes(path: Path) -> int:
+    """Bytes of `path` in the page cache, as util-linux's fincore counts them."""
+    done = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[0])
+
+
+def test_the_extents_after_the_one_being_copied_are_read_ahead(tmp_path):
+    """A cold sparse source: starting the first extent asks the kernel for the next ones
+    (the kernel's own readahead stops at the hole before each of them)."""
+    src = tmp_path / "src.img"
+    make_sparse(src, [(0, MiB), (16 * MiB, 2 * MiB), (40 * MiB, 2 * MiB)], 48 * MiB)
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # clean pages: dropped
+        assert cached_bytes(src) < MiB
+        size = os.fstat(fd).st_size
+        copy._Readahead(fd, list(copy.segments(fd, size))).starting(0)
+        for _ in range(200):  # WILLNEED queues the reads; they land a little later
+            if cached_bytes(src) >= 4 * MiB:
+                break
+            threading.Event().wait(0.01)
+        assert cached_bytes(src) >= 4 * MiB  # both later extents, not the first one
+    finally:
+        os.close(fd)
+
+
+def test_a_small_readahead_budget_still_copies_every_extent_exactly(tmp_path, monkeypatch):
+    src = tmp_path / "src.img"
+    pieces = [(index * 3 * MiB + 4096, MiB + 100) for index in range(12)]
+    content = make_sparse(src, pieces, 40 * MiB)
+    monkeypatch.setattr(copy, "PREFETCH", MiB + MiB // 2)  # ranges asked for one at a time
+    result = copy.copy_file(str(src), str(tmp_path / "dst.img"), algorithm="blake3-blocks")
+    assert (tmp_path / "dst.img").read_bytes() == content
+    assert result.digest == blake3_blocks(content)

@@ -60,6 +60,7 @@ PRIMITIVES = (CLONE, COPY_FILE_RANGE, READ_WRITE)
 
 CHUNK = 32 << 20  # one copy_file_range call; the verifier trails by at most this much
 _READ = 8 << 20  # verifier / read_write buffer
+PREFETCH = 2 * CHUNK  # source data asked for ahead of the copy (_Readahead)
 
 # errnos meaning "this filesystem pair does not do that", not "this file is bad".
 _CLONE_REFUSED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS}
@@ -326,13 +327,51 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
     return digest
 
 
+class _Readahead:
+    """Asks the kernel to read the source's next data ranges while the current one is copied.
+
+    From a cold page cache each copy_file_range waits for its reads, and the kernel's
+    readahead follows one sequential stream: it stops at every hole, so a sparse image (data
+    extents between holes) was read one extent at a time, each from a standing start.
+    POSIX_FADV_WILLNEED on the ranges after the current one, PREFETCH bytes of them, queues
+    those reads at once (the call does not wait for them). Not the current range: within it
+    the kernel's own readahead does better (measured, 512 MiB dense, cold: 0.60 s without
+    any WILLNEED, 0.86 s with it ahead of every step; sparse 4 GiB holding 512 MiB in 4 MiB
+    extents, cold: 1.10 -> 0.86 s).
+    """
+
+    def __init__(self, fd: int, pieces: list[tuple[bool, int, int]]) -> None:
+        self._fd = fd
+        self._data = [(offset, length) for is_data, offset, length in pieces if is_data]
+        self._asked = 0  # ranges before this index were asked for (or are being copied)
+        self._ahead = 0  # bytes of the ranges asked for that the copy has not started
+
+    def starting(self, index: int) -> None:
+        """The copy starts data range `index`: keep PREFETCH bytes of the next ones asked for."""
+        if index < self._asked:
+            self._ahead -= self._data[index][1]
+        self._asked = max(self._asked, index + 1)
+        while self._ahead < PREFETCH and self._asked < len(self._data):
+            offset, length = self._data[self._asked]
+            os.posix_fadvise(self._fd, offset, min(length, PREFETCH - self._ahead),
+                             os.POSIX_FADV_WILLNEED)
+            self._ahead += length
+            self._asked += 1
+
+
 def _copy_segments(src: int, dst: int, size: int, pair: tuple[int, int],
                    verifier: _Verifier | None, on_chunk: OnChunk | None) -> str:
     os.ftruncate(dst, size)  # holes at the end stay holes; ranges are written in place
     used: set[str] = set()
     buffer = bytearray(_READ)
     done = 0
-    for is_data, offset, length in segments(src, size):
+    pieces = list(segments(src, size))
+    readahead = _Readahead(src, pieces)
+    data_index = 0
+    for is_data, offset, length in pieces:
+        if is_data and PREFETCH:
+            readahead.starting(data_index)
+            data_index += 1
         end = offset + length
         while offset < end:
             step = min(CHUNK, end - offset) if is_data else end - offset
