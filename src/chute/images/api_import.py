@@ -43,3 +43,6 @@ class ImportResource:
         self.imports.data.service.authorized(image_id, context_of(req), "upload_image")
         self.imports.start(image_id, body)
         resp.status = falcon.HTTP_202
+        # Glance's empty 202 is webob's text/html: glanceclient parses a body typed
+        # application/json, and an empty one is a JSON error that fails `image-import`.
+        resp.content_type = "text/html; charset=UTF-8"
