@@ -16,6 +16,8 @@ class Files:
     port: int = 0
     served: dict[str, bytes] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
+    stalls: set[str] = field(default_factory=set)  # send a head and one chunk, then hang
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list[str] = field(default_factory=list)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
@@ -32,6 +34,14 @@ def serving(files: Files) -> Iterator[Files]:
                 self.send_header("Location", files.redirects[self.path])
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                return
+            if self.path in files.stalls:
+                self.send_response(200)
+                self.send_header("Content-Length", str(1 << 30))
+                self.end_headers()
+                self.wfile.write(b"\0" * 65536)
+                self.wfile.flush()
+                files.release.wait(60)
                 return
             body = files.served.get(self.path)
             if body is None:
@@ -52,5 +62,6 @@ def serving(files: Files) -> Iterator[Files]:
     try:
         yield files
     finally:
+        files.release.set()
         server.shutdown()
         server.server_close()

@@ -180,3 +180,17 @@ def test_the_filter_allows_only_the_configured_host_and_port(api, web):
     refused = start_import(api, image["id"], {"name": "web-download",
                                               "uri": f"http://127.0.0.1:{web.port + 1}/x"})
     assert refused.status_code == 400
+
+
+def test_an_import_a_restart_interrupted_is_queued_again_with_the_reason(api, web):
+    web.stalls.add("/endless")
+    image = create(api, name="interrupted")
+    assert start_import(api, image["id"], {"name": "web-download",
+                                           "uri": web.url("/endless")}).status_code == 202
+    assert show(api, image["id"])["status"] == "importing"
+    wait_for(lambda: "/endless" in web.requests, 10, "the download to start")
+    api.kill()
+    api.start()
+    requeued = show(api, image["id"])
+    assert requeued["status"] == "queued" and "os_glance_import_task" not in requeued
+    assert requeued["os_glance_failed_import"] == "interrupted by a restart of chute-api"

@@ -122,11 +122,14 @@ class ImportService:
 
     def _import_staged(self, image_id: str, task_id: str) -> None:
         """uploading -> importing -> active: the staged file renamed into the store."""
-        if not self.db.cas_status(image_id, IMPORT_STAGED.source, IMPORT_STAGED.target):
+        record = self.data.service.get(image_id)
+        formats = {"disk_format": record.disk_format,
+                   "container_format": record.container_format}
+        if not self.db.cas_status(image_id, IMPORT_STAGED.source, IMPORT_STAGED.target,
+                                  unchanged=formats):
             raise Conflict(f"New operation on image '{image_id}' is not permitted as prior "
                            "operation is still in progress")
         self._lock(image_id, task_id)
-        record = self.data.service.get(image_id)
         try:
             location = self.data.store.promote(image_id)
         except OSError as exc:
@@ -135,7 +138,10 @@ class ImportService:
         columns = {k: record.columns[k] for k in
                    ("size", "checksum", "os_hash_algo", "os_hash_value", "chute_blake3_blocks",
                     "virtual_size")}
-        if not self.db.activate(image_id, columns, location, source=IMPORTING):
+        # The formats the staged bytes were inspected as (a PATCH may change them while
+        # importing, as in Glance): never active with formats its data was not checked as.
+        if not self.db.activate(image_id, columns, location, unchanged=formats,
+                                source=IMPORTING):
             self.data.store.delete(location.url)
             self._failed(image_id, "the image changed during its import")
             raise Gone(f"Image {image_id} could not be found after import.")
