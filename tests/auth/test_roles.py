@@ -159,6 +159,25 @@ def test_who_may_upload_and_deactivate(cloud, caller, want):
         assert off.status_code == 204, off.text
 
 
+@pytest.mark.parametrize(("caller", "want"), [("reader", 403), ("other", 404), ("member", 204)])
+def test_staging_and_importing_need_the_rights_of_an_upload(cloud, caller, want):
+    made = requests.post(f"{cloud.api.url}/v2/images", json={"name": "i", **RAW},
+                         headers=cloud.callers["member"].headers(), timeout=10).json()
+    who = cloud.callers[caller]
+    staged = requests.put(f"{cloud.api.url}/v2/images/{made['id']}/stage", data=b"\1" * 4096,
+                          headers=who.headers(**{"Content-Type": "application/octet-stream"}),
+                          timeout=10)
+    assert staged.status_code == want, staged.text
+    if want != 204:  # the owner stages; the caller may still not import it
+        requests.put(f"{cloud.api.url}/v2/images/{made['id']}/stage", data=b"\1" * 4096,
+                     headers=cloud.callers["member"].headers(
+                         **{"Content-Type": "application/octet-stream"}), timeout=10)
+    imported = requests.post(f"{cloud.api.url}/v2/images/{made['id']}/import",
+                             json={"method": {"name": "glance-direct"}},
+                             headers=who.headers(), timeout=10)
+    assert imported.status_code == (202 if want == 204 else want), imported.text
+
+
 @pytest.mark.parametrize(("caller", "want"), [("other", 404), ("reader", 403),
                                               ("member", 204)])
 def test_who_may_delete_a_server(cloud, caller, want):

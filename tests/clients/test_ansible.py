@@ -69,9 +69,14 @@ def test_the_playbook_converges_and_a_second_run_changes_nothing(cloud, ansible_
     public_key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     first = recap(run_playbook(cloud, ansible_venv, disk, public_key))
-    assert first["changed"] == 3 and first["failed"] == 0, first
+    assert first["changed"] == 4 and first["failed"] == 0, first
     second = recap(run_playbook(cloud, ansible_venv, disk, public_key))
-    assert second["changed"] == 0 and second["failed"] == 0 and second["ok"] == 4, second
+    assert second["changed"] == 0 and second["failed"] == 0 and second["ok"] == 5, second
+    (imported,) = requests.get(cloud.api.url + "/v2/images", params={"name": "ansible-imported"},
+                               timeout=10).json()["images"]
+    assert imported["status"] == "active"
+    assert f"image {imported['id']}: uploading -> importing -> active (glance-direct" in \
+        cloud.api.log_path.read_text()
     servers = cloud.compute.url + "/v2.1/servers/detail"
     (server,) = requests.get(servers, timeout=10).json()["servers"]
     assert (server["name"], server["key_name"], server["metadata"]) == (

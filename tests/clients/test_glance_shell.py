@@ -93,3 +93,18 @@ def test_explain_and_usage_read_the_schema_and_the_quota_document(cloud):
     usage = glance(cloud, "usage")
     assert usage.splitlines()[1:] == ["| Quota | Limit | Usage |", "+-------+-------+-------+",
                                       "+-------+-------+-------+"]  # no rows, as Glance
+
+
+def test_image_create_via_import_stages_then_imports(cloud, disk):
+    """`glance image-create-via-import --file`: create, stage, glance-direct import; the shell
+    reads /v2/info/import first to see that glance-direct is offered."""
+    made = table(glance(cloud, "image-create-via-import", "--name", "imported",
+                        "--disk-format", "raw", "--container-format", "bare",
+                        "--import-method", "glance-direct", "--file", str(disk)))
+    shown = table(glance(cloud, "image-show", made["id"]))
+    assert shown["status"] == "active"
+    assert shown["checksum"] == hashlib.md5(disk.read_bytes()).hexdigest()
+    assert f"image {made['id']}: uploading -> importing -> active (glance-direct" in \
+        cloud.api.log_path.read_text()
+    info = table(glance(cloud, "import-info"))["import-methods"]
+    assert "glance-direct" in info and "web-download" in info

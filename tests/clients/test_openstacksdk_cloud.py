@@ -3,6 +3,8 @@ create_image(wait=True), create_server(wait=True), delete_server(wait=True)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import openstack
 import pytest
 
@@ -49,3 +51,16 @@ def test_a_server_booted_then_deleted_with_wait(conn, image, cloud):
 def test_create_server_wait_needs_an_address(conn, image):
     conn.create_server("sdk-cloud-wait", image=image.id, flavor="m1.tiny", wait=True,
                        auto_ip=False, timeout=60)
+
+
+def test_create_image_with_use_import_stages_and_imports(conn, cloud, tmp_path):
+    """`create_image(use_import=True, wait=True)`: the cloud layer stages the file and asks
+    for a glance-direct import, then polls until the image is active."""
+    disk = tmp_path / "import.raw"
+    disk.write_bytes(b"\x17" * (1 << 20))
+    made = conn.create_image("sdk-import", filename=str(disk), disk_format="raw",
+                             container_format="bare", use_import=True, wait=True, timeout=60)
+    assert made.status == "active" and made.size == 1 << 20
+    assert conn.image.get_image(made.id).checksum == hashlib.md5(disk.read_bytes()).hexdigest()
+    assert f"image {made.id}: uploading -> importing -> active (glance-direct" in \
+        cloud.api.log_path.read_text()

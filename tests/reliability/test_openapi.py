@@ -110,6 +110,18 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("GET", "/v2/schemas/members", 200)
     api("GET", "/v2/info/usage", 200)
     api("GET", "/v2/info/stores", 404, headers=js)
+    api("GET", "/v2/info/import", 200)
+    staged = api("POST", "/v2/images", 201, headers=js, json={
+        "disk_format": "raw", "container_format": "bare"}).json()
+    two = f"/v2/images/{staged['id']}"
+    api("POST", "/v2/images/{image_id}/import", 409, f"{two}/import", headers=js,
+        json={"method": {"name": "glance-direct"}})
+    api("PUT", "/v2/images/{image_id}/stage", 204, f"{two}/stage", data=b"s" * 4096,
+        headers=octet)
+    api("GET", "/v2/images/{image_id}", 200, two, headers=js)  # uploading
+    api("POST", "/v2/images/{image_id}/import", 202, f"{two}/import",
+        json={"method": {"name": "glance-direct"}})
+    api("PUT", "/v2/images/{image_id}/stage", 409, f"{two}/stage", data=b"s", headers=octet)
     image = api("POST", "/v2/images", 201, headers=js, json={
         "name": "doc", "disk_format": "raw", "container_format": "bare", "tags": ["a"],
         "hw_disk_bus": "scsi"}).json()

@@ -25,6 +25,10 @@ class _Base:
 
 
 class ImagesResource(_Base):
+    def __init__(self, service: ImageService, import_methods: tuple[str, ...]) -> None:
+        super().__init__(service)
+        self.import_methods = ",".join(import_methods)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         no_body(req)
         pairs = parse_qsl(req.query_string, keep_blank_values=True)
@@ -35,6 +39,8 @@ class ImagesResource(_Base):
         record = self.service.create(read_json(req), context_of(req))
         json_response(resp, self.doc(record), 201)
         resp.location = f"{req.prefix}/v2/images/{record.id}"
+        if self.import_methods:
+            resp.set_header("OpenStack-image-import-methods", self.import_methods)
 
 
 class ImageResource(_Base):

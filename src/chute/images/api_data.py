@@ -126,7 +126,9 @@ def _unsatisfiable(size: int) -> falcon.HTTPError:
     return falcon.HTTPRangeNotSatisfiable(size, description="Requested range not satisfiable")
 
 
-class FileResource:
+class ReceivingResource:
+    """A `PUT` of image data: its checks, its stall bound, then `receive`."""
+
     def __init__(self, data: ImageData, socket_timeout: float) -> None:
         self.data = data
         self.socket_timeout = socket_timeout
@@ -140,7 +142,7 @@ class FileResource:
         self.data.service.authorized(image_id, context_of(req), "upload_image")
         self._bound_stalls(req)
         try:
-            self.data.upload(image_id, open_body(req.env), _declared_size(req))
+            self.receive(req, image_id, _declared_size(req))
         except TimeoutError:
             # The image is queued again already. Stop reading this socket: gunicorn closes it
             # from the worker's event loop, waiting up to 2 s for the peer's FIN, which a
@@ -154,6 +156,10 @@ class FileResource:
                 f"{self.socket_timeout} s (client_socket_timeout); upload abandoned.") from None
         resp.status = falcon.HTTP_204
 
+    def receive(self, req: falcon.Request, image_id: str, declared: int | None) -> None:
+        """Where the body goes: the store (`/file`); `/stage` sends it to the staging area."""
+        self.data.upload(image_id, open_body(req.env), declared)
+
     def _bound_stalls(self, req: falcon.Request) -> None:
         """A client that stalls mid-body (not sending, or not reading: sendfile blocks once
         the socket buffers fill) must not hold this thread, nor the image, forever."""
@@ -161,6 +167,9 @@ class FileResource:
         if isinstance(sock, socket.socket):
             sock.settimeout(self.socket_timeout)
 
+
+
+class FileResource(ReceivingResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         no_body(req)
         self.data.service.authorized(image_id, context_of(req), "download_image")

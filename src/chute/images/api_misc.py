@@ -14,11 +14,13 @@ from chute.images.schema import image_schema, images_schema
 from chute.images.service import ImageService
 
 # Only what chute implements. Glance 33 lists 2.0-2.7, 2.9, 2.15, 2.17 (and 2.8, 2.10-2.14,
-# 2.16, 2.18 with multi-store or a cache): a version is cumulative, and 2.6 is interoperable
-# image import (/v2/info/import, /stage, /import), which chute does not have, so every claim
-# from 2.6 up would promise it. 2.7 (os_hidden, the multihash) chute does implement, but a
-# client may only assume 2.7 together with 2.6. Put 2.6, 2.7 and 2.9 back with import.
-VERSIONS = [("v2.5", "CURRENT"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
+# 2.16, 2.18 with multi-store or a cache). A version is cumulative: 2.6 is interoperable image
+# import (chute.images.imports: glance-direct and web-download), 2.7 hidden images and the
+# multihash, 2.9 the import's `all_stores`/`all_stores_must_succeed` fields (accepted and
+# answered as Glance without multi-store does). 2.15 (locations API for services) and 2.17 are
+# not claimed: chute has only the service-only locations read, not the location add.
+VERSIONS = [("v2.9", "CURRENT"), ("v2.7", "SUPPORTED"), ("v2.6", "SUPPORTED"),
+            ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
             ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED")]
 # The first path segments that name a version chute serves, all served by the `/v2` routes.
 VERSION_SEGMENTS = frozenset(["v2", *(vid for vid, _ in VERSIONS)])

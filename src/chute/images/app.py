@@ -17,10 +17,11 @@ from chute.httpapi import (
     install_method_rules,
     webob_renderer,
 )
-from chute.images import api, api_data, api_members, api_misc, ids
+from chute.images import api, api_data, api_import, api_members, api_misc, ids
 from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
+from chute.images.imports import ImportService
 from chute.images.members import MemberService
 from chute.images.options import ApiSettings
 from chute.images.schema import Validator
@@ -70,6 +71,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
                                        settings.auth.policy_file))
     data = ImageData(settings.upload, service, store)
     members = MemberService(service)
+    imports = ImportService(data, settings.imports)
     middleware: list[Any] = [RequestIdMiddleware(), ContextMiddleware(settings.auth)]
     app = falcon.App(middleware=middleware)
     app.req_options.auto_parse_form_urlencoded = False
@@ -85,10 +87,13 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_route("/versions", api_misc.VersionsResource(public, 200))
     app.add_route("/v2/schemas/image", image_schema)
     app.add_route("/v2/schemas/images", images_schema)
-    app.add_route("/v2/images", api.ImagesResource(service))
+    app.add_route("/v2/images", api.ImagesResource(service, settings.imports.methods))
     app.add_route("/v2/images/{image_id}", api.ImageResource(service))
     app.add_route("/v2/images/{image_id}/file",
                   api_data.FileResource(data, settings.server.client_socket_timeout))
+    app.add_route("/v2/images/{image_id}/stage",
+                  api_import.StageResource(imports, settings.server.client_socket_timeout))
+    app.add_route("/v2/images/{image_id}/import", api_import.ImportResource(imports))
     app.add_route("/v2/images/{image_id}/extents", ExtentsResource(service))
     app.add_route("/v2/images/{image_id}/tags/{tag}", api_misc.TagResource(service))
     app.add_route("/v2/images/{image_id}/actions/deactivate",
@@ -101,6 +106,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_route("/v2/images/{image_id}/members", api_members.MembersResource(members))
     app.add_route("/v2/images/{image_id}/members/{member_id}",
                   api_members.MemberResource(members))
+    app.add_route("/v2/info/import", api_import.ImportInfoResource(settings.imports.methods))
     app.add_route("/v2/info/usage", api_misc.UsageResource())
     app.add_route("/v2/info/stores", api_misc.StoresInfoResource())
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.IMAGES))

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from chute.errors import Conflict, Gone, Invalid, NotFound, TooLarge
 from chute.images.body import Body
 from chute.images.db import Database, ImageRecord
 from chute.images.options import UploadSettings
 from chute.images.service import CAS_ATTEMPTS, ImageService
-from chute.images.status import QUEUED, SAVING
+from chute.images.status import SAVING, START_UPLOAD, Status, Transition
 from chute.images.upload import Limits, Received, receive
 from chute.stores import Opened, Store, StoredLocation, Writer
 
@@ -25,6 +27,14 @@ LOG = logging.getLogger(__name__)
 
 def _formats(record: ImageRecord) -> dict[str, str | None]:
     return {"disk_format": record.disk_format, "container_format": record.container_format}
+
+
+def received_columns(received: Received) -> dict[str, Any]:
+    """The image columns an upload's bytes determine."""
+    return {"size": received.size, "checksum": received.checksum,
+            "os_hash_algo": received.os_hash_algo, "os_hash_value": received.os_hash_value,
+            "chute_blake3_blocks": received.blake3_blocks,
+            "virtual_size": received.format.virtual_size if received.format else None}
 
 
 @dataclass(frozen=True)
@@ -41,42 +51,48 @@ class ImageData:
         self.store = store
 
     def upload(self, image_id: str, body: Body, declared: int | None) -> None:
-        record = self._start(image_id, declared)
-        formats = _formats(record)
+        record = self.start(image_id, declared, START_UPLOAD)
         LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
+        self.store_and_activate(record, body, declared, SAVING)
+
+    def store_and_activate(self, record: ImageRecord, body: Body, declared: int | None,
+                           in_flight: Status) -> None:
+        """Receive `body` into the store and activate the image from `in_flight` (`saving`
+        for an upload, `importing` for a web-download import): one path for every byte."""
+        image_id: str = record.id
+        formats = _formats(record)
         try:
-            received, location, writer = self._store_data(record, body, declared)
+            received, location, writer = self.receive(record, body, declared,
+                                                      self.store.writer, in_flight)
         except BaseException as exc:
-            self.db.requeue(image_id)
+            self.db.requeue(image_id, in_flight)
             LOG.warning("image %s: upload failed (%s); back to queued, nothing stored",
                         image_id, getattr(exc, "message", None) or type(exc).__name__)
             raise
-        columns = {"size": received.size, "checksum": received.checksum,
-                   "os_hash_algo": received.os_hash_algo, "os_hash_value": received.os_hash_value,
-                   "chute_blake3_blocks": received.blake3_blocks,
-                   "virtual_size": received.format.virtual_size if received.format else None}
         # The formats the bytes were inspected as are part of the compare-and-swap: an image is
         # never active with formats its data was not checked against (a PATCH cannot change
         # them once saving, chute.images.service; this holds even if that rule is broken).
-        activated = self.db.activate(image_id, columns, location, unchanged=formats)
+        activated = self.db.activate(image_id, received_columns(received), location,
+                                     unchanged=formats, source=in_flight)
         # Only once the database has the outcome: if activate() raised, the temporary name
         # still marks the upload as this host's for the next start's recovery.
         writer.settle()
         if not activated:
             self.store.delete(location.url)
-            self.db.requeue(image_id)
+            self.db.requeue(image_id, in_flight)
             current = self.db.get(image_id)
             if current is not None and _formats(current) != formats:
                 raise Conflict(f"The formats of image {image_id} changed during the upload; "
                                "it is queued again, upload its data again.")
             raise Gone(f"Image {image_id} could not be found after upload. The image may have "
                        "been deleted during the upload, cleaning up the chunks uploaded.")
-        LOG.info("image %s: saving -> active (%d bytes, %s)", image_id, received.size,
+        LOG.info("image %s: %s -> active (%d bytes, %s)", image_id, in_flight, received.size,
                  location.url)
 
-    def _start(self, image_id: str, declared: int | None) -> ImageRecord:
-        """queued -> saving, conditional on the formats being those read: the record returned
-        is the one the upload inspects and stores against. A PATCH that changed the formats
+    def start(self, image_id: str, declared: int | None, change: Transition) -> ImageRecord:
+        """queued -> saving (or an import's uploading/importing), conditional on the formats
+        being those read: the record returned is the one the upload inspects and stores
+        against. A PATCH that changed the formats
         in between makes the swap fail; it is retried on the new formats."""
         size_cap = self.settings.size_cap
         for _attempt in range(CAS_ATTEMPTS):
@@ -87,14 +103,15 @@ class ImageData:
             if declared is not None and declared > size_cap:
                 raise TooLarge(f"The incoming image is too large: {declared} bytes exceeds "
                                f"image_size_cap ({size_cap} bytes)")
-            if self.db.cas_status(image_id, QUEUED, SAVING, unchanged=_formats(record)):
+            if self.db.cas_status(image_id, change.source, change.target,
+                                  unchanged=_formats(record)):
                 return record
             current = self.db.get(image_id)
             if current is None:
                 raise NotFound(f"No image found with ID {image_id}")
-            if current.status != QUEUED:
-                raise Conflict(f"Image status transition from {current.status} to saving is "
-                               "not allowed")
+            if current.status != change.source:
+                raise Conflict(f"Image status transition from {current.status} to "
+                               f"{change.target} is not allowed")
         raise Conflict(f"Image {image_id} changed while its upload was starting; retry.")
 
     def _quota_left(self, owner: str | None, image_id: str, declared: int | None) -> int | None:
@@ -107,13 +124,16 @@ class ImageData:
                            f"{quota}")
         return left
 
-    def _store_data(self, image: ImageRecord, body: Body,
-                    declared: int | None) -> tuple[Received, StoredLocation, Writer]:
+    def receive(self, image: ImageRecord, body: Body, declared: int | None,
+                make_writer: Callable[[str, int], Writer],
+                in_flight: Status) -> tuple[Received, StoredLocation, Writer]:
+        """Limit, hash, inspect and write `body` through a writer of `make_writer` (the store's
+        own, or its staging area's); the image must stay `in_flight` meanwhile."""
         image_id: str = image.id
         settings = self.settings
         limits = Limits(declared, settings.size_cap,
                         self._quota_left(image.owner, image_id, declared))
-        writer = self.store.writer(image_id, declared or 0)
+        writer = make_writer(image_id, declared or 0)
         started = time.monotonic()
         try:
             received = receive(
@@ -121,7 +141,7 @@ class ImageData:
                 inspect_as=image.disk_format if image.container_format == "bare" else None,
                 require_format_match=settings.require_format_match,
                 chunk_size=settings.chunk_size,
-                keep_going=lambda _n: self._still_wanted(image_id))
+                keep_going=lambda _n: self._still_wanted(image_id, in_flight))
             streamed = time.monotonic()
             stored = writer.commit()
         except BaseException:
@@ -133,9 +153,9 @@ class ImageData:
                  received.size / max(streamed - started, 1e-9) / 1e6, done - streamed)
         return received, stored, writer
 
-    def _still_wanted(self, image_id: str) -> None:
+    def _still_wanted(self, image_id: str, in_flight: Status) -> None:
         current = self.db.get(image_id)
-        if current is None or current.status != SAVING:
+        if current is None or current.status != in_flight:
             raise Gone(f"Image {image_id} could not be found after upload. The image may have "
                        "been deleted during the upload, cleaning up the chunks uploaded.")
 

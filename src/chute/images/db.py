@@ -47,7 +47,9 @@ from chute.images import status
 from chute.images.models import IMAGE_LOCATIONS, IMAGE_PROPERTIES, IMAGE_TAGS, IMAGES
 from chute.images.status import (
     ACTIVATE,
+    ACTIVE,
     DELETED,
+    IMPORTING,
     KILLED,
     LOCATION_ACTIVE,
     LOCATION_DELETED,
@@ -390,21 +392,45 @@ class Database:
         result = conn.execute(query.values(status=new, updated_at=utcnow(), **columns))
         return result.rowcount == 1
 
-    def requeue(self, image_id: str) -> bool:
-        """saving -> queued with size and hashes cleared: the upload left nothing behind."""
-        return self.cas_status(image_id, REQUEUE.source, REQUEUE.target, **CLEARED)
+    def requeue(self, image_id: str, source: Status = REQUEUE.source) -> bool:
+        """saving (or an import's uploading/importing) -> queued with size and hashes
+        cleared: the upload left nothing behind."""
+        return self.cas_status(image_id, source, QUEUED, **CLEARED)
 
     def activate(self, image_id: str, columns: dict[str, Any], location: StoredLocation,
-                 unchanged: dict[str, Any] | None = None) -> bool:
-        """saving -> active with the upload's results and its location, atomically; only if
-        the columns of `unchanged` (the formats the bytes were inspected as) still hold."""
+                 unchanged: dict[str, Any] | None = None,
+                 source: Status = ACTIVATE.source) -> bool:
+        """saving (or importing) -> active with the upload's results and its location,
+        atomically; only if the columns of `unchanged` (the formats the bytes were inspected
+        as) still hold."""
+        status.transition(source, ACTIVE)
         with self.engine.begin() as conn:
-            if not self._swap(conn, image_id, ACTIVATE.source, ACTIVATE.target, columns,
-                              unchanged):
+            if not self._swap(conn, image_id, source, ACTIVE, columns, unchanged):
                 return False
             conn.execute(insert(T_LOC).values(image_id=image_id, url=location.url,
                                               metadata=location.metadata,
                                               status=LOCATION_ACTIVE, created_at=utcnow()))
+        return True
+
+    def update_columns(self, image_id: str, columns: dict[str, Any],
+                       expect_status: Status) -> bool:
+        """Write `columns` if the image is still `expect_status` (a staged upload's results
+        while it stays `uploading`); False if it is not."""
+        with self.engine.begin() as conn:
+            return self._bump(conn, image_id, None, expect_status, **columns)
+
+    def set_properties(self, image_id: str, properties: dict[str, str | None]) -> bool:
+        """Set (or, for None, remove) the properties chute itself writes (the import's
+        `os_glance_*`), bumping the version so that a PATCH racing with it re-reads."""
+        with self.engine.begin() as conn:
+            if not self._bump(conn, image_id, None):
+                return False
+            for name, value in properties.items():
+                conn.execute(delete(T_PROP).where(T_PROP.c.image_id == image_id,
+                                                  T_PROP.c.name == name))
+                if value is not None:
+                    conn.execute(insert(T_PROP).values(image_id=image_id, name=name,
+                                                       value=value))
         return True
 
     def soft_delete(self, image_id: str) -> list[LocationRecord] | None:
@@ -447,6 +473,18 @@ class Database:
                              .where(T_IMG.c.id.in_(ids), T_IMG.c.status == REQUEUE.source)
                              .values(status=REQUEUE.target, updated_at=utcnow(), **CLEARED))
         return ids
+
+    def reset_importing(self, reason: str) -> list[str]:
+        """Images a restart caught `importing` (the import ran in a thread of a worker that is
+        gone) go back to `queued`, their import lock dropped and `reason` recorded."""
+        with self.engine.connect() as conn:
+            ids = [r.id for r in conn.execute(select(T_IMG.c.id).where(
+                T_IMG.c.status == IMPORTING, T_IMG.c.deleted.is_(False)))]
+        requeued = [i for i in ids if self.requeue(i, IMPORTING)]
+        for image_id in requeued:
+            self.set_properties(image_id, {"os_glance_import_task": None,
+                                           "os_glance_failed_import": reason})
+        return requeued
 
     def queued_ids(self) -> list[str]:
         """Images that have no data yet (an upload may start, none has finished)."""

@@ -56,6 +56,10 @@ def prepare(settings: ApiSettings, fail: config.Fail) -> FilesystemStore:
     interrupted = db.reset_saving(None if db.single_node else list(removed.values()))
     for image_id in interrupted:
         LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
+    if db.single_node:  # with several nodes, another node's import may be running now
+        for image_id in db.reset_importing("interrupted by a restart of chute-api"):
+            LOG.warning("image %s was left 'importing' by a restart; it is 'queued' again",
+                        image_id)
     # Every queued image, not only those requeued just now: a crash during an earlier start's
     # recovery (after the requeue, before the removal) leaves a final-named file that a queued
     # image never legitimately has, and it would make every retried upload fail.

@@ -27,6 +27,22 @@ def _hash_algo(value: str) -> None:
     check_algorithm(value)
 
 
+IMPORT_METHODS = ("glance-direct", "web-download")
+
+
+def _import_methods(value: list[str]) -> None:
+    unknown = [m for m in value if m not in IMPORT_METHODS]
+    if unknown:
+        raise ValueError(f"unknown import method(s) {', '.join(unknown)}; chute has "
+                         f"{', '.join(IMPORT_METHODS)}")
+
+
+def _ports(value: list[str]) -> None:
+    for item in value:
+        if not item.isdigit() or not 1 <= int(item) <= 65535:
+            raise ValueError(f"{item!r} is not a port (1-65535)")
+
+
 SCHEMA: Schema = {
     "DEFAULT": [
         Opt("bind_host", "str", "127.0.0.1", "Address to listen on."),
@@ -73,8 +89,24 @@ SCHEMA: Schema = {
             "Token a service (chute-compute) sends as X-Auth-Token to read the service-only "
             "GET /v2/images/{id}/locations, in addition to the service role the policy "
             "asks for (fetch_image_location). Empty: the policy alone decides."),
+        Opt("enabled_import_methods", "list", list(IMPORT_METHODS),
+            "Interoperable import methods offered (Glance's option; chute has glance-direct "
+            "and web-download, not copy-image: one store).", check=_import_methods),
         *AUTH_OPTIONS,
         *log.OPTIONS,
+    ],
+    # Glance's section and defaults (glance/async_/flows/_internal_plugins): what URL a
+    # web-download import may fetch. Loopback and link-local addresses are refused whatever
+    # the lists say, unless the host is in allowed_hosts (chute.images.import_filter).
+    "import_filtering_opts": [
+        Opt("allowed_schemes", "list", ["http", "https"], "Schemes web-download may fetch."),
+        Opt("disallowed_schemes", "list", [], "Schemes refused (ignored if allowed_schemes)."),
+        Opt("allowed_hosts", "list", [], "Only these hosts (empty: any that passes the rest)."),
+        Opt("disallowed_hosts", "list", [], "Hosts refused (ignored if allowed_hosts)."),
+        Opt("allowed_ports", "list", ["80", "443"], "Ports web-download may fetch from.",
+            check=_ports),
+        Opt("disallowed_ports", "list", [], "Ports refused (ignored if allowed_ports).",
+            check=_ports),
     ],
     **AUTH_SECTIONS,
     "database": [
@@ -149,6 +181,19 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class ImportSettings:
+    """The interoperable import (chute.images.imports): methods and web-download's filter."""
+
+    methods: tuple[str, ...]
+    allowed_schemes: tuple[str, ...]
+    disallowed_schemes: tuple[str, ...]
+    allowed_hosts: tuple[str, ...]
+    disallowed_hosts: tuple[str, ...]
+    allowed_ports: tuple[int, ...]
+    disallowed_ports: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class FormatSettings:
     """The disk and container formats the image schema allows (chute.images.schema)."""
 
@@ -168,6 +213,7 @@ class ApiSettings:
     database_connection: str  # "": SQLite beside the datadir
     public_endpoint: str
     auth: AuthSettings
+    imports: ImportSettings
 
     @classmethod
     def from_config(cls, conf: Config) -> ApiSettings:
@@ -198,4 +244,15 @@ class ApiSettings:
             store=store,
             database_connection=conf.typed("database").string("connection"),
             public_endpoint=d.string("public_endpoint"),
-            auth=AuthSettings.from_config(conf, d.string("bind_host")))
+            auth=AuthSettings.from_config(conf, d.string("bind_host")),
+            imports=_import_settings(conf))
+
+
+def _import_settings(conf: Config) -> ImportSettings:
+    f = conf.typed("import_filtering_opts")
+    return ImportSettings(
+        conf.typed("DEFAULT").strings("enabled_import_methods"),
+        f.strings("allowed_schemes"), f.strings("disallowed_schemes"),
+        f.strings("allowed_hosts"), f.strings("disallowed_hosts"),
+        tuple(int(p) for p in f.strings("allowed_ports")),
+        tuple(int(p) for p in f.strings("disallowed_ports")))

@@ -405,6 +405,8 @@ class ImageService:
             raise Conflict(f"Image {image_id} changed while it was being deleted; retry.")
         for location in locations:
             self._delete_data(location)
+        for store in self.stores:
+            store.unstage(image_id)  # data staged for an import (chute.images.imports)
         LOG.info("deleted image %s", image_id)
 
     def _delete_data(self, location: LocationRecord) -> None:

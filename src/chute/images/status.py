@@ -4,13 +4,17 @@
        ^                        |                   ^                         |
        +--------REQUEUE---------+                   +-------REACTIVATE--------+
 
+    Interoperable import (chute.images.imports):
+    queued --STAGE--> uploading --IMPORT_STAGED--> importing --IMPORTED--> active
+    queued --IMPORT_WEB--> importing;  uploading/importing --UNSTAGE/IMPORT_FAILED--> queued
+
 REQUEUE is both a failed upload giving the image back and the start-up recovery of an upload a
 crash interrupted. Deleting is allowed from every status (the service checks `protected`) and
 ends in DELETED. The database applies a transition as a compare-and-swap on `source`, so of two
 racing requests exactly one wins; this module only says which changes exist.
 
-`killed` and `importing` are Glance statuses chute never sets, kept for the rules that name
-them (a killed image is never listed; formats may change while queued or importing).
+`killed` is a Glance status chute never sets, kept for the rules that name it (a killed image
+is never listed); formats may change while queued or importing, as in Glance.
 Location rows (`image_locations.status`) have a status of their own, see LOCATION_ACTIVE.
 """
 
@@ -19,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-Status = Literal["queued", "saving", "active", "deactivated", "killed", "deleted", "importing"]
+Status = Literal["queued", "saving", "active", "deactivated", "killed", "deleted", "importing",
+                 "uploading"]
 
 QUEUED: Final = "queued"
 SAVING: Final = "saving"
@@ -28,6 +33,7 @@ DEACTIVATED: Final = "deactivated"
 KILLED: Final = "killed"
 DELETED: Final = "deleted"
 IMPORTING: Final = "importing"
+UPLOADING: Final = "uploading"
 
 INITIAL: Final = QUEUED
 # The statuses in which disk_format and container_format may still change (Glance's rule).
@@ -52,8 +58,15 @@ ACTIVATE: Final = Transition(SAVING, ACTIVE, "activate")
 REQUEUE: Final = Transition(SAVING, QUEUED, "requeue")
 DEACTIVATE: Final = Transition(ACTIVE, DEACTIVATED, "deactivate")
 REACTIVATE: Final = Transition(DEACTIVATED, ACTIVE, "reactivate")
+STAGE: Final = Transition(QUEUED, UPLOADING, "stage")
+UNSTAGE: Final = Transition(UPLOADING, QUEUED, "unstage")
+IMPORT_STAGED: Final = Transition(UPLOADING, IMPORTING, "import")
+IMPORT_WEB: Final = Transition(QUEUED, IMPORTING, "import")
+IMPORTED: Final = Transition(IMPORTING, ACTIVE, "activate")
+IMPORT_FAILED: Final = Transition(IMPORTING, QUEUED, "requeue")
 
-TRANSITIONS: Final = frozenset({START_UPLOAD, ACTIVATE, REQUEUE, DEACTIVATE, REACTIVATE})
+TRANSITIONS: Final = frozenset({START_UPLOAD, ACTIVATE, REQUEUE, DEACTIVATE, REACTIVATE, STAGE,
+                                UNSTAGE, IMPORT_STAGED, IMPORT_WEB, IMPORTED, IMPORT_FAILED})
 _BY_ENDS: Final[dict[tuple[str, str], Transition]] = {(t.source, t.target): t for t in TRANSITIONS}
 
 

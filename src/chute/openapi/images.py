@@ -248,6 +248,34 @@ DOCUMENT: dict[str, Any] = {
                                    "PUTs; 409 if the image kept changing."),
             "delete": _op("removeTag", "Remove a tag", {"204": _ok("Untagged")}),
         },
+        "/v2/images/{image_id}/stage": {
+            "parameters": [IMAGE_ID],
+            "put": _op("stageImageData", "Stage the image's data for a glance-direct import "
+                                         "(queued -> uploading): checked, hashed and inspected "
+                                         "as an upload, kept in the datadir's staging area",
+                       {"204": _ok("Staged")},
+                       requestBody={"required": True, "content": {
+                           "application/octet-stream": {"schema": {
+                               "type": "string", "format": "binary"}}}}),
+        },
+        "/v2/images/{image_id}/import": {
+            "parameters": [IMAGE_ID],
+            "post": _op("importImage", "Import the image: glance-direct (a staged image: its "
+                                       "staged file renamed into the store) or web-download "
+                                       "(the server fetches `uri`, subject to "
+                                       "[import_filtering_opts]; the image is importing until "
+                                       "active, or queued with os_glance_failed_import)",
+                        {"202": _ok("Accepted")},
+                        requestBody={"required": True, "content": {"application/json": {
+                            "schema": {"type": "object", "required": ["method"], "properties": {
+                                "method": {"type": "object", "required": ["name"],
+                                           "properties": {
+                                               "name": {"enum": ["glance-direct",
+                                                                 "web-download"]},
+                                               "uri": {"type": "string"}}},
+                                "all_stores": {"type": "boolean"},
+                                "all_stores_must_succeed": {"type": "boolean"}}}}}}),
+        },
         "/v2/images/{image_id}/actions/deactivate": {
             "parameters": [IMAGE_ID],
             "post": _op("deactivateImage", "Deactivate an active image",
@@ -298,6 +326,17 @@ DOCUMENT: dict[str, Any] = {
                        {"200": {"description": "Usage", "content": {"application/json": {
                            "schema": {"type": "object", "required": ["usage"],
                                       "properties": {"usage": {"type": "object"}}}}}}}),
+        },
+        "/v2/info/import": {
+            "get": _op("importInfo", "The interoperable import methods offered "
+                                     "([DEFAULT] enabled_import_methods)",
+                       {"200": {"description": "Import methods", "content": {
+                           "application/json": {"schema": {
+                               "type": "object", "required": ["import-methods"],
+                               "properties": {"import-methods": {
+                                   "type": "object", "required": ["value"],
+                                   "properties": {"value": {"type": "array", "items": {
+                                       "enum": ["glance-direct", "web-download"]}}}}}}}}}}),
         },
         "/v2/info/stores": {
             "get": _op("stores", "404 as Glance without multi-store", {}),

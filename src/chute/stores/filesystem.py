@@ -37,6 +37,7 @@ from chute.transfer.zeros import all_zero
 LOG = logging.getLogger(__name__)
 
 PARTIAL_PREFIX, PARTIAL_SUFFIX = ".", ".partial"
+STAGING = ".staging"  # the import's staging area, one per datadir (FilesystemStore.stager)
 # Filesystems without hard links (FAT, some FUSE and SMB mounts) answer link(2) with these.
 _NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS)
 HOST = socket.gethostname().replace("/", "_") or "localhost"
@@ -110,10 +111,11 @@ def path_from_url(url: str) -> str:
 class FileWriter:
     """Bytes of one upload, written to a hidden temporary file until commit()."""
 
-    def __init__(self, store: "FilesystemStore", datadir: str, image_id: str) -> None:
+    def __init__(self, store: "FilesystemStore", datadir: str, image_id: str,
+                 final_dir: str | None = None) -> None:
         self._store = store
-        self._dir = datadir
-        self.final = os.path.join(datadir, image_id)
+        self._dir = final_dir or datadir
+        self.final = os.path.join(self._dir, image_id)
         self.partial = os.path.join(datadir, f"{PARTIAL_PREFIX}{image_id}.{HOST}{PARTIAL_SUFFIX}")
         # Data, not for every local user: 0640 (less if the umask says so) unless configured.
         mode = int(str(store.file_perm), 8) if store.file_perm > 0 else 0o640
@@ -263,6 +265,54 @@ class FilesystemStore:
 
     def writer(self, image_id: str, size_hint: int) -> FileWriter:
         return FileWriter(self, self.choose_datadir(size_hint), image_id)
+
+    def stager(self, image_id: str, size_hint: int) -> FileWriter:
+        """A writer whose final name is `<datadir>/.staging/<id>`: the interoperable import's
+        staging area lies inside the datadir it will be imported to, so that the import is a
+        rename on one filesystem (`promote`), never a second copy of the bytes. Staged files
+        are not served (`_owned_path` accepts only files directly in a datadir)."""
+        datadir = self.choose_datadir(size_hint)
+        staging = os.path.join(datadir, STAGING)
+        os.makedirs(staging, mode=0o750, exist_ok=True)
+        return FileWriter(self, datadir, image_id, final_dir=staging)
+
+    def _staged_path(self, image_id: str) -> str | None:
+        for datadir in self.datadirs:
+            path = os.path.join(datadir.path, STAGING, image_id)
+            if os.path.isfile(path) and not os.path.islink(path):
+                return path
+        return None
+
+    def promote(self, image_id: str) -> StoredLocation:
+        """The staged file of `image_id` moved to its final name: link, unlink, fsync the
+        directories (link(2) never replaces an existing image file). FileNotFoundError when
+        nothing is staged."""
+        staged = self._staged_path(image_id)
+        if staged is None:
+            raise FileNotFoundError(errno.ENOENT, "no staged data", image_id)
+        datadir = os.path.dirname(os.path.dirname(staged))
+        final = os.path.join(datadir, image_id)
+        try:
+            os.link(staged, final)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            os.rename(staged, final)
+        else:
+            os.unlink(staged)
+        for directory in (datadir, os.path.dirname(staged)):
+            dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+        return StoredLocation("file://" + final, metadata_file.match(self.metadata, final))
+
+    def unstage(self, image_id: str) -> None:
+        """Remove the staged data of `image_id`, if any."""
+        staged = self._staged_path(image_id)
+        if staged is not None:
+            os.unlink(staged)
 
     def _owned_path(self, url: str) -> str | None:
         """The local path of `url` if it lies in one of our datadirs (never read elsewhere)."""
