@@ -248,6 +248,11 @@ class InstanceDB:
             return False
         return True
 
+    def release_port(self, instance_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(instances).where(instances.c.id == instance_id)
+                         .values(**_port_row(None)))
+
     def used_addresses(self, bridge: str) -> set[str]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(instances.c.fixed_ip)

@@ -339,6 +339,10 @@ class ComputeManager:
             inst.vm_state, inst.task_state = ERROR, None
             inst.fault = Fault(500, message, utcnow())
             self._save(inst, missing_ok=True)
+            if inst.port is not None:
+                # As Nova's failed build deallocates its networks: an ERROR server keeps
+                # no address from the range.
+                self.db.release_port(instance_id)
         self.actions.finish(instance_id, "create", error=message)
 
     def _claim(self, inst: Instance, flavor: flavors.Flavor) -> None:

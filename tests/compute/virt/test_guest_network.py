@@ -102,3 +102,27 @@ def test_bridge_mode_guest_answers_a_ping_at_its_address(start_virt_compute, lin
     neighbours = subprocess.run(["ip", "-n", namespace, "neigh", "show", GUEST],
                                 capture_output=True, text=True, check=True).stdout
     assert mac in neighbours  # the answer came from the guest's NIC, not another host
+
+
+def test_a_spawn_that_fails_releases_its_address(start_virt_compute, marker_image,
+                                                 bridge_and_namespace):
+    """The bridge gone after start: libvirt cannot plug the tap, the build fails saying so,
+    and the address goes back to the range (as Nova deallocates a failed build's network)."""
+    bridge, _namespace = bridge_and_namespace
+    compute = start_virt_compute(DEFAULT={"network_mode": "bridge",
+                                          "flat_network_bridge": bridge, "fixed_range": RANGE})
+    sh("ip", "link", "del", bridge)
+    resp = nova(compute, "POST", "/servers", json=boot_body(marker_image, "unplugged",
+                                                            networks="auto"))
+    failed = wait_built(compute, resp.json()["server"]["id"])
+    assert failed["status"] == "ERROR"
+    assert bridge in failed["fault"]["message"], failed["fault"]
+    assert failed["addresses"] == {}
+
+    sh("ip", "link", "add", bridge, "type", "bridge")
+    sh("ip", "link", "set", bridge, "up")
+    resp = nova(compute, "POST", "/servers", json=boot_body(marker_image, "plugged",
+                                                            networks="auto"))
+    plugged = wait_built(compute, resp.json()["server"]["id"])
+    assert plugged["status"] == "ACTIVE", plugged.get("fault")
+    assert plugged["addresses"]["private"][0]["addr"] == GUEST
