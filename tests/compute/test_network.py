@@ -56,6 +56,18 @@ def test_user_mode_gives_the_address_slirp_gives_and_tells_the_guest(booting):
     assert data["services"] == [{"type": "dns", "address": "10.0.2.3"}]
 
 
+def test_ips_lists_the_addresses_by_network(booting):
+    compute, image = booting
+    (server,) = boot(compute, image, "net-ips", networks="auto")
+    ips = nova(compute, "GET", f"/servers/{server['id']}/ips")
+    assert ips.json() == {"addresses": {"private": [{"version": 4, "addr": "10.0.2.15"}]}}
+    one = nova(compute, "GET", f"/servers/{server['id']}/ips/private")
+    assert one.json() == {"private": [{"version": 4, "addr": "10.0.2.15"}]}
+    other = nova(compute, "GET", f"/servers/{server['id']}/ips/public")
+    assert other.status_code == 404
+    assert "Instance is not a member of specified network" in other.text
+
+
 def test_networks_none_has_no_address_and_before_2_37_absent_means_auto(booting):
     compute, image = booting
     (bare,) = boot(compute, image, "net-none", networks="none")

@@ -127,13 +127,16 @@ def server_detail(base_url: str, inst: Instance, version: APIVersion = MIN_VERSI
     return doc
 
 
-def addresses(inst: Instance) -> dict[str, list[dict[str, Any]]]:
-    """Nova's `addresses`: by network name, the fixed address and MAC of each port."""
+def addresses(inst: Instance, extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Nova's `addresses`: by network name, the fixed address (and, in a server document,
+    its type and MAC; `/servers/{id}/ips` shows only version and address) of each port."""
     port = inst.port
     if port is None:
         return {}
-    return {port.network: [{"version": 4, "addr": port.address, "OS-EXT-IPS:type": "fixed",
-                            "OS-EXT-IPS-MAC:mac_addr": port.mac}]}
+    found: dict[str, Any] = {"version": 4, "addr": port.address}
+    if extended:
+        found.update({"OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": port.mac})
+    return {port.network: [found]}
 
 
 def _hostname(name: str, server_id: str) -> str:
