@@ -1,16 +1,17 @@
 """The fields of `POST /servers` and `PUT /servers/{id}`: each one Nova accepts is either read
 into a BootRequest or refused with a 400 naming it; none is accepted and dropped.
 
-Honoured: name, imageRef, flavorRef, key_name, user_data, metadata, availability_zone, networks
-("none"/"auto"/[]), config_drive, tags (2.52), description (2.19), min_count, max_count,
-adminPass (written to the config drive, as Nova's meta_data.json does), security_groups naming
-`default`, OS-DCF:diskConfig MANUAL, and a block_device_mapping_v2 that only restates the image
-boot. Refused, with why: specific networks or ports (chute has one network per host,
-compute/network.py), other security groups (no firewall), other block devices (no volumes),
-personality (no file injection; gone from 2.57), accessIPv4/6, scheduler hints (no scheduler),
-host/hypervisor_hostname, trusted_image_certificates, return_reservation_id. The limits are
-Nova's: metadata 128 items (`[quota] metadata_items`) of keys 1-255 characters and values up to
-255, user_data 65535 bytes of base64, 50 tags of 1-60 characters."""
+Honoured: name, imageRef, flavorRef, key_name, user_data, metadata, availability_zone,
+networks ("none"/"auto"/[]), config_drive, tags (2.52), description (2.19), min_count,
+max_count, adminPass (written to the config drive, as Nova's meta_data.json does),
+security_groups naming `default`, OS-DCF:diskConfig MANUAL, and a block_device_mapping_v2
+that only restates the image boot. Refused, with why: specific networks or ports (chute has
+one network per host), other security groups (no firewall), other block devices (no volumes),
+personality (no file injection; gone from 2.57), accessIPv4/6, scheduler hints (no
+scheduler), host/hypervisor_hostname, trusted_image_certificates, return_reservation_id.
+The limits are Nova's: metadata 128 items (`[quota] metadata_items`) of keys 1-255 characters
+and values up to 255, user_data 65535 bytes of base64, 50 tags of 1-60 characters.
+"""
 
 from __future__ import annotations
 
