@@ -9,11 +9,14 @@ STAMP := $(VENV)/.installed
 # qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests;
 # tools/libvirt-setup: libvirt + qemu for the libvirt driver (installed, configured, started).
 # haproxy: the front end each service starts (chute.front_end).
+# iproute2, iputils-ping: the guest-network test's bridge, namespace and ping.
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
 	command -v mkfs.xfs >/dev/null 2>&1 || missing="$$missing xfsprogs"; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

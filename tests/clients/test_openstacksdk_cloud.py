@@ -45,12 +45,16 @@ def test_a_server_booted_then_deleted_with_wait(conn, image, cloud):
     assert not (cloud.compute.instances_path / server.id).exists()
 
 
-@pytest.mark.xfail(strict=True, raises=openstack.exceptions.SDKException,
-                   reason="the cloud layer deletes an ACTIVE server that has no address "
-                          "(Nova's too, with networks none); chute's servers have no network")
-def test_create_server_wait_needs_an_address(conn, image):
-    conn.create_server("sdk-cloud-wait", image=image.id, flavor="m1.tiny", wait=True,
-                       auto_ip=False, timeout=60)
+def test_create_server_wait_gets_a_server_with_an_address(conn, image):
+    """The cloud layer deletes an ACTIVE server that has no address (Nova's too, with
+    networks none): chute's servers have the host network's fixed address."""
+    server = conn.create_server("sdk-cloud-wait", image=image.id, flavor="m1.tiny", wait=True,
+                                auto_ip=False, timeout=60)
+    assert server.status == "ACTIVE"
+    (port,) = server.addresses["private"]
+    assert port["addr"] == "10.0.2.15" and port["OS-EXT-IPS:type"] == "fixed"
+    assert server.private_v4 == "10.0.2.15"
+    assert conn.delete_server(server.id, wait=True, timeout=60) is True
 
 
 def test_create_image_with_use_import_stages_and_imports(conn, cloud, tmp_path):

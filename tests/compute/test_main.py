@@ -35,6 +35,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
      "[DEFAULT] instances_path: cannot create /proc/nope/instances"),
     ("[DEFAULT]\ndefault_availability_zone = az:host\n",
      "[DEFAULT] default_availability_zone: must be a non-empty zone name without ':'"),
+    ("[DEFAULT]\nnetwork_mode = bridge\nfixed_range = 192.0.2.0/24\n",
+     "[DEFAULT] flat_network_bridge: must name an existing Linux bridge"),
+    ("[DEFAULT]\nnetwork_mode = bridge\nflat_network_bridge = br0\nfixed_range = 192.0.2.0/24"
+     "\ngateway = 198.51.100.1\n", "[DEFAULT] gateway: 198.51.100.1 is not in fixed_range"),
+    ("[DEFAULT]\nnetwork_mode = bridge\nflat_network_bridge = br0\nfixed_range = 192.0.2.7\n",
+     "[DEFAULT] fixed_range: needs room for a gateway and a guest"),
+    ("[DEFAULT]\nnetwork_mode = bridge\nflat_network_bridge = br0\nfixed_range = 10.0.0.0/33\n",
+     "[DEFAULT] fixed_range: is not an IPv4 CIDR"),
+    ("[DEFAULT]\nnetwork_mode = bridge\nflat_network_bridge = chute-nosuch\ncompute_driver = "
+     "libvirt\nfixed_range = 192.0.2.0/24\n",
+     "[DEFAULT] flat_network_bridge: 'chute-nosuch' is not a Linux bridge on this host"),
 ])
 def test_bad_config_is_one_line_naming_the_option(tmp_path, text, where):
     conf = tmp_path / "chute-compute.conf"

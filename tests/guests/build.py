@@ -12,7 +12,8 @@ The Linux guest is Debian's cloud kernel and busybox-static, from their Debian p
 disk that syslinux makes bootable (its boot sector, ldlinux, a syslinux.cfg: installed through
 mtools, no mount needed). Its initramfs loads the IDE/SCSI CD-ROM and ISO 9660 modules, prints
 the config drive's `openstack/latest/meta_data.json` (the `config-2` disk) if there is one,
-then starts a shell on the serial console: `chute-linux: shell ready` then the `~ # ` prompt.
+configures its virtio NIC from the drive's `network_data.json` as cloud-init would, then
+starts a shell on the serial console: `chute-linux: shell ready` then the `~ # ` prompt.
 TCG boots it in 5-20 s here.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -51,14 +53,38 @@ SYSLINUX_MODULES = Path("/usr/lib/syslinux/modules/bios")
 # Load order (each after what it needs): the CD-ROM on IDE, then ISO 9660.
 # The ACPI power button (button, evdev) lets busybox's acpid power the guest off cleanly when
 # libvirt asks (os-stop, a SOFT reboot), as a real distribution's init does.
+# The virtio NIC last (virtio_ring, virtio, the PCI transport, failover, virtio_net).
 MODULES = ("scsi_common", "scsi_mod", "libata", "ata_piix", "cdrom", "sr_mod", "isofs",
-           "button", "evdev")
+           "button", "evdev", "virtio_ring", "virtio", "virtio_pci_legacy_dev",
+           "virtio_pci_modern_dev", "virtio_pci", "failover", "net_failover", "virtio_net")
 DISK_MIB = 24
 SHELL_READY = "chute-linux: shell ready"
 POWERING_OFF = "chute-linux: power button pressed, powering off"
 PROMPT = "~ # "
 
+# What cloud-init or Glean would do with network_data.json, in busybox sh: the NIC whose MAC
+# the first link names gets the first network's static address, netmask and default route
+# (`field` reads a key's first value: one "key": "value" per comma-separated piece).
+CONFIGURE_NETWORK = r"""configure_network() {
+  field() { tr ',' '\n' <"$2" | sed -n "s/.*\"$1\": \"\([^\"]*\)\".*/\1/p" | head -n 1; }
+  mac=$(field ethernet_mac_address "$1"); addr=$(field ip_address "$1")
+  mask=$(field netmask "$1"); gw=$(field gateway "$1")
+  [ -n "$addr" ] || return 0
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    for nic in /sys/class/net/*; do
+      [ "$(cat $nic/address)" = "$mac" ] && dev=${nic##*/}
+    done
+    [ -n "$dev" ] && break; sleep 0.2
+  done
+  ifconfig "$dev" "$addr" netmask "$mask" up && route add default gw "$gw"
+  echo "chute-linux: network $dev $mac $addr/$mask via $gw"
+  if ping -c 1 -W 5 "$gw" >/dev/null 2>&1; then echo "chute-linux: gateway $gw answers"
+  else echo "chute-linux: gateway $gw does not answer"; fi
+}
+"""
+
 INIT = f"""#!/bin/sh
+{CONFIGURE_NETWORK}
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -69,6 +95,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do [ -b /dev/sr0 ] && break; sleep 0.2; done
 if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then
   echo "chute-linux: config drive $(cat /sys/block/sr0/device/model 2>/dev/null)"
   cat /mnt/openstack/latest/meta_data.json; echo
+  configure_network /mnt/openstack/latest/network_data.json
 else
   echo "chute-linux: no config drive"
 fi
@@ -111,10 +138,12 @@ def _kernel_package() -> str:
 
 
 def linux(dest: Path | None = None) -> Path:
-    """The Linux guest's raw disk, from the cache if built before for the same kernel."""
+    """The Linux guest's raw disk, from the cache if built before for the same kernel and
+    the same /init and modules (their digest is in the name)."""
     ensure_tools()
     kernel = _kernel_package()
-    cached = cache_dir() / f"{kernel}.raw"
+    recipe = hashlib.sha256(f"{INIT}{MODULES}{SYSLINUX_CFG}".encode()).hexdigest()[:12]
+    cached = cache_dir() / f"{kernel}-{recipe}.raw"
     if not cached.exists():
         with tempfile.TemporaryDirectory(prefix="chute-guest-") as tmp:
             _build_linux(Path(tmp), kernel, cached)

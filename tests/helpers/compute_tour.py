@@ -33,6 +33,9 @@ def exercise(api: Any, server_id: str) -> None:
     api("DELETE", tags, 204, f"{one}/tags", headers=V226)
     api("GET", "/v2.1/servers/{server_id}/os-security-groups", 200,
         f"{one}/os-security-groups")
+    ips = "/v2.1/servers/{server_id}/ips"
+    api("GET", ips, 200, f"{one}/ips")
+    api("GET", ips + "/{network}", 404, f"{one}/ips/elsewhere")
     actions = "/v2.1/servers/{server_id}/os-instance-actions"
     listed = api("GET", actions, 200, f"{one}/os-instance-actions").json()
     request_id = listed["instanceActions"][0]["request_id"]

@@ -277,6 +277,8 @@ def _add_server_routes(app: httpapi.App, manager: ComputeManager) -> None:
     app.add_route(f"{server}/tags", api_servers.ServerTags(manager))
     app.add_route(f"{server}/tags/{{tag}}", api_servers.ServerTag(manager))
     app.add_route(f"{server}/os-security-groups", api_servers.ServerSecurityGroups(manager))
+    app.add_route(f"{server}/ips", api_servers.ServerIps(manager))
+    app.add_route(f"{server}/ips/{{network}}", api_servers.ServerIpsOfNetwork(manager))
     app.add_route(f"{server}/os-instance-actions", api_servers.InstanceActionList(manager))
     app.add_route(f"{server}/os-instance-actions/{{request_id}}",
                   api_servers.InstanceActionItem(manager))

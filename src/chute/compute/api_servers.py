@@ -15,7 +15,7 @@ from typing import Any
 import falcon
 
 from chute import httpapi
-from chute.compute import microversion, server_fields
+from chute.compute import microversion, server_fields, views
 from chute.compute.instance import Instance
 from chute.compute.instance_actions import Action
 from chute.compute.manager import ComputeManager
@@ -172,6 +172,29 @@ class ServerTag:
 
         self.manager.edit(server_id, drop)
         resp.status = falcon.HTTP_204
+
+
+class ServerIps:
+    """Nova's os-server-ips: the server's addresses by network."""
+
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
+        found = views.addresses(self.manager.get(server_id), extended=False)
+        httpapi.json_response(resp, {"addresses": found})
+
+
+class ServerIpsOfNetwork:
+    def __init__(self, manager: ComputeManager) -> None:
+        self.manager = manager
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str,
+               network: str) -> None:
+        found = views.addresses(self.manager.get(server_id), extended=False)
+        if network not in found:
+            raise ComputeNotFound("Instance is not a member of specified network")
+        httpapi.json_response(resp, {network: found[network]})
 
 
 class ServerSecurityGroups:

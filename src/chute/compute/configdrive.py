@@ -3,12 +3,12 @@ metadata service (chute has none), in the layout cloud-init and Glean read.
 
 `<instance dir>/disk.config`: ISO 9660 with Rock Ridge and Joliet names, volume label
 `config-2`, the files of Nova's `openstack/latest/` (nova/api/metadata/base.py):
-`meta_data.json`, `user_data` (when given), `network_data.json` (no links: chute has no
-networking yet), `vendor_data.json` and `vendor_data2.json` (empty, as Nova's default
-vendordata providers give). Built with pycdlib, a library made for writing ISO images, as
-genisoimage does for Nova (`-J -r -V config-2`). Contract with the virt drivers: a
-`disk.config` present at spawn is attached read-only (the libvirt driver); the fake driver
-ignores it.
+`meta_data.json`, `user_data` (when given), `network_data.json` (the server's port with its
+static address, compute/network.py; empty for networks "none"), `vendor_data.json` and
+`vendor_data2.json` (empty, as Nova's default vendordata providers give). Built with pycdlib, a
+library made for writing ISO images, as genisoimage does for Nova (`-J -r -V config-2`).
+Contract with the virt drivers: a `disk.config` present at spawn is attached read-only (the
+libvirt driver); the fake driver ignores it.
 
 Written to a temporary name, fsynced, renamed: a spawn never sees half a drive. Mode 0600:
 it holds user data and the admin password.
@@ -23,6 +23,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pycdlib
 
@@ -43,6 +44,7 @@ class DriveContent:
     user_data: bytes | None = None
     admin_pass: str | None = None
     project_id: str | None = None
+    network_data: dict[str, Any] | None = None  # network_data.json; None: no network
 
 
 def hostname(name: str) -> str:
@@ -74,8 +76,8 @@ def files(content: DriveContent) -> dict[str, bytes]:
 
     found = {
         "openstack/latest/meta_data.json": dump(meta_data(content)),
-        "openstack/latest/network_data.json": dump({"links": [], "networks": [],
-                                                    "services": []}),
+        "openstack/latest/network_data.json": dump(
+            content.network_data or {"links": [], "networks": [], "services": []}),
         "openstack/latest/vendor_data.json": dump({}),
         "openstack/latest/vendor_data2.json": dump({}),
     }

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -34,8 +35,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from chute.compute.instance import BUILDING, Fault, Instance, Transfer
+from chute.compute.instance import BUILDING, Fault, Instance, Port, Transfer
 
 _metadata = MetaData()
 
@@ -71,7 +73,20 @@ instances = Table(
     Column("admin_pass", String(255)),
     Column("project_id", String(255)),
     Column("user_id", String(255)),
+    # The server's NIC (compute/network.py): written once by assign_port, never by save().
+    Column("networks", String(16)),
+    Column("network_name", String(255)),
+    Column("fixed_ip", String(64)),
+    Column("mac_address", String(17)),
+    Column("bridge", String(64)),
 )
+# One address per bridge, one MAC per host: the indexes make allocation atomic (NULLs are
+# distinct, so user-mode guests, which all have slirp's one address and no bridge, share it).
+PORT_INDEXES = (
+    Index("ix_instances_bridge_fixed_ip", instances.c.bridge, instances.c.fixed_ip, unique=True),
+    Index("ix_instances_mac_address", instances.c.mac_address, unique=True),
+)
+PORT_COLUMNS = ("network_name", "fixed_ip", "mac_address", "bridge")
 
 
 # Columns the user changes after the boot (PUT /servers/{id}, metadata and tags APIs).
@@ -120,8 +135,16 @@ def _to_row(inst: Instance) -> dict[str, Any]:
         "metadata_json": json.dumps(inst.metadata), "tags_json": json.dumps(inst.tags),
         "availability_zone": inst.availability_zone, "config_drive": inst.config_drive,
         "description": inst.description, "admin_pass": inst.admin_pass,
-        "project_id": inst.project_id, "user_id": inst.user_id,
+        "project_id": inst.project_id, "user_id": inst.user_id, "networks": inst.networks,
+        **_port_row(inst.port),
     }
+
+
+def _port_row(port: Port | None) -> dict[str, Any]:
+    if port is None:
+        return dict.fromkeys(PORT_COLUMNS)
+    return {"network_name": port.network, "fixed_ip": port.address, "mac_address": port.mac,
+            "bridge": port.bridge}
 
 
 def _from_row(row: Any) -> Instance:
@@ -132,6 +155,9 @@ def _from_row(row: Any) -> Instance:
     if row.transfer_method is not None:
         transfer = Transfer(row.transfer_method, row.transfer_primitive,
                             row.transfer_bytes or 0, row.transfer_seconds or 0.0)
+    port = None
+    if row.fixed_ip is not None:
+        port = Port(row.network_name, row.fixed_ip, row.mac_address, row.bridge)
     return Instance(
         id=row.id, name=row.name, image_id=row.image_id, flavor_id=row.flavor_id,
         vm_state=row.vm_state, task_state=row.task_state, power_state=row.power_state,
@@ -142,6 +168,7 @@ def _from_row(row: Any) -> Instance:
         metadata=json.loads(row.metadata_json or "{}"), tags=json.loads(row.tags_json or "[]"),
         availability_zone=row.availability_zone, config_drive=bool(row.config_drive),
         description=row.description, admin_pass=row.admin_pass,
+        networks=row.networks or "none", port=port,
     )
 
 
@@ -165,6 +192,8 @@ class InstanceDB:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _metadata.create_all(self.engine)
         add_missing_columns(self.engine, instances)
+        for index in PORT_INDEXES:
+            index.create(self.engine, checkfirst=True)
 
     def create(self, inst: Instance) -> None:
         with self.engine.begin() as conn:
@@ -189,7 +218,7 @@ class InstanceDB:
         """Write the state of `inst` (every field but those the user edits through the API,
         see USER_COLUMNS); False if the instance was deleted meanwhile."""
         row = _to_row(inst)
-        for column in ("id", *USER_COLUMNS):
+        for column in ("id", *USER_COLUMNS, *PORT_COLUMNS):
             row.pop(column)
         with self.engine.begin() as conn:
             result = conn.execute(update(instances).where(instances.c.id == inst.id)
@@ -207,6 +236,28 @@ class InstanceDB:
             result = conn.execute(update(instances).where(instances.c.id == inst.id)
                                   .values(**values))
         return result.rowcount == 1
+
+    def assign_port(self, instance_id: str, port: Port) -> bool:
+        """Record the instance's port; False if its address (on its bridge) or its MAC is
+        another instance's: the unique indexes decide, so two builds never share one."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(instances).where(instances.c.id == instance_id)
+                             .values(**_port_row(port)))
+        except SQLIntegrityError:
+            return False
+        return True
+
+    def release_port(self, instance_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(instances).where(instances.c.id == instance_id)
+                         .values(**_port_row(None)))
+
+    def used_addresses(self, bridge: str) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(instances.c.fixed_ip)
+                                .where(instances.c.bridge == bridge)).all()
+        return {row.fixed_ip for row in rows}
 
     def delete(self, instance_id: str) -> bool:
         with self.engine.begin() as conn:

@@ -51,6 +51,17 @@ class Transfer:
                 "seconds": round(self.seconds, 3)}
 
 
+@dataclass(frozen=True)
+class Port:
+    """A server's NIC (compute/network.py): its network's name, fixed address and MAC, and
+    the Linux bridge its tap joins (None: a user-mode network of its own)."""
+
+    network: str
+    address: str
+    mac: str
+    bridge: str | None = None
+
+
 @dataclass
 class Instance:
     id: str
@@ -78,6 +89,8 @@ class Instance:
     admin_pass: str | None = None
     project_id: str | None = None  # who booted it (None: booted without auth)
     user_id: str | None = None
+    networks: str = "none"  # what the boot asked: auto (a port) or none; older rows: none
+    port: Port | None = None  # written once, by the build (compute/network.py)
 
     @property
     def status(self) -> str:

@@ -28,6 +28,7 @@ from chute.compute.settings import (
     CacheSettings,
     ImageServiceSettings,
     ManagerSettings,
+    NetworkSettings,
     base_dir,
     virt_settings,
 )
@@ -50,6 +51,9 @@ def validate(conf: config.Config) -> AgentSettings:
     """Rules between options that the per-option schema cannot express; -> the agent's settings."""
     ImageServiceSettings.from_config(conf)  # an endpoint; each listed filesystem complete, unique
     ManagerSettings.from_config(conf)  # the availability zone's name
+    network = NetworkSettings.from_config(conf)  # bridge mode: a bridge and a range
+    if conf.get("DEFAULT", "compute_driver") == "libvirt":
+        network.check_bridge(conf)
     agent = AgentSettings.from_config(conf)
     AuthSettings.from_config(conf, agent.bind_host).check_policy(conf)
     return agent
@@ -141,12 +145,15 @@ def build_app(conf: config.Config, virt_in_effect: virt.VirtSettings) -> WSGIApp
     from chute.auth.middleware import wrap
     from chute.compute.api import create_app
     from chute.compute.manager import ComputeManager
+    from chute.compute.network import Network
 
     agent = AgentSettings.from_config(conf)
     auth = AuthSettings.from_config(conf, agent.bind_host)
     service = image_service(conf)
-    manager = ComputeManager(ManagerSettings.from_config(conf), db.InstanceDB(agent.state_url),
-                             service, image_cache(conf, service), virt.load(virt_in_effect))
+    state = db.InstanceDB(agent.state_url)
+    manager = ComputeManager(ManagerSettings.from_config(conf), state, service,
+                             image_cache(conf, service), virt.load(virt_in_effect),
+                             Network(NetworkSettings.from_config(conf), state))
     manager.start()
     return wrap(create_app(manager, auth), auth)
 

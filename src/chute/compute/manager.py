@@ -49,6 +49,7 @@ from chute.compute.instance import (
 )
 from chute.compute.instance_actions import InstanceActions
 from chute.compute.keypairs import Keypairs
+from chute.compute.network import Network
 from chute.compute.powersync import PowerSync
 from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
@@ -108,8 +109,9 @@ class _Workers:
 
 class ComputeManager:
     def __init__(self, settings: ManagerSettings, db: InstanceDB, client: ImageService,
-                 cache: Cache, driver: Driver) -> None:
+                 cache: Cache, driver: Driver, network: Network) -> None:
         self.settings = settings
+        self.network = network
         self.db = db
         self.client = client
         self.cache = cache
@@ -199,7 +201,7 @@ class ComputeManager:
                 key_data=key_data, user_data=request.user_data, metadata=request.metadata,
                 tags=request.tags, availability_zone=zone, description=request.description,
                 admin_pass=request.admin_pass, project_id=ctx.project_id,
-                user_id=ctx.user_id,
+                user_id=ctx.user_id, networks=request.networks,
                 config_drive=self._wants_config_drive(request))
             self.db.create(inst)
             self.actions.start(inst.id, "create", user_id=user_id,
@@ -237,11 +239,12 @@ class ComputeManager:
             raise BadComputeRequest("Invalid key_name provided.") from None
 
     def _wants_config_drive(self, request: BootRequest) -> bool:
-        """The guest's only way to its user data, key and password: chute has no metadata
-        service, so any of them brings a drive, as does Nova's force_config_drive."""
+        """The guest's only way to its user data, key, password and address: chute has no
+        metadata service and no DHCP server, so any of them (a network too) brings a drive,
+        as does Nova's force_config_drive."""
         return (request.config_drive or self.settings.force_config_drive
                 or request.user_data is not None or request.key_name is not None
-                or request.admin_pass is not None)
+                or request.admin_pass is not None or request.networks != "none")
 
     def edit(self, instance_id: str, change: Callable[[Instance], None]) -> Instance:
         """Apply `change` to what the user may edit (name, metadata, tags, description) and
@@ -297,10 +300,12 @@ class ComputeManager:
         with self._lock(instance_id):
             inst = self._current(instance_id)
             self._claim(inst, flavor)
+            if inst.networks != "none" and inst.port is None:
+                inst.port = self.network.allocate(instance_id)
             path = disks.create(self.instances_path, instance_id, str(fetched.path),
                                 fetched.format, flavor, self.settings.images_type)
             if inst.config_drive:
-                configdrive.write(path.parent, _drive_content(inst))
+                configdrive.write(path.parent, self._drive_content(inst))
             self.driver.spawn(inst, str(path))
             now = utcnow()
             inst.vm_state, inst.task_state = ACTIVE, None
@@ -334,6 +339,10 @@ class ComputeManager:
             inst.vm_state, inst.task_state = ERROR, None
             inst.fault = Fault(500, message, utcnow())
             self._save(inst, missing_ok=True)
+            if inst.port is not None:
+                # As Nova's failed build deallocates its networks: an ERROR server keeps
+                # no address from the range.
+                self.db.release_port(instance_id)
         self.actions.finish(instance_id, "create", error=message)
 
     def _claim(self, inst: Instance, flavor: flavors.Flavor) -> None:
@@ -382,6 +391,15 @@ class ComputeManager:
         with self._locks_guard:
             return self._locks.setdefault(instance_id, threading.Lock())
 
+    def _drive_content(self, inst: Instance) -> configdrive.DriveContent:
+        keys = {inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {}
+        user_data = base64.b64decode(inst.user_data) if inst.user_data is not None else None
+        network_data = self.network.network_data(inst.port) if inst.port else None
+        return configdrive.DriveContent(
+            uuid=inst.id, name=inst.name, availability_zone=inst.availability_zone or "",
+            metadata=inst.metadata, public_keys=keys, user_data=user_data,
+            admin_pass=inst.admin_pass, network_data=network_data)
+
     def _cleanup_loop(self, interval: int) -> None:
         while not self._stop.wait(interval):
             try:
@@ -390,15 +408,6 @@ class ComputeManager:
                     LOG.info("Image cache cleanup removed %d base(s)", len(removed))
             except Exception:  # the next pass may succeed
                 LOG.exception("Image cache cleanup failed")
-
-
-def _drive_content(inst: Instance) -> configdrive.DriveContent:
-    keys = {inst.key_name: inst.key_data} if inst.key_name and inst.key_data else {}
-    user_data = base64.b64decode(inst.user_data) if inst.user_data is not None else None
-    return configdrive.DriveContent(
-        uuid=inst.id, name=inst.name, availability_zone=inst.availability_zone or "",
-        metadata=inst.metadata, public_keys=keys, user_data=user_data,
-        admin_pass=inst.admin_pass)
 
 
 def _fault_message(exc: Exception) -> str:

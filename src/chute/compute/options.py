@@ -37,6 +37,24 @@ SCHEMA: Schema = {
         Opt("force_config_drive", "bool", False,
             "Give every server a config drive (as Nova's option); without it a server gets "
             "one when it asks (config_drive) or has user_data, a key_name or an adminPass."),
+        Opt("network_mode", "str", "user",
+            "How guests reach a network: user (QEMU user-mode networking, a private network "
+            "per guest with slirp's address 10.0.2.15) or bridge (a tap on flat_network_bridge "
+            "with an address from fixed_range).", choices=("user", "bridge")),
+        Opt("network_label", "str", "private",
+            "The network's name: the key of a server's `addresses`."),
+        Opt("flat_network_bridge", "str", "",
+            "network_mode = bridge: the existing Linux bridge guests' taps join "
+            "(nova-network's option)."),
+        Opt("fixed_range", "str", "",
+            "network_mode = bridge: the IPv4 CIDR guests' fixed addresses come from "
+            "(nova-network's option)."),
+        Opt("gateway", "str", "",
+            "network_mode = bridge: the guests' default gateway (nova-network's option; "
+            "default: the first address of fixed_range, never given to a guest)."),
+        Opt("flat_network_dns", "list", [],
+            "network_mode = bridge: DNS servers written into the guests' network_data.json "
+            "(nova-network's option)."),
         *AUTH_OPTIONS,
         *log.OPTIONS,
     ],

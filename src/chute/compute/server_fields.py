@@ -5,8 +5,8 @@ Honoured: name, imageRef, flavorRef, key_name, user_data, metadata, availability
 networks ("none"/"auto"/[]), config_drive, tags (2.52), description (2.19), min_count,
 max_count, adminPass (written to the config drive, as Nova's meta_data.json does),
 security_groups naming `default`, OS-DCF:diskConfig MANUAL, and a block_device_mapping_v2
-that only restates the image boot. Refused, with why: specific networks or ports (chute has no
-networking), other security groups (no firewall), other block devices (no volumes),
+that only restates the image boot. Refused, with why: specific networks or ports (chute has
+one network per host), other security groups (no firewall), other block devices (no volumes),
 personality (no file injection; gone from 2.57), accessIPv4/6, scheduler hints (no
 scheduler), host/hypervisor_hostname, trusted_image_certificates, return_reservation_id.
 The limits are Nova's: metadata 128 items (`[quota] metadata_items`) of keys 1-255 characters
@@ -73,6 +73,7 @@ class BootRequest:
     admin_pass: str | None = None
     min_count: int = 1
     max_count: int = 1
+    networks: str = "auto"  # auto: a port on this host's network; none: no NIC (2.37)
 
 
 def _bad(field_name: str, problem: str) -> BadComputeRequest:
@@ -91,7 +92,7 @@ def parse_create(body: object, version: APIVersion) -> BootRequest:
     if version.at_least("2.37") and "networks" not in server:
         raise _bad("server", "'networks' is a required property (from microversion 2.37: "
                              "\"none\" or \"auto\").")
-    _check_networks(server.get("networks"), version)
+    networks = _check_networks(server.get("networks"), version)
     _check_security_groups(server.get("security_groups"))
     _check_disk_config(server.get("OS-DCF:diskConfig"))
     _check_block_devices(server.get("block_device_mapping_v2"), server.get("imageRef"))
@@ -107,7 +108,7 @@ def parse_create(body: object, version: APIVersion) -> BootRequest:
         tags=check_tags(server.get("tags", [])),
         description=check_description(server.get("description")),
         admin_pass=_optional_str(server, "adminPass"),
-        min_count=min_count, max_count=max_count)
+        min_count=min_count, max_count=max_count, networks=networks)
 
 
 def _check_known(server: dict[str, Any], version: APIVersion) -> None:
@@ -198,20 +199,23 @@ def check_description(value: object) -> str | None:
     return value
 
 
-def _check_networks(value: object, version: APIVersion) -> None:
+def _check_networks(value: object, version: APIVersion) -> str:
+    """auto or none. Before 2.37 an absent or empty `networks` meant every network the
+    project may use (here the host's one), as `auto` does from 2.37."""
     if value is None:
-        return
+        return "auto"
     if isinstance(value, str):
         if value not in ("none", "auto") or not version.at_least("2.37"):
             raise _bad("networks", f"{value!r}: \"none\" or \"auto\" (from microversion "
                                    "2.37) or a list is required.")
-        return
+        return value
     if not isinstance(value, list):
         raise _bad("networks", "\"none\", \"auto\" or a list is required.")
     if value:
-        raise BadComputeRequest("chute-compute has no networking: specific networks, ports "
-                                "and fixed IPs are not supported; use networks \"none\" or "
-                                "\"auto\".")
+        raise BadComputeRequest("chute-compute has one network per host: specific "
+                                "networks, ports and fixed IPs are not supported; use "
+                                "networks \"none\" or \"auto\".")
+    return "auto"
 
 
 def _check_security_groups(value: object) -> None:

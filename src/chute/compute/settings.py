@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
 
 from chute.compute import db
 from chute.compute.fetch.shared_fs import Filesystem
@@ -108,6 +109,64 @@ class ManagerSettings:
                    conf.get("image_cache", "manager_interval"), zone, d["force_config_drive"],
                    d["shutdown_timeout"], d["sync_power_state_interval"],
                    d["cpu_allocation_ratio"], d["ram_allocation_ratio"])
+
+
+# QEMU's user-mode network (its documentation, "Network options"): the same for every guest.
+SLIRP_NETWORK = IPv4Network("10.0.2.0/24")
+SLIRP_GATEWAY = IPv4Address("10.0.2.2")
+SLIRP_DNS = IPv4Address("10.0.2.3")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """[DEFAULT] network_mode, network_label and nova-network's flat networking options."""
+
+    mode: str
+    label: str
+    bridge: str | None  # flat_network_bridge (bridge mode)
+    fixed_range: IPv4Network
+    gateway: IPv4Address
+    dns: tuple[IPv4Address, ...]
+
+    @classmethod
+    def from_config(cls, conf: Config) -> NetworkSettings:
+        d = conf.section("DEFAULT")
+        if d["network_mode"] == "user":
+            return cls("user", d["network_label"], None, SLIRP_NETWORK, SLIRP_GATEWAY,
+                       (SLIRP_DNS,))
+        bridge = d["flat_network_bridge"]
+        if not bridge:
+            raise conf.fail("DEFAULT", "flat_network_bridge",
+                            "must name an existing Linux bridge when network_mode = bridge")
+        if not d["fixed_range"]:
+            raise conf.fail("DEFAULT", "fixed_range",
+                            "must be an IPv4 CIDR (e.g. 192.0.2.0/24) when network_mode = bridge")
+        try:
+            fixed = IPv4Network(d["fixed_range"])
+        except ValueError as exc:
+            raise conf.fail("DEFAULT", "fixed_range", f"is not an IPv4 CIDR: {exc}") from None
+        if fixed.num_addresses < 4:
+            raise conf.fail("DEFAULT", "fixed_range", "needs room for a gateway and a guest "
+                            "(a /30 at least)")
+        gateway = _address(conf, "gateway", d["gateway"]) if d["gateway"] else \
+            next(fixed.hosts())
+        if gateway not in fixed:
+            raise conf.fail("DEFAULT", "gateway", f"{gateway} is not in fixed_range {fixed}")
+        dns = tuple(_address(conf, "flat_network_dns", text) for text in d["flat_network_dns"])
+        return cls("bridge", d["network_label"], bridge, fixed, gateway, dns)
+
+    def check_bridge(self, conf: Config) -> None:
+        """A guest's tap can only join a bridge that exists: say so at start, not per build."""
+        if self.bridge is not None and not os.path.isdir(f"/sys/class/net/{self.bridge}/bridge"):
+            raise conf.fail("DEFAULT", "flat_network_bridge",
+                            f"{self.bridge!r} is not a Linux bridge on this host")
+
+
+def _address(conf: Config, option: str, text: str) -> IPv4Address:
+    try:
+        return IPv4Address(text)
+    except ValueError as exc:
+        raise conf.fail("DEFAULT", option, f"is not an IPv4 address: {exc}") from None
 
 
 def virt_settings(conf: Config) -> VirtSettings:

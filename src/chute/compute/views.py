@@ -110,8 +110,8 @@ def server_detail(base_url: str, inst: Instance, version: APIVersion = MIN_VERSI
         "OS-SRV-USG:launched_at": _ts(inst.launched_at),
         "OS-SRV-USG:terminated_at": None,
         "progress": 100 if inst.status == "ACTIVE" else 0,
-        "addresses": {}, "metadata": dict(inst.metadata), "hostId": "", "accessIPv4": "",
-        "accessIPv6": "", "key_name": inst.key_name,
+        "addresses": addresses(inst), "metadata": dict(inst.metadata), "hostId": "",
+        "accessIPv4": "", "accessIPv6": "", "key_name": inst.key_name,
         "config_drive": "True" if inst.config_drive else "", "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
         "tenant_id": inst.project_id or "", "user_id": inst.user_id or "",
@@ -125,6 +125,18 @@ def server_detail(base_url: str, inst: Instance, version: APIVersion = MIN_VERSI
         doc["fault"] = {"code": inst.fault.code, "message": inst.fault.message,
                         "created": _ts(inst.fault.created)}
     return doc
+
+
+def addresses(inst: Instance, extended: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """Nova's `addresses`: by network name, the fixed address (and, in a server document,
+    its type and MAC; `/servers/{id}/ips` shows only version and address) of each port."""
+    port = inst.port
+    if port is None:
+        return {}
+    found: dict[str, Any] = {"version": 4, "addr": port.address}
+    if extended:
+        found.update({"OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": port.mac})
+    return {port.network: [found]}
 
 
 def _hostname(name: str, server_id: str) -> str:

@@ -70,6 +70,7 @@ SCHEMAS: dict[str, Any] = {
             "flavor": {"type": "object", "description": "A reference (id, links) before 2.47; "
                        "from 2.47 the flavor itself (vcpus, ram, disk, original_name, ...)"},
             "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "addresses": {"$ref": "#/components/schemas/Addresses"},
             "key_name": _NULL_STR, "OS-EXT-AZ:availability_zone": {"type": "string"},
             "config_drive": {"type": "string"},
             "tags": {"type": "array", "items": {"type": "string"}},
@@ -140,6 +141,13 @@ SCHEMAS: dict[str, Any] = {
                        "request_id": {"type": "string"}, "user_id": _NULL_STR,
                        "project_id": _NULL_STR, "start_time": {"type": "string"},
                        "message": _NULL_STR, "events": {"type": "array"}}},
+    "Addresses": {
+        "type": "object", "description": "By network name, the server's fixed addresses.",
+        "additionalProperties": {"type": "array", "items": {
+            "type": "object", "required": ["version", "addr"],
+            "properties": {"version": {"enum": [4, 6]}, "addr": {"type": "string"},
+                           "OS-EXT-IPS:type": {"enum": ["fixed", "floating"]},
+                           "OS-EXT-IPS-MAC:mac_addr": {"type": "string"}}}}},
     "SecurityGroups": {
         "type": "object", "required": ["security_groups"],
         "description": "Always the one group `default` with no rules: chute-compute has no "
@@ -252,6 +260,8 @@ def _server_action() -> dict[str, Any]:
 
 SERVER_ID = {"name": "server_id", "in": "path", "required": True, "schema": {"type": "string"}}
 KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+NETWORK = {"name": "network", "in": "path", "required": True, "schema": {"type": "string"},
+           "description": "A network's name (label)"}
 TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"}}
 KEYPAIR = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 REQUEST_ID = {"name": "request_id", "in": "path", "required": True,
@@ -353,6 +363,17 @@ DOCUMENT: dict[str, Any] = {
             "parameters": [SERVER_ID],
             "get": _op("listServerSecurityGroups", "The server's groups: `default`", "200",
                        _ref("SecurityGroups")),
+        },
+        "/v2.1/servers/{server_id}/ips": {
+            "parameters": [SERVER_ID],
+            "get": _op("listServerIps", "The server's addresses by network", "200", {
+                "type": "object", "required": ["addresses"],
+                "properties": {"addresses": {"$ref": "#/components/schemas/Addresses"}}}),
+        },
+        "/v2.1/servers/{server_id}/ips/{network}": {
+            "parameters": [SERVER_ID, NETWORK],
+            "get": _op("showServerIpsOfNetwork", "The server's addresses on one network",
+                       "200", {"$ref": "#/components/schemas/Addresses"}),
         },
         "/v2.1/servers/{server_id}/os-instance-actions": {
             "parameters": [SERVER_ID],

@@ -13,8 +13,10 @@ from tests.guests import build
 from tests.helpers.polling import wait_for
 from tests.helpers.servers import (
     action,
-    boot_and_wait,
+    boot_body,
     console_output,
+    nova,
+    wait_built,
     wait_console,
     wait_status,
 )
@@ -28,7 +30,9 @@ def test_linux_guest_reaches_a_prompt_stops_cleanly_and_reads_its_config_drive(
         start_virt_compute, linux_image):
     compute = start_virt_compute(DEFAULT={"shutdown_timeout": 60},
                                  libvirt={"wait_soft_reboot_seconds": 60})
-    found = boot_and_wait(compute, linux_image, name="tux")
+    # networks "none": no port, so no config drive until the test writes one.
+    resp = nova(compute, "POST", "/servers", json=boot_body(linux_image, "tux"))
+    found = wait_built(compute, resp.json()["server"]["id"])
     assert found["status"] == "ACTIVE", found.get("fault")
     sid = found["id"]
     first = wait_console(compute, sid, build.PROMPT, timeout=90)

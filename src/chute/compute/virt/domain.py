@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from chute.compute.flavors import Flavor
+from chute.compute.instance import Port
 from chute.compute.virt import CONFIG_DRIVE, CONSOLE_LOG
 
 NAMESPACE = "http://chute.invalid/xmlns/libvirt/instance/1.0"
@@ -24,7 +25,7 @@ def disk_format(disk_path: Path) -> str:
 
 
 def build(instance_id: str, name: str, flavor: Flavor, instance_dir: Path, virt_type: str,
-          instances_path: str) -> str:
+          instances_path: str, port: Port | None = None) -> str:
     domain = ET.Element("domain", type=virt_type)
     ET.SubElement(domain, "name").text = instance_id
     ET.SubElement(domain, "uuid").text = instance_id
@@ -51,6 +52,8 @@ def build(instance_id: str, name: str, flavor: Flavor, instance_dir: Path, virt_
     config_drive = instance_dir / CONFIG_DRIVE
     if config_drive.exists():
         _config_drive(devices, config_drive)
+    if port is not None:
+        _interface(devices, port)
     _serial_console(devices, instance_dir / CONSOLE_LOG)
     ET.SubElement(devices, "memballoon", model="virtio")
     return ET.tostring(domain, encoding="unicode")
@@ -71,6 +74,18 @@ def _config_drive(devices: ET.Element, path: Path) -> None:
     ET.SubElement(disk, "source", file=str(path))
     ET.SubElement(disk, "target", dev="hdd", bus="ide")
     ET.SubElement(disk, "readonly")
+
+
+def _interface(devices: ET.Element, port: Port) -> None:
+    """A virtio NIC with the port's MAC: a tap on the port's bridge, or QEMU's user-mode
+    network (slirp) when it has none (compute/network.py)."""
+    if port.bridge is not None:
+        nic = ET.SubElement(devices, "interface", type="bridge")
+        ET.SubElement(nic, "source", bridge=port.bridge)
+    else:
+        nic = ET.SubElement(devices, "interface", type="user")
+    ET.SubElement(nic, "mac", address=port.mac)
+    ET.SubElement(nic, "model", type="virtio")
 
 
 def _serial_console(devices: ET.Element, log: Path) -> None:

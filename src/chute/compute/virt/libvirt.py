@@ -280,7 +280,8 @@ class LibvirtDriver:
         if not (directory / "disk").is_file():
             raise ComputeError(f"instance disk {directory / 'disk'} does not exist")
         xml = domain.build(instance.id, instance.name, flavors.get(instance.flavor_id),
-                           directory, self.settings.virt_type, self.settings.instances_path)
+                           directory, self.settings.virt_type, self.settings.instances_path,
+                           instance.port)
         try:
             dom = self._connection().defineXML(xml)
             dom.create()
