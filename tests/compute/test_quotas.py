@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import io
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -142,3 +145,25 @@ def test_quota_sets_follow_novas_policy_and_validation(qcloud: QuotaCloud) -> No
     assert defaults["quota_set"]["instances"] == 10
     assert call(qcloud, "admin", "DELETE", "/os-quota-sets/proj-q").status_code == 202
     assert absolute(qcloud)["maxTotalInstances"] == 10
+
+
+def test_quota_options_set_the_defaults_and_a_bad_one_stops_the_agent(tmp_path: Path) -> None:
+    who = {"member": Caller("member", secrets.token_hex(16), "proj-c", "member")}
+    tokens = write_tokens(tmp_path / "tokens", who)
+    auth = {"auth_strategy": "tokens", "tokens_file": str(tokens)}
+    (tmp_path / "good").mkdir()
+    compute = prepare_compute(tmp_path / "good", DEFAULT=auth,
+                              quota={"instances": 3, "ram": -1}).start()
+    try:
+        limits = requests.get(f"{compute.url}/v2.1/limits", headers=who["member"].headers(),
+                              timeout=10).json()["limits"]["absolute"]
+        assert (limits["maxTotalInstances"], limits["maxTotalCores"],
+                limits["maxTotalRAMSize"]) == (3, 20, -1)
+    finally:
+        compute.kill()
+    (tmp_path / "bad").mkdir()
+    bad = prepare_compute(tmp_path / "bad", DEFAULT=auth, quota={"cores": -2})
+    done = subprocess.run([str(Path(sys.executable).parent / "chute-compute"), "--config-file",
+                           str(bad.conf_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{bad.conf_path}: [quota] cores" in done.stderr, done.stderr
