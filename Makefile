@@ -9,11 +9,13 @@ STAMP := $(VENV)/.installed
 # qemu-utils: qemu-img/qemu-io for images; xfsprogs: mkfs.xfs for the reflink (clone) tests;
 # tools/libvirt-setup: libvirt + qemu for the libvirt driver (installed, configured, started).
 # haproxy: the front end each service starts (chute.front_end).
+# python3-dev: Python.h, to build uWSGI for the Keystone venv (chute up --keystone, tests/auth).
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
 	command -v mkfs.xfs >/dev/null 2>&1 || missing="$$missing xfsprogs"; \
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
+	$(PY) -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
