@@ -137,6 +137,7 @@ def test_quota_sets_follow_novas_policy_and_validation(qcloud: QuotaCloud) -> No
     assert below.status_code == 400
     assert "must be greater than or equal to already used and reserved 12" in below.text
     assert set_quota(qcloud, instances="ten").status_code == 400
+    assert set_quota(qcloud, cores=2**31).status_code == 400
     assert "metadata_items" in set_quota(qcloud, metadata_items=5).text
     assert set_quota(qcloud, instances=1, force=True).json()["quota_set"]["instances"] == 1
     detail = call(qcloud, "member", "GET", "/os-quota-sets/proj-q/detail").json()["quota_set"]

@@ -21,6 +21,7 @@ from chute.compute.server_fields import METADATA_ITEMS
 from chute.errors import BadComputeRequest
 
 RULE = "os_compute_api:os-quota-sets"
+MAX_LIMIT = 2147483647  # Nova's db.MAX_INT
 # What chute enforces of the rest, at Nova's defaults (server groups: chute has none).
 FIXED: dict[str, int] = {"metadata_items": METADATA_ITEMS, "key_pairs": KEY_PAIRS,
                          "server_groups": 0, "server_group_members": 0}
@@ -99,9 +100,10 @@ class QuotaSetDefaults(_Base):
 def _limit(name: str, value: object) -> int:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < UNLIMITED:
+    if (not isinstance(value, int) or isinstance(value, bool) or value < UNLIMITED
+            or value > MAX_LIMIT):
         raise BadComputeRequest(f"Invalid input for field/attribute {name}. Value: {value!r}. "
-                                f"{value!r} is not an integer of at least -1.")
+                                f"{value!r} is not an integer from -1 to {MAX_LIMIT}.")
     return value
 
 
