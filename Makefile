@@ -10,6 +10,7 @@ STAMP := $(VENV)/.installed
 # tools/libvirt-setup: libvirt + qemu for the libvirt driver (installed, configured, started).
 # haproxy: the front end each service starts (chute.front_end).
 # iproute2, iputils-ping: the guest-network test's bridge, namespace and ping.
+# python3-dev: Python.h, to build uWSGI for the Keystone venv (chute up --keystone, tests/auth).
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
@@ -17,6 +18,7 @@ sysdeps:
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
+	$(PY) -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

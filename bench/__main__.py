@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scenario", action="append", default=[],
                         help=f"run only this scenario (repeatable, or comma-separated): "
-                             f"{', '.join(scenarios.ORDER)}")
+                             f"{', '.join(scenarios.KNOWN)}")
     parser.add_argument("--size", type=parse_size, default=1 << 30,
                         help="image size (default 1G)")
     parser.add_argument("--runs", type=int, default=5, help="runs of each case (default 5)")
@@ -56,9 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="work directory for data files and servers")
     args = parser.parse_args(argv)
     names = [n.strip() for item in args.scenario for n in item.split(",") if n.strip()]
-    unknown = [n for n in names if n not in scenarios.ORDER]
+    unknown = [n for n in names if n not in scenarios.KNOWN]
     if unknown:
-        parser.error(f"unknown scenario {unknown[0]!r}; choose from {', '.join(scenarios.ORDER)}")
+        parser.error(f"unknown scenario {unknown[0]!r}; choose from {', '.join(scenarios.KNOWN)}")
     args.names = names or list(scenarios.ORDER)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -97,7 +97,7 @@ def save(path: Path, results: list[ScenarioResult], args: argparse.Namespace) ->
         entry["options"] = {"size": args.size, "runs": args.runs, "peer": not args.no_peer,
                             "api_seconds": args.api_seconds, "api_images": args.api_images}
         doc["scenarios"][res.name] = entry
-    doc["scenarios"] = {name: doc["scenarios"][name] for name in scenarios.ORDER
+    doc["scenarios"] = {name: doc["scenarios"][name] for name in scenarios.KNOWN
                         if name in doc["scenarios"]}
     doc["markdown"] = markdown(results)  # the table of the latest invocation
     path.parent.mkdir(parents=True, exist_ok=True)

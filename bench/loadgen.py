@@ -40,12 +40,13 @@ def wrk_binary(install: bool) -> str | None:
     return shutil.which("wrk")
 
 
-def run_wrk(binary: str, url: str, connections: int, seconds: float) -> Load:
+def run_wrk(binary: str, url: str, connections: int, seconds: float,
+            token: str = "bench") -> Load:
     # --timeout 30s: a server that queues requests (Glance's 2 single-threaded uWSGI
     # processes behind 32 connections) answers slowly, not wrongly; its latency belongs in
     # the p99, not in wrk's default 2 s timeout count.
     argv = [binary, "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-            "--timeout", "30s", "-H", "X-Auth-Token: bench", "-H", "Accept: application/json",
+            "--timeout", "30s", "-H", f"X-Auth-Token: {token}", "-H", "Accept: application/json",
             url]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     out = done.stdout
@@ -60,7 +61,7 @@ def run_wrk(binary: str, url: str, connections: int, seconds: float) -> Load:
     return Load(float(rate.group(1)), float(p99.group(1)) * _UNIT_MS[p99.group(2)], errors, "wrk")
 
 
-def run_threads(url: str, connections: int, seconds: float) -> Load:
+def run_threads(url: str, connections: int, seconds: float, token: str = "bench") -> Load:
     parts = urlsplit(url)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     latencies: list[float] = []
@@ -74,7 +75,7 @@ def run_threads(url: str, connections: int, seconds: float) -> Load:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
-                conn.request("GET", path, headers={"X-Auth-Token": "bench",
+                conn.request("GET", path, headers={"X-Auth-Token": token,
                                                    "Accept": "application/json"})
                 resp = conn.getresponse()
                 resp.read()
@@ -102,7 +103,9 @@ def run_threads(url: str, connections: int, seconds: float) -> Load:
     return Load(len(latencies) / elapsed, p99 * 1000, errors[0], "python threads")
 
 
-def load(url: str, connections: int, seconds: float, wrk: str | None) -> Load:
+def load(url: str, connections: int, seconds: float, wrk: str | None,
+         token: str = "bench") -> Load:
+    """`token` is sent as X-Auth-Token (services without auth ignore it)."""
     if wrk:
-        return run_wrk(wrk, url, connections, seconds)
-    return run_threads(url, connections, seconds)
+        return run_wrk(wrk, url, connections, seconds, token)
+    return run_threads(url, connections, seconds, token)

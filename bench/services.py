@@ -47,7 +47,8 @@ class ChuteSite:
         self.api.stop()
 
 
-def start_api(root: Path, workers: int = 2) -> ChuteSite:
+def start_api(root: Path, workers: int = 2, extra: str = "") -> ChuteSite:
+    """`extra`: more [DEFAULT] lines, then sections (auth_strategy and its own)."""
     images = root / "store" / "images"
     images.mkdir(parents=True, exist_ok=True)
     metadata = root / "store-metadata.json"
@@ -62,7 +63,7 @@ workers = {workers}
 show_multiple_locations = true
 show_image_direct_url = true
 log_file = {root / 'chute-api.log'}
-
+{extra}
 [database]
 connection = sqlite:///{root / 'chute-api.sqlite'}
 
@@ -70,14 +71,17 @@ connection = sqlite:///{root / 'chute-api.sqlite'}
 filesystem_store_datadir = {images}
 filesystem_store_metadata_file = {metadata}
 """)
+    conf.chmod(0o600)  # it may hold a secret (a token, a Keystone password)
     api = Service("chute-api", [script("chute-api"), "--config-file", str(conf)],
                   root / "chute-api.out", port, app_log=root / "chute-api.log")
     api.start("/versions")
     return ChuteSite(root, api)
 
 
-def start_compute(site: ChuteSite, name: str, direct: bool, extra: str = "") -> Service:
-    """`extra`: more [DEFAULT] lines, then sections (the libvirt driver's)."""
+def start_compute(site: ChuteSite, name: str, direct: bool, extra: str = "",
+                  glance: str = "") -> Service:
+    """`extra`: more [DEFAULT] lines, then sections (the libvirt driver's); `glance`: more
+    [glance] lines (a service_token)."""
     home = site.root / f"compute-{name}"
     instances = home / "instances"
     instances.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,7 @@ log_file = {home / 'chute-compute.log'}
 [glance]
 api_servers = {site.api.url}
 allowed_direct_url_schemes = {'file' if direct else ''}
+{glance}
 
 [image_file_url]
 filesystems = shared
@@ -104,6 +109,7 @@ mountpoint = {site.store}
 [image_cache]
 manager_interval = 0
 """)
+    conf.chmod(0o600)  # it may hold a secret (a service token, a Keystone password)
     service = Service(f"chute-compute ({name})",
                       [script("chute-compute"), "--config-file", str(conf)],
                       home / "chute-compute.out", port, app_log=home / "chute-compute.log")

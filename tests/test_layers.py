@@ -30,7 +30,9 @@ ALLOWED: dict[str, set[str]] = {
     "client": {"errors", "transfer"},
     "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi", "auth",
                 "wsgi_server", "front_end", "openapi"},
-    "allinone": {"errors", "config", "log", "client", "wsgi_server", "auth"},
+    "allinone_keystone": set(),
+    "allinone": {"errors", "config", "log", "client", "wsgi_server", "auth",
+                 "allinone_keystone"},
     "cli": {"errors", "client", "allinone"},
 }
 

@@ -43,8 +43,9 @@ from typing import IO
 
 import requests
 
-from chute import config
-from chute.auth.provision import write_identity
+from chute import allinone_keystone, config
+from chute.allinone_keystone import KeystoneError
+from chute.auth.provision import write_identity, write_keystone_identity
 
 HOST = "127.0.0.1"
 SECRET = 0o600  # the service token and the configs that hold it
@@ -185,10 +186,13 @@ def _driver_options(compute_driver: str) -> str:
 
 def write_configs(data_dir: str | os.PathLike[str], api_port: int | None = None,
                   compute_port: int | None = None, show_locations: bool = False,
-                  compute_driver: str = "auto") -> Layout:
+                  compute_driver: str = "auto",
+                  keystone: allinone_keystone.KeystoneSite | None = None) -> Layout:
     """Write both configs on the first start; later starts keep them as they are (an
     operator's edits survive), except that `show_locations` turns the two options on in the
-    kept chute-api.conf. The ports only matter on the first start."""
+    kept chute-api.conf. The ports only matter on the first start. With `keystone`, both
+    services authenticate with that Keystone (auth_strategy = keystone) and the compute host
+    calls the image service as its `chute` user; else tokens mode."""
     lay = Layout(Path(data_dir).resolve())
     api_port = 9292 if api_port is None else api_port
     compute_port = 8774 if compute_port is None else compute_port
@@ -200,9 +204,13 @@ def write_configs(data_dir: str | os.PathLike[str], api_port: int | None = None,
     fs_id = _persistent(lay.root / "filesystem-id", str(uuid.uuid4()))
     token = _persistent(lay.root / "service-token", secrets.token_hex(16), SECRET)
     show = "true" if show_locations else "false"
-    identity = write_identity(lay.root, f"http://{HOST}:{api_port}",
-                              f"http://{HOST}:{compute_port}", token)
-    auth = f"auth_strategy = tokens\ntokens_file = {identity.tokens_file}"
+    if keystone is None:
+        identity = write_identity(lay.root, f"http://{HOST}:{api_port}",
+                                  f"http://{HOST}:{compute_port}", token)
+        auth = f"auth_strategy = tokens\ntokens_file = {identity.tokens_file}"
+        service_token = f"service_token = {token}"
+    else:
+        auth, service_token = "auth_strategy = keystone", ""
     metadata = lay.root / "store-metadata.json"
     _write_once(metadata, json.dumps({"id": fs_id, "mountpoint": str(lay.store)}) + "\n", DATA)
     written = _write_once(lay.conf("chute-api"), f"""\
@@ -217,7 +225,7 @@ log_file = {lay.log("chute-api")}
 [glance_store]
 filesystem_store_datadir = {lay.images}
 filesystem_store_metadata_file = {metadata}
-""", SECRET)
+{_authtoken(keystone)}""", SECRET)
     if show_locations and not written:
         _turn_on(lay.conf("chute-api"), SHOW_OPTIONS)
     driver = "" if lay.conf("chute-compute").exists() else _driver_options(compute_driver)
@@ -232,7 +240,7 @@ log_file = {lay.log("chute-compute")}
 [glance]
 api_servers = http://{HOST}:{api_port}
 allowed_direct_url_schemes = file
-service_token = {token}
+{service_token}
 
 [image_file_url]
 filesystems = shared
@@ -240,8 +248,25 @@ filesystems = shared
 [image_file_url:shared]
 id = {fs_id}
 mountpoint = {lay.store}
-""", SECRET)
+{_authtoken(keystone)}""", SECRET)
     return lay
+
+
+def _authtoken(keystone: allinone_keystone.KeystoneSite | None) -> str:
+    """keystonemiddleware's section: tokens are validated as the `chute` service user."""
+    if keystone is None:
+        return ""
+    return f"""
+[keystone_authtoken]
+auth_type = password
+auth_url = {keystone.site.url}
+www_authenticate_uri = {keystone.site.url}
+username = {allinone_keystone.SERVICE_USER}
+password = {keystone.service_password}
+project_name = {allinone_keystone.SERVICE_PROJECT}
+user_domain_id = default
+project_domain_id = default
+"""
 
 
 def _bind_address(conf: Path) -> tuple[str, int]:
@@ -320,7 +345,8 @@ def _fail(message: str) -> int:
 
 def main(data_dir: str | os.PathLike[str] = "./var", api_port: int | None = None,
          compute_port: int | None = None, show_locations: bool = False,
-         compute_driver: str = "auto") -> int:
+         compute_driver: str = "auto", keystone: bool = False,
+         keystone_port: int | None = None) -> int:
     """Run both services until Ctrl-C/SIGTERM or until one of them exits."""
     config.private_umask()  # also for the services' start-up, before they set it themselves
     root = Path(data_dir).resolve()
@@ -333,15 +359,84 @@ def main(data_dir: str | os.PathLike[str] = "./var", api_port: int | None = None
         return _fail(f"{root} is already used by another chute up{holder}; stop it first "
                      f"or use another --data-dir")
     try:
-        return _run(root, api_port, compute_port, show_locations, compute_driver)
+        return _run(root, api_port, compute_port, show_locations, compute_driver,
+                    _keystone_site(root, keystone_port) if keystone else None)
+    except _Refused as exc:
+        return _fail(str(exc))
     finally:
         lock.close()
 
 
+class _Refused(Exception):
+    """chute up cannot start as asked; the message says why and what to do."""
+
+
+def _keystone_site(root: Path, asked_port: int | None) -> allinone_keystone.KeystoneSite:
+    """The Keystone of DATA_DIR/keystone: its port and passwords, made on the first start
+    with --keystone and kept (0600) afterwards."""
+    home = root / "keystone"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    port = int(_persistent(home / "port", str(asked_port or allinone_keystone.DEFAULT_PORT)))
+    if asked_port is not None and asked_port != port:
+        raise _Refused(f"--keystone-port {asked_port} differs from {port} in {home / 'port'}, "
+                       "kept from the first start; change it there")
+    made = [_persistent(home / f"{user}-password", secrets.token_hex(16), SECRET)
+            for user in ("admin", allinone_keystone.SERVICE_USER, allinone_keystone.DEMO)]
+    return allinone_keystone.KeystoneSite(allinone_keystone.Site(home, port), *made)
+
+
+def _check_mode(lay: Layout, keystone: allinone_keystone.KeystoneSite | None) -> None:
+    """A data dir stays in the mode of its first start: its configs and identity files were
+    written for it (and kept)."""
+    if not lay.conf("chute-api").exists():
+        return
+    text = lay.conf("chute-api").read_text(encoding="utf-8")
+    kept = "keystone" if re.search(r"(?m)^auth_strategy\s*=\s*keystone\s*$", text) else "tokens"
+    asked = "keystone" if keystone is not None else "tokens"
+    if kept != asked:
+        flag = "with --keystone" if kept == "keystone" else "without --keystone"
+        raise _Refused(f"{lay.root} was first started {flag} (auth_strategy = {kept} in "
+                       f"{lay.conf('chute-api')}); start it {flag} again, or use another "
+                       "--data-dir")
+
+
+def _start_keystone(lay: Layout, keystone: allinone_keystone.KeystoneSite,
+                    urls: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Keystone running, with chute's users and endpoints in it (made on the first start),
+    and the clients' files written."""
+    site = keystone.site
+    if not allinone_keystone.installed(allinone_keystone.venv()):
+        print(f"installing Keystone {allinone_keystone.VERSION} into "
+              f"{allinone_keystone.venv()} (first use, about a minute)", flush=True)
+    home = allinone_keystone.install()
+    done = site.root / "set-up"
+    if not done.exists():
+        allinone_keystone.set_up(home, site, keystone.admin_password)
+        _write(done, "keystone-manage db_sync, fernet_setup, credential_setup, bootstrap\n",
+               DATA)
+    proc = allinone_keystone.serve(home, site)
+    token = allinone_keystone.wait_ready(proc, site, keystone.admin_password)
+    provisioned = site.root / "provisioned"
+    if not provisioned.exists():
+        admin = allinone_keystone.Admin(site.url, token)
+        allinone_keystone.provision(admin, urls["chute-api"], urls["chute-compute"], keystone)
+        _write(provisioned, "users chute and demo, image and compute endpoints\n", DATA)
+    write_keystone_identity(lay.root, site.url, {
+        "admin": ("admin", keystone.admin_password, "admin"),
+        allinone_keystone.DEMO: (allinone_keystone.DEMO, keystone.demo_password,
+                                 allinone_keystone.DEMO)})
+    print(f"keystone listening on {site.url}  (log {site.log}); . {lay.root / 'openrc'} "
+          f"(admin) or {lay.root / 'demo-openrc'} (demo)", flush=True)
+    return proc
+
+
 def _run(root: Path, api_port: int | None, compute_port: int | None,
-         show_locations: bool, compute_driver: str) -> int:
+         show_locations: bool, compute_driver: str,
+         keystone: allinone_keystone.KeystoneSite | None = None) -> int:
     kept = Layout(root).conf("chute-api").exists() or Layout(root).conf("chute-compute").exists()
-    lay = write_configs(root, api_port, compute_port, show_locations, compute_driver)
+    _check_mode(Layout(root), keystone)
+    lay = write_configs(root, api_port, compute_port, show_locations, compute_driver,
+                        keystone)
     if kept and re.search(r"(?m)^compute_driver\s*=\s*libvirt\s*$",
                           lay.conf("chute-compute").read_text(encoding="utf-8")):
         libvirt_problem()  # starts libvirtd after a reboot; chute-compute says if it failed
@@ -363,6 +458,11 @@ def _run(root: Path, api_port: int | None, compute_port: int | None,
             return _fail(f"port {port} on {host} ({service}, bind_port in "
                          f"{lay.conf(service)}) {busy}; nothing was started")
         urls[service] = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    if keystone is not None:
+        busy = _port_busy(HOST, keystone.site.port)
+        if busy is not None:
+            return _fail(f"port {keystone.site.port} on {HOST} (keystone, "
+                         f"{keystone.site.root / 'port'}) {busy}; nothing was started")
     stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -373,6 +473,8 @@ def _run(root: Path, api_port: int | None, compute_port: int | None,
     procs: list[subprocess.Popen[bytes]] = []
     failure: str | None = None
     try:
+        if keystone is not None:
+            procs.append(_start_keystone(lay, keystone, urls))
         for service, url in urls.items():
             cmd = [*_command(service), "--config-file", str(lay.conf(service))]
             procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL))
@@ -387,7 +489,7 @@ def _run(root: Path, api_port: int | None, compute_port: int | None,
                 failure = f"{Path(str(command)).name} exited with status {dead[0].returncode}"
                 break
             time.sleep(0.2)
-    except RuntimeError as exc:
+    except (RuntimeError, KeystoneError) as exc:
         failure = str(exc)
     finally:
         _stop(procs)

@@ -58,3 +58,10 @@ def _exercise_host(api: Any) -> None:
     api("GET", "/v2.1/flavors/{flavor_id}/os-extra_specs/{key}", 404,
         "/v2.1/flavors/1/os-extra_specs/hw:cpu")
     api("GET", "/v2.1/limits", 200)
+    quotas = "/v2.1/os-quota-sets/{project_id}"
+    api("PUT", quotas, 200, "/v2.1/os-quota-sets/doc", json={"quota_set": {"instances": 5}})
+    api("PUT", quotas, 400, "/v2.1/os-quota-sets/doc", json={"quota_set": {"colour": 1}})
+    api("GET", quotas, 200, "/v2.1/os-quota-sets/doc")
+    api("GET", quotas + "/detail", 200, "/v2.1/os-quota-sets/doc/detail")
+    api("GET", quotas + "/defaults", 200, "/v2.1/os-quota-sets/doc/defaults")
+    api("DELETE", quotas, 202, "/v2.1/os-quota-sets/doc")

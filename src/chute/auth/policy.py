@@ -74,6 +74,7 @@ IMAGE_RULES: dict[str, str] = {
 }
 
 _SERVERS = "os_compute_api:servers"
+_QUOTAS = "os_compute_api:os-quota-sets"
 COMPUTE_RULES: dict[str, str] = {
     **BASE_RULES,
     f"{_SERVERS}:index": ADMIN_OR_PROJECT_READER,
@@ -84,6 +85,11 @@ COMPUTE_RULES: dict[str, str] = {
     f"{_SERVERS}:create": ADMIN_OR_PROJECT_MEMBER,
     f"{_SERVERS}:delete": ADMIN_OR_PROJECT_MEMBER,
     f"{_SERVERS}:update": ADMIN_OR_PROJECT_MEMBER,
+    f"{_QUOTAS}:show": ADMIN_OR_PROJECT_READER,
+    f"{_QUOTAS}:detail": ADMIN_OR_PROJECT_READER,
+    f"{_QUOTAS}:defaults": "@",
+    f"{_QUOTAS}:update": ADMIN,
+    f"{_QUOTAS}:delete": ADMIN,
 }
 
 

@@ -9,6 +9,12 @@
   OS_TOKEN, OS_IMAGE_URL, OS_COMPUTE_URL, OS_CLOUD, OS_CLIENT_CONFIG_FILE).
 
 Kept as they are on later starts, as the configs are: an operator's added tokens survive.
+
+With `chute up --keystone` (write_keystone_identity) there is no tokens file: `clouds.yaml`
+holds clouds `chute` (Keystone's admin) and `chute-demo` (the demo project's member), and
+`openrc` / `demo-openrc` set OS_AUTH_URL, OS_USERNAME, OS_PASSWORD and the project, as
+DevStack's do: `glance`, `nova` and `openstack` log in with a password and find chute's
+endpoints in Keystone's catalog.
 """
 
 from __future__ import annotations
@@ -83,3 +89,48 @@ export OS_CLOUD={CLOUD}
 export OS_CLIENT_CONFIG_FILE={ident.clouds_yaml}
 """)
     return Identity(ident.tokens_file, ident.clouds_yaml, ident.openrc, admin)
+
+
+def _password_cloud(name: str, auth_url: str, user: str, password: str, project: str) -> str:
+    return f"""\
+  {name}:
+    auth_type: password
+    auth:
+      auth_url: {auth_url}
+      username: {user}
+      password: {password}
+      project_name: {project}
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: RegionOne
+    identity_api_version: '3'
+    image_api_version: '2'
+"""
+
+
+def _password_openrc(auth_url: str, user: str, password: str, project: str) -> str:
+    return f"""\
+# . this file: glance, nova and openstack then log in to Keystone as {user} ({project})
+export OS_AUTH_URL={auth_url}
+export OS_USERNAME={user}
+export OS_PASSWORD={password}
+export OS_PROJECT_NAME={project}
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_IDENTITY_API_VERSION=3
+export OS_IMAGE_API_VERSION=2
+export OS_REGION_NAME=RegionOne
+"""
+
+
+def write_keystone_identity(root: Path, auth_url: str,
+                            users: dict[str, tuple[str, str, str]]) -> None:
+    """clouds.yaml and an openrc per user (`admin` -> openrc, NAME -> NAME-openrc); `users`
+    maps a name to (user, password, project)."""
+    clouds = "".join(_password_cloud(CLOUD if name == "admin" else f"{CLOUD}-{name}",
+                                     auth_url, *found) for name, found in users.items())
+    _write_once(root / "clouds.yaml", "# Written by chute up --keystone for openstacksdk and "
+                f"the openstack CLI: OS_CLOUD={CLOUD}\nclouds:\n{clouds}")
+    for name, found in users.items():
+        rc = root / ("openrc" if name == "admin" else f"{name}-openrc")
+        _write_once(rc, _password_openrc(auth_url, *found))

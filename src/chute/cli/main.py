@@ -55,12 +55,20 @@ def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_toke
               help="On the first start: libvirt (real guests), fake (disks only), or auto "
                    "(libvirt if it can run here, installing and starting it when chute runs "
                    "from its repository as root, else fake with a line saying why).")
+@click.option("--keystone", is_flag=True, default=False,
+              help="Run a real Keystone beside chute (installed on first use into "
+                   "~/.cache/chute) and authenticate with it: DATA_DIR/openrc then logs "
+                   "glance, nova and openstack in with a password. Without it: a tokens file.")
+@click.option("--keystone-port", type=int, default=None,
+              help="Keystone's port on the first start with --keystone  [default: 5000].")
 def up(data_dir: str, api_port: int | None, compute_port: int | None,
-       show_locations: bool, compute_driver: str) -> None:
+       show_locations: bool, compute_driver: str, keystone: bool,
+       keystone_port: int | None) -> None:
     """Run chute-api and chute-compute together on this machine (all-in-one)."""
     from chute.allinone import main as allinone_main  # only `up` needs it
 
-    status = allinone_main(data_dir, api_port, compute_port, show_locations, compute_driver)
+    status = allinone_main(data_dir, api_port, compute_port, show_locations, compute_driver,
+                           keystone, keystone_port)
     if status:
         sys.exit(status)
 

@@ -21,6 +21,7 @@ from chute.compute import (
     api_flavors,
     api_host,
     api_keypairs,
+    api_quotas,
     api_servers,
     microversion,
     server_fields,
@@ -267,6 +268,7 @@ def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
     app.add_route("/v2.1/servers/{server_id}/action", ServerAction(manager))
     _add_server_routes(app, manager)
     _add_host_routes(app, manager)
+    _add_quota_routes(app, manager, rules.policy)
     return app
 
 
@@ -292,3 +294,10 @@ def _add_host_routes(app: httpapi.App, manager: ComputeManager) -> None:
     app.add_route("/v2.1/flavors/{flavor_id}/os-extra_specs/{key}",
                   api_host.FlavorExtraSpec())
     app.add_route("/v2.1/limits", api_host.Limits(manager))
+
+
+def _add_quota_routes(app: httpapi.App, manager: ComputeManager, policy: Authorizer) -> None:
+    quotas = "/v2.1/os-quota-sets/{project_id}"
+    app.add_route(quotas, api_quotas.QuotaSet(manager, policy))
+    app.add_route(f"{quotas}/detail", api_quotas.QuotaSetDetail(manager, policy))
+    app.add_route(f"{quotas}/defaults", api_quotas.QuotaSetDefaults(manager, policy))

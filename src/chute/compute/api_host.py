@@ -1,8 +1,9 @@
 """What the host offers, in Nova's shapes: its availability zone (`os-availability-zone`, the
 `/detail` form naming this host), flavor extra specs (none: the classic flavors have none),
 and `/limits`, which say honestly what chute enforces: metadata items (128), keypairs (100)
-and, from server_fields.py, tags per server; instances, cores and RAM are not limited (-1,
-Nova's "unlimited"), with what is used counted from the servers on this host.
+and the caller's project's quotas of instances, cores and RAM with what its servers use
+(compute/quotas.py); a caller with no project (noauth) is not limited (-1, Nova's
+"unlimited") and sees what all servers use.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import Any
 import falcon
 
 from chute import httpapi
+from chute.auth.middleware import context_of
 from chute.compute import flavors, microversion
 from chute.compute.instance import utcnow
 from chute.compute.keypairs import KEY_PAIRS
 from chute.compute.manager import ComputeManager
+from chute.compute.quotas import UNLIMITED, usage_of
 from chute.compute.server_fields import METADATA_ITEMS
 from chute.errors import ComputeNotFound
 
@@ -55,14 +58,20 @@ class Limits:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         version = microversion.of(req)
-        servers = self.manager.list()
-        used = [f for f in (flavors.find(s.flavor_id) for s in servers) if f is not None]
+        project_id = context_of(req).project_id
+        if project_id is None:
+            limits = dict.fromkeys(("instances", "cores", "ram"), UNLIMITED)
+            used = usage_of(self.manager.list())
+        else:
+            limits = self.manager.quotas.limits(project_id)
+            used = self.manager.quotas.usage(project_id)
         absolute: dict[str, int] = {
             "maxServerMeta": METADATA_ITEMS, "maxTotalKeypairs": KEY_PAIRS,
-            "maxTotalInstances": -1, "maxTotalCores": -1, "maxTotalRAMSize": -1,
+            "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
+            "maxTotalRAMSize": limits["ram"],
             "maxServerGroups": 0, "maxServerGroupMembers": 0,
-            "totalInstancesUsed": len(servers), "totalCoresUsed": sum(f.vcpus for f in used),
-            "totalRAMUsed": sum(f.ram for f in used), "totalServerGroupsUsed": 0,
+            "totalInstancesUsed": used.instances, "totalCoresUsed": used.cores,
+            "totalRAMUsed": used.ram, "totalServerGroupsUsed": 0,
         }
         if not version.at_least("2.39"):
             absolute["maxImageMeta"] = METADATA_ITEMS

@@ -51,6 +51,7 @@ from chute.compute.instance_actions import InstanceActions
 from chute.compute.keypairs import Keypairs
 from chute.compute.network import Network
 from chute.compute.powersync import PowerSync
+from chute.compute.quotas import Quotas
 from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
 from chute.compute.virt import Driver
@@ -120,6 +121,7 @@ class ComputeManager:
         self.keypairs = Keypairs(db.engine)
         self.flavors = flavors.open_catalog(db.engine)
         self.actions = InstanceActions(db.engine)
+        self.quotas = Quotas(db.engine, dict(settings.quota), db.list)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._workers: _Workers | None = None
@@ -192,27 +194,37 @@ class ComputeManager:
         key_data = self._key_data(user_id, request.key_name)
         _require_fits(flavor, self._image(image_id, for_request=True,
                                                token=ctx.auth_token))
-        count = request.max_count
         created = []
-        for n in range(1, count + 1):
-            inst = Instance(
-                id=str(uuid.uuid4()), name=checked_name if count == 1 else f"{checked_name}-{n}",
-                image_id=image_id, flavor_id=flavor.id, key_name=request.key_name,
-                key_data=key_data, user_data=request.user_data, metadata=request.metadata,
-                tags=request.tags, availability_zone=zone, description=request.description,
-                admin_pass=request.admin_pass, project_id=ctx.project_id,
-                user_id=ctx.user_id, networks=request.networks,
-                config_drive=self._wants_config_drive(request))
-            self.db.create(inst)
-            self.actions.start(inst.id, "create", user_id=user_id,
-                               project_id=ctx.project_id or "")
-            LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, image_id,
-                     flavor.name)
-            created.append(inst)
+        with self.quotas.claim(ctx.project_id, flavor, request.min_count,
+                               request.max_count) as count:
+            for n in range(1, count + 1):
+                name = checked_name if count == 1 else f"{checked_name}-{n}"
+                created.append(self._accept(request, ctx, (image_id, flavor, key_data, zone),
+                                            name))
         assert self._workers is not None, "start() was not called"
         for inst in created:
             self._workers.submit(functools.partial(self._build, inst.id))
         return created
+
+    def _accept(self, request: BootRequest, ctx: RequestContext,
+                checked: tuple[str, flavors.Flavor, str | None, str], name: str) -> Instance:
+        """Record one server of a boot request, in BUILD (`checked`: its image id, flavor,
+        key and zone as create() checked them)."""
+        image_id, flavor, key_data, zone = checked
+        inst = Instance(
+            id=str(uuid.uuid4()), name=name, image_id=image_id,
+            flavor_id=flavor.id, key_name=request.key_name,
+            key_data=key_data, user_data=request.user_data, metadata=request.metadata,
+            tags=request.tags, availability_zone=zone, description=request.description,
+            admin_pass=request.admin_pass, project_id=ctx.project_id,
+            user_id=ctx.user_id, networks=request.networks,
+            config_drive=self._wants_config_drive(request))
+        self.db.create(inst)
+        self.actions.start(inst.id, "create", user_id=ctx.user_id or "",
+                           project_id=ctx.project_id or "")
+        LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, inst.image_id,
+                 flavor.name)
+        return inst
 
     def _zone(self, requested: str | None) -> str:
         """This host's zone; `ZONE:HOST[:NODE]` (Nova's forced host) is refused: no

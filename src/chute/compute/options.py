@@ -74,6 +74,13 @@ SCHEMA: Schema = {
             "os_hash_value, else checksum), or os_hash_value to always use the multihash.",
             choices=("auto", "os_hash_value")),
     ],
+    "quota": [
+        Opt("instances", "int", 10, "Servers a project may have (-1: unlimited).", min=-1),
+        Opt("cores", "int", 20, "Virtual CPUs a project's servers may have in total "
+            "(-1: unlimited).", min=-1),
+        Opt("ram", "int", 51200, "MiB of RAM a project's servers may have in total "
+            "(-1: unlimited).", min=-1),
+    ],
     "image_file_url": [
         Opt("filesystems", "list", [], "Names of [image_file_url:NAME] sections to use."),
     ],

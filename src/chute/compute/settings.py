@@ -97,6 +97,7 @@ class ManagerSettings:
     sync_power_state_interval: int = 600  # 0: never
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
+    quota: tuple[tuple[str, int], ...] = ()  # [quota] instances, cores, ram (Nova's)
 
     @classmethod
     def from_config(cls, conf: Config) -> ManagerSettings:
@@ -108,7 +109,8 @@ class ManagerSettings:
         return cls(d["instances_path"], conf.get("libvirt", "images_type"),
                    conf.get("image_cache", "manager_interval"), zone, d["force_config_drive"],
                    d["shutdown_timeout"], d["sync_power_state_interval"],
-                   d["cpu_allocation_ratio"], d["ram_allocation_ratio"])
+                   d["cpu_allocation_ratio"], d["ram_allocation_ratio"],
+                   tuple(conf.section("quota").items()))
 
 
 # QEMU's user-mode network (its documentation, "Network options"): the same for every guest.

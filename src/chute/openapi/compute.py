@@ -165,6 +165,23 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["rate", "absolute"],
         "properties": {"rate": {"type": "array"}, "absolute": {
             "type": "object", "additionalProperties": {"type": "integer"}}}}}},
+    "QuotaSet": {"type": "object", "required": ["quota_set"], "properties": {"quota_set": {
+        "type": "object", "required": ["instances", "cores", "ram"],
+        "properties": {"id": {"type": "string"}},
+        "additionalProperties": {"type": "integer"}}}},
+    "QuotaSetDetail": {"type": "object", "required": ["quota_set"], "properties": {
+        "quota_set": {"type": "object", "required": ["id", "instances", "cores", "ram"],
+                      "properties": {"id": {"type": "string"}},
+                      "additionalProperties": {
+                          "type": "object", "required": ["limit", "in_use", "reserved"],
+                          "properties": {"limit": {"type": "integer"},
+                                         "in_use": {"type": "integer"},
+                                         "reserved": {"type": "integer"}}}}}},
+    "QuotaSetUpdate": {"type": "object", "required": ["quota_set"], "properties": {
+        "quota_set": {"type": "object", "properties": {
+            "instances": {"type": "integer", "minimum": -1},
+            "cores": {"type": "integer", "minimum": -1},
+            "ram": {"type": "integer", "minimum": -1}, "force": {"type": "boolean"}}}}},
     "ServerAction": {
         "description": "Exactly one action: os-stop and os-start take null, reboot a type "
                        "(SOFT or HARD, any case), os-getConsoleOutput an optional length "
@@ -263,6 +280,8 @@ KEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string
 NETWORK = {"name": "network", "in": "path", "required": True, "schema": {"type": "string"},
            "description": "A network's name (label)"}
 TAG = {"name": "tag", "in": "path", "required": True, "schema": {"type": "string"}}
+PROJECT_ID = {"name": "project_id", "in": "path", "required": True,
+              "schema": {"type": "string"}}
 KEYPAIR = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 REQUEST_ID = {"name": "request_id", "in": "path", "required": True,
               "schema": {"type": "string"}}
@@ -415,8 +434,25 @@ DOCUMENT: dict[str, Any] = {
             "get": _op("showFlavorExtraSpec", "One extra spec (always 404: none)", "200",
                        {"type": "object"})},
         "/v2.1/limits": {
-            "get": _op("showLimits", "What chute enforces (-1: unlimited) and what is used",
+            "get": _op("showLimits", "What chute enforces for the caller's project (-1: unlimited) "
+                       "and what it uses",
                        "200", _ref("Limits"))},
+        "/v2.1/os-quota-sets/{project_id}": {
+            "parameters": [PROJECT_ID],
+            "get": _op("showQuotaSet", "A project's quotas (project reader or admin)", "200",
+                       _ref("QuotaSet")),
+            "put": _op("updateQuotaSet", "Set a project's instances, cores, ram (admin; "
+                       "below what it uses only with force)", "200", _ref("QuotaSet"),
+                       requestBody=_body("QuotaSetUpdate")),
+            "delete": _op("deleteQuotaSet", "Back to the defaults (admin)", "202", None)},
+        "/v2.1/os-quota-sets/{project_id}/detail": {
+            "parameters": [PROJECT_ID],
+            "get": _op("showQuotaSetDetail", "A project's quotas with what it uses", "200",
+                       _ref("QuotaSetDetail"))},
+        "/v2.1/os-quota-sets/{project_id}/defaults": {
+            "parameters": [PROJECT_ID],
+            "get": _op("showQuotaSetDefaults", "The default quotas", "200",
+                       _ref("QuotaSet"))},
         "/v2.1/servers/{server_id}/action": {"parameters": [SERVER_ID],
                                              "post": _server_action()},
     },
