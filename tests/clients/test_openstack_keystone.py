@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.helpers import keystone
-from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepare_compute
+from tests.helpers.authed import Pair, start_keystone
+from tests.helpers.services import ApiServer, ComputeServer
 
 OPENSTACK = str(Path(sys.executable).parent / "openstack")
 
@@ -37,20 +38,9 @@ class KeystoneCloud:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneCloud]:
     ks = keystone.start(tmp_path_factory.mktemp("keystone"))
-    api = compute = None
+    pair: Pair | None = None
     try:
-        service_password, _ = ks.user("chute", "service", "service")
-        authtoken = {"auth_type": "password", "auth_url": ks.url, "www_authenticate_uri": ks.url,
-                     "username": "chute", "password": service_password,
-                     "project_name": "service", "user_domain_id": "default",
-                     "project_domain_id": "default"}
-        auth = {"auth_strategy": "keystone"}
-        api = prepare_api(tmp_path_factory.mktemp("ks-api"), DEFAULT=auth,
-                          keystone_authtoken=authtoken).start()
-        compute = prepare_compute(tmp_path_factory.mktemp("ks-compute"), api, DEFAULT=auth,
-                                  keystone_authtoken=authtoken).start()
-        ks.register("image", "glance", api.url)
-        ks.register("compute", "nova", compute.url + "/v2.1")
+        pair = start_keystone(tmp_path_factory, ks)
         password, _ = ks.user("demo", "demo", "member")
         root = tmp_path_factory.mktemp("ks-client")
         (root / "clouds.yaml").write_text(
@@ -60,11 +50,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneCloud]:
             "      project_domain_id: default\n    region_name: RegionOne\n"
             "    identity_api_version: 3\n")
         (root / "clouds.yaml").chmod(0o600)
-        yield KeystoneCloud(api, compute, root)
+        yield KeystoneCloud(pair.api, pair.compute, root)
     finally:
-        for service in (compute, api):
-            if service is not None:
-                service.kill()
+        if pair is not None:
+            pair.kill()
         ks.stop()
 
 

@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from chute.client.images import ImageClient
+from tests.helpers.authed import start_tokens
 from tests.helpers.identity import Caller, write_tokens
-from tests.helpers.services import ComputeServer, prepare_api, prepare_compute
+from tests.helpers.services import ComputeServer, prepare_compute
 
 DATA = b"\x5a" * 65536
 
@@ -38,19 +39,14 @@ def qcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaCloud]:
         Caller("other", secrets.token_hex(16), "proj-o", "member"),
         Caller("admin", secrets.token_hex(16), "proj-admin", "admin"),
         Caller("service", secrets.token_hex(16), "service", "service"))}
-    tokens = write_tokens(tmp_path_factory.mktemp("identity") / "tokens", who)
-    auth = {"auth_strategy": "tokens", "tokens_file": str(tokens)}
-    api = prepare_api(tmp_path_factory.mktemp("api"), DEFAULT=auth).start()
-    compute = prepare_compute(tmp_path_factory.mktemp("compute"), api, DEFAULT=auth,
-                              glance={"service_token": who["service"].token}).start()
+    pair = start_tokens(tmp_path_factory, who)
     try:
-        client = ImageClient(api.url, who["member"].token)
+        client = ImageClient(pair.api.url, who["member"].token)
         image = client.create(name="q", disk_format="raw", container_format="bare")
         client.upload(image["id"], io.BytesIO(DATA), len(DATA))
-        yield QuotaCloud(compute, who, str(image["id"]))
+        yield QuotaCloud(pair.compute, who, str(image["id"]))
     finally:
-        compute.kill()
-        api.kill()
+        pair.kill()
 
 
 def call(cloud: QuotaCloud, caller: str, method: str, path: str,
