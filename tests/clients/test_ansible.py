@@ -1,5 +1,5 @@
-"""Ansible's openstack.cloud collection (image, keypair, server with auto_ip false, server_action stop) on the
-README's clouds.yaml, run twice: the second run changes nothing.
+"""Ansible's openstack.cloud collection (image, keypair, server with auto_ip false,
+server_action stop) on the README's clouds.yaml, run twice: the second run changes nothing.
 
 The collection runs in its own virtualenv (.cache/ansible-venv), made here from the pins of
 pyproject's `ansible-tests` extra: openstack.cloud 2.5.0 (bundled in ansible 12.3.0, the last
