@@ -189,3 +189,25 @@ def test_who_may_delete_a_server(cloud, caller, want):
     resp = requests.delete(f"{cloud.compute.url}/v2.1/servers/{server_id}",
                            headers=cloud.callers[caller].headers(), timeout=10)
     assert resp.status_code == want, resp.text
+
+
+@pytest.mark.parametrize(("caller", "want"), [("member", 200), ("reader", 200), ("other", 404),
+                                              ("anonymous", 401)])
+def test_an_images_tasks_are_seen_by_who_sees_the_image(cloud, caller, want):
+    """Glance's get_image rule: the project's reader sees its import's task, another project
+    gets 404 (as for the image), no token 401."""
+    owner = cloud.callers["member"]
+    made = requests.post(f"{cloud.api.url}/v2/images", json={"name": "t", **RAW},
+                         headers=owner.headers(), timeout=10).json()
+    requests.put(f"{cloud.api.url}/v2/images/{made['id']}/stage", data=b"\1" * 4096,
+                 headers=owner.headers(**{"Content-Type": "application/octet-stream"}),
+                 timeout=10)
+    requests.post(f"{cloud.api.url}/v2/images/{made['id']}/import",
+                  json={"method": {"name": "glance-direct"}}, headers=owner.headers(),
+                  timeout=10)
+    listed = requests.get(f"{cloud.api.url}/v2/images/{made['id']}/tasks",
+                          headers=cloud.callers[caller].headers(), timeout=10)
+    assert listed.status_code == want, listed.text
+    if want == 200:
+        [task] = listed.json()["tasks"]
+        assert (task["status"], task["owner"]) == ("success", owner.project)

@@ -1,5 +1,5 @@
-"""Ansible's openstack.cloud collection (image, keypair, server with auto_ip false) on the
-README's clouds.yaml, run twice: the second run changes nothing.
+"""Ansible's openstack.cloud collection (image, keypair, server with auto_ip false,
+server_action stop) on the README's clouds.yaml, run twice: the second run changes nothing.
 
 The collection runs in its own virtualenv (.cache/ansible-venv), made here from the pins of
 pyproject's `ansible-tests` extra: openstack.cloud 2.5.0 (bundled in ansible 12.3.0, the last
@@ -69,9 +69,9 @@ def test_the_playbook_converges_and_a_second_run_changes_nothing(cloud, ansible_
     public_key = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     first = recap(run_playbook(cloud, ansible_venv, disk, public_key))
-    assert first["changed"] == 4 and first["failed"] == 0, first
+    assert first["changed"] == 5 and first["failed"] == 0, first
     second = recap(run_playbook(cloud, ansible_venv, disk, public_key))
-    assert second["changed"] == 0 and second["failed"] == 0 and second["ok"] == 5, second
+    assert second["changed"] == 0 and second["failed"] == 0 and second["ok"] == 8, second
     (imported,) = requests.get(cloud.api.url + "/v2/images", params={"name": "ansible-imported"},
                                timeout=10).json()["images"]
     assert imported["status"] == "active"

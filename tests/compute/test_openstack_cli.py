@@ -11,6 +11,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import openstack
@@ -20,6 +21,8 @@ from tests.helpers.images import upload_image
 from tests.helpers.servers import nova
 from tests.helpers.services import prepare_compute
 
+# `-f json` gives the power state as Nova sends it, a number (the table says "Running").
+RUNNING, SHUTDOWN = 1, 4
 OPENSTACK = str(Path(sys.executable).parent / "openstack")
 
 
@@ -119,3 +122,37 @@ def test_sdk_for_what_the_cli_needs_keystone_for(cloud):
     assert len(list(conn.compute.servers(limit=1))) >= 3  # follows servers_links
     conn.compute.delete_keypair("sdk-key")
 
+
+
+def wait_shown(cloud, name, status, power_state, timeout=60.0):
+    """`openstack server show` polled until it reports the state an action leads to, its
+    task done (the next action would get a 409 while it runs)."""
+    deadline = time.monotonic() + timeout
+    shown = osc_json(cloud, "server", "show", name)
+    while (shown["status"], shown["OS-EXT-STS:power_state"],
+           shown["OS-EXT-STS:task_state"]) != (status, power_state, None):
+        assert time.monotonic() < deadline, f"{name} stayed {shown['status']}"
+        time.sleep(0.5)
+        shown = osc_json(cloud, "server", "show", name)
+    return shown
+
+
+def test_stop_start_reboot_and_the_console(cloud):
+    """The fake driver's power state is real (a file the agent reads back) and its console
+    log records each action, so every row waits for what `server show` reports."""
+    osc(cloud, "server", "create", "--image", "osc-image", "--flavor", "m1.tiny",
+        "--nic", "none", "--wait", "osc-power")
+    osc(cloud, "server", "stop", "osc-power")
+    wait_shown(cloud, "osc-power", "SHUTOFF", SHUTDOWN)
+    osc(cloud, "server", "start", "osc-power")
+    wait_shown(cloud, "osc-power", "ACTIVE", RUNNING)
+    osc(cloud, "server", "reboot", "--wait", "osc-power")
+    osc(cloud, "server", "reboot", "--hard", "--wait", "osc-power")
+    wait_shown(cloud, "osc-power", "ACTIVE", RUNNING)
+
+    console = osc(cloud, "console", "log", "show", "osc-power").splitlines()
+    assert [" ".join(line.split()[3:]) for line in console if line] == [
+        "started", "powered off", "started", "rebooted (soft)", "rebooted (hard)"]
+    last = osc(cloud, "console", "log", "show", "--lines", "1", "osc-power")
+    assert last.strip().endswith("rebooted (hard)")
+    osc(cloud, "server", "delete", "--wait", "osc-power")

@@ -194,3 +194,43 @@ def test_an_import_a_restart_interrupted_is_queued_again_with_the_reason(api, we
     requeued = show(api, image["id"])
     assert requeued["status"] == "queued" and "os_glance_import_task" not in requeued
     assert requeued["os_glance_failed_import"] == "interrupted by a restart of chute-api"
+
+
+def tasks(api: ApiServer, image_id: str) -> list[dict]:
+    listed = requests.get(f"{api.url}/v2/images/{image_id}/tasks", timeout=30)
+    assert listed.status_code == 200, listed.text
+    return listed.json()["tasks"]
+
+
+def test_each_import_is_listed_as_glance_lists_its_task(api, web):
+    """Glance 2.12's `GET /v2/images/{id}/tasks`: the import's input, outcome, and the request
+    that asked for it."""
+    image = create(api, name="tasked")
+    assert tasks(api, image["id"]) == []
+    assert stage(api, image["id"], DATA).status_code == 204
+    started = start_import(api, image["id"], {"name": "glance-direct"})
+    [task] = tasks(api, image["id"])
+    assert (task["type"], task["status"], task["image_id"]) == (
+        "api_image_import", "success", image["id"])
+    assert task["input"] == {"image_id": image["id"], "backend": None,
+                             "import_req": {"method": {"name": "glance-direct"}}}
+    assert task["result"] == {"image_id": image["id"]} and task["message"] == ""
+    assert task["request_id"] == started.headers["x-openstack-request-id"]
+    assert task["expires_at"] > task["created_at"] and task["deleted"] is False
+
+    failing = create(api, name="tasked-web", disk_format="qcow2")
+    web.served["/raw-not-qcow2"] = DATA
+    uri = web.url("/raw-not-qcow2")
+    assert start_import(api, failing["id"], {"name": "web-download",
+                                             "uri": uri}).status_code == 202
+    settled(api, failing["id"])
+    [failed] = tasks(api, failing["id"])
+    assert (failed["status"], failed["result"]) == ("failure", None)
+    assert failed["message"].startswith(uri) and "qcow2" in failed["message"]
+    assert failed["input"]["import_req"]["method"] == {"name": "web-download", "uri": uri}
+
+
+def test_the_tasks_of_an_unknown_image_are_404(api):
+    missing = requests.get(f"{api.url}/v2/images/{'0' * 8}-0000-0000-0000-{'0' * 12}/tasks",
+                           timeout=30)
+    assert missing.status_code == 404 and "No image found" in missing.text

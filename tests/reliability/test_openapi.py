@@ -163,6 +163,8 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     assert api("GET", "/v2/images/{image_id}/extents", 200, f"{one}/extents").json() == {
         "size": len(data), "extents": [{"offset": 0, "length": len(data)}]}
     api("GET", "/v2/images/{image_id}/locations", 200, f"{one}/locations", headers=js)
+    api("GET", "/v2/images/{image_id}/tasks", 200, f"{one}/tasks")
+    api("GET", "/v2/images/{image_id}/tasks", 404, "/v2/images/nope/tasks", headers=js)
     members, member = f"{one}/members", f"{one}/members/proj-b"
     api("POST", "/v2/images/{image_id}/members", 200, members, json={"member": "proj-b"})
     api("POST", "/v2/images/{image_id}/members", 409, members, headers=js,

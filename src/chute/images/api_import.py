@@ -1,14 +1,19 @@
-"""Interoperable import: `GET /v2/info/import`, `PUT .../stage`, `POST .../import`."""
+"""Interoperable import: `GET /v2/info/import`, `PUT .../stage`, `POST .../import`, and the
+imports recorded as Glance's tasks, `GET /v2/images/{id}/tasks`."""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 import falcon
 
 from chute.auth.middleware import context_of
-from chute.httpapi import json_response, no_body, read_json
+from chute.httpapi import json_response, no_body, read_json, request_id_var
 from chute.images.api_data import ReceivingResource
 from chute.images.body import open_body
 from chute.images.imports import ImportService
+from chute.images.tasks_db import Task, TaskOrigin
 
 
 class ImportInfoResource:
@@ -40,9 +45,37 @@ class ImportResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         body = read_json(req)
-        self.imports.data.service.authorized(image_id, context_of(req), "upload_image")
-        self.imports.start(image_id, body)
+        ctx = context_of(req)
+        self.imports.data.service.authorized(image_id, ctx, "upload_image")
+        self.imports.start(image_id, body,
+                           TaskOrigin(ctx.project_id, ctx.user_id, request_id_var.get()))
         resp.status = falcon.HTTP_202
         # Glance's empty 202 is webob's text/html: glanceclient parses a body typed
         # application/json, and an empty one is a JSON error that fails `image-import`.
         resp.content_type = "text/html; charset=UTF-8"
+
+
+class ImageTasksResource:
+    """`GET /v2/images/{id}/tasks` (Glance 2.12). `/v2/tasks` (admin-only, deprecated in
+    Glance) is not served."""
+
+    def __init__(self, imports: ImportService) -> None:
+        self.imports = imports
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
+        no_body(req)
+        tasks = self.imports.tasks_of(image_id, context_of(req))
+        json_response(resp, {"tasks": [task_view(t) for t in tasks]})
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    """A task as Glance's database layer formats it (its timestamps as oslo's to_primitive)."""
+    return {"id": task.id, "type": task.type, "status": task.status, "owner": task.owner,
+            "expires_at": _time(task.expires_at), "created_at": _time(task.created_at),
+            "updated_at": _time(task.updated_at), "deleted_at": None, "deleted": False,
+            "image_id": task.image_id, "request_id": task.request_id, "user_id": task.user_id,
+            "input": task.input, "result": task.result, "message": task.message}
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%f")

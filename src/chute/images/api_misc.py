@@ -18,7 +18,10 @@ from chute.images.service import ImageService
 # import (chute.images.imports: glance-direct and web-download), 2.7 hidden images and the
 # multihash, 2.9 the import's `all_stores`/`all_stores_must_succeed` fields (accepted and
 # answered as Glance without multi-store does). 2.15 (locations API for services) and 2.17 are
-# not claimed: chute has only the service-only locations read, not the location add.
+# not claimed: chute has only the service-only locations read, not the location add. 2.12 (an
+# image's tasks) is not claimed though `GET /v2/images/{id}/tasks` is served: 2.12 includes
+# multi-store's 2.8, 2.10 and 2.11 (`/v2/stores/...`, copy-image), and Glance 33 too serves the
+# route but lists 2.12 only with `enabled_backends` (so `glance image-tasks` refuses both).
 VERSIONS = [("v2.9", "CURRENT"), ("v2.7", "SUPPORTED"), ("v2.6", "SUPPORTED"),
             ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
             ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED")]

@@ -94,6 +94,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_route("/v2/images/{image_id}/stage",
                   api_import.StageResource(imports, settings.server.client_socket_timeout))
     app.add_route("/v2/images/{image_id}/import", api_import.ImportResource(imports))
+    app.add_route("/v2/images/{image_id}/tasks", api_import.ImageTasksResource(imports))
     app.add_route("/v2/images/{image_id}/extents", ExtentsResource(service))
     app.add_route("/v2/images/{image_id}/tags/{tag}", api_misc.TagResource(service))
     app.add_route("/v2/images/{image_id}/actions/deactivate",

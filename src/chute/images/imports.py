@@ -11,8 +11,10 @@ its import task: the image is `importing` meanwhile.
 What Glance shows of an import, chute shows the same way, as image properties (Glance 33
 without multi-store): `os_glance_import_task` (the task's id, the import's lock, removed when
 the import ends), `os_glance_importing_to_stores` and `os_glance_failed_import` (store lists
-in Glance, empty with one store). chute has no tasks table: a failed import's reason is in
-`os_glance_failed_import` (Glance keeps it in the task's `message`) and in the log.
+in Glance, empty with one store). Each import is also recorded as Glance's `api_image_import`
+task (chute.images.tasks_db): its input, its outcome (`result` or the failure's `message`),
+who asked and in which request, for `GET /v2/images/{id}/tasks`. A failed import's reason is
+also kept in `os_glance_failed_import` and in the log.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from typing import Any
 
 import urllib3
 
-from chute.errors import ChuteError, Conflict, Gone, Invalid
+from chute.auth.context import RequestContext
+from chute.errors import ChuteError, Conflict, Forbidden, Gone, Invalid, NotFound
 from chute.images.body import Body, StreamBody
 from chute.images.data import ImageData, received_columns
 from chute.images.import_filter import Target, validate
@@ -36,6 +39,7 @@ from chute.images.status import (
     STAGE,
     UPLOADING,
 )
+from chute.images.tasks_db import Task, TaskOrigin, TasksDB
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ class ImportService:
         self.data = data
         self.settings = settings
         self.db = data.db
+        self.tasks = TasksDB(data.db.engine)
 
     def stage(self, image_id: str, body: Body, declared: int | None) -> None:
         """queued -> uploading with the bytes in the staging area and their results recorded."""
@@ -71,7 +76,7 @@ class ImportService:
             raise Gone(f"Image {image_id} could not be found after staging.")
         LOG.info("image %s: %d bytes staged", image_id, received.size)
 
-    def start(self, image_id: str, body: object) -> None:
+    def start(self, image_id: str, body: object, origin: TaskOrigin) -> None:
         """Check the request, then run the import (glance-direct) or start it (web-download)."""
         method, uri = self._method(body)
         record = self.data.service.get(image_id)
@@ -86,14 +91,31 @@ class ImportService:
         if not record.disk_format:
             raise Conflict("'disk_format' needs to be set before import")
         task_id = str(uuid.uuid4())
+        task_input = {"image_id": image_id, "import_req": body, "backend": None}
         if method == "glance-direct":
-            self._import_staged(image_id, task_id)
+            self.tasks.create(task_id, image_id, task_input, origin)
+            try:
+                self._import_staged(image_id, task_id)
+            except ChuteError as exc:
+                self.tasks.finish(task_id, None, exc.message)
+                raise
+            self.tasks.finish(task_id, {"image_id": image_id})
             return
         target = validate(uri or "", self.settings)
         started = self.data.start(image_id, None, IMPORT_WEB)
+        self.tasks.create(task_id, image_id, task_input, origin)
         self._lock(image_id, task_id)
-        threading.Thread(target=self._web_download, args=(started, uri, target),
+        threading.Thread(target=self._web_download, args=(started, uri, target, task_id),
                          name=f"import-{image_id}", daemon=True).start()
+
+    def tasks_of(self, image_id: str, ctx: RequestContext) -> list[Task]:
+        """The image's import tasks, for whoever may see the image (Glance answers 404, not
+        403, when `get_image` refuses)."""
+        try:
+            self.data.service.authorized(image_id, ctx, "get_image")
+        except Forbidden:
+            raise NotFound(f"No image found with ID {image_id}") from None
+        return self.tasks.of_image(image_id)
 
     def _method(self, body: object) -> tuple[str, str | None]:
         if not isinstance(body, dict) or not isinstance(body.get("method"), dict):
@@ -155,7 +177,7 @@ class ImportService:
         self.db.set_properties(image_id, {TASK: None, FAILED: reason})
         LOG.warning("image %s: import failed (%s); back to queued", image_id, reason)
 
-    def _web_download(self, record: Any, uri: str, target: Target) -> None:
+    def _web_download(self, record: Any, uri: str, target: Target, task_id: str) -> None:
         image_id = record.id
         try:
             with _fetch(target) as response:
@@ -168,10 +190,13 @@ class ImportService:
                 LOG.exception("image %s: web-download of %s failed", image_id, uri)
             reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.db.requeue(image_id, IMPORTING)
+            self.tasks.finish(task_id, None, f"{uri}: {reason}")
             self.db.set_properties(image_id, {TASK: None, FAILED: f"{uri}: {reason}"})
             LOG.warning("image %s: web-download of %s failed (%s); back to queued", image_id,
                         uri, reason)
             return
+        # The task ends before the lock goes: whoever sees the import over sees its task over.
+        self.tasks.finish(task_id, {"image_id": image_id})
         self.db.set_properties(image_id, {TASK: None})
 
 

@@ -99,3 +99,22 @@ IMAGE_MEMBERS = Table(
     UniqueConstraint("image_id", "member", name="uq_image_members"),
     Index("ix_image_members_member", "member", "status"),
 )
+
+# Glance's tasks and task_info in one table: chute records only its imports (`api_image_import`).
+IMAGE_TASKS = Table(
+    "image_tasks", METADATA,
+    Column("id", String(36), primary_key=True),
+    Column("image_id", ForeignKey("images.id"), nullable=False),
+    Column("type", String(30), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("owner", String(255)),
+    Column("user_id", String(64)),
+    Column("request_id", String(64)),
+    Column("input", JSON),
+    Column("result", JSON),
+    Column("message", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("expires_at", DateTime),
+    Index("ix_image_tasks_image_id", "image_id"),
+)

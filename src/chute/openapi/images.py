@@ -111,6 +111,31 @@ SCHEMAS: dict[str, Any] = {
                                    "items": {"$ref": "#/components/schemas/Member"}},
                        "schema": {"type": "string"}},
     },
+    "Task": {
+        "description": "An import, as Glance's `api_image_import` task (timestamps without a "
+                       "zone, as Glance's); listed until 48 hours after it ended.",
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "type", "status", "owner", "expires_at", "created_at", "updated_at",
+                     "deleted_at", "deleted", "image_id", "request_id", "user_id", "input",
+                     "result", "message"],
+        "properties": {
+            "id": {"type": "string"}, "type": {"enum": ["api_image_import"]},
+            "status": {"enum": ["pending", "processing", "success", "failure"]},
+            "owner": _NULL_STR, "expires_at": _NULL_STR, "created_at": {"type": "string"},
+            "updated_at": {"type": "string"}, "deleted_at": {"type": "null"},
+            "deleted": {"type": "boolean"}, "image_id": {"type": "string"},
+            "request_id": _NULL_STR, "user_id": _NULL_STR,
+            "input": {"type": "object", "description": "image_id, import_req (the request's "
+                                                       "body), backend"},
+            "result": {"type": ["object", "null"], "description": "{image_id} on success"},
+            "message": {"type": "string", "description": "why it failed"},
+        },
+    },
+    "TaskList": {
+        "type": "object", "required": ["tasks"], "additionalProperties": False,
+        "properties": {"tasks": {"type": "array",
+                                 "items": {"$ref": "#/components/schemas/Task"}}},
+    },
     "Extents": {
         "description": "Sorted, disjoint byte ranges holding the image's data within size; "
                        "holes shorter than 64 KiB are merged into their neighbours, and past "
@@ -297,6 +322,12 @@ DOCUMENT: dict[str, Any] = {
                                "$ref": "#/components/schemas/Location"}}}}}},
                        parameters=[{"name": "X-Auth-Token", "in": "header", "required": False,
                                     "schema": {"type": "string"}}]),
+        },
+        "/v2/images/{image_id}/tasks": {
+            "parameters": [IMAGE_ID],
+            "get": _op("listImageTasks", "The image's imports as Glance's tasks (API 2.12; "
+                                         "policy get_image, 404 when it refuses)",
+                       {"200": _ok("Tasks", "TaskList")}),
         },
         "/v2/images/{image_id}/members": {
             "parameters": [IMAGE_ID],
