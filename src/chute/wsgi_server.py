@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger as GunicornLogger
 
@@ -273,6 +274,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# How much of a refused request body a worker still reads (and drops) before it closes the
+# connection, within gunicorn's 2 s linger. gunicorn drains 64 KiB; our peer is HAProxy on a
+# unix socket, and closing a unix socket with unread data resets it (ECONNRESET), which can
+# make HAProxy cut the early answer (a 413 once the size cap is passed) short of its body.
+# Reading memory from HAProxy is cheap; what the client still sends past this is dropped.
+REFUSED_BODY_DRAIN = 64 * 1024 * 1024
+
+
+def _linger_on_refused_bodies() -> None:
+    close_graceful = gunicorn_util.close_graceful
+    if not isinstance(close_graceful, functools.partial):
+        gunicorn_util.close_graceful = functools.partial(close_graceful,
+                                                         max_drain=REFUSED_BODY_DRAIN)
+
+
 def serve(app_factory: Callable[[], Any], listener: socket.socket, front: FrontEndSettings,
           workers: int, threads: int = 8, timeout: int = 120, **extra: Any) -> None:
     """Serve on `listener` (see listen) until SIGTERM/SIGINT. `app_factory` runs in each worker
@@ -281,6 +297,7 @@ def serve(app_factory: Callable[[], Any], listener: socket.socket, front: FrontE
     upstream = runtime / "workers.sock"
     front_end = FrontEnd(front, listener.fileno(), str(upstream), runtime / "haproxy.cfg")
     tidy = _Tidy()  # one per worker: the master's copy is forked with its counters at zero
+    _linger_on_refused_bodies()
     options = {
         "bind": f"unix:{upstream}",
         "workers": workers,
