@@ -72,10 +72,11 @@ def test_delete_during_the_build_leaves_no_domain_and_no_disk(virt_compute, mark
     sid = boot(virt_compute, marker_image, name="short-lived")["id"]
     resp = requests.delete(f"{virt_compute.url}/v2.1/servers/{sid}", timeout=30)
     assert resp.status_code == 204
-    # The build thread has ended one way or the other: it saw the deletion, or it had
-    # finished before the DELETE (which then destroyed the guest).
+    # The build thread has ended one way or another: it saw the deletion, or it had finished
+    # (or failed) before the DELETE, which then destroyed the guest.
     wait_for(lambda: any(line in virt_compute.log_text() for line in (
-        f"Instance {sid} was deleted during its build", f"Instance {sid} ACTIVE")),
+        f"Instance {sid} was deleted during its build", f"Instance {sid} ACTIVE",
+        f"Instance {sid} failed to build")),
         60, f"the build of {sid} to end")
     assert sid not in lv.domains_of(virt_compute.instances_path)
     assert not (virt_compute.instances_path / sid).exists()
