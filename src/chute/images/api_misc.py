@@ -6,7 +6,6 @@ from typing import Any
 
 import falcon
 
-from chute import errors
 from chute.auth.middleware import context_of
 from chute.httpapi import json_response, no_body
 from chute.images.options import FormatSettings
@@ -81,14 +80,6 @@ class UsageResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         json_response(resp, {"usage": {}})
-
-
-class StoresInfoResource:
-    """`GET /v2/info/stores`: 404 with Glance's words, as Glance 33 without multi-store."""
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        no_body(req)
-        raise errors.NotFound("Multi backend is not supported at this site.")
 
 
 class SchemaResource:
