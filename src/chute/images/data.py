@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from chute.errors import Conflict, Gone, Invalid, NotFound, TooLarge

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from chute.config import Fail
 from chute.errors import NotFound
 from chute.stores.base import Extents, Opened, StoredLocation
-from chute.stores.filesystem import FileWriter, FilesystemStore
+from chute.stores.filesystem import FilesystemStore, FileWriter
 from chute.stores.options import StoreSettings
 
 TYPE = "file"  # the only store type chute has (`enabled_backends = rack1:file`)
@@ -103,7 +103,7 @@ class Backends:
 
     def promote(self, image_id: str) -> StoredLocation:
         for store in self.stores.values():
-            if store.has_staged(image_id):
+            if store.staged_path(image_id) is not None:
                 return store.promote(image_id)
         return self.default.promote(image_id)  # raises FileNotFoundError: nothing staged
 

@@ -302,7 +302,7 @@ class FilesystemStore:
         os.makedirs(staging, mode=0o750, exist_ok=True)
         return FileWriter(self, datadir, image_id, final_dir=staging)
 
-    def _staged_path(self, image_id: str) -> str | None:
+    def staged_path(self, image_id: str) -> str | None:
         for datadir in self.datadirs:
             path = os.path.join(datadir.path, STAGING, image_id)
             if os.path.isfile(path) and not os.path.islink(path):
@@ -313,7 +313,7 @@ class FilesystemStore:
         """The staged file of `image_id` moved to its final name: link, unlink, fsync the
         directories (link(2) never replaces an existing image file). FileNotFoundError when
         nothing is staged."""
-        staged = self._staged_path(image_id)
+        staged = self.staged_path(image_id)
         if staged is None:
             raise FileNotFoundError(errno.ENOENT, "no staged data", image_id)
         datadir = os.path.dirname(os.path.dirname(staged))
@@ -334,12 +334,9 @@ class FilesystemStore:
                 os.close(dirfd)
         return self.location(final)
 
-    def has_staged(self, image_id: str) -> bool:
-        return self._staged_path(image_id) is not None
-
     def unstage(self, image_id: str) -> None:
         """Remove the staged data of `image_id`, if any."""
-        staged = self._staged_path(image_id)
+        staged = self.staged_path(image_id)
         if staged is not None:
             os.unlink(staged)
 
