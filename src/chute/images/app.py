@@ -89,7 +89,8 @@ def make_app(settings: ApiSettings, store: Backends) -> App:
     app.add_route("/versions", api_misc.VersionsResource(public, 200))
     app.add_route("/v2/schemas/image", image_schema)
     app.add_route("/v2/schemas/images", images_schema)
-    app.add_route("/v2/images", api.ImagesResource(service, settings.imports.methods))
+    app.add_route("/v2/images", api.ImagesResource(service, settings.imports.methods,
+                                                    store.ids))
     app.add_route("/v2/images/{image_id}", api.ImageResource(service))
     app.add_route("/v2/images/{image_id}/file",
                   api_data.FileResource(data, settings.server.client_socket_timeout))
