@@ -133,6 +133,10 @@ class StoreSettings:
                 raise conf.fail(SECTION, "filesystem_store_datadir",
                                 "applies to the single store; with [DEFAULT] enabled_backends "
                                 "set filesystem_store_datadir in each store's section")
+            if s.string("filesystem_store_metadata_file"):
+                raise conf.fail(SECTION, "filesystem_store_metadata_file",
+                                "applies to the single store; with [DEFAULT] enabled_backends "
+                                "set it in each store's section")
         elif default:
             raise conf.fail(SECTION, "default_backend",
                             "is set but [DEFAULT] enabled_backends is empty")
