@@ -50,7 +50,7 @@ def location_of(image: dict, store: str) -> dict:
     return next(loc for loc in image["locations"] if loc["metadata"].get("store") == store)
 
 
-def test_the_stores_are_listed_as_glance_lists_them(api):
+def test_the_stores_and_their_api_versions_are_listed_as_glance_lists_them(api):
     listed = requests.get(api.url + "/v2/info/stores", timeout=10)
     assert listed.status_code == 200
     assert listed.json() == {"stores": [
@@ -63,6 +63,9 @@ def test_the_stores_are_listed_as_glance_lists_them(api):
     created = requests.post(api.url + "/v2/images", json={"name": "h"}, headers=JSON)
     assert created.headers["OpenStack-image-store-ids"] == "rack1,rack2"
     assert "copy-image" in created.headers["OpenStack-image-import-methods"]
+    versions = [v["id"] for v in requests.get(api.url + "/versions").json()["versions"]]
+    assert versions[:6] == ["v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8"]
+    assert requests.get(api.url + "/v2.13/info/stores", timeout=10).status_code == 200
 
 
 def test_an_upload_goes_to_the_default_store_or_the_one_named(api):

@@ -83,10 +83,10 @@ def make_app(settings: ApiSettings, store: Backends) -> App:
     app.add_middleware(CanonicalImageId())  # after the method rules: 405 before 404
 
     public = settings.public_endpoint
-    app.add_middleware(api_misc.VersionNegotiation(public))
+    app.add_middleware(api_misc.VersionNegotiation(public, store.multi))
     image_schema, images_schema = api_misc.schema_resources(settings.formats)
-    app.add_route("/", api_misc.VersionsResource(public, 300))
-    app.add_route("/versions", api_misc.VersionsResource(public, 200))
+    app.add_route("/", api_misc.VersionsResource(public, 300, store.multi))
+    app.add_route("/versions", api_misc.VersionsResource(public, 200, store.multi))
     app.add_route("/v2/schemas/image", image_schema)
     app.add_route("/v2/schemas/images", images_schema)
     app.add_route("/v2/images", api.ImagesResource(service, settings.imports.methods,
