@@ -145,6 +145,15 @@ def test_a_copy_whose_bytes_are_not_the_images_never_becomes_a_location(api):
     assert "copy to store rack2 failed" in api.log_text()
 
 
+def test_a_file_an_interrupted_copy_left_does_not_block_the_next_copy(api):
+    image = uploaded(api, "rack1")
+    (datadir(api, "rack2") / image["id"]).write_bytes(b"half a copy")  # linked, not recorded
+    assert start_import(api, image["id"], {"method": {"name": "copy-image"},
+                                           "stores": ["rack2"]}).status_code == 202
+    assert settled(api, image["id"])["stores"] == "rack1,rack2"
+    assert (datadir(api, "rack2") / image["id"]).read_bytes() == DATA
+
+
 def test_glance_direct_into_a_named_store_and_copied_to_the_next(api):
     image = create(api, name="staged")
     staged = requests.put(f"{api.url}/v2/images/{image['id']}/stage", data=DATA,

@@ -11,6 +11,7 @@ changed, a wrong read or a bad disk never becomes a second location.
 from __future__ import annotations
 
 import logging
+import os
 from functools import partial
 from typing import Any
 
@@ -48,6 +49,20 @@ def _verified(image: dict[str, Any], copy: dict[str, Any]) -> dict[str, Any]:
     return checked
 
 
+def _drop_orphan(data: ImageData, record: Any, store_id: str) -> None:
+    """Remove the file a copy interrupted between its link and its database record left in
+    `store_id` (recovery at start removes only the temporary name): it is no location of the
+    image, and it would make every later copy to that store fail. The caller holds the image's
+    import lock (os_glance_import_task), so no other copy of this image is under way."""
+    store = data.store.get(store_id)
+    path = os.path.join(store.datadirs[0].path, record.id)
+    url = "file://" + path
+    if os.path.lexists(path) and all(loc.url != url for loc in record.locations):
+        LOG.warning("image %s: removing %s, left by an interrupted copy to store %s",
+                    record.id, path, store_id)
+        store.delete(url)
+
+
 def copy_to_store(data: ImageData, image_id: str, store_id: str) -> StoredLocation:
     """Write the active image's data into `store_id`, verify it, add the location."""
     found = data.service.first_readable(
@@ -56,6 +71,7 @@ def copy_to_store(data: ImageData, image_id: str, store_id: str) -> StoredLocati
     if found is None:
         raise Gone(f"Image {image_id} has no readable data to copy")
     record, opened = found
+    _drop_orphan(data, record, store_id)
     with opened.fileobj as source:
         received, location, writer = data.receive(
             record, StreamBody(source), opened.size,
