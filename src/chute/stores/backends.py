@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from chute.config import Fail
-from chute.errors import NotFound
+from chute.errors import Invalid
 from chute.stores.base import Extents, Opened, StoredLocation
 from chute.stores.filesystem import FilesystemStore, FileWriter
 from chute.stores.options import StoreSettings
@@ -58,10 +58,10 @@ class Backends:
         return tuple(self.stores) if self.multi else ()
 
     def get(self, store_id: str) -> FilesystemStore:
-        """The store named `store_id`; NotFound (Glance's UnknownScheme words) if none."""
+        """The store named `store_id`; Invalid (Glance's UnknownScheme words) if none."""
         store = self.stores.get(store_id) if self.multi else None
         if store is None:
-            raise NotFound(f"Unknown scheme '{store_id}' found in URI")
+            raise Invalid(f"Unknown scheme '{store_id}' found in URI")
         return store
 
     @property
