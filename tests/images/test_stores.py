@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -143,6 +145,23 @@ def test_a_copy_whose_bytes_are_not_the_images_never_becomes_a_location(api):
     assert after["checksum"] == hashlib.md5(DATA).hexdigest()
     assert sorted(os.listdir(datadir(api, "rack2"))).count(image["id"]) == 0
     assert "copy to store rack2 failed" in api.log_text()
+
+
+def test_of_two_racing_copies_to_one_store_one_runs(api):
+    image = uploaded(api, "rack1")
+    body = {"method": {"name": "copy-image"}, "stores": ["rack2"]}
+    barrier = threading.Barrier(2)
+
+    def racer() -> int:
+        barrier.wait()
+        return start_import(api, image["id"], body).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = sorted(pool.map(lambda _: racer(), range(2)))
+    after = settled(api, image["id"])
+    # The loser is refused (409: the lock is taken; 400: the copy already done), never run.
+    assert codes[0] == 202 and codes[1] in (400, 409), codes
+    assert after["stores"] == "rack1,rack2" and after["os_glance_failed_import"] == ""
 
 
 def test_a_file_an_interrupted_copy_left_does_not_block_the_next_copy(api):

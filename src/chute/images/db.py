@@ -419,11 +419,14 @@ class Database:
         with self.engine.begin() as conn:
             return self._bump(conn, image_id, None, expect_status, **columns)
 
-    def set_properties(self, image_id: str, properties: dict[str, str | None]) -> bool:
+    def set_properties(self, image_id: str, properties: dict[str, str | None],
+                       expect_version: int | None = None) -> bool:
         """Set (or, for None, remove) the properties chute itself writes (the import's
-        `os_glance_*`), bumping the version so that a PATCH racing with it re-reads."""
+        `os_glance_*`), bumping the version so that a PATCH racing with it re-reads; with
+        `expect_version`, only if the row is still that version (taking a copy's import lock:
+        of two racing copies one wins)."""
         with self.engine.begin() as conn:
-            if not self._bump(conn, image_id, None):
+            if not self._bump(conn, image_id, expect_version):
                 return False
             for name, value in properties.items():
                 conn.execute(delete(T_PROP).where(T_PROP.c.image_id == image_id,

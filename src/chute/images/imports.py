@@ -177,11 +177,17 @@ class ImportService:
             for store_id in stores:
                 if store_id in present:
                     raise Invalid(f"Image is already present at store '{store_id}'")
+        busy = Conflict(f"New operation on image '{image_id}' is not permitted as prior "
+                        "operation is still in progress")
         if record.properties.get(TASK):
-            raise Conflict(f"New operation on image '{image_id}' is not permitted as prior "
-                           "operation is still in progress")
+            raise busy
+        # The lock is taken on the version read: of two copies racing, one gets it, the other
+        # a 409, so no two threads ever write the same store's file of this image.
+        if not self.db.set_properties(image_id, {TASK: task_id,
+                                                 IMPORTING_TO: ",".join(str(s) for s in stores),
+                                                 FAILED: ""}, expect_version=record.version):
+            raise busy
         self.tasks.create(task_id, image_id, task_input, origin)
-        self._lock(image_id, task_id, stores)
         self._copy_in_thread(image_id, stores, must_succeed, task_id)
 
     def _copy_in_thread(self, image_id: str, stores: Sequence[str | None], must_succeed: bool,
