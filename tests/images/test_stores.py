@@ -207,3 +207,13 @@ def test_deleting_from_a_store_removes_that_copy_but_never_the_last(api):
     unknown = requests.delete(f"{api.url}/v2/stores/rack9/{image['id']}", timeout=10)
     assert unknown.status_code == 409
     assert "The selected store rack9 is not available on this node." in unknown.text
+
+
+def test_deleting_the_image_removes_its_copy_in_every_store(api):
+    image = uploaded(api, "rack1")
+    assert start_import(api, image["id"], {"method": {"name": "copy-image"},
+                                           "all_stores": True}).status_code == 202
+    assert settled(api, image["id"])["stores"] == "rack1,rack2"
+    assert requests.delete(f"{api.url}/v2/images/{image['id']}", timeout=10).status_code == 204
+    for store in ("rack1", "rack2"):
+        assert not (datadir(api, store) / image["id"]).exists()
