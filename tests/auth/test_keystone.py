@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import openstack
@@ -13,6 +14,7 @@ import pytest
 import requests
 
 from tests.helpers.roles import ORDER, TABLE
+from tests.helpers.services import prepare_api
 
 ROWS = [pytest.param(op, caller, want, id=f"{op} as {caller}")
         for op, (_, wants) in TABLE.items() for caller, want in zip(ORDER, wants, strict=True)]
@@ -71,3 +73,34 @@ def test_the_compute_host_copied_directly_as_its_keystone_service_user(keystone_
     read the locations, then copied through the shared filesystem."""
     log = keystone_cloud.cloud.compute.log_text()
     assert "Successfully transferred using file" in log
+
+
+def test_a_revoked_token_is_refused_once_token_cache_time_is_up(keystone_cloud, tmp_path):
+    """keystonemiddleware's meaning, kept by chute's cache of confirmed tokens: a token
+    checked with Keystone is trusted for token_cache_time seconds, then checked again."""
+    ks = keystone_cloud.keystone
+    password, _ = ks.user("chute-cache", "service", "service")
+    authtoken = {"auth_type": "password", "auth_url": ks.url, "www_authenticate_uri": ks.url,
+                 "username": "chute-cache", "password": password, "project_name": "service",
+                 "user_domain_id": "default", "project_domain_id": "default",
+                 "token_cache_time": "2"}
+    api = prepare_api(tmp_path, DEFAULT={"auth_strategy": "keystone"},
+                      keystone_authtoken=authtoken).start()
+    try:
+        user, user_password = _password_user(keystone_cloud, "revoked-user")
+        token = ks.token_of(user, user_password, ks.project("proj-a"))
+
+        def status() -> int:
+            return requests.get(f"{api.url}/v2/images", headers={"X-Auth-Token": token},
+                                timeout=10).status_code
+
+        assert [status() for _ in range(6)] == [200] * 6  # both workers have it cached
+        last_check = time.time()
+        revoked = requests.delete(f"{ks.url}/auth/tokens", timeout=10, headers={
+            "X-Auth-Token": ks.admin_token, "X-Subject-Token": token})
+        assert revoked.status_code == 204, revoked.text
+        # Every worker's entry comes from a check made before last_check: all gone 2 s on.
+        time.sleep(max(0.0, last_check + 2.1 - time.time()))
+        assert [status() for _ in range(6)] == [401] * 6
+    finally:
+        api.kill()
