@@ -104,3 +104,19 @@ def test_a_revoked_token_is_refused_once_token_cache_time_is_up(keystone_cloud, 
         assert [status() for _ in range(6)] == [401] * 6
     finally:
         api.kill()
+
+
+def test_a_cached_token_brings_back_its_identity_and_no_other_header(keystone_cloud):
+    """The cache of confirmed tokens sets again what keystonemiddleware set, never another
+    header of the request that filled it (here the microversion asked first)."""
+    cloud = keystone_cloud.cloud
+    member = keystone_cloud.keystone.caller("fresh-member", "proj-a", "member")  # uncached
+    url = f"{cloud.compute.url}/v2.1/servers/{cloud.server}"
+
+    def version(**asked: str) -> str:
+        resp = requests.get(url, headers=member.headers(**asked), timeout=10)
+        assert resp.status_code == 200, resp.text
+        return resp.headers["X-OpenStack-Nova-API-Version"]
+
+    assert {version(**{"X-OpenStack-Nova-API-Version": "2.79"}) for _ in range(6)} == {"2.79"}
+    assert {version() for _ in range(6)} == {"2.1"}

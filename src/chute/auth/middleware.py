@@ -37,11 +37,13 @@ PUBLIC_PATHS = frozenset({"/", "/versions", "/v2.1", "/openapi.json"})
 def public(path: str) -> bool:
     return (path.rstrip("/") or "/") in PUBLIC_PATHS
 
-# WSGI names of the headers that carry an identity (keystonemiddleware's list, by prefix).
+# WSGI names of the headers that carry an identity (keystonemiddleware's list, by prefix,
+# and its OpenStack-System-Scope, which it sets but does not remove).
 _IDENTITY_PREFIXES = ("HTTP_X_IDENTITY_STATUS", "HTTP_X_SERVICE_", "HTTP_X_USER",
                       "HTTP_X_PROJECT", "HTTP_X_TENANT", "HTTP_X_ROLE", "HTTP_X_DOMAIN",
                       "HTTP_X_IS_ADMIN_PROJECT", "HTTP_X_SYSTEM_SCOPE", "HTTP_X_AUTH_PROJECT",
-                      "HTTP_X_TRUST", "HTTP_X_APPLICATION_CREDENTIAL")
+                      "HTTP_X_TRUST", "HTTP_X_APPLICATION_CREDENTIAL",
+                      "HTTP_OPENSTACK_SYSTEM_SCOPE")
 
 
 def strip_identity(environ: dict[str, Any]) -> None:
@@ -76,7 +78,7 @@ class _Remembering:
                  ) -> Iterable[bytes]:
         check = environ.pop(_CHECK, None)
         if check is not None:
-            confirmed = cacheable(environ)
+            confirmed = cacheable(environ, _IDENTITY_PREFIXES)
             if confirmed is not None:
                 self.cache.put(check[0], confirmed, check[1])
         return self.app(environ, start_response)

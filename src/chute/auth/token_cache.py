@@ -32,7 +32,6 @@ from typing import Any
 DEFAULT_CACHE_TIME = 300  # keystonemiddleware's token_cache_time default
 MAX_ENTRIES = 4096  # per worker; the oldest goes first (its token is then checked again)
 
-_ENVIRON_PREFIXES = ("HTTP_X_", "keystone.")
 
 
 def key_of(user_token: str, service_token: str | None) -> bytes:
@@ -48,10 +47,13 @@ class Confirmed:
     until: float  # time.time()
 
 
-def cacheable(environ: Mapping[str, Any]) -> Confirmed | None:
+def cacheable(environ: Mapping[str, Any], identity: tuple[str, ...]) -> Confirmed | None:
     """The identity keystonemiddleware confirmed in `environ`, if it may be kept: the user
-    token (and a service token, if sent) confirmed, no bind, no access rules. `until` is the
-    earliest expiry of the tokens; the caller bounds it by token_cache_time."""
+    token (and a service token, if sent) confirmed, no bind, no access rules. Kept: the
+    environ keys starting with `identity` (the identity headers, which clients cannot send:
+    they are stripped before keystonemiddleware runs, so these are all its own) and its
+    `keystone.*` objects; never another header of the request. `until` is the earliest
+    expiry of the tokens; the caller bounds it by token_cache_time."""
     if environ.get("HTTP_X_IDENTITY_STATUS") != "Confirmed":
         return None
     if environ.get("HTTP_X_SERVICE_TOKEN") is not None and \
@@ -65,9 +67,10 @@ def cacheable(environ: Mapping[str, Any]) -> Confirmed | None:
     expiries = [ref.expires.timestamp() for ref in refs if ref is not None]
     if not expiries:
         return None
-    # The client's own X-Auth-Token / X-Service-Token stay the request's.
-    kept = {k: v for k, v in environ.items() if k.startswith(_ENVIRON_PREFIXES)
-            and k not in ("HTTP_X_AUTH_TOKEN", "HTTP_X_SERVICE_TOKEN")}
+    # The client's own X-Service-Token (an X-Service-* name) stays the request's.
+    kept = {k: v for k, v in environ.items()
+            if (k.startswith(identity) and k != "HTTP_X_SERVICE_TOKEN")
+            or k in ("keystone.token_info", "keystone.token_auth")}
     return Confirmed(kept, min(expiries))
 
 
