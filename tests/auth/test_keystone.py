@@ -120,3 +120,20 @@ def test_a_cached_token_brings_back_its_identity_and_no_other_header(keystone_cl
 
     assert {version(**{"X-OpenStack-Nova-API-Version": "2.79"}) for _ in range(6)} == {"2.79"}
     assert {version() for _ in range(6)} == {"2.1"}
+
+
+def test_a_service_token_beside_the_users_is_checked_as_keystonemiddleware_does(
+        keystone_cloud):
+    """As Nova calls Glance (the user's token and its own): a valid service token passes, a
+    bad one is 401, and a cached user token does not carry a bad service token through."""
+    cloud = keystone_cloud.cloud
+    member = keystone_cloud.keystone.caller("service-pair", "proj-a", "member")  # uncached
+    url = f"{cloud.api.url}/v2/images/{cloud.private}"
+
+    def status(service_token: str | None) -> int:
+        extra = {"X-Service-Token": service_token} if service_token else {}
+        return requests.get(url, headers=member.headers(**extra), timeout=10).status_code
+
+    assert [status(None) for _ in range(4)] == [200] * 4
+    assert [status(cloud.callers["service"].token) for _ in range(4)] == [200] * 4
+    assert [status("not-a-token") for _ in range(4)] == [401] * 4

@@ -47,7 +47,10 @@ _IDENTITY_PREFIXES = ("HTTP_X_IDENTITY_STATUS", "HTTP_X_SERVICE_", "HTTP_X_USER"
 
 
 def strip_identity(environ: dict[str, Any]) -> None:
-    for key in [k for k in environ if k.startswith(_IDENTITY_PREFIXES)]:
+    """X-Service-Token stays: it is a credential keystonemiddleware checks (as for Nova
+    calling Glance with a user's token and its own), not a claim."""
+    for key in [k for k in environ if k.startswith(_IDENTITY_PREFIXES)
+                and k != "HTTP_X_SERVICE_TOKEN"]:
         del environ[key]
 
 
