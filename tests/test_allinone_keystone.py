@@ -4,6 +4,7 @@ first boot still copies through the shared filesystem."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -122,6 +123,29 @@ def test_the_seeds_commands_work_with_keystone(up: Up, tmp_path: Path) -> None:
     api_url = re.search(r"chute-api listening on (\S+)", up.banner)
     assert api_url is not None
     assert requests.get(api_url.group(1) + "/v2/images", timeout=10).status_code == 401
+
+
+def test_the_chute_cli_logs_in_with_the_openrc_and_the_clouds_yaml(up: Up,
+                                                                  tmp_path: Path) -> None:
+    """`chute` as the demo user, a password through the catalog like glance and nova: with
+    demo-openrc, then with cloud chute-demo of clouds.yaml; a wrong password is one line."""
+    data = tmp_path / "data.raw"
+    data.write_bytes(b"\x01" * 65536)
+    created = json.loads(up.run("chute", "image-create", "--name", "by-chute-cli",
+                                "--disk-format", "raw", "--file", str(data), "-f", "json"))
+    assert created["status"] == "active"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(OS_CLOUD="chute-demo", OS_CLIENT_CONFIG_FILE=str(up.data / "clouds.yaml"))
+    shown = subprocess.run([str(BIN / "chute"), "image-show", "by-chute-cli", "-f", "json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["owner"] == created["owner"]
+    refused = subprocess.run([str(BIN / "chute"), "--os-password", "wrong", "list"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"chute: error: Keystone at http://127.0.0.1:{up.keystone_port}/v3 refused the "
+        f"credentials of demo (HTTP 401)"]
 
 
 def test_a_second_start_keeps_keystone_and_refuses_the_other_mode(up: Up) -> None:

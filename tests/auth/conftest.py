@@ -33,10 +33,11 @@ class KeystoneCloud:
     cloud: Cloud
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def keystone_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeystoneCloud]:
     """The same cloud behind a real Keystone: its users' tokens, keystonemiddleware in both
-    services (as a `chute` user with the service role), both registered in the catalog."""
+    services (as a `chute` user with the service role), both registered in the catalog.
+    One for the package: test_keystone.py and test_cli_login.py share its set-up."""
     ks = keystone.start(tmp_path_factory.mktemp("keystone"))
     pair: Pair | None = None
     try:

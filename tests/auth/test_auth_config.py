@@ -76,6 +76,8 @@ def test_a_bad_tokens_file_is_refused_naming_the_line(tmp_path, text, problem):
     ({"DEFAULT": {"auth_strategy": "keystone"},
       "keystone_authtoken": {"www_authenticate_uri": "http://127.0.0.1:9/v3"}},
      "[keystone_authtoken] auth_url", "is needed by auth_strategy = keystone"),
+    ({"keystone_authtoken": {"token_cache_time": "5m"}}, "[keystone_authtoken] token_cache_time",
+     "'5m' is not a number of seconds"),
     ({"keystone_authtoken": {"admin_token": "x"}}, "[keystone_authtoken] admin_token",
      "unknown option"),
     ({"oslo_policy": {"policy_file": "/nonexistent/policy.yaml"}}, "[oslo_policy] policy_file",

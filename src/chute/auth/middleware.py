@@ -14,6 +14,7 @@ Two layers, because keystonemiddleware is WSGI middleware:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Any
@@ -22,6 +23,7 @@ import falcon
 
 from chute.auth.context import NOAUTH, RequestContext, with_implied
 from chute.auth.options import AuthSettings
+from chute.auth.token_cache import DEFAULT_CACHE_TIME, TokenCache, cacheable, key_of
 from chute.errors import Unauthenticated
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -35,15 +37,20 @@ PUBLIC_PATHS = frozenset({"/", "/versions", "/v2.1", "/openapi.json"})
 def public(path: str) -> bool:
     return (path.rstrip("/") or "/") in PUBLIC_PATHS
 
-# WSGI names of the headers that carry an identity (keystonemiddleware's list, by prefix).
+# WSGI names of the headers that carry an identity (keystonemiddleware's list, by prefix,
+# and its OpenStack-System-Scope, which it sets but does not remove).
 _IDENTITY_PREFIXES = ("HTTP_X_IDENTITY_STATUS", "HTTP_X_SERVICE_", "HTTP_X_USER",
                       "HTTP_X_PROJECT", "HTTP_X_TENANT", "HTTP_X_ROLE", "HTTP_X_DOMAIN",
                       "HTTP_X_IS_ADMIN_PROJECT", "HTTP_X_SYSTEM_SCOPE", "HTTP_X_AUTH_PROJECT",
-                      "HTTP_X_TRUST", "HTTP_X_APPLICATION_CREDENTIAL")
+                      "HTTP_X_TRUST", "HTTP_X_APPLICATION_CREDENTIAL",
+                      "HTTP_OPENSTACK_SYSTEM_SCOPE")
 
 
 def strip_identity(environ: dict[str, Any]) -> None:
-    for key in [k for k in environ if k.startswith(_IDENTITY_PREFIXES)]:
+    """X-Service-Token stays: it is a credential keystonemiddleware checks (as for Nova
+    calling Glance with a user's token and its own), not a claim."""
+    for key in [k for k in environ if k.startswith(_IDENTITY_PREFIXES)
+                and k != "HTTP_X_SERVICE_TOKEN"]:
         del environ[key]
 
 
@@ -60,13 +67,78 @@ class _Stripping:
         return self.authenticating(environ, start_response)
 
 
+_CHECK = "chute.token_check"  # environ key: (cache key, when Keystone was asked)
+
+
+class _Remembering:
+    """Between keystonemiddleware and the app: keeps what keystonemiddleware confirmed."""
+
+    def __init__(self, app: WSGIApp, cache: TokenCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        check = environ.pop(_CHECK, None)
+        if check is not None:
+            confirmed = cacheable(environ, _IDENTITY_PREFIXES)
+            if confirmed is not None:
+                self.cache.put(check[0], confirmed, check[1])
+        return self.app(environ, start_response)
+
+
+class _CachedKeystone:
+    """keystonemiddleware for tokens not in the cache (it checks each with Keystone); the
+    identity it confirmed, set again, for tokens in it (see chute.auth.token_cache)."""
+
+    def __init__(self, app: WSGIApp, keystone: WSGIApp, cache: TokenCache,
+                 www_authenticate: str) -> None:
+        self.app = app
+        self.keystone = keystone
+        self.cache = cache
+        self.challenge = ("WWW-Authenticate", f'Keystone uri="{www_authenticate}"')
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        token = environ.get("HTTP_X_AUTH_TOKEN")
+        if not token:
+            return self.keystone(environ, start_response)
+        key = key_of(token, environ.get("HTTP_X_SERVICE_TOKEN"))
+        confirmed = self.cache.get(key)
+        if confirmed is None:
+            environ[_CHECK] = (key, time.time())
+            return self.keystone(environ, start_response)
+        environ.update(confirmed.environ)
+        return self.app(environ, self._challenging(start_response))
+
+    def _challenging(self, start_response: Callable[..., Any]) -> Callable[..., Any]:
+        """A 401 from the app says where to authenticate, as keystonemiddleware's do."""
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if status.startswith("401"):
+                headers = [*headers, self.challenge]
+            return start_response(status, headers, exc_info)
+        return start
+
+
+def _keystone(app: WSGIApp, options: dict[str, str]) -> WSGIApp:
+    from keystonemiddleware import auth_token
+
+    cache_time = int(options.get("token_cache_time") or DEFAULT_CACHE_TIME)
+    if cache_time < 0 or options.get("memcached_servers") or options.get("cache"):
+        plain: WSGIApp = auth_token.AuthProtocol(app, dict(options))
+        return plain
+    cache = TokenCache(cache_time)
+    keystone: WSGIApp = auth_token.AuthProtocol(_Remembering(app, cache),
+                                                {**options, "token_cache_time": "-1"})
+    return _CachedKeystone(app, keystone, cache, options["www_authenticate_uri"])
+
+
 def wrap(app: WSGIApp, settings: AuthSettings) -> WSGIApp:
-    """`app` behind the header stripping (and keystonemiddleware with `keystone`)."""
+    """`app` behind the header stripping (and keystonemiddleware with `keystone`, its
+    confirmed tokens cached: chute.auth.token_cache)."""
     authenticating = None
     if settings.strategy == "keystone":
-        from keystonemiddleware import auth_token
-
-        authenticating = auth_token.AuthProtocol(app, dict(settings.keystone))
+        authenticating = _keystone(app, settings.keystone)
     return _Stripping(app, authenticating)
 
 

@@ -103,6 +103,10 @@ class AuthSettings:
             if strategy == "keystone" and not keystone.get(needed):
                 raise conf.fail(KEYSTONE_SECTION, needed, "is needed by auth_strategy = "
                                                           "keystone")
+        cache_time = keystone.get("token_cache_time", "300")
+        if not cache_time.lstrip("-").isdigit() or int(cache_time) < -1:
+            raise conf.fail(KEYSTONE_SECTION, "token_cache_time",
+                            f"{cache_time!r} is not a number of seconds (or -1: no cache)")
         return cls(strategy, tokens, conf.typed(POLICY_SECTION).string("policy_file"), keystone)
 
     def check_policy(self, conf: Config) -> None:

@@ -1,5 +1,5 @@
-"""What every command shares: endpoints, token, output format, the clients built from them,
-names resolved to ids, and the delete of several ids."""
+"""What every command shares: endpoints, token (or Keystone login), output format, the
+clients built from them, names resolved to ids, and the delete of several ids."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 from chute.cli.output import emit_json
 from chute.client.compute import ComputeClient
 from chute.client.images import ImageClient
+from chute.client.keystone_login import Login
 from chute.errors import RemoteError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -20,27 +21,43 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("table", "json")
 
 
+DEFAULT_IMAGE_URL = "http://127.0.0.1:9292"
+DEFAULT_COMPUTE_URL = "http://127.0.0.1:8774"
+
+
 @dataclass
 class CliContext:
     """One invocation's endpoints, token and output format (click's `ctx.obj`), and the
-    clients built from them."""
+    clients built from them. With a Keystone login (chute.cli.login), its token and, for
+    the endpoints not given, its catalog's; the login happens on the first client made."""
 
-    image_url: str
-    compute_url: str
-    token: str | None
+    image_url: str | None = None  # None: Keystone's catalog, else DEFAULT_IMAGE_URL
+    compute_url: str | None = None
+    token: str | None = None
     fmt: str = "table"
+    login: Login | None = None
     _images: ImageClient | None = field(default=None, repr=False)
     _compute: ComputeClient | None = field(default=None, repr=False)
+
+    def _token(self) -> str | None:
+        return self.login.token() if self.login is not None else self.token
+
+    def _endpoint(self, given: str | None, service_type: str, default: str) -> str:
+        if given:
+            return given
+        return self.login.endpoint(service_type) if self.login is not None else default
 
     def images(self) -> ImageClient:
         """One client (one keep-alive connection) for every call a command makes."""
         if self._images is None:
-            self._images = ImageClient(self.image_url, self.token)
+            url = self._endpoint(self.image_url, "image", DEFAULT_IMAGE_URL)
+            self._images = ImageClient(url, self._token())
         return self._images
 
     def compute(self) -> ComputeClient:
         if self._compute is None:
-            self._compute = ComputeClient(self.compute_url, self.token)
+            url = self._endpoint(self.compute_url, "compute", DEFAULT_COMPUTE_URL)
+            self._compute = ComputeClient(url, self._token())
         return self._compute
 
 

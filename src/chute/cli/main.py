@@ -7,33 +7,39 @@ CLI is run by people and by scripts, and neither can act on a stack dump.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
 from chute.cli import images, servers
-from chute.cli.context import FORMATS, CliContext
+from chute.cli.context import DEFAULT_COMPUTE_URL, DEFAULT_IMAGE_URL, FORMATS
+from chute.cli.login import context_from, login_options
 from chute.errors import ChuteError, RemoteError
-
-DEFAULT_IMAGE_URL = "http://127.0.0.1:9292"
-DEFAULT_COMPUTE_URL = "http://127.0.0.1:8774"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100})
-@click.option("--os-image-url", envvar="OS_IMAGE_URL", default=DEFAULT_IMAGE_URL,
-              show_default=True, help="Images API endpoint [env: OS_IMAGE_URL].")
-@click.option("--os-compute-url", envvar="OS_COMPUTE_URL", default=DEFAULT_COMPUTE_URL,
-              show_default=True, help="Compute API endpoint [env: OS_COMPUTE_URL].")
+@click.option("--os-image-url", envvar="OS_IMAGE_URL", default=None,
+              help=f"Images API endpoint [env: OS_IMAGE_URL; default: Keystone's catalog "
+                   f"with --os-auth-url, else {DEFAULT_IMAGE_URL}].")
+@click.option("--os-compute-url", envvar="OS_COMPUTE_URL", default=None,
+              help=f"Compute API endpoint [env: OS_COMPUTE_URL; default: Keystone's catalog "
+                   f"with --os-auth-url, else {DEFAULT_COMPUTE_URL}].")
 @click.option("--os-auth-token", envvar=["OS_AUTH_TOKEN", "OS_TOKEN"], default=None,
               help="Token sent as X-Auth-Token [env: OS_AUTH_TOKEN, else OS_TOKEN].")
+@login_options
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
 @click.version_option(package_name="chute", prog_name="chute")
 @click.pass_context
-def cli(ctx: click.Context, os_image_url: str, os_compute_url: str, os_auth_token: str | None,
-        fmt: str) -> None:
-    """Images (Glance v2 API) and servers (Nova v2.1 subset) from one command."""
-    ctx.obj = CliContext(os_image_url, os_compute_url, os_auth_token or None, fmt)
+def cli(ctx: click.Context, /, os_image_url: str | None, os_compute_url: str | None,
+        os_auth_token: str | None, fmt: str, **login: Any) -> None:
+    """Images (Glance v2 API) and servers (Nova v2.1 subset) from one command.
+
+    Authenticates as the OpenStack clients do: OS_CLOUD and clouds.yaml, or OS_AUTH_URL,
+    OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME (and the domains), or a token."""
+    ctx.obj = context_from(login, os_image_url or None, os_compute_url or None,
+                           os_auth_token or None, fmt)
 
 
 @cli.command("up")
