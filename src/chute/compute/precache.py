@@ -71,6 +71,10 @@ class Progress:
     detail: str | None = None
 
 
+def create_tables(engine: Engine) -> None:
+    _metadata.create_all(engine)
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -83,7 +87,7 @@ class Precache:
         self.aggregates = aggregates
         self.agents = agents
         self.images = images
-        _metadata.create_all(engine)
+        create_tables(engine)
 
     def request(self, aggregate_id: str, cache: object, token: str | None = None
                 ) -> threading.Thread:
