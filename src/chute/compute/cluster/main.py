@@ -80,10 +80,10 @@ def service(conf: config.Config, url: str) -> ClusterService:
     """The one place the cluster service is built (its tables are created on the way)."""
     from chute.compute.cluster.dispatch import AgentClient
     from chute.compute.cluster.registry import Registry
-    from chute.compute.cluster.scheduling import make_scheduler
     from chute.compute.cluster.service import ClusterService
     from chute.compute.db import InstanceDB
     from chute.compute.image_service import FailoverImageService
+    from chute.compute.operators import make_scheduler
 
     settings = cluster_settings(conf)
     token = service_token(conf)
@@ -92,7 +92,7 @@ def service(conf: config.Config, url: str) -> ClusterService:
                                   num_retries=conf.get("glance", "num_retries"))
     return ClusterService(settings, state, images,
                           Registry(state.engine, settings.service_down_time),
-                          make_scheduler(), AgentClient(token))
+                          make_scheduler(conf, state.engine, images), AgentClient(token))
 
 
 def prepare(conf: config.Config, url: str) -> None:
@@ -108,6 +108,7 @@ def prepare(conf: config.Config, url: str) -> None:
 def build_app(conf: config.Config, url: str, auth: AuthSettings) -> WSGIApp:
     """Runs in each worker after fork: threads and database connections start here."""
     from chute.auth.middleware import wrap
+    from chute.compute import operators
     from chute.compute.api import create_app
     from chute.compute.cluster import internal_api
 
@@ -115,6 +116,7 @@ def build_app(conf: config.Config, url: str, auth: AuthSettings) -> WSGIApp:
     cluster.start()
     app = create_app(cluster, auth)
     internal_api.add_routes(app, cluster, auth.strategy)
+    operators.add_routes(app, cluster, auth)
     return wrap(app, auth)
 
 
