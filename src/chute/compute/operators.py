@@ -27,7 +27,7 @@ from chute.compute.precache import Precache
 from chute.compute.scheduler import FilterScheduler, SchedulerOptions
 from chute.compute.services import Services
 from chute.config import Config
-from chute.errors import ChuteError
+from chute.errors import BadComputeRequest, ChuteError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -70,3 +70,19 @@ def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) ->
     api_hypervisors.add_routes(app, services, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,
                               lambda host: registry.host(host) is not None)
+
+
+def explain_command(url: str, words: list[str]) -> str:
+    """`chute-compute-api explain SERVER`: the recorded placement of SERVER, or a ChuteError
+    naming the problem (the caller prints it as one line)."""
+    from chute.compute.cluster.registry import Registry
+    from chute.compute.db import make_engine
+
+    if len(words) != 2 or words[0] != "explain":
+        raise BadComputeRequest(f"unknown command {' '.join(words)!r} (use: explain SERVER)")
+    engine = make_engine(url)
+    try:
+        placement = Registry(engine, 0).placement(words[1])
+        return PlacementLog(engine).explain(words[1], placement.host if placement else None)
+    finally:
+        engine.dispose()

@@ -78,6 +78,7 @@ def service_token(conf: config.Config) -> str | Callable[[], str] | None:
 
 def service(conf: config.Config, url: str) -> ClusterService:
     """The one place the cluster service is built (its tables are created on the way)."""
+    from chute.compute.aggregates import Aggregates
     from chute.compute.cluster.dispatch import AgentClient
     from chute.compute.cluster.registry import Registry
     from chute.compute.cluster.service import ClusterService
@@ -90,9 +91,11 @@ def service(conf: config.Config, url: str) -> ClusterService:
     state = InstanceDB(url)
     images = FailoverImageService(conf.get("glance", "api_servers"), token=token,
                                   num_retries=conf.get("glance", "num_retries"))
-    return ClusterService(settings, state, images,
-                          Registry(state.engine, settings.service_down_time),
-                          make_scheduler(conf, state.engine, images), AgentClient(token))
+    cluster = ClusterService(settings, state, images,
+                             Registry(state.engine, settings.service_down_time),
+                             make_scheduler(conf, state.engine, images), AgentClient(token))
+    cluster.zone_hosts = Aggregates(state.engine).zoned
+    return cluster
 
 
 def prepare(conf: config.Config, url: str) -> None:
@@ -135,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-file", metavar="F", help="chute-compute-api.conf")
     parser.add_argument("--show-config", action="store_true",
                         help="print the effective configuration and exit")
+    parser.add_argument("command", nargs="*", metavar="explain SERVER",
+                        help="say why SERVER was placed on its host and not the others, "
+                             "from the compute database, and exit")
     return parser
 
 
@@ -145,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         url, auth = validate(conf)
         if args.show_config:
             sys.stdout.write(config.dump(conf, SCHEMA))
+            return 0
+        if args.command:
+            from chute.compute.operators import explain_command
+            sys.stdout.write(explain_command(url, args.command))
             return 0
         secrets = [("glance", "service_token")]
         if config.url_has_password(url):
