@@ -34,7 +34,7 @@ def test_create_answers_as_nova_without_hosts_or_metadata(cluster: Cluster,
     assert rack["name"] == "rack-a" and rack["availability_zone"] is None
     assert "hosts" not in rack and "metadata" not in rack and len(rack["uuid"]) == 36
     listed = call(cluster, "GET", "/os-aggregates")["aggregates"]
-    assert [a["name"] for a in listed] == ["rack-a"]
+    assert [a["uuid"] for a in listed if a["name"] == "rack-a"] == [rack["uuid"]]
     old = call(cluster, "GET", f"/os-aggregates/{rack['id']}", version=None)["aggregate"]
     assert "uuid" not in old and old["hosts"] == [] and old["metadata"] == {}
 
