@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -200,7 +201,7 @@ class ClusterService(ComputeManager):
         message = f"Build on host {host} failed: {fault}"
         LOG.warning("Instance %s: %s; rescheduling", instance_id, message)
         self.actions.finish(instance_id, "create", error=message)
-        self.actions.start(instance_id, "create", request_id=f"req-reschedule-{instance_id}")
+        self.actions.start(instance_id, "create", request_id=f"req-{uuid.uuid4()}")
         return True
 
     def reschedule(self, instance_id: str, host: str, fault: str) -> None:
