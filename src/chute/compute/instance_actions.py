@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 
@@ -107,6 +108,18 @@ class InstanceActions:
             conn.execute(sql_update(actions).where(actions.c.id == row.id).values(
                 finish_time=utcnow(), result="Error" if error else "Success",
                 message="Error" if error else None, details=error))
+
+    def discard(self, instance_id: str, action: str) -> None:
+        """Forget the newest unfinished `action`: it was refused before anything was done
+        (Nova records an action only once its state check passed)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(actions.c.id)
+                .where(actions.c.instance_id == instance_id, actions.c.action == action,
+                       actions.c.finish_time.is_(None))
+                .order_by(actions.c.id.desc())).first()
+            if row is not None:
+                conn.execute(sql_delete(actions).where(actions.c.id == row.id))
 
     def list(self, instance_id: str) -> list[Action]:
         """Newest first, as Nova lists them."""

@@ -334,7 +334,10 @@ class ClusterActions(ServerActions):
             self._refused(instance_id, action, exc.message)
             raise RemoteUnavailable(f"Host {inst.host} did not answer: {exc.message}") from None
         except RemoteError as exc:
-            self._refused(instance_id, action, exc.message)
+            if action is not None and exc.status in (400, 404, 409):
+                self.service.actions.discard(instance_id, action)  # refused: nothing done
+            else:
+                self._refused(instance_id, action, exc.message)
             raise _relayed(exc, instance_id) from None
 
     def _refused(self, instance_id: str, action: str | None, message: str) -> None:
