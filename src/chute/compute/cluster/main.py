@@ -78,21 +78,24 @@ def service_token(conf: config.Config) -> str | Callable[[], str] | None:
 
 def service(conf: config.Config, url: str) -> ClusterService:
     """The one place the cluster service is built (its tables are created on the way)."""
+    from chute.compute.aggregates import Aggregates
     from chute.compute.cluster.dispatch import AgentClient
     from chute.compute.cluster.registry import Registry
-    from chute.compute.cluster.scheduling import make_scheduler
     from chute.compute.cluster.service import ClusterService
     from chute.compute.db import InstanceDB
     from chute.compute.image_service import FailoverImageService
+    from chute.compute.operators import make_scheduler
 
     settings = cluster_settings(conf)
     token = service_token(conf)
     state = InstanceDB(url)
     images = FailoverImageService(conf.get("glance", "api_servers"), token=token,
                                   num_retries=conf.get("glance", "num_retries"))
-    return ClusterService(settings, state, images,
-                          Registry(state.engine, settings.service_down_time),
-                          make_scheduler(), AgentClient(token))
+    cluster = ClusterService(settings, state, images,
+                             Registry(state.engine, settings.service_down_time),
+                             make_scheduler(conf, state.engine, images), AgentClient(token))
+    cluster.zone_hosts = Aggregates(state.engine).zoned
+    return cluster
 
 
 def prepare(conf: config.Config, url: str) -> None:
@@ -108,6 +111,7 @@ def prepare(conf: config.Config, url: str) -> None:
 def build_app(conf: config.Config, url: str, auth: AuthSettings) -> WSGIApp:
     """Runs in each worker after fork: threads and database connections start here."""
     from chute.auth.middleware import wrap
+    from chute.compute import operators
     from chute.compute.api import create_app
     from chute.compute.cluster import internal_api
 
@@ -115,6 +119,7 @@ def build_app(conf: config.Config, url: str, auth: AuthSettings) -> WSGIApp:
     cluster.start()
     app = create_app(cluster, auth)
     internal_api.add_routes(app, cluster, auth.strategy)
+    operators.add_routes(app, cluster, auth)
     return wrap(app, auth)
 
 
@@ -133,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config-file", metavar="F", help="chute-compute-api.conf")
     parser.add_argument("--show-config", action="store_true",
                         help="print the effective configuration and exit")
+    parser.add_argument("command", nargs="*", metavar="explain SERVER",
+                        help="say why SERVER was placed on its host and not the others, "
+                             "from the compute database, and exit")
     return parser
 
 
@@ -143,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         url, auth = validate(conf)
         if args.show_config:
             sys.stdout.write(config.dump(conf, SCHEMA))
+            return 0
+        if args.command:
+            from chute.compute.operators import explain_command
+            sys.stdout.write(explain_command(url, args.command))
             return 0
         secrets = [("glance", "service_token")]
         if config.url_has_password(url):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chute import log
 from chute.auth.options import OPTIONS as AUTH_OPTIONS
 from chute.auth.options import SECTIONS as AUTH_SECTIONS
+from chute.compute.scheduler import SECTIONS as SCHEDULER_SECTIONS
 from chute.config import Opt, Schema
 
 SCHEMA: Schema = {
@@ -53,4 +54,5 @@ SCHEMA: Schema = {
             "Seconds a client may take to send a request head, or stay silent, before its "
             "connection is dropped (Nova's option; the front end enforces it).", min=1),
     ],
+    **SCHEDULER_SECTIONS,
 }

@@ -97,6 +97,8 @@ class ClusterService(ComputeManager):
         self.observers: builtins.list[Callable[[Instance], None]] = []
         self._in_flight: set[str] = set()
         self.server_actions = ClusterActions(self)
+        # The zones hosts are in: the agents' own, unless an aggregate sets one (operators.py).
+        self.zone_hosts: Callable[[builtins.list[HostState]], builtins.list[HostState]] = list
 
     def start(self) -> None:
         self._workers = _Workers(DISPATCH_THREADS)
@@ -130,7 +132,8 @@ class ClusterService(ComputeManager):
         if host:
             raise BadComputeRequest(f"A host in availability_zone {requested!r} is not "
                                     "supported.")
-        if name not in {state.availability_zone for state in self.registry.host_states()}:
+        zoned = self.zone_hosts(self.registry.host_states())
+        if name not in {state.availability_zone for state in zoned}:
             raise BadComputeRequest(f"The requested availability zone is not available: "
                                     f"{requested!r}.")
         return name
