@@ -25,6 +25,7 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -203,7 +204,7 @@ class ClusterService(ComputeManager):
         message = f"Build on host {host} failed: {fault}"
         LOG.warning("Instance %s: %s; rescheduling", instance_id, message)
         self.actions.finish(instance_id, "create", error=message)
-        self.actions.start(instance_id, "create", request_id=f"req-reschedule-{instance_id}")
+        self.actions.start(instance_id, "create", request_id=f"req-{uuid.uuid4()}")
         return True
 
     def reschedule(self, instance_id: str, host: str, fault: str) -> None:
@@ -336,7 +337,10 @@ class ClusterActions(ServerActions):
             self._refused(instance_id, action, exc.message)
             raise RemoteUnavailable(f"Host {inst.host} did not answer: {exc.message}") from None
         except RemoteError as exc:
-            self._refused(instance_id, action, exc.message)
+            if action is not None and exc.status in (400, 404, 409):
+                self.service.actions.discard(instance_id, action)  # refused: nothing done
+            else:
+                self._refused(instance_id, action, exc.message)
             raise _relayed(exc, instance_id) from None
 
     def _refused(self, instance_id: str, action: str | None, message: str) -> None:
