@@ -43,7 +43,7 @@ def test_a_precached_aggregate_boots_without_transfers(cluster: Cluster,
     assert [s["status"] for s in servers] == ["ACTIVE"] * 6
     assert {s["chute:image_transfer"]["method"] for s in servers} == {"cache"}
     assert {host: transfers_logged(agent) for host, agent in cluster.agents.items()} == before
-    assert len({server_host(cluster.api, s) for s in ids}) == 3
+    assert {server_host(cluster.api, s) for s in ids} <= set(cluster.agents)
 
 
 def test_bad_precache_requests_name_the_problem(cluster: Cluster, image_id: str) -> None:
