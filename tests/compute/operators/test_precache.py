@@ -4,6 +4,9 @@ image into its `_base`, the progress shows per host, and the boots that follow c
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from tests.helpers.cluster import Cluster, server_host
 from tests.helpers.images import upload_image
@@ -12,6 +15,7 @@ from tests.helpers.servers import boot, nova, transfers_logged, wait_built
 from tests.helpers.services import ApiServer
 
 PRECACHE = "chute:image_precache"
+COMPUTE_API = str(Path(sys.executable).parent / "chute-compute-api")
 
 
 def progress(cluster: Cluster, image_id: str) -> dict[str, str | None]:
@@ -44,6 +48,10 @@ def test_a_precached_aggregate_boots_without_transfers(cluster: Cluster,
     assert {s["chute:image_transfer"]["method"] for s in servers} == {"cache"}
     assert {host: transfers_logged(agent) for host, agent in cluster.agents.items()} == before
     assert {server_host(cluster.api, s) for s in ids} <= set(cluster.agents)
+    explained = subprocess.run(
+        [COMPUTE_API, "--config-file", str(cluster.api.conf_path), "explain", ids[-1]],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    assert explained.count(f"image {image_id} is in its _base, nothing to copy") == 3
 
 
 def test_bad_precache_requests_name_the_problem(cluster: Cluster, image_id: str) -> None:

@@ -58,6 +58,9 @@ def test_a_disabled_host_gets_no_new_servers_and_explain_says_why(
     assert ("host2 refused by ComputeFilter: its compute service is disabled: "
             "disk replacement") in explained
     assert "(chosen, weight" in explained and "free RAM" in explained
+    # every agent mounts the store's filesystem (its heartbeat says so; the image's location
+    # metadata names it): the image weigher saw a direct copy everywhere
+    assert explained.count("mounts filesystem shared-fs-1 holding the image") == 2
 
 
 def test_the_pre_2_53_actions_name_the_host(cluster: Cluster) -> None:
