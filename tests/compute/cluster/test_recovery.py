@@ -127,3 +127,28 @@ def test_a_build_dispatched_twice_runs_once(slow_cluster: Cluster, image: str) -
     assert again.json() == {"started": False}
     assert all_guests(slow_cluster).count(server_id) == 1
     assert server(api, server_id)["status"] == "ACTIVE"
+
+
+@pytest.fixture(scope="module")
+def patient_cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[Cluster]:
+    """One slow agent of a compute API that waits a minute before declaring a host down."""
+    found = start_cluster(tmp_path_factory.mktemp("patient-cluster"), shared_api, hosts=1,
+                          agent_overrides={"fake": {"spawn_seconds": SPAWN_SECONDS}},
+                          DEFAULT={"service_down_time": 60})
+    yield found
+    found.stop()
+
+
+def test_an_agent_back_in_time_finishes_the_build_it_was_sent(patient_cluster: Cluster,
+                                                              image: str) -> None:
+    api, agent = patient_cluster.api, patient_cluster.agents["host1"]
+    server_id = boot(api, image, "resumed")["id"]
+    wait_for(lambda: server(api, server_id)["OS-EXT-STS:task_state"] == "spawning", 30,
+             "the build to spawn")
+    agent.kill()
+    agent.start()
+    built = wait_built(api, server_id, timeout=60)
+    assert built["status"] == "ACTIVE", built.get("fault")
+    assert guests(agent) == {server_id}
+    assert "build (re)started at the compute API's request" in agent.log_text()
