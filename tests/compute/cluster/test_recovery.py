@@ -5,6 +5,8 @@ copy instead of finishing it (no server lost, none twice)."""
 from __future__ import annotations
 
 import os
+import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +154,27 @@ def test_an_agent_back_in_time_finishes_the_build_it_was_sent(patient_cluster: C
     assert built["status"] == "ACTIVE", built.get("fault")
     assert guests(agent) == {server_id}
     assert "build (re)started at the compute API's request" in agent.log_text()
+
+
+def test_a_server_recorded_without_its_placement_is_placed_by_the_sweeper(
+        slow_cluster: Cluster, image: str) -> None:
+    """What a compute API process leaves when it dies between recording a server and adding
+    its placement row: a server in BUILD nobody places. Another process's sweeper does."""
+    api = slow_cluster.api
+    model = boot(api, image, "model")["id"]
+    assert wait_built(api, model)["status"] == "ACTIVE"
+    orphan = str(uuid.uuid4())
+    with sqlite3.connect(api.database) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(instances)")]
+        reset = {"id": "?", "name": "'orphan'", "vm_state": "'building'",
+                 "task_state": "'scheduling'", "power_state": "0", "launched_at": "NULL",
+                 "created": "datetime('now', '-5 minutes')", "transfer_method": "NULL",
+                 "networks": "'none'", "network_name": "NULL", "fixed_ip": "NULL",
+                 "mac_address": "NULL", "bridge": "NULL"}
+        chosen = ", ".join(reset.get(name, name) for name in columns)
+        conn.execute(f"INSERT INTO instances ({', '.join(columns)}) "  # noqa: S608
+                     f"SELECT {chosen} FROM instances WHERE id = ?", (orphan, model))
+    built = wait_built(api, orphan, timeout=60)
+    assert built["status"] == "ACTIVE", built.get("fault")
+    assert all_guests(slow_cluster).count(orphan) == 1
+    assert "was recorded without a placement" in api.log_path.read_text()
