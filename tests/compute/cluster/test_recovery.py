@@ -178,3 +178,23 @@ def test_a_server_recorded_without_its_placement_is_placed_by_the_sweeper(
     assert built["status"] == "ACTIVE", built.get("fault")
     assert all_guests(slow_cluster).count(orphan) == 1
     assert "was recorded without a placement" in api.log_path.read_text()
+
+
+def test_a_server_deleted_while_its_host_is_down_loses_its_guest_when_the_host_returns(
+        slow_cluster: Cluster, image: str) -> None:
+    api = slow_cluster.api
+    server_id = boot(api, image, "deleted-while-away")["id"]
+    assert wait_built(api, server_id)["status"] == "ACTIVE"
+    host = server_host(api, server_id)
+    assert host is not None
+    agent = slow_cluster.agents[host]
+    agent.kill()
+    wait_for(lambda: nova(api, "GET", f"/servers/{server_id}").json()["server"]
+             ["host_status"] == "DOWN", 30, f"{host} to be DOWN")
+    assert nova(api, "DELETE", f"/servers/{server_id}").status_code == 204
+    assert nova(api, "GET", f"/servers/{server_id}").status_code == 404
+    assert server_id in guests(agent)  # its host did not hear of it yet
+
+    agent.start()
+    wait_for(lambda: server_id not in guests(agent), 30, f"{host} to destroy the guest")
+    assert not (Path(agent.instances_path) / server_id).exists()
