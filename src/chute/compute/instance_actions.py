@@ -22,6 +22,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 
+from chute.compute.db import create_tables
 from chute.compute.instance import utcnow
 from chute.errors import ComputeNotFound
 from chute.httpapi import request_id_var
@@ -77,7 +78,7 @@ def _aware(value: datetime | None) -> datetime | None:
 class InstanceActions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     def start(self, instance_id: str, action: str, *, request_id: str | None = None,
               user_id: str = "", project_id: str = "") -> None:
