@@ -28,8 +28,8 @@ from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepar
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--db-backend", choices=("sqlite", "postgresql"), default="sqlite",
-                     help="the database chute-api's test servers use (`make test` runs the "
-                          "image suites with each)")
+                     help="the database the test servers of chute-api and chute-compute use "
+                          "(`make test` runs the image and compute suites with each)")
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="session")
 def database_url(request: pytest.FixtureRequest) -> Callable[[], str]:
-    """A fresh database for each server a test starts: "" (SQLite beside the store, the
+    """A fresh database for each server a test starts: "" (each service's SQLite file, the
     default) or, with --db-backend=postgresql, a new database in the session's cluster."""
     if request.config.getoption("--db-backend") != "postgresql":
         return lambda: ""
@@ -109,7 +109,7 @@ def no_guests_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture
-def start_compute(tmp_path_factory: pytest.TempPathFactory
+def start_compute(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[[], str]
                   ) -> Iterator[Callable[..., ComputeServer]]:
     """`start_compute(api=None, **overrides)`: overrides are sections merged over
     compute_defaults (`libvirt={"images_type": "raw"}`, `**{"image_file_url:shared": {...}}`);
@@ -118,6 +118,10 @@ def start_compute(tmp_path_factory: pytest.TempPathFactory
 
     def start(api: ApiServer | None = None,
               **overrides: dict[str, Any] | None) -> ComputeServer:
+        url = database_url()
+        defaults = overrides.get("DEFAULT") or {}
+        if url and "state_connection" not in defaults:
+            overrides = {**overrides, "DEFAULT": {**defaults, "state_connection": url}}
         server = prepare_compute(tmp_path_factory.mktemp("compute"), api, **overrides)
         servers.append(server)
         return server.start()

@@ -5,8 +5,10 @@ port, the unix socket in the cluster's own directory. Password authentication (s
 as an operator runs it: the superuser's password is random, kept in a 0600 file, and every DSN
 that carries it goes into a chute config written 0600 (tests.helpers.services.write_conf), the
 rule chute enforces at start. initdb refuses to run as root, so as root the cluster belongs to
-Debian's `postgres` user (created by the postgresql package, `make sysdeps`) and the test's
-temporary directories are made traversable (not readable) for it.
+Debian's `postgres` user (created by the postgresql package, `make sysdeps`), in a directory of
+its own under /tmp that the test's directory links to (`cluster`) and that `stop()` removes:
+pytest keeps /tmp/pytest-of-root at 0700 and puts it back so whenever another session starts,
+so a cluster inside it would lose its own files mid-run.
 
 `fresh_database()` is a new empty database (CREATE DATABASE copies template1: milliseconds),
 so each test or module gets its own schema without a new cluster.
@@ -21,6 +23,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,16 +55,16 @@ def _run_as() -> dict[str, Any]:
             "env": {"PATH": "/usr/bin:/bin", "HOME": str(user.pw_dir), "LC_ALL": "C.UTF-8"}}
 
 
-def _let_postgres_in(path: Path) -> None:
-    """As root: `path` owned by postgres, each ancestor traversable (o+x, not o+r)."""
+def _cluster_dir(root: Path) -> Path:
+    """Where the cluster lives: `root` itself, or as root a postgres-owned directory under /tmp
+    linked from `root/cluster`."""
     if os.geteuid() != 0:
-        return
+        return root
     user = pwd.getpwnam("postgres")
+    path = Path(tempfile.mkdtemp(prefix="chute-pg-"))
     os.chown(path, user.pw_uid, user.pw_gid)
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if not mode & 0o001:
-            parent.chmod((mode & 0o7777) | 0o001)
+    (root / "cluster").symlink_to(path)
+    return path
 
 
 @dataclass
@@ -75,7 +78,7 @@ class Cluster:
     @classmethod
     def create(cls, root: Path) -> Cluster:
         root.mkdir(parents=True, exist_ok=True)
-        _let_postgres_in(root)
+        root = _cluster_dir(root)
         password = secrets.token_urlsafe(18)
         pwfile = root / "superuser.password"
         pwfile.write_text(password)
@@ -115,6 +118,8 @@ class Cluster:
 
     def stop(self) -> None:
         self._tool("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
+        if os.geteuid() == 0:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
         """The SQLAlchemy URL of `database`, password included: put it only in a 0600 file."""

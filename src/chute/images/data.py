@@ -61,13 +61,21 @@ class ImageData:
     def upload(self, image_id: str, body: Body, declared: int | None) -> None:
         with self.claims.hold(image_id) as held:
             if not held:
-                raise Conflict(f"Image {image_id} is being uploaded by another request; "
-                               "retry once it is done.")
+                raise self._busy(image_id)
             if self.claims.shared:
-                take_over(self.db, self.store, image_id)
+                for path in take_over(self.db, self.store, image_id):
+                    LOG.warning("removed temporary file %s left by an interrupted upload", path)
             record = self.start(image_id, declared, START_UPLOAD)
             LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
             self.store_and_activate(record, body, declared, SAVING)
+
+    def _busy(self, image_id: str) -> Conflict | NotFound:
+        """Another live request holds the image's claim: Glance's 409 for a second upload."""
+        current = self.db.get(image_id)
+        if current is None:
+            return NotFound(f"No image found with ID {image_id}")
+        return Conflict(f"Image status transition from {current.status} to {SAVING} is not "
+                        "allowed: the image is being uploaded by another request")
 
     def store_and_activate(self, record: ImageRecord, body: Body, declared: int | None,
                            in_flight: Status) -> None:

@@ -31,8 +31,8 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
     if current.status == SAVING:
         removed = store.abandon(image_id, final=True)
         db.requeue(image_id, SAVING)
-        LOG.warning("image %s: its upload was abandoned by a node that died; back to queued, "
-                    "%d file(s) it left removed", image_id, len(removed))
+        # The line a single node logs at start for the same leftover: operators grep for it.
+        LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
         return removed
     if current.status == QUEUED:  # a final-named file a queued image never owns
         return store.abandon(image_id, final=True)
