@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from chute.compute.db import instances
+from chute.compute.db import create_tables, instances
 from chute.compute.host_state import HostState
 from chute.compute.instance import BUILDING, utcnow
 
@@ -139,7 +139,7 @@ class Registry:
     def __init__(self, engine: Engine, service_down_time: int) -> None:
         self.engine = engine
         self.down_time = timedelta(seconds=service_down_time)
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     # -- hosts --------------------------------------------------------------------------------
 
