@@ -23,7 +23,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 
-from chute.compute.db import add_missing_columns
+from chute.compute.db import add_missing_columns, schema_transaction
 from chute.compute.instance import utcnow
 from chute.errors import ComputeNotFound
 from chute.httpapi import request_id_var
@@ -81,8 +81,9 @@ def _aware(value: datetime | None) -> datetime | None:
 class InstanceActions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine)
-        add_missing_columns(engine, actions)
+        with schema_transaction(engine) as conn:
+            _metadata.create_all(conn)
+            add_missing_columns(conn, actions)
 
     def start(self, instance_id: str, action: str, *, request_id: str | None = None,
               user_id: str = "", project_id: str = "") -> None:

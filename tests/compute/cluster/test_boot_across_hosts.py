@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import requests
 
 from tests.helpers.cluster import Cluster, guests, server_host
+from tests.helpers.images import upload_image
+from tests.helpers.polling import wait_for
 from tests.helpers.servers import action, boot, console_output, nova, wait_built, wait_status
+from tests.helpers.services import ApiServer
 
 
 def test_boots_spread_over_the_hosts_and_go_active(cluster: Cluster, image_id: str) -> None:
@@ -62,3 +67,14 @@ def test_actions_and_delete_reach_the_servers_host(cluster: Cluster, image_id: s
 def test_the_agent_serves_no_servers_api(cluster: Cluster) -> None:
     agent = next(iter(cluster.agents.values()))
     assert requests.get(f"{agent.url}/v2.1/servers", timeout=10).status_code == 404
+
+
+def test_a_precached_image_is_in_the_hosts_next_heartbeat(cluster: Cluster,
+                                                           shared_api: ApiServer) -> None:
+    image = str(upload_image(shared_api, os.urandom(1 << 20))["id"])
+    agent = cluster.agents["host2"]
+    resp = requests.post(f"{agent.url}/internal/v1/images/{image}/precache", timeout=10)
+    assert resp.status_code == 202, resp.text
+    wait_for(lambda: image in json.loads(cluster.api.hosts()["host2"]["cached_images_json"]),
+             30, "host2 to report the image in its _base")
+    assert image not in json.loads(cluster.api.hosts()["host1"]["cached_images_json"])

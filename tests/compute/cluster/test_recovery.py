@@ -5,6 +5,8 @@ copy instead of finishing it (no server lost, none twice)."""
 from __future__ import annotations
 
 import os
+import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -127,3 +129,72 @@ def test_a_build_dispatched_twice_runs_once(slow_cluster: Cluster, image: str) -
     assert again.json() == {"started": False}
     assert all_guests(slow_cluster).count(server_id) == 1
     assert server(api, server_id)["status"] == "ACTIVE"
+
+
+@pytest.fixture(scope="module")
+def patient_cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[Cluster]:
+    """One slow agent of a compute API that waits a minute before declaring a host down."""
+    found = start_cluster(tmp_path_factory.mktemp("patient-cluster"), shared_api, hosts=1,
+                          agent_overrides={"fake": {"spawn_seconds": SPAWN_SECONDS}},
+                          DEFAULT={"service_down_time": 60})
+    yield found
+    found.stop()
+
+
+def test_an_agent_back_in_time_finishes_the_build_it_was_sent(patient_cluster: Cluster,
+                                                              image: str) -> None:
+    api, agent = patient_cluster.api, patient_cluster.agents["host1"]
+    server_id = boot(api, image, "resumed")["id"]
+    wait_for(lambda: server(api, server_id)["OS-EXT-STS:task_state"] == "spawning", 30,
+             "the build to spawn")
+    agent.kill()
+    agent.start()
+    built = wait_built(api, server_id, timeout=60)
+    assert built["status"] == "ACTIVE", built.get("fault")
+    assert guests(agent) == {server_id}
+    assert "build (re)started at the compute API's request" in agent.log_text()
+
+
+def test_a_server_recorded_without_its_placement_is_placed_by_the_sweeper(
+        slow_cluster: Cluster, image: str) -> None:
+    """What a compute API process leaves when it dies between recording a server and adding
+    its placement row: a server in BUILD nobody places. Another process's sweeper does."""
+    api = slow_cluster.api
+    model = boot(api, image, "model")["id"]
+    assert wait_built(api, model)["status"] == "ACTIVE"
+    orphan = str(uuid.uuid4())
+    with sqlite3.connect(api.database) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(instances)")]
+        reset = {"id": "?", "name": "'orphan'", "vm_state": "'building'",
+                 "task_state": "'scheduling'", "power_state": "0", "launched_at": "NULL",
+                 "created": "datetime('now', '-5 minutes')", "transfer_method": "NULL",
+                 "networks": "'none'", "network_name": "NULL", "fixed_ip": "NULL",
+                 "mac_address": "NULL", "bridge": "NULL"}
+        chosen = ", ".join(reset.get(name, name) for name in columns)
+        conn.execute(f"INSERT INTO instances ({', '.join(columns)}) "  # noqa: S608
+                     f"SELECT {chosen} FROM instances WHERE id = ?", (orphan, model))
+    built = wait_built(api, orphan, timeout=60)
+    assert built["status"] == "ACTIVE", built.get("fault")
+    assert all_guests(slow_cluster).count(orphan) == 1
+    assert "was recorded without a placement" in api.log_path.read_text()
+
+
+def test_a_server_deleted_while_its_host_is_down_loses_its_guest_when_the_host_returns(
+        slow_cluster: Cluster, image: str) -> None:
+    api = slow_cluster.api
+    server_id = boot(api, image, "deleted-while-away")["id"]
+    assert wait_built(api, server_id)["status"] == "ACTIVE"
+    host = server_host(api, server_id)
+    assert host is not None
+    agent = slow_cluster.agents[host]
+    agent.kill()
+    wait_for(lambda: nova(api, "GET", f"/servers/{server_id}").json()["server"]
+             ["host_status"] == "DOWN", 30, f"{host} to be DOWN")
+    assert nova(api, "DELETE", f"/servers/{server_id}").status_code == 204
+    assert nova(api, "GET", f"/servers/{server_id}").status_code == 404
+    assert server_id in guests(agent)  # its host did not hear of it yet
+
+    agent.start()
+    wait_for(lambda: server_id not in guests(agent), 30, f"{host} to destroy the guest")
+    assert not (Path(agent.instances_path) / server_id).exists()

@@ -20,7 +20,7 @@ from chute.auth.middleware import ContextMiddleware
 from chute.auth.options import AuthSettings
 from chute.compute import api
 from chute.compute.cluster import wire
-from chute.compute.cluster.internal_api import INTERNAL, require_service
+from chute.compute.cluster.internal import INTERNAL, require_service
 from chute.compute.manager import ComputeManager
 from chute.errors import BadComputeRequest, ChuteError
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from chute.client._http import HttpApi
 from chute.compute.cluster import wire
+from chute.compute.cluster.internal import INTERNAL
 from chute.compute.instance import Instance
 
-INTERNAL = "/internal/v1"
 Token = str | Callable[[], str] | None
 
 

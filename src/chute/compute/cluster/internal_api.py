@@ -15,19 +15,11 @@ from typing import Any
 import falcon
 
 from chute import httpapi
-from chute.auth.middleware import context_of
 from chute.compute.cluster import wire
+from chute.compute.cluster.internal import INTERNAL, require_service
 from chute.compute.cluster.registry import HostReport
 from chute.compute.cluster.service import ClusterService
-from chute.errors import BadComputeRequest, PolicyDenied
-
-INTERNAL = "/internal/v1"
-
-
-def require_service(req: falcon.Request, strategy: str) -> None:
-    """Only a service (an agent, the compute API) may call an internal endpoint."""
-    if strategy != "noauth" and not context_of(req).service:
-        raise PolicyDenied("Internal endpoints need the service role.")
+from chute.errors import BadComputeRequest
 
 
 def _object(req: falcon.Request) -> dict[str, Any]:

@@ -41,8 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from chute.compute.db import create_tables, instances
 from chute.compute.host_state import HostState
-from chute.compute.instance import utcnow
+from chute.compute.instance import BUILDING, utcnow
 
 _metadata = MetaData()
 
@@ -138,7 +139,7 @@ class Registry:
     def __init__(self, engine: Engine, service_down_time: int) -> None:
         self.engine = engine
         self.down_time = timedelta(seconds=service_down_time)
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     # -- hosts --------------------------------------------------------------------------------
 
@@ -189,11 +190,19 @@ class Registry:
 
     # -- placements ---------------------------------------------------------------------------
 
-    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(placements).values(
-                instance_id=instance_id, host=None, vcpus=vcpus, memory_mb=memory_mb,
-                disk_gb=disk_gb, attempts=0, tried_json="[]"))
+    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
+        """A server to place; False if it has its row already (another process added it)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(placements).values(
+                    instance_id=instance_id, host=None, vcpus=vcpus, memory_mb=memory_mb,
+                    disk_gb=disk_gb, attempts=0, tried_json="[]"))
+        except IntegrityError:
+            return False
+        return True
+
+    def unplaced_builds(self) -> list[tuple[str, str]]:
+        return unplaced_builds(self.engine, LEASE)
 
     def placement(self, instance_id: str) -> Placement | None:
         with self.engine.connect() as conn:
@@ -320,6 +329,19 @@ class Registry:
                     or_(placements.c.lease_until.is_(None),
                         placements.c.lease_until < now))).all()
         return [_placement(row) for row in dead], [row.instance_id for row in orphans]
+
+
+def unplaced_builds(engine: Engine, older_than: timedelta) -> list[tuple[str, str]]:
+    """(id, flavor id) of servers in BUILD without a placement row, recorded before
+    `older_than` ago: their API process died between recording them and adding the row."""
+    cutoff = _naive(utcnow() - older_than)
+    query = (select(instances.c.id, instances.c.flavor_id)
+             .select_from(instances.outerjoin(placements,
+                                              placements.c.instance_id == instances.c.id))
+             .where(placements.c.instance_id.is_(None), instances.c.vm_state == BUILDING,
+                    instances.c.created < cutoff))
+    with engine.connect() as conn:
+        return [(row.id, row.flavor_id) for row in conn.execute(query).all()]
 
 
 def _host_state(row: Any, alive: bool) -> HostState:

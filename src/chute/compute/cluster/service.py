@@ -48,6 +48,7 @@ from chute.compute.settings import ManagerSettings
 from chute.errors import (
     BadComputeRequest,
     ComputeConflict,
+    FlavorNotFound,
     InstanceInvalidState,
     RemoteError,
     RemoteUnavailable,
@@ -299,7 +300,8 @@ class ClusterService(ComputeManager):
 
     def sweep(self) -> None:
         """Builds on hosts that stopped reporting go elsewhere; servers nobody is placing
-        (their process died, or a reschedule found this process busy) get placed."""
+        (their process died, or a reschedule found this process busy) get placed, and so do
+        servers recorded by a process that died before it added their placement."""
         dead, orphans = self.registry.stale()
         for placement in dead:
             inst = self.db.get(placement.instance_id)
@@ -307,6 +309,16 @@ class ClusterService(ComputeManager):
                 self.reschedule(inst.id, placement.host,
                                 f"host {placement.host} stopped reporting (no heartbeat for "
                                 f"{self.cluster.service_down_time} s)")
+        for instance_id, flavor_id in self.registry.unplaced_builds():
+            try:
+                flavor = flavors.get(flavor_id)
+            except FlavorNotFound as exc:
+                self._fail(instance_id, exc.message)
+                continue
+            if self.registry.add(instance_id, flavor.vcpus, flavor.ram, flavor.disk):
+                LOG.warning("Instance %s was recorded without a placement (its API process "
+                            "stopped): placing it now", instance_id)
+                orphans.append(instance_id)
         for instance_id in orphans:
             self._submit_build(instance_id)
 
