@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from chute.client.image import Image
+from chute.compute import db
 from chute.compute.aggregates import Aggregates
 from chute.compute.cluster.registry import Registry
 from chute.errors import BadComputeRequest, ChuteError, RemoteError
@@ -72,7 +73,7 @@ class Progress:
 
 
 def create_tables(engine: Engine) -> None:
-    _metadata.create_all(engine)
+    db.create_tables(engine, _metadata)
 
 
 def _now() -> datetime:
