@@ -57,7 +57,7 @@ def detail(service: Service, version: APIVersion, precache: Precache) -> dict[st
                  "disabled_reason": state.disabled_reason})
     doc[PRECACHE_KEY] = [{"image_id": p.image_id, "status": p.status,
                           "requested_at": stamp(p.requested_at), "detail": p.detail}
-                         for p in precache.progress(service.host)]
+                         for p in precache.progress(service.state)]
     return doc
 
 
