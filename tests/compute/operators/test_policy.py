@@ -4,7 +4,7 @@ file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -29,11 +29,11 @@ def who() -> dict[str, Caller]:
 
 
 @pytest.fixture(scope="module")
-def api(who: dict[str, Caller], tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[ComputeApiServer]:
+def api(who: dict[str, Caller], tmp_path_factory: pytest.TempPathFactory,
+        database_url: Callable[[], str]) -> Iterator[ComputeApiServer]:
     root = tmp_path_factory.mktemp("operators-policy")
     tokens = write_tokens(root / "tokens", who)
-    server = prepare_compute_api(root / "api", None, DEFAULT={
+    server = prepare_compute_api(root / "api", None, database_url(), DEFAULT={
         "auth_strategy": "tokens", "tokens_file": str(tokens)}).start()
     yield server
     server.kill()
