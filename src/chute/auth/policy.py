@@ -98,6 +98,7 @@ COMPUTE_RULES: dict[str, str] = {
        for action in ("index", "create", "show", "update", "delete", "add_host",
                       "remove_host", "set_metadata")},
     "compute:aggregates:images": ADMIN,
+    "os_compute_api:os-availability-zone:detail": ADMIN,
 }
 
 

@@ -87,7 +87,7 @@ def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) ->
     registry = cluster.registry
     aggregates = Aggregates(registry.engine)
     precaching = Precache(registry.engine, registry, aggregates, cluster.agents, cluster.client)
-    services = Services(registry)
+    services = Services(registry, aggregates.zones)
     api_services.add_routes(app, services, policy)
     api_hypervisors.add_routes(app, services, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,

@@ -52,8 +52,12 @@ def test_an_aggregates_zone_places_the_boots_that_ask_for_it(cluster: Cluster, r
     server_id = call(cluster, "POST", "/servers", body, None, 202)["server"]["id"]
     assert wait_built(cluster.api, server_id)["status"] == "ACTIVE"
     assert server_host(cluster.api, server_id) == "host3"
-    zones = {s["host"]: s["zone"] for s in call(cluster, "GET", "/os-services")["services"]}
-    assert zones["host3"] == "nova"  # the agent's own; the aggregate's applies to placement
+    zones = call(cluster, "GET", "/os-availability-zone/detail")["availabilityZoneInfo"]
+    hosts = {z["zoneName"]: sorted(z["hosts"]) for z in zones}
+    assert hosts == {"nova": ["host1", "host2"], "zone-c": ["host3"]}
+    assert all(z["zoneState"]["available"] for z in zones)
+    services = call(cluster, "GET", "/os-services")["services"]
+    assert {s["host"]: s["zone"] for s in services}["host3"] == "zone-c"
     updated = call(cluster, "PUT", path, {"aggregate": {"name": "rack-a", "availability_zone":
                                                         "zone-d"}})
     assert updated["aggregate"]["metadata"] == {"availability_zone": "zone-d", "ssd": "1"}
