@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 # haproxy: the front end each service starts (chute.front_end).
 # iproute2, iputils-ping: the guest-network test's bridge, namespace and ping.
 # python3-dev: Python.h, to build uWSGI for the Keystone venv (chute up --keystone, tests/auth).
+# postgresql: initdb/pg_ctl for the private clusters of tests/helpers/postgres.py (no service is
+# started: the package's own cluster is left alone) and the `postgres` user they run as.
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
@@ -18,6 +20,7 @@ sysdeps:
 	command -v haproxy >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	$(PY) -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \
@@ -28,7 +31,7 @@ sysdeps:
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,libvirt]'
+	$(BIN)/pip install -q -e '.[test,libvirt,postgresql]'
 	touch $(STAMP)
 
 install: sysdeps $(STAMP)

@@ -22,15 +22,48 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from tests.helpers.disks import make_qcow2
+from tests.helpers.postgres import Cluster
 from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepare_compute
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--db-backend", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the database the test servers of chute-api and chute-compute use "
+                          "(`make test` runs the image and compute suites with each)")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A private PostgreSQL cluster for the session (tests.helpers.postgres)."""
+    cluster = Cluster.create(tmp_path_factory.mktemp("postgres"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """A fresh database for each server a test starts: "" (each service's SQLite file, the
+    default) or, with --db-backend=postgresql, a new database in the session's cluster."""
+    if request.config.getoption("--db-backend") != "postgresql":
+        return lambda: ""
+    cluster: Cluster = request.getfixturevalue("postgres")
+    return cluster.fresh_database
+
+
+def _with_database(url: str, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    if not url or "connection" in overrides.get("database", {}):
+        return overrides
+    return {**overrides, "database": {**overrides.get("database", {}), "connection": url}}
+
+
 @pytest.fixture
-def start_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., ApiServer]]:
+def start_api(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[[], str]
+              ) -> Iterator[Callable[..., ApiServer]]:
     servers: list[ApiServer] = []
 
     def start(**overrides: dict[str, Any]) -> ApiServer:
-        server = prepare_api(tmp_path_factory.mktemp("api"), **overrides)
+        server = prepare_api(tmp_path_factory.mktemp("api"),
+                             **_with_database(database_url(), overrides))
         servers.append(server)
         return server.start()
 
@@ -47,9 +80,11 @@ def api_server(start_api: Callable[..., ApiServer]) -> ApiServer:
 
 
 @pytest.fixture(scope="session")
-def shared_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+def shared_api(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[[], str]
+               ) -> Iterator[ApiServer]:
     """One default server for the whole session (tests must not depend on an empty store)."""
-    server = prepare_api(tmp_path_factory.mktemp("shared-api"))
+    server = prepare_api(tmp_path_factory.mktemp("shared-api"),
+                         **_with_database(database_url(), {}))
     server.start()
     yield server
     server.kill()
@@ -74,7 +109,7 @@ def no_guests_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture
-def start_compute(tmp_path_factory: pytest.TempPathFactory
+def start_compute(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[[], str]
                   ) -> Iterator[Callable[..., ComputeServer]]:
     """`start_compute(api=None, **overrides)`: overrides are sections merged over
     compute_defaults (`libvirt={"images_type": "raw"}`, `**{"image_file_url:shared": {...}}`);
@@ -83,6 +118,10 @@ def start_compute(tmp_path_factory: pytest.TempPathFactory
 
     def start(api: ApiServer | None = None,
               **overrides: dict[str, Any] | None) -> ComputeServer:
+        url = database_url()
+        defaults = overrides.get("DEFAULT") or {}
+        if url and "state_connection" not in defaults:
+            overrides = {**overrides, "DEFAULT": {**defaults, "state_connection": url}}
         server = prepare_compute(tmp_path_factory.mktemp("compute"), api, **overrides)
         servers.append(server)
         return server.start()

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from chute.cli import images, servers
+from chute.cli import hosts, images, servers
 from chute.cli.context import DEFAULT_COMPUTE_URL, DEFAULT_IMAGE_URL, FORMATS
 from chute.cli.login import context_from, login_options
 from chute.errors import ChuteError, RemoteError
@@ -79,7 +79,7 @@ def up(data_dir: str, api_port: int | None, compute_port: int | None,
         sys.exit(status)
 
 
-for _command in images.COMMANDS + servers.COMMANDS:
+for _command in images.COMMANDS + servers.COMMANDS + hosts.COMMANDS:
     cli.add_command(_command)
 
 

@@ -1,5 +1,10 @@
 """The agent's own state: instances in SQLite (WAL) so servers survive a restart.
 
+The same tables work on PostgreSQL (the compute API's shared database, several nodes): the
+schema is created under an advisory lock (`schema_transaction`), so nodes starting at once
+against one empty database do not race on CREATE TABLE, and sessions run in UTC, the zone
+every naive timestamp here is in.
+
 Only this module knows SQL. The schema is one small table created on first use; the agent's
 state is local to its host, so there is no migration history to carry (the image service's
 database, shared by several nodes, is the one that needs Alembic). Columns are only ever
@@ -11,11 +16,14 @@ from __future__ import annotations
 
 import builtins
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -29,12 +37,13 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from chute.compute.instance import BUILDING, Fault, Instance, Port, Transfer
@@ -58,7 +67,7 @@ instances = Table(
     Column("fault_created", DateTime),
     Column("transfer_method", String(16)),
     Column("transfer_primitive", String(32)),
-    Column("transfer_bytes", Integer),
+    Column("transfer_bytes", BigInteger),  # images pass 2 GiB: PostgreSQL's INTEGER does not
     Column("transfer_seconds", Float),
     Column("build_attempts", Integer, nullable=False, default=0),
     # What the boot request asked for (compute/server_fields.py); JSON text for the dict/list.
@@ -105,6 +114,36 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=10000")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+# pg_advisory_xact_lock's key for creating the compute schema (any fixed 64-bit number).
+SCHEMA_LOCK = 0x6368757465_636f  # "chute" "co"
+
+
+def make_engine(url: str) -> Engine:
+    """SQLite with its pragmas for threads of one process; PostgreSQL pinged before use (a
+    server restart must not fail the next request) and in UTC."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+
+
+@contextmanager
+def schema_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction to create tables in; on PostgreSQL it first takes the schema's advisory
+    lock, so a second node starting at the same moment waits, then finds the tables there
+    (CREATE TABLE's check-then-create is not atomic across sessions)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+        yield conn
+
+
+def create_tables(engine: Engine, metadata: MetaData) -> None:
+    with schema_transaction(engine) as conn:
+        metadata.create_all(conn)
 
 
 def _aware(value: datetime) -> datetime:
@@ -172,14 +211,13 @@ def _from_row(row: Any) -> Instance:
     )
 
 
-def add_missing_columns(engine: Engine, table: Table) -> None:
+def add_missing_columns(conn: Connection, table: Table) -> None:
     """ALTER TABLE ADD COLUMN for each column of `table` the existing database lacks (a
     database made by an older chute); every added column is nullable, so old rows stay valid."""
-    present = {col["name"] for col in inspect(engine).get_columns(table.name)}
-    missing = [col for col in table.columns if col.name not in present]
-    with engine.begin() as conn:
-        for col in missing:
-            kind = col.type.compile(dialect=engine.dialect)
+    present = {col["name"] for col in inspect(conn).get_columns(table.name)}
+    for col in table.columns:
+        if col.name not in present:
+            kind = col.type.compile(dialect=conn.dialect)
             conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
 
 
@@ -187,13 +225,12 @@ class InstanceDB:
     """CRUD on instances. Thread-safe: each call uses its own pooled connection."""
 
     def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        _metadata.create_all(self.engine)
-        add_missing_columns(self.engine, instances)
-        for index in PORT_INDEXES:
-            index.create(self.engine, checkfirst=True)
+        self.engine: Engine = make_engine(url)
+        with schema_transaction(self.engine) as conn:
+            _metadata.create_all(conn)
+            add_missing_columns(conn, instances)
+            for index in PORT_INDEXES:
+                index.create(conn, checkfirst=True)
 
     def create(self, inst: Instance) -> None:
         with self.engine.begin() as conn:

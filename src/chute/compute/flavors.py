@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from chute.compute.db import create_tables
 from chute.errors import ComputeConflict, ComputeForbidden, ComputeNotFound, FlavorNotFound
 
 
@@ -87,7 +88,7 @@ class Catalog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     def find(self, flavor_id: str) -> Flavor | None:
         with self.engine.connect() as conn:

@@ -38,6 +38,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from chute.compute.db import create_tables
 from chute.compute.instance import utcnow
 from chute.errors import (
     BadComputeRequest,
@@ -125,7 +126,7 @@ class Keypairs:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     def create(self, user_id: str, name: object, public_key: object = None,
                key_type: object = SSH) -> Keypair:

@@ -25,6 +25,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert,
 from sqlalchemy.engine import Engine
 
 from chute.compute import flavors
+from chute.compute.db import create_tables
 from chute.compute.flavors import Flavor
 from chute.compute.instance import Instance
 from chute.errors import BadComputeRequest, ComputeQuotaExceeded
@@ -74,7 +75,7 @@ class Quotas:
         self.defaults = {name: defaults.get(name, DEFAULTS[name]) for name in RESOURCES}
         self._servers_of = servers_of
         self._claims = threading.Lock()
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     def limits(self, project_id: str) -> dict[str, int]:
         with self.engine.connect() as conn:

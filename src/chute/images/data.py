@@ -3,6 +3,11 @@
 Every failure path ends the same way: the temporary file is removed, the image goes back to
 `queued` with size and hashes cleared (compare-and-swap from `saving`), and nothing is left in
 the store - not even after a 415, where Glance 33 keeps the data.
+
+An upload holds its image's claim (chute.images.claims) from before `queued -> saving` until
+its outcome is recorded. An upload to an image left `saving` by a node that died (its claim is
+free) takes it over: the dead upload's files are removed, the image is requeued, and the new
+upload starts as if the first had never been. A live upload's image answers 409, as in Glance.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from typing import Any
 
 from chute.errors import Conflict, Gone, Invalid, NotFound, TooLarge
 from chute.images.body import Body
+from chute.images.claims import UploadClaims
 from chute.images.db import Database, ImageRecord
 from chute.images.options import UploadSettings
+from chute.images.recovery import take_over
 from chute.images.service import CAS_ATTEMPTS, ImageService
 from chute.images.status import SAVING, START_UPLOAD, Status, Transition
 from chute.images.upload import Limits, Received, receive
@@ -51,13 +58,28 @@ class ImageData:
         self.service = service
         self.db: Database = service.db
         self.store = store
+        self.claims = UploadClaims(service.db.engine)
 
     def upload(self, image_id: str, body: Body, declared: int | None,
                store_id: str | None = None) -> None:
         """`store_id`: the store of `enabled_backends` to write to (None: the default)."""
-        record = self.start(image_id, declared, START_UPLOAD)
-        LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
-        self.store_and_activate(record, body, declared, SAVING, store_id)
+        with self.claims.hold(image_id) as held:
+            if not held:
+                raise self._busy(image_id)
+            if self.claims.shared:
+                for path in take_over(self.db, self.store, image_id):
+                    LOG.warning("removed temporary file %s left by an interrupted upload", path)
+            record = self.start(image_id, declared, START_UPLOAD)
+            LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
+            self.store_and_activate(record, body, declared, SAVING, store_id)
+
+    def _busy(self, image_id: str) -> Conflict | NotFound:
+        """Another live request holds the image's claim: Glance's 409 for a second upload."""
+        current = self.db.get(image_id)
+        if current is None:
+            return NotFound(f"No image found with ID {image_id}")
+        return Conflict(f"Image status transition from {current.status} to {SAVING} is not "
+                        "allowed: the image is being uploaded by another request")
 
     def store_and_activate(self, record: ImageRecord, body: Body, declared: int | None,
                            in_flight: Status, store_id: str | None = None) -> None:

@@ -55,6 +55,7 @@ from chute.images.status import (
     LOCATION_DELETED,
     QUEUED,
     REQUEUE,
+    SAVING,
     LocationStatus,
     Status,
 )
@@ -182,6 +183,15 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.close()
 
 
+# libpq keepalives: a node whose host vanishes (not only its process) loses its upload claims
+# (chute.images.claims) after about idle + interval x count = 30 s.
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 15, "keepalives_interval": 5,
+             "keepalives_count": 3}
+# pg_advisory_xact_lock's key while migrating: API nodes starting at once against one empty
+# database take turns, the later ones finding the schema at head.
+MIGRATION_LOCK = 0x6368757465_6170  # "chute" "ap"
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -190,7 +200,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, connect_args=KEEPALIVE)
 
 
 def migrate(engine: Engine) -> None:
@@ -206,6 +216,8 @@ def migrate(engine: Engine) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", "chute.images:migrations")
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(MIGRATION_LOCK)))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -528,6 +540,12 @@ class Database:
             self.set_properties(image_id, {"os_glance_import_task": None,
                                            "os_glance_failed_import": reason})
         return requeued
+
+    def saving_ids(self) -> list[str]:
+        """Images whose data is being uploaded, or was by a node that died."""
+        query = select(T_IMG.c.id).where(T_IMG.c.status == SAVING, T_IMG.c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(query)]
 
     def queued_ids(self) -> list[str]:
         """Images that have no data yet (an upload may start, none has finished)."""

@@ -41,6 +41,7 @@ def prepare(settings: ApiSettings, fail: config.Fail) -> Backends:
     from chute import stores
     from chute.images.app import database_url
     from chute.images.db import Database, make_engine, migrate
+    from chute.images.recovery import recover
 
     store = stores.from_settings(settings.store, fail)
     url = database_url(settings.database_connection, store)
@@ -49,23 +50,7 @@ def prepare(settings: ApiSettings, fail: config.Fail) -> Backends:
         migrate(engine)
     except Exception as exc:  # the driver's own error types vary by backend
         raise fail("database", "connection", f"cannot open {url}: {exc}") from None
-    db = Database(engine)
-    removed = store.recover()
-    # On a shared database (PostgreSQL) other API nodes may be uploading right now: only the
-    # images whose temporary files this host left are ours to requeue. SQLite is one node.
-    interrupted = db.reset_saving(None if db.single_node else list(removed.values()))
-    for image_id in interrupted:
-        LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
-    if db.single_node:  # with several nodes, another node's import may be running now
-        for image_id in db.reset_importing("interrupted by a restart of chute-api"):
-            LOG.warning("image %s was left 'importing' by a restart; it is 'queued' again",
-                        image_id)
-    # Every queued image, not only those requeued just now: a crash during an earlier start's
-    # recovery (after the requeue, before the removal) leaves a final-named file that a queued
-    # image never legitimately has, and it would make every retried upload fail.
-    removed.update(store.recover(db.queued_ids()))
-    for path in removed:
-        LOG.warning("removed temporary file %s left by an interrupted upload", path)
+    recover(Database(engine), store)
     engine.dispose()
     return store
 

@@ -407,6 +407,32 @@ class FilesystemStore:
         except FileNotFoundError:
             LOG.warning("image file %s was already gone", path)
 
+    def partial_ids(self) -> set[str]:
+        """The images that have a temporary file in some datadir, written by any host."""
+        found = set()
+        for datadir in self.datadirs:
+            for name in os.listdir(datadir.path):
+                if name.startswith(PARTIAL_PREFIX) and name.endswith(PARTIAL_SUFFIX):
+                    found.add(name[len(PARTIAL_PREFIX):].split(".", 1)[0])
+        return found
+
+    def abandon(self, image_id: str, final: bool) -> list[str]:
+        """Remove the temporary files of `image_id`, whichever host wrote them, and with
+        `final` its final-named and staged files too; returns the paths removed. Only for an
+        upload known to be dead (chute.images.claims: nobody holds its claim)."""
+        removed = []
+        for datadir in self.datadirs:
+            names = [n for n in os.listdir(datadir.path)
+                     if n.startswith(f"{PARTIAL_PREFIX}{image_id}.") and n.endswith(PARTIAL_SUFFIX)]
+            if final:
+                names += [image_id, os.path.join(STAGING, image_id)]
+            for name in names:
+                path = os.path.join(datadir.path, name)
+                if os.path.isfile(path) and not os.path.islink(path):
+                    os.unlink(path)
+                    removed.append(path)
+        return removed
+
     def recover(self, interrupted: Sequence[str] = ()) -> dict[str, str]:
         """Remove what crashed uploads left (call before serving); returns {path: image id}.
 

@@ -1,0 +1,80 @@
+"""What interrupted uploads leave behind, found and undone: at start, and when an upload finds
+its image left `saving` by a node that died.
+
+One node (SQLite): every `saving` or `importing` image at start is a crash's leftover, and so
+is every temporary file this host wrote. Several nodes (PostgreSQL): an image is only touched
+with its upload claim held (chute.images.claims), which no live upload can have, so another
+node's upload in progress is never disturbed, however long it takes, whatever host wrote it.
+Images `uploading` (staged) or `importing` are left to the import's own recovery there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chute.images.claims import UploadClaims
+from chute.images.db import Database
+from chute.images.status import ACTIVE, DEACTIVATED, DELETED, KILLED, QUEUED, SAVING
+from chute.stores.base import Store
+
+LOG = logging.getLogger("chute.images")
+# Statuses in which no upload writes: a temporary file of such an image is a leftover.
+_AT_REST = (ACTIVE, DEACTIVATED, DELETED, KILLED)
+
+
+def take_over(db: Database, store: Store, image_id: str) -> list[str]:
+    """With the claim of `image_id` held: if it is `saving`, its uploader is dead; remove what
+    it wrote and requeue the image. Returns the paths removed."""
+    current = db.get(image_id, include_deleted=True)
+    if current is None:
+        return []
+    if current.status == SAVING:
+        removed = store.abandon(image_id, final=True)
+        db.requeue(image_id, SAVING)
+        # The line a single node logs at start for the same leftover: operators grep for it.
+        LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
+        return removed
+    if current.status == QUEUED:  # a final-named file a queued image never owns
+        return store.abandon(image_id, final=True)
+    if current.status in _AT_REST:  # settle() never ran: only the temporary name is left
+        return store.abandon(image_id, final=False)
+    return []
+
+
+def recover_shared(db: Database, store: Store) -> list[str]:
+    """Several nodes: every image `saving`, `queued`, or with a temporary file, whose claim is
+    free (nobody uploads it), is taken over. Returns the paths removed."""
+    removed: list[str] = []
+    claims = UploadClaims(db.engine)
+    for image_id in sorted(set(db.saving_ids()) | store.partial_ids()):
+        with claims.hold(image_id) as held:
+            if held:
+                removed += take_over(db, store, image_id)
+    for image_id in db.queued_ids():
+        with claims.hold(image_id) as held:
+            if held:
+                removed += store.abandon(image_id, final=True)
+    return removed
+
+
+def recover_single(db: Database, store: Store) -> list[str]:
+    """One node: whatever is in flight at start was interrupted by a crash."""
+    removed = store.recover()
+    for image_id in db.reset_saving():
+        LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
+    for image_id in db.reset_importing("interrupted by a restart of chute-api"):
+        LOG.warning("image %s was left 'importing' by a restart; it is 'queued' again",
+                    image_id)
+    # Every queued image, not only those requeued just now: a crash during an earlier start's
+    # recovery (after the requeue, before the removal) leaves a final-named file that a queued
+    # image never legitimately has, and it would make every retried upload fail.
+    removed.update(store.recover(db.queued_ids()))
+    return list(removed)
+
+
+def recover(db: Database, store: Store) -> list[str]:
+    """Undo what interrupted uploads left (before serving); returns the paths removed."""
+    removed = recover_single(db, store) if db.single_node else recover_shared(db, store)
+    for path in removed:
+        LOG.warning("removed temporary file %s left by an interrupted upload", path)
+    return removed
