@@ -125,3 +125,16 @@ class Backends:
         for store in self.stores.values():
             removed.update(store.recover(interrupted))
         return removed
+
+    def partial_ids(self) -> set[str]:
+        found: set[str] = set()
+        for store in self.stores.values():
+            found |= store.partial_ids()
+        return found
+
+    def abandon(self, image_id: str, final: bool) -> list[str]:
+        """A dead upload's files may be in any store (it was writing to one of them)."""
+        removed: list[str] = []
+        for store in self.stores.values():
+            removed += store.abandon(image_id, final)
+        return removed
