@@ -34,7 +34,8 @@ ALLOWED: dict[str, set[str]] = {
     "host_namespaces": {"errors"},
     "allinone": {"errors", "config", "log", "client", "wsgi_server", "auth",
                  "allinone_keystone"},
-    "cli": {"errors", "client", "allinone"},
+    "allinone_hosts": {"errors", "config", "allinone", "auth", "host_namespaces"},
+    "cli": {"errors", "client", "allinone", "allinone_hosts"},
 }
 
 # Modules below a layer never import the ones above them.
