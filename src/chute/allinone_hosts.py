@@ -133,8 +133,6 @@ def write_configs(lay: HostsLayout, topo: Topology, hosts: int, api_port: int,
                   compute_port: int) -> None:
     """chute-api.conf, chute-compute-api.conf and each host's chute-compute.conf, on the first
     start (kept afterwards); the identity files (tokens, clouds.yaml, openrc)."""
-    for directory in (lay.root, lay.store, lay.store / "images", lay.logs):
-        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
     fs_id = _persistent(lay.root / "filesystem-id", str(uuid.uuid4()))
     token = _persistent(lay.root / "service-token", secrets.token_hex(16), SECRET)
     api_url = f"http://{topo.gateway}:{api_port}"
@@ -231,6 +229,8 @@ def _topology(lay: HostsLayout, hosts: int) -> Topology:
 
 def _run(lay: HostsLayout, hosts: int, api_port: int | None, compute_port: int | None) -> int:
     _check_kept(lay, hosts)
+    for directory in (lay.root, lay.store, lay.store / "images", lay.logs):
+        directory.mkdir(mode=0o750, parents=True, exist_ok=True)
     topo = _topology(lay, hosts)
     try:
         write_configs(lay, topo, hosts, api_port or API_PORT, compute_port or COMPUTE_PORT)
