@@ -1,0 +1,166 @@
+"""storm across hosts: 24 boots of one new image through the compute API on 3 namespaced
+hosts, beside one boot alone on one host (issue 13).
+
+The cluster is the one `chute up --hosts 3` builds (chute.allinone_hosts: chute-api and
+chute-compute-api on a private bridge, three agents in their own network and mount
+namespaces, the store mounted at a different path on two of them, none on the third). The
+scheduler spreads the 24 boots and each agent's image cache takes a per-image lock, so the
+storm must cost at most one transfer per host (3, counted as "Successfully transferred using"
+lines in the agents' logs, the mountless host's by http) and end in about the time of one
+boot: the other boots wait for their host's base, then only make their instance disks. The
+single boot is the standalone chute-compute of the other compute scenarios (file copy).
+Root only (namespaces): `make bench SCENARIO=hosts_storm`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import clients
+from bench.context import Context
+from bench.harness import Case, Sample, ScenarioResult, Target, measure
+from bench.scenarios._boot import TRANSFER_LINE, boot_once, forget_base
+
+NAME = "hosts_storm"
+TITLE = "storm across hosts: 24 boots on 3 namespaced hosts vs one boot on one host"
+STORM = 24
+HOSTS = 3
+READY = "Ctrl-C stops them all"
+START_TIMEOUT = 120.0
+
+
+@dataclass
+class Cluster:
+    """A running `chute up --hosts`: where its logs and hosts are, its endpoints."""
+
+    root: Path
+    proc: subprocess.Popen[str]
+    image_url: str
+    compute_url: str
+
+    def log(self, host: str) -> Path:
+        return self.root / "log" / f"{host}.log"
+
+    def instances(self, host: str) -> Path:
+        return self.root / "hosts" / host / "instances"
+
+    def hosts(self) -> list[str]:
+        return [f"host{i}" for i in range(1, HOSTS + 1)]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _seed_tokens(root: Path) -> None:
+    """The bench's clients send `X-Auth-Token: bench`: the tokens file `chute up` keeps is
+    written here first, with that token as an admin's and the service token it will use."""
+    service = secrets.token_hex(16)
+    for name, text in (("service-token", f"{service}\n"),
+                       ("tokens", f"bench admin admin admin\n{service} chute-compute service "
+                                  "service\n")):
+        fd = os.open(root / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+
+
+def start_cluster(root: Path) -> Cluster:
+    _seed_tokens(root)
+    proc = subprocess.Popen([clients.script("chute"), "up", "--hosts", str(HOSTS), "--data-dir",
+                             str(root)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if READY in line:
+            urls = {w.split()[0]: w.split()[3] for w in lines if " listening on " in w}
+            return Cluster(root, proc, urls["chute-api"], urls["chute-compute-api"])
+    proc.kill()
+    proc.wait()
+    raise clients.BenchError("chute up --hosts did not start: " + "".join(lines)[-2000:])
+
+
+def run(ctx: Context) -> ScenarioResult:
+    size = ctx.opts.size
+    result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
+    if os.geteuid() != 0:
+        raise clients.BenchError("hosts_storm needs root (network and mount namespaces)")
+    path = ctx.random_file(size)
+    site = ctx.chute()
+    single_image = clients.upload(site.api.url, str(path), ctx.digest(path), size)
+    compute = site.compute(direct=True)
+    instances = site.instances(True)
+    cluster = start_cluster(ctx.scratch(NAME))
+    try:
+        storm_image = clients.upload(cluster.image_url, str(path), ctx.digest(path), size)
+
+        def storm() -> Sample:
+            offsets = {h: _size(cluster.log(h)) for h in cluster.hosts()}
+            seconds, ids = clients.boot_many(
+                cluster.compute_url, storm_image,
+                [clients.unique("bench-hosts") for _ in range(STORM)])
+            time.sleep(0.1)  # let the log handlers flush
+            logs = {h: _since(cluster.log(h), offsets[h]) for h in cluster.hosts()}
+            transfers = sum(text.count(TRANSFER_LINE) for text in logs.values())
+            used = sum(1 for text in logs.values() if TRANSFER_LINE in text)
+            http = float(f"{TRANSFER_LINE} http" in logs[cluster.hosts()[-1]])
+            for server_id in ids:
+                clients.delete_server(cluster.compute_url, server_id)
+            for host in cluster.hosts():
+                forget_base(cluster.instances(host), storm_image)
+            return Sample(seconds, {"transfers": float(transfers), "hosts used": float(used),
+                                    "mountless host by http": http})
+
+        def single() -> Sample:
+            offset = compute.log_size()
+            booted = boot_once(compute, instances, single_image, "file")
+            time.sleep(0.1)
+            return Sample(booted.seconds,
+                          {"transfers": float(compute.log_since(offset).count(TRANSFER_LINE))})
+
+        cases = [
+            Case("storm", f"{STORM} concurrent boots on {HOSTS} hosts, all ACTIVE", storm,
+                 unit="s"),
+            Case("single", "one boot alone on one host", single, unit="s"),
+        ]
+        targets = [
+            Target(f"time {STORM} boots on {HOSTS} hosts / one boot", "storm", "single", "<=",
+                   1.5),
+            Target(f"transfers during {STORM} boots", "storm", None, "<=", float(HOSTS),
+                   metric="transfers"),
+        ]
+        measure(result, cases, targets, between=clients.settle)
+        clients.delete_image(cluster.image_url, storm_image)
+    finally:
+        cluster.stop()
+    clients.delete_image(site.api.url, single_image)
+    return result
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _since(path: Path, offset: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
