@@ -46,7 +46,7 @@ from chute.host_namespaces import Mount, Topology, TopologyError
 
 API_PORT = 9292
 COMPUTE_PORT = 8774  # the compute API's, and every agent's on its own address
-SERVICES = {"chute-api": "chute.images.main", "chute-compute-api": "chute.compute.api_main",
+SERVICES = {"chute-api": "chute.images.main", "chute-compute-api": "chute.compute.cluster.main",
             "chute-compute": "chute.compute.main"}
 
 
