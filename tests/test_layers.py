@@ -49,6 +49,9 @@ NEVER: dict[str, set[str]] = {
     "chute.images.db": {"chute.images.service", "chute.images.data", "chute.images.api",
                         "chute.images.app"},
     "chute.stores": {"chute.images"},
+    "chute.compute.scheduler": {"chute.compute.manager", "chute.compute.api",
+                                "chute.compute.db", "chute.compute.main",
+                                "chute.compute.cluster", "chute.client", "chute.httpapi"},
 }
 
 

@@ -230,6 +230,8 @@ def _event(action: Action, version: microversion.APIVersion) -> dict[str, Any]:
                            "finish_time": _stamp(action.finish_time), "result": action.result}
     if version.at_least("2.62"):
         doc["hostId"] = ""
+    if action.details is not None:
+        doc["traceback"] = action.details  # Nova's field for what failed
     return doc
 
 

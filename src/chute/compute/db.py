@@ -183,13 +183,21 @@ def add_missing_columns(engine: Engine, table: Table) -> None:
             conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}')
 
 
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (WAL, usable from any thread) or a server database (PostgreSQL):
+    the compute API's database is either, the agent's own state SQLite."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
 class InstanceDB:
     """CRUD on instances. Thread-safe: each call uses its own pooled connection."""
 
     def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = make_engine(url)
         _metadata.create_all(self.engine)
         add_missing_columns(self.engine, instances)
         for index in PORT_INDEXES:
