@@ -46,6 +46,7 @@ from chute.host_namespaces import Mount, Topology, TopologyError
 
 API_PORT = 9292
 COMPUTE_PORT = 8774  # the compute API's, and every agent's on its own address
+RAM_RATIO = 0.0064  # of the fake driver's 800000 MB: 5120 MB per host
 SERVICES = {"chute-api": "chute.images.main", "chute-compute-api": "chute.compute.cluster.main",
             "chute-compute": "chute.compute.main"}
 
@@ -165,6 +166,10 @@ connection = sqlite:///{lay.root / "compute-api.sqlite"}
 [glance]
 api_servers = {api_url}
 service_token = {token}
+
+[quota]
+# Room for a boot storm on every host (Nova's default is 10 servers per project).
+instances = {10 * hosts}
 """, SECRET)
     names = host_names(hosts)
     for index, name in enumerate(names):  # topo.hosts[index] is host `name`
@@ -184,6 +189,9 @@ instances_path = {home / "instances"}
 {auth}
 log_file = {lay.logs / f"{name}.log"}
 compute_driver = fake
+# The fake driver reports 800000 MB of RAM; this fraction makes each host a 5 GiB one (ten
+# m1.tiny), so a boot storm fills the hosts that mount the store and spreads to the others.
+ram_allocation_ratio = {RAM_RATIO}
 
 [compute_api]
 url = {compute_url}
