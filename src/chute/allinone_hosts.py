@@ -168,8 +168,10 @@ api_servers = {api_url}
 service_token = {token}
 
 [quota]
-# Room for a boot storm on every host (Nova's default is 10 servers per project).
+# Room for a boot storm filling every host with m1.tiny (Nova's defaults: 10 servers and 20
+# cores per project).
 instances = {10 * hosts}
+cores = {10 * hosts}
 """, SECRET)
     names = host_names(hosts)
     for index, name in enumerate(names):  # topo.hosts[index] is host `name`
