@@ -12,7 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
+
 from chute.client.images import ImageClient
+from tests.helpers.polling import wait_for
+from tests.helpers.procs import children
 from tests.helpers.servers import boot, wait_built
 
 CHUTE = str(Path(sys.executable).parent / "chute")
@@ -43,8 +47,8 @@ def _openrc(data: Path) -> dict[str, str]:
     return dict(found)
 
 
-def _chute_up_hosts(data: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([CHUTE, "up", "--hosts", "3", "--data-dir", str(data)],
+def _chute_up_hosts(data: Path, hosts: int = 3) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([CHUTE, "up", "--hosts", str(hosts), "--data-dir", str(data)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     assert proc.stdout is not None
@@ -101,3 +105,32 @@ def test_three_hosts_in_one_command_boot_a_storm_and_go_away_on_ctrl_c(tmp_path)
 
 def _ip(*argv: str) -> str:
     return subprocess.run(["ip", *argv], capture_output=True, text=True, check=True).stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_after_a_kill_9_nothing_runs_on_and_the_next_start_serves_the_same_urls(tmp_path):
+    data = tmp_path / "var"
+    proc, _ = _chute_up_hosts(data, hosts=1)
+    services = children(proc.pid)
+    proc.kill()
+    proc.wait()
+    urls = _openrc(data)
+    assert len(services) == 4, services  # chute-api, chute-compute-api, agent, host holder
+    wait_for(lambda: not any(_alive(pid) for pid in services), 30,
+             "the services to stop with their chute up")
+    again, banner = _chute_up_hosts(data, hosts=1)
+    try:
+        assert _openrc(data) == urls
+        assert f"chute-api listening on {urls['OS_IMAGE_URL']}" in banner
+        assert requests.get(urls["OS_COMPUTE_URL"] + "/v2.1", timeout=10).status_code == 200
+    finally:
+        os.killpg(again.pid, signal.SIGINT)
+        again.communicate(timeout=60)
+    assert again.returncode == 0

@@ -17,6 +17,7 @@ removes the namespaces, the mounts and the bridge.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import secrets
@@ -46,6 +47,7 @@ from chute.host_namespaces import Mount, Topology, TopologyError
 
 API_PORT = 9292
 COMPUTE_PORT = 8774  # the compute API's, and every agent's on its own address
+_PR_SET_PDEATHSIG = 1
 RAM_RATIO = 0.0064  # of the fake driver's 800000 MB: 5120 MB per host
 SERVICES = {"chute-api": "chute.images.main", "chute-compute-api": "chute.compute.cluster.main",
             "chute-compute": "chute.compute.main"}
@@ -305,4 +307,11 @@ def _serve(lay: HostsLayout, topo: Topology) -> int:
 
 
 def _start(argv: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    """A service that gets SIGTERM if this process dies, even by SIGKILL: nothing keeps
+    running (and holding the bridge's ports) in namespaces the next start sweeps away."""
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_term_with_parent)
+
+
+def _term_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
