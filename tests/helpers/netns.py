@@ -9,7 +9,7 @@ fails the test saying so (never a skip passed off as green).
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +47,8 @@ def prepare_api_on(topo: Topology, root: Path, **overrides: dict[str, Any]) -> A
     noauth stated explicitly: the address is not a loopback one (the subnet is the test's
     own, reachable from this machine's namespaces only)."""
     root.mkdir(parents=True, exist_ok=True)
-    api = prepare_api(root, **{"DEFAULT": {"auth_strategy": "noauth"}, **overrides})
+    default = {"auth_strategy": "noauth", **overrides.pop("DEFAULT", {})}
+    api = prepare_api(root, DEFAULT=default, **overrides)
     sections = _read(api.conf_path)
     sections["DEFAULT"]["bind_host"] = topo.gateway
     write_conf(api.conf_path, sections)
@@ -72,32 +73,39 @@ class HostCompute(ComputeServer):
 
     command: ClassVar[str] = "chute-compute"
     host: Host | None = None
-    mountpoint: Path | None = None  # where this host sees the store; None: not mounted
+    mountpoint: Path | None = None  # where this host sees its (first) store; None: no store
 
     def argv(self) -> list[str]:
         assert self.host is not None
         return self.host.command(super().argv())
 
 
-def add_host(topo: Topology, api: ApiServer, root: Path, name: str, mounted: bool,
+def add_host(topo: Topology, api: ApiServer, root: Path, name: str, mounted: bool = True,
+             filesystems: Mapping[str, Path] | None = None,
              **overrides: dict[str, Any] | None) -> HostCompute:
-    """Host `name` (namespaces made now) with a chute-compute under `root/name`, not started:
-    the store at `root/name/store-on-<name>` if `mounted`, else nowhere (it fetches over
-    HTTP). The machine's API directory is hidden on the host either way: a host reads the
-    store only where its configuration says it is mounted."""
+    """Host `name` (namespaces made now) with a chute-compute under `root/name`, not started.
+    It mounts each of `filesystems` (filesystem id -> the machine's directory) at
+    `root/name/<id>-on-<name>`, its own path, listed in its `[image_file_url]`; by default the
+    API's store if `mounted`, else nothing (it fetches over HTTP). The machine's API directory
+    is hidden on the host either way: a host reads a store only where its configuration says
+    it is mounted."""
+    if filesystems is None:
+        filesystems = {SHARED_FS: api.root / "store"} if mounted else {}
     home = root / name
     home.mkdir(parents=True)
-    mountpoint = home / f"store-on-{name}" if mounted else None
-    mounts = [Mount(api.root / "store", mountpoint)] if mountpoint else []
-    host = topo.add_host(name, mounts, hidden=[api.root])
+    where = {fs: home / f"{fs}-on-{name}" for fs in filesystems}
+    host = topo.add_host(name, [Mount(filesystems[fs], where[fs]) for fs in filesystems],
+                         hidden=[api.root])
     port = free_port()
     sections = compute_defaults(home, port, api)
     sections["DEFAULT"].update({"bind_host": host.address, "auth_strategy": "noauth"})
     sections["glance"]["api_servers"] = api.url
-    if mountpoint is not None:
-        sections["image_file_url:shared"] = {"id": SHARED_FS, "mountpoint": str(mountpoint)}
-    else:
-        del sections["image_file_url"], sections["image_file_url:shared"]
+    del sections["image_file_url"], sections["image_file_url:shared"]
+    if where:
+        names = [f"fs{n}" for n in range(len(where))]
+        sections["image_file_url"] = {"filesystems": names}
+        for section, (fs, mountpoint) in zip(names, where.items(), strict=True):
+            sections[f"image_file_url:{section}"] = {"id": fs, "mountpoint": str(mountpoint)}
     for section, options in overrides.items():
         if options is None:
             sections.pop(section, None)
@@ -107,7 +115,8 @@ def add_host(topo: Topology, api: ApiServer, root: Path, name: str, mounted: boo
     write_conf(conf_path, sections)
     return HostCompute(f"http://{host.address}:{port}", port, home, conf_path,
                        home / "chute-compute.log", Path(sections["DEFAULT"]["instances_path"]),
-                       home / "chute-compute.stderr", host=host, mountpoint=mountpoint)
+                       home / "chute-compute.stderr", host=host,
+                       mountpoint=next(iter(where.values()), None))
 
 
 def run_on(host: Host, *argv: str) -> subprocess.CompletedProcess[str]:
