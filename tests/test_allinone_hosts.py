@@ -134,3 +134,21 @@ def test_after_a_kill_9_nothing_runs_on_and_the_next_start_serves_the_same_urls(
         os.killpg(again.pid, signal.SIGINT)
         again.communicate(timeout=60)
     assert again.returncode == 0
+
+
+def test_a_data_dir_keeps_the_shape_of_its_first_start(tmp_path):
+    data = tmp_path / "var"
+    for host in ("host1", "host2"):
+        (data / "hosts" / host).mkdir(parents=True)
+    (data / "chute-compute-api.conf").write_text("")
+    more = subprocess.run([CHUTE, "up", "--hosts", "3", "--data-dir", str(data)],
+                          capture_output=True, text=True, check=False)
+    assert (more.returncode, more.stderr) == (1, (
+        f"chute up: {data} was first started with --hosts 2; start it so again, or use "
+        "another --data-dir\n"))
+    plain = subprocess.run([CHUTE, "up", "--data-dir", str(data)], capture_output=True,
+                           text=True, check=False)
+    assert (plain.returncode, plain.stderr) == (1, (
+        f"chute up: {data} was first started with --hosts (it has "
+        f"{data / 'chute-compute-api.conf'}); start it with --hosts again, or use another "
+        "--data-dir\n"))
