@@ -51,3 +51,5 @@ def test_after_precaching_the_aggregate_a_storm_transfers_nothing(cluster):
     assert {s["chute:image_transfer"]["method"] for s in built} == {"cache"}
     for server_id in ids:
         assert nova(api, "DELETE", f"/servers/{server_id}").status_code == 204
+    wait_for(lambda: all(nova(api, "GET", f"/servers/{i}").status_code == 404 for i in ids),
+             60, "the servers to be gone (their room free for the next test)")

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tests.helpers.cluster import server_host
 from tests.helpers.images import upload_image
+from tests.helpers.polling import wait_for
 from tests.helpers.servers import boot, nova, wait_built
 
 STORM = 24
@@ -31,5 +32,8 @@ def test_a_storm_spreads_over_the_hosts_with_one_transfer_each(cluster):
         assert log.count(TRANSFERRED) == 1, (name, log[-2000:])
         way = "http" if agent.mountpoint is None else "file"
         assert f"{TRANSFERRED} {way}" in log, (name, log[-2000:])
+    api = cluster.compute_api
     for server_id in ids:
-        assert nova(cluster.compute_api, "DELETE", f"/servers/{server_id}").status_code == 204
+        assert nova(api, "DELETE", f"/servers/{server_id}").status_code == 204
+    wait_for(lambda: all(nova(api, "GET", f"/servers/{i}").status_code == 404 for i in ids),
+             60, "the servers to be gone (their room free for the next test)")
