@@ -109,6 +109,7 @@ def run(ctx: Context) -> ScenarioResult:
     site = ctx.chute()
     single_image = clients.upload(site.api.url, str(path), ctx.digest(path), size)
     compute = site.compute(direct=True)
+    http_compute = site.compute(direct=False)
     instances = site.instances(True)
     cluster = start_cluster(ctx.scratch(NAME))
     try:
@@ -129,10 +130,16 @@ def run(ctx: Context) -> ScenarioResult:
             return Sample(booted.seconds,
                           {"transfers": float(compute.log_since(offset).count(TRANSFER_LINE))})
 
+        def single_http() -> Sample:
+            booted = boot_once(http_compute, site.instances(False), single_image, "http")
+            return Sample(booted.seconds, {"transfers": 1.0})
+
         cases = [
             Case("storm", f"{STORM} concurrent boots on {HOSTS} hosts, all ACTIVE", storm,
                  unit="s"),
             Case("single", "one boot alone on one host", single, unit="s"),
+            Case("single_http", "one boot alone on one host that fetches over HTTP",
+                 single_http, unit="s"),
             Case("per_host", f"{HOSTS} concurrent boots, one on each host (its own zone)",
                  per_host, unit="s"),
         ]
@@ -141,6 +148,8 @@ def run(ctx: Context) -> ScenarioResult:
                    1.5),
             Target(f"transfers during {STORM} boots", "storm", None, "<=", float(HOSTS),
                    metric="transfers"),
+            Target(f"time {STORM} boots / one HTTP boot (the mountless host's way)", "storm",
+                   "single_http", "<=", None),
             Target(f"time {STORM} boots / {HOSTS} boots, one per host (the same transfers on "
                    "the shared machine)", "storm", "per_host", "<=", None),
         ]
