@@ -8,8 +8,11 @@ scheduler spreads the 24 boots and each agent's image cache takes a per-image lo
 storm must cost at most one transfer per host (3, counted as "Successfully transferred using"
 lines in the agents' logs, the mountless host's by http) and end in about the time of one
 boot: the other boots wait for their host's base, then only make their instance disks. The
-single boot is the standalone chute-compute of the other compute scenarios (file copy). The
-storm boots m1.tiny: `chute up --hosts` makes 5 GiB hosts (ten m1.tiny each).
+single boot is the standalone chute-compute of the other compute scenarios (file copy); two
+more baselines say where the storm's time goes: one boot alone over HTTP (the storm cannot end
+before the mountless host's fetch) and three boots at once, one per host (an availability zone
+each: the same three transfers, sharing this one machine's disk and cores as the namespaced
+hosts do). The storm boots m1.tiny: `chute up --hosts` makes 5 GiB hosts (ten m1.tiny each).
 Root only (namespaces): `make bench SCENARIO=hosts_storm`.
 """
 
