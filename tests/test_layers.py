@@ -31,9 +31,11 @@ ALLOWED: dict[str, set[str]] = {
     "compute": {"errors", "config", "log", "formats", "transfer", "client", "httpapi", "auth",
                 "wsgi_server", "front_end", "openapi"},
     "allinone_keystone": set(),
+    "host_namespaces": {"errors"},
     "allinone": {"errors", "config", "log", "client", "wsgi_server", "auth",
                  "allinone_keystone"},
-    "cli": {"errors", "client", "allinone"},
+    "allinone_hosts": {"errors", "config", "allinone", "auth", "host_namespaces"},
+    "cli": {"errors", "client", "allinone", "allinone_hosts"},
 }
 
 # Modules below a layer never import the ones above them.

@@ -9,7 +9,8 @@ ORDER = ["upload", "download", "direct_fetch", "clone", "sparse", "boot_storm", 
          "api_load", "list_cost", "slow_clients", "memory"]
 # Run only when named (`make bench SCENARIO=api_auth`): api_auth installs and runs a Keystone
 # (a minute on first use, then ~15 s of set-up), more than `make bench`'s smoke test can hold.
-OPTIONAL = ["api_auth"]
+# hosts_storm needs root (network and mount namespaces) and runs `chute up --hosts 3`.
+OPTIONAL = ["api_auth", "hosts_storm"]
 KNOWN = ORDER + OPTIONAL
 
 

@@ -388,6 +388,10 @@ def _keystone_site(root: Path, asked_port: int | None) -> allinone_keystone.Keys
 def _check_mode(lay: Layout, keystone: allinone_keystone.KeystoneSite | None) -> None:
     """A data dir stays in the mode of its first start: its configs and identity files were
     written for it (and kept)."""
+    if lay.conf("chute-compute-api").exists():
+        raise _Refused(f"{lay.root} was first started with --hosts (it has "
+                       f"{lay.conf('chute-compute-api')}); start it with --hosts again, or use "
+                       "another --data-dir")
     if not lay.conf("chute-api").exists():
         return
     text = lay.conf("chute-api").read_text(encoding="utf-8")

@@ -59,10 +59,14 @@ class ServiceProcess:
     def console_path(self) -> Path:
         raise NotImplementedError
 
+    def argv(self) -> list[str]:
+        """The command that runs the service (a subclass may run it elsewhere: a namespace)."""
+        return [str(BIN / self.command), "--config-file", str(self.conf_path)]
+
     def start(self, timeout: float = 30.0) -> Self:
         with open(self.console_path(), "ab") as console:
             self.proc = subprocess.Popen(
-                [str(BIN / self.command), "--config-file", str(self.conf_path)],
+                self.argv(),
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
                 start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -67,14 +67,25 @@ def cli(ctx: click.Context, /, os_image_url: str | None, os_compute_url: str | N
                    "glance, nova and openstack in with a password. Without it: a tokens file.")
 @click.option("--keystone-port", type=int, default=None,
               help="Keystone's port on the first start with --keystone  [default: 5000].")
+@click.option("--hosts", type=click.IntRange(min=1), default=None,
+              help="A cluster on this machine (root only): chute-api, chute-compute-api and "
+                   "N chute-compute agents, each in its own network and mount namespace, the "
+                   "store mounted at a different path on each, the last mounting nothing "
+                   "(fake driver).")
 def up(data_dir: str, api_port: int | None, compute_port: int | None,
        show_locations: bool, compute_driver: str, keystone: bool,
-       keystone_port: int | None) -> None:
+       keystone_port: int | None, hosts: int | None) -> None:
     """Run chute-api and chute-compute together on this machine (all-in-one)."""
-    from chute.allinone import main as allinone_main  # only `up` needs it
-
-    status = allinone_main(data_dir, api_port, compute_port, show_locations, compute_driver,
-                           keystone, keystone_port)
+    if hosts is not None:
+        if keystone or show_locations or compute_driver == "libvirt":
+            raise click.UsageError("--hosts runs the fake driver in tokens mode: not with "
+                                   "--keystone, --show-locations or --compute-driver libvirt")
+        from chute.allinone_hosts import main as hosts_main
+        status = hosts_main(data_dir, hosts, api_port, compute_port)
+    else:
+        from chute.allinone import main as allinone_main  # only `up` needs it
+        status = allinone_main(data_dir, api_port, compute_port, show_locations,
+                               compute_driver, keystone, keystone_port)
     if status:
         sys.exit(status)
 
