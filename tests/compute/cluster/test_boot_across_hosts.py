@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,7 +34,9 @@ def test_server_show_says_the_host_is_up(cluster: Cluster, image_id: str) -> Non
     wait_built(cluster.api, server_id)
     doc = nova(cluster.api, "GET", f"/servers/{server_id}").json()["server"]
     assert doc["host_status"] == "UP"
-    assert doc["OS-EXT-SRV-ATTR:host"] in cluster.agents
+    host = doc["OS-EXT-SRV-ATTR:host"]
+    assert host in cluster.agents
+    assert doc["hostId"] == hashlib.sha224(f"{doc['tenant_id']}{host}".encode()).hexdigest()
     old = nova(cluster.api, "GET", f"/servers/{server_id}", version="2.15").json()["server"]
     assert "host_status" not in old
 
