@@ -55,11 +55,15 @@ def test_actions_and_delete_reach_the_servers_host(cluster: Cluster, image_id: s
     assert "vm_state stopped" in again.json()["conflictingRequest"]["message"]
     assert action(cluster.api, server_id, {"os-start": None}).status_code == 202
     wait_status(cluster.api, server_id, "ACTIVE")
-    assert "started" in console_output(cluster.api, server_id)
+    assert action(cluster.api, server_id, {"reboot": {"type": "HARD"}}).status_code == 202
+    wait_status(cluster.api, server_id, "ACTIVE")
+    assert "rebooted (hard)" in console_output(cluster.api, server_id)
     unknown = action(cluster.api, server_id, {"os-explode": None})
     assert unknown.status_code == 400, unknown.text
     done = nova(cluster.api, "GET", f"/servers/{server_id}/os-instance-actions").json()
-    assert [a["action"] for a in done["instanceActions"]][:3] == ["start", "stop", "create"]
+    assert [a["action"] for a in done["instanceActions"]] == ["reboot", "start", "stop",
+                                                              "create"]
+    assert {a["message"] for a in done["instanceActions"]} == {None}
 
     assert nova(cluster.api, "DELETE", f"/servers/{server_id}").status_code == 204
     assert server_id not in guests(agent)
