@@ -56,6 +56,8 @@ class Reporter:
         self.manager = manager
         self.client = client
         self._stop = threading.Event()
+        self._forgetting: set[str] = set()  # destroys queued, not done yet
+        self._guard = threading.Lock()
 
     def start(self) -> None:
         self.manager.observers.append(self.report)
@@ -74,7 +76,7 @@ class Reporter:
             return
         if answer.get("placed") is False:
             LOG.info("Instance %s is not placed on this host any more: destroying it", inst.id)
-            self.manager.submit(lambda: self._forget(inst.id))
+            self._queue_forget(inst.id)
 
     def _loop(self) -> None:
         while True:
@@ -90,7 +92,7 @@ class Reporter:
     def heartbeat(self) -> None:
         answer = self.client.heartbeat(self.identity.host, self.state())
         for instance_id in answer.get("destroy", []):
-            self._forget(str(instance_id))
+            self._queue_forget(str(instance_id))
         for doc in answer.get("builds", []):
             inst = wire.load(doc)
             if self.manager.accept_build(inst):
@@ -116,8 +118,20 @@ class Reporter:
             "as_of": stamp,
         }
 
+    def _queue_forget(self, instance_id: str) -> None:
+        """Destroy on a worker, once: the heartbeat thread must not wait for the instance's
+        lock (a spawn may hold it longer than service_down_time)."""
+        with self._guard:
+            if instance_id in self._forgetting:
+                return
+            self._forgetting.add(instance_id)
+        self.manager.submit(lambda: self._forget(instance_id))
+
     def _forget(self, instance_id: str) -> None:
         try:
             self.manager.forget(instance_id)
         except ChuteError as exc:
             LOG.error("Instance %s could not be destroyed: %s", instance_id, exc.message)
+        finally:
+            with self._guard:
+                self._forgetting.discard(instance_id)
