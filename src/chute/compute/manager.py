@@ -214,7 +214,11 @@ class ComputeManager:
     def accept_build(self, inst: Instance) -> bool:
         """An agent's side of a dispatched build (the instance as the compute API recorded
         it), idempotent by its id: a build already here is not started twice. True if this
-        call started it."""
+        call started it. A build in progress answers at once, without waiting for the
+        instance's lock, which its spawn may hold for a long time (the heartbeat asks)."""
+        with self._locks_guard:
+            if inst.id in self._in_flight:
+                return False
         with self._lock(inst.id):
             current = self.db.get(inst.id)
             if current is None:

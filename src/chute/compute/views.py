@@ -6,6 +6,7 @@ from the request's base URL, as Nova does without a configured public endpoint.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from datetime import datetime
@@ -110,7 +111,7 @@ def server_detail(base_url: str, inst: Instance, version: APIVersion = MIN_VERSI
         "OS-SRV-USG:launched_at": _ts(inst.launched_at),
         "OS-SRV-USG:terminated_at": None,
         "progress": 100 if inst.status == "ACTIVE" else 0,
-        "addresses": addresses(inst), "metadata": dict(inst.metadata), "hostId": "",
+        "addresses": addresses(inst), "metadata": dict(inst.metadata), "hostId": host_id(inst),
         "accessIPv4": "", "accessIPv6": "", "key_name": inst.key_name,
         "config_drive": "True" if inst.config_drive else "", "OS-DCF:diskConfig": "MANUAL",
         "OS-EXT-AZ:availability_zone": inst.availability_zone or "",
@@ -137,6 +138,15 @@ def addresses(inst: Instance, extended: bool = True) -> dict[str, list[dict[str,
     if extended:
         found.update({"OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": port.mac})
     return {port.network: [found]}
+
+
+def host_id(inst: Instance) -> str:
+    """Nova's hostId: the same for a project's servers on one host, telling nothing of the
+    host's name (sha224 of project and host). Empty for the single-host service, whose
+    servers all share its one host, and before a server is placed."""
+    if inst.host_status is None or not inst.host:
+        return ""
+    return hashlib.sha224(f"{inst.project_id or ''}{inst.host}".encode()).hexdigest()
 
 
 def _hostname(name: str, server_id: str) -> str:

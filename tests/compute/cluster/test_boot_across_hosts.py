@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,7 +34,9 @@ def test_server_show_says_the_host_is_up(cluster: Cluster, image_id: str) -> Non
     wait_built(cluster.api, server_id)
     doc = nova(cluster.api, "GET", f"/servers/{server_id}").json()["server"]
     assert doc["host_status"] == "UP"
-    assert doc["OS-EXT-SRV-ATTR:host"] in cluster.agents
+    host = doc["OS-EXT-SRV-ATTR:host"]
+    assert host in cluster.agents
+    assert doc["hostId"] == hashlib.sha224(f"{doc['tenant_id']}{host}".encode()).hexdigest()
     old = nova(cluster.api, "GET", f"/servers/{server_id}", version="2.15").json()["server"]
     assert "host_status" not in old
 
@@ -52,11 +55,15 @@ def test_actions_and_delete_reach_the_servers_host(cluster: Cluster, image_id: s
     assert "vm_state stopped" in again.json()["conflictingRequest"]["message"]
     assert action(cluster.api, server_id, {"os-start": None}).status_code == 202
     wait_status(cluster.api, server_id, "ACTIVE")
-    assert "started" in console_output(cluster.api, server_id)
+    assert action(cluster.api, server_id, {"reboot": {"type": "HARD"}}).status_code == 202
+    wait_status(cluster.api, server_id, "ACTIVE")
+    assert "rebooted (hard)" in console_output(cluster.api, server_id)
     unknown = action(cluster.api, server_id, {"os-explode": None})
     assert unknown.status_code == 400, unknown.text
     done = nova(cluster.api, "GET", f"/servers/{server_id}/os-instance-actions").json()
-    assert [a["action"] for a in done["instanceActions"]][:3] == ["start", "stop", "create"]
+    assert [a["action"] for a in done["instanceActions"]] == ["reboot", "start", "stop",
+                                                              "create"]
+    assert {a["message"] for a in done["instanceActions"]} == {None}
 
     assert nova(cluster.api, "DELETE", f"/servers/{server_id}").status_code == 204
     assert server_id not in guests(agent)

@@ -65,3 +65,15 @@ def test_agent_bad_config(tmp_path: Path, text: str, where: str) -> None:
                     if "[DEFAULT]" not in text else
                     text.replace("[DEFAULT]\n", f"[DEFAULT]\ninstances_path = {tmp_path}/i\n"))
     assert_one_line(run("chute-compute", conf), "chute-compute", conf, where)
+
+
+def test_compute_api_show_config_prints_its_options(tmp_path: Path) -> None:
+    conf = tmp_path / "chute-compute-api.conf"
+    conf.write_text(GOOD_DB.format(tmp=tmp_path) + "[scheduler]\nmax_attempts = 5\n")
+    conf.chmod(0o600)
+    proc = subprocess.run([str(BIN / "chute-compute-api"), "--config-file", str(conf),
+                           "--show-config"], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "max_attempts = 5" in proc.stdout
+    assert "service_down_time = 60" in proc.stdout

@@ -201,3 +201,27 @@ def test_a_server_deleted_while_its_host_is_down_loses_its_guest_when_the_host_r
     leftover = Path(agent.instances_path) / server_id
     wait_for(lambda: not leftover.exists(), 30, f"{host} to destroy the guest and its files")
     assert server_id not in guests(agent)
+
+
+@pytest.fixture(scope="module")
+def long_spawns(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory,
+                database_url: Callable[[], str]) -> Iterator[Cluster]:
+    """Agents whose guests spawn for longer than the compute API waits for a heartbeat."""
+    found = start_cluster(tmp_path_factory.mktemp("long-spawns"), shared_api, hosts=2,
+                          database=database_url(),
+                          agent_overrides={"fake": {"spawn_seconds": 5}},
+                          DEFAULT={"service_down_time": 3})
+    yield found
+    found.stop()
+
+
+def test_a_spawn_longer_than_service_down_time_keeps_its_host_alive(long_spawns: Cluster,
+                                                                     image: str) -> None:
+    """The heartbeat never waits for an instance's lock, which a spawn holds."""
+    api = long_spawns.api
+    server_id = boot(api, image, "long-spawn")["id"]
+    built = wait_built(api, server_id, timeout=60)
+    assert built["status"] == "ACTIVE", built.get("fault")
+    listed = nova(api, "GET", f"/servers/{server_id}/os-instance-actions").json()
+    assert [a["message"] for a in listed["instanceActions"]] == [None], listed
+    assert all_guests(long_spawns).count(server_id) == 1

@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ from chute.compute.settings import AgentIdentity
 from chute.errors import ChuteError
 
 LOG = logging.getLogger(__name__)
+
+
+def as_of() -> str:
+    """When a state was read, to the microsecond: the compute API applies an instance's
+    reports in this order (`updated` has whole seconds, as Nova's)."""
+    return datetime.now(UTC).isoformat()
 
 
 def cached_image_ids(base_dir: str) -> frozenset[str]:
@@ -49,6 +56,8 @@ class Reporter:
         self.manager = manager
         self.client = client
         self._stop = threading.Event()
+        self._forgetting: set[str] = set()  # destroys queued, not done yet
+        self._guard = threading.Lock()
 
     def start(self) -> None:
         self.manager.observers.append(self.report)
@@ -60,14 +69,14 @@ class Reporter:
     def report(self, inst: Instance) -> None:
         """One state change, told to the compute API at once (the heartbeat repeats it)."""
         try:
-            answer = self.client.state(self.identity.host, inst)
+            answer = self.client.state(self.identity.host, inst, as_of())
         except ChuteError as exc:
             LOG.warning("Instance %s: state report to the compute API failed (%s); the next "
                         "heartbeat carries it", inst.id, exc.message)
             return
         if answer.get("placed") is False:
             LOG.info("Instance %s is not placed on this host any more: destroying it", inst.id)
-            self.manager.submit(lambda: self._forget(inst.id))
+            self._queue_forget(inst.id)
 
     def _loop(self) -> None:
         while True:
@@ -83,7 +92,7 @@ class Reporter:
     def heartbeat(self) -> None:
         answer = self.client.heartbeat(self.identity.host, self.state())
         for instance_id in answer.get("destroy", []):
-            self._forget(str(instance_id))
+            self._queue_forget(str(instance_id))
         for doc in answer.get("builds", []):
             inst = wire.load(doc)
             if self.manager.accept_build(inst):
@@ -91,6 +100,7 @@ class Reporter:
                          inst.id)
 
     def state(self) -> dict[str, Any]:
+        stamp = as_of()  # before the instances are read: a report of a later save is newer
         identity = self.identity
         resources = self.manager.driver.host_resources()
         disk = shutil.disk_usage(self.manager.instances_path)
@@ -105,10 +115,23 @@ class Reporter:
             "filesystem_ids": sorted(identity.filesystem_ids),
             "cached_images": sorted(cached_image_ids(identity.base_dir)),
             "instances": [wire.dump(inst) for inst in self.manager.db.list()],
+            "as_of": stamp,
         }
+
+    def _queue_forget(self, instance_id: str) -> None:
+        """Destroy on a worker, once: the heartbeat thread must not wait for the instance's
+        lock (a spawn may hold it longer than service_down_time)."""
+        with self._guard:
+            if instance_id in self._forgetting:
+                return
+            self._forgetting.add(instance_id)
+        self.manager.submit(lambda: self._forget(instance_id))
 
     def _forget(self, instance_id: str) -> None:
         try:
             self.manager.forget(instance_id)
         except ChuteError as exc:
             LOG.error("Instance %s could not be destroyed: %s", instance_id, exc.message)
+        finally:
+            with self._guard:
+                self._forgetting.discard(instance_id)
