@@ -38,6 +38,11 @@ ALLOWED: dict[str, set[str]] = {
 
 # Modules below a layer never import the ones above them.
 NEVER: dict[str, set[str]] = {
+    # An agent holds no credentials of the compute database: it never loads its code.
+    "chute.compute.cluster.agent": {"chute.compute.cluster.registry",
+                                    "chute.compute.cluster.service"},
+    "chute.compute.cluster.agent_api": {"chute.compute.cluster.registry",
+                                        "chute.compute.cluster.service"},
     "chute.compute.fetch": {"chute.compute.manager", "chute.compute.imagecache",
                             "chute.compute.api", "chute.compute.views", "chute.compute.main"},
     "chute.compute.imagecache": {"chute.compute.manager", "chute.compute.api",
@@ -47,6 +52,9 @@ NEVER: dict[str, set[str]] = {
     "chute.images.db": {"chute.images.service", "chute.images.data", "chute.images.api",
                         "chute.images.app"},
     "chute.stores": {"chute.images"},
+    "chute.compute.scheduler": {"chute.compute.manager", "chute.compute.api",
+                                "chute.compute.db", "chute.compute.main",
+                                "chute.compute.cluster", "chute.client", "chute.httpapi"},
 }
 
 

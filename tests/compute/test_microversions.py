@@ -7,7 +7,7 @@ import requests
 
 from tests.helpers.services import prepare_compute
 
-MAX = "2.79"
+MAX = "2.81"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_flavor_shape_follows_the_version(compute):
     assert at_75["swap"] == 0
 
 
-@pytest.mark.parametrize("version", ["2.80", "3.0", "2.0", "1.1"])
+@pytest.mark.parametrize("version", ["2.82", "3.0", "2.0", "1.1"])
 def test_beyond_the_range_is_not_acceptable_with_novas_message(compute, version):
     resp = flavor(compute, {"OpenStack-API-Version": f"compute {version}"})
     assert resp.status_code == 406
@@ -84,6 +84,6 @@ def test_openstacksdk_negotiates_up_to_its_flavor_maximum(compute):
         auth_type="none", auth={"endpoint": compute.url},
         compute_endpoint_override=compute.url + "/v2.1")
     data = conn.compute.get_endpoint_data()
-    assert (data.min_microversion, data.max_microversion) == ((2, 1), (2, 79))
+    assert (data.min_microversion, data.max_microversion) == ((2, 1), (2, 81))
     small = conn.compute.get_flavor("2")
     assert small.extra_specs == {} and small.name == "m1.small"  # 2.61: embedded, no GET

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from chute.cli import images, servers
+from chute.cli import hosts, images, servers
 from chute.cli.context import FORMATS, CliContext
 from chute.errors import ChuteError, RemoteError
 
@@ -73,7 +73,7 @@ def up(data_dir: str, api_port: int | None, compute_port: int | None,
         sys.exit(status)
 
 
-for _command in images.COMMANDS + servers.COMMANDS:
+for _command in images.COMMANDS + servers.COMMANDS + hosts.COMMANDS:
     cli.add_command(_command)
 
 

@@ -97,3 +97,17 @@ class ComputeClient:
 
     def flavor(self, flavor_id: str) -> dict[str, Any]:
         return _one(self.api.json("GET", f"/v2.1/flavors/{_q(flavor_id)}"), "flavor")
+
+    # -- operators' views (admin): os-services and os-hypervisors at 2.53 ------------------
+
+    def services(self) -> builtins.list[dict[str, Any]]:
+        return _many(self.api.json("GET", "/v2.1/os-services", headers=OPERATOR_VERSION),
+                     "services")
+
+    def hypervisors(self) -> builtins.list[dict[str, Any]]:
+        return _many(self.api.json("GET", "/v2.1/os-hypervisors/detail",
+                                   headers=OPERATOR_VERSION), "hypervisors")
+
+
+# The version the operators' calls ask for: services and hypervisors named by uuid (2.53).
+OPERATOR_VERSION = {"OpenStack-API-Version": "compute 2.53"}

@@ -1,4 +1,4 @@
-"""Nova v2.1 subset over Falcon: thin handlers over ComputeManager.
+"""Nova v2.1 subset over Falcon: thin handlers over a ServerService (compute/server_service.py).
 
 Errors: chute.errors classes map to statuses in ERROR_STATUS and render as Nova's
 `{"itemNotFound": {"code": 404, "message": "..."}}` bodies.
@@ -29,8 +29,9 @@ from chute.compute import (
     views,
 )
 from chute.compute.instance import Instance
-from chute.compute.manager import ComputeManager, check_name
+from chute.compute.manager import check_name
 from chute.compute.request_auth import is_admin
+from chute.compute.server_service import ServerService
 from chute.errors import (
     BadComputeRequest,
     ChuteError,
@@ -117,7 +118,7 @@ class ServerScope:
 
     READS = frozenset({"GET", "HEAD"})
 
-    def __init__(self, manager: ComputeManager, rules: ServerRules) -> None:
+    def __init__(self, manager: ServerService, rules: ServerRules) -> None:
         self.manager = manager
         self.rules = rules
 
@@ -146,7 +147,7 @@ class ServerScope:
 
 
 class Servers:
-    def __init__(self, manager: ComputeManager, rules: ServerRules, detail: bool) -> None:
+    def __init__(self, manager: ServerService, rules: ServerRules, detail: bool) -> None:
         self.manager = manager
         self.rules = rules
         self.detail = detail
@@ -187,7 +188,7 @@ class ServersDetail(Servers):
 
 
 class Server:
-    def __init__(self, manager: ComputeManager, rules: ServerRules) -> None:
+    def __init__(self, manager: ServerService, rules: ServerRules) -> None:
         self.manager = manager
         self.rules = rules
 
@@ -227,7 +228,7 @@ class Server:
 class ServerAction:
     """POST /servers/{id}/action: 202 without a body, or 200 with the action's answer."""
 
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
@@ -242,7 +243,7 @@ def _check_new_name(name: object) -> str | None:
     return None if name is None else check_name(name)
 
 
-def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
+def create_app(manager: ServerService, auth: AuthSettings = NOAUTH_SETTINGS
                ) -> falcon.App[falcon.Request, falcon.Response]:
     rules = ServerRules(for_service(COMPUTE_RULES, auth.strategy, auth.policy_file))
     middleware: list[Any] = [httpapi.RequestIdMiddleware(),
@@ -272,7 +273,7 @@ def create_app(manager: ComputeManager, auth: AuthSettings = NOAUTH_SETTINGS
     return app
 
 
-def _add_server_routes(app: httpapi.App, manager: ComputeManager) -> None:
+def _add_server_routes(app: httpapi.App, manager: ServerService) -> None:
     server = "/v2.1/servers/{server_id}"
     app.add_route(f"{server}/metadata", api_servers.ServerMetadata(manager))
     app.add_route(f"{server}/metadata/{{key}}", api_servers.ServerMetadataItem(manager))
@@ -286,7 +287,7 @@ def _add_server_routes(app: httpapi.App, manager: ComputeManager) -> None:
                   api_servers.InstanceActionItem(manager))
 
 
-def _add_host_routes(app: httpapi.App, manager: ComputeManager) -> None:
+def _add_host_routes(app: httpapi.App, manager: ServerService) -> None:
     app.add_route("/v2.1/os-availability-zone", api_host.AvailabilityZones(manager, False))
     app.add_route("/v2.1/os-availability-zone/detail",
                   api_host.AvailabilityZones(manager, True))
@@ -296,7 +297,7 @@ def _add_host_routes(app: httpapi.App, manager: ComputeManager) -> None:
     app.add_route("/v2.1/limits", api_host.Limits(manager))
 
 
-def _add_quota_routes(app: httpapi.App, manager: ComputeManager, policy: Authorizer) -> None:
+def _add_quota_routes(app: httpapi.App, manager: ServerService, policy: Authorizer) -> None:
     quotas = "/v2.1/os-quota-sets/{project_id}"
     app.add_route(quotas, api_quotas.QuotaSet(manager, policy))
     app.add_route(f"{quotas}/detail", api_quotas.QuotaSetDetail(manager, policy))

@@ -18,14 +18,14 @@ from chute.auth.middleware import context_of
 from chute.compute import flavors, microversion
 from chute.compute.instance import utcnow
 from chute.compute.keypairs import KEY_PAIRS
-from chute.compute.manager import ComputeManager
 from chute.compute.quotas import UNLIMITED, usage_of
 from chute.compute.server_fields import METADATA_ITEMS
+from chute.compute.server_service import ServerService
 from chute.errors import ComputeNotFound
 
 
 class AvailabilityZones:
-    def __init__(self, manager: ComputeManager, detail: bool) -> None:
+    def __init__(self, manager: ServerService, detail: bool) -> None:
         self.manager = manager
         self.detail = detail
 
@@ -53,7 +53,7 @@ class FlavorExtraSpec:
 
 
 class Limits:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

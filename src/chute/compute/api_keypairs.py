@@ -11,8 +11,8 @@ import falcon
 from chute import httpapi
 from chute.compute import microversion
 from chute.compute.keypairs import SSH, Keypair
-from chute.compute.manager import ComputeManager
 from chute.compute.request_auth import is_admin
+from chute.compute.server_service import ServerService
 from chute.errors import BadComputeRequest, ComputeForbidden
 
 
@@ -43,7 +43,7 @@ def _summary(key: Keypair, version: microversion.APIVersion) -> dict[str, Any]:
 
 
 class KeypairList:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -86,7 +86,7 @@ class KeypairList:
 
 
 class KeypairItem:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:

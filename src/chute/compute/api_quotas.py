@@ -15,9 +15,9 @@ from chute.auth.middleware import context_of
 from chute.auth.policy import Authorizer
 from chute.compute import microversion
 from chute.compute.keypairs import KEY_PAIRS
-from chute.compute.manager import ComputeManager
 from chute.compute.quotas import RESOURCES, UNLIMITED, Usage
 from chute.compute.server_fields import METADATA_ITEMS
+from chute.compute.server_service import ServerService
 from chute.errors import BadComputeRequest
 
 RULE = "os_compute_api:os-quota-sets"
@@ -54,7 +54,7 @@ def detail_set(req: falcon.Request, limits: dict[str, int], used: Usage) -> dict
 
 
 class _Base:
-    def __init__(self, manager: ComputeManager, policy: Authorizer) -> None:
+    def __init__(self, manager: ServerService, policy: Authorizer) -> None:
         self.manager = manager
         self.policy = policy
 

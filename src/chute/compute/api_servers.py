@@ -18,7 +18,7 @@ from chute import httpapi
 from chute.compute import microversion, server_fields, views
 from chute.compute.instance import Instance
 from chute.compute.instance_actions import Action
-from chute.compute.manager import ComputeManager
+from chute.compute.server_service import ServerService
 from chute.errors import BadComputeRequest, ComputeNotFound, ServerNotFound
 
 
@@ -33,7 +33,7 @@ def _object(req: falcon.Request, key: str) -> dict[str, Any]:
 class ServerMetadata:
     """`/servers/{id}/metadata`: GET all, POST merges, PUT replaces."""
 
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
@@ -61,7 +61,7 @@ class ServerMetadata:
 
 
 class ServerMetadataItem:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str,
@@ -105,7 +105,7 @@ def _tags_version(req: falcon.Request) -> None:
 
 
 class ServerTags:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
@@ -135,7 +135,7 @@ class ServerTags:
 
 
 class ServerTag:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str,
@@ -177,7 +177,7 @@ class ServerTag:
 class ServerIps:
     """Nova's os-server-ips: the server's addresses by network."""
 
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
@@ -186,7 +186,7 @@ class ServerIps:
 
 
 class ServerIpsOfNetwork:
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str,
@@ -202,7 +202,7 @@ class ServerSecurityGroups:
     lets a client without a network service re-read a server (Ansible's server module asks
     the network API about each group it finds here)."""
 
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
@@ -230,10 +230,12 @@ def _event(action: Action, version: microversion.APIVersion) -> dict[str, Any]:
                            "finish_time": _stamp(action.finish_time), "result": action.result}
     if version.at_least("2.62"):
         doc["hostId"] = ""
+    if action.details is not None:
+        doc["traceback"] = action.details  # Nova's field for what failed
     return doc
 
 
-def _actions(manager: ComputeManager, req: falcon.Request, server_id: str) -> list[Action]:
+def _actions(manager: ServerService, req: falcon.Request, server_id: str) -> list[Action]:
     """A deleted server's actions stay readable from 2.21, as in Nova."""
     found = manager.actions.list(server_id)
     try:
@@ -247,7 +249,7 @@ def _actions(manager: ComputeManager, req: falcon.Request, server_id: str) -> li
 class InstanceActionList:
     outlives_server = True  # compute.api.ServerScope: readable after the server is deleted
 
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str) -> None:
@@ -259,7 +261,7 @@ class InstanceActionList:
 class InstanceActionItem:
     outlives_server = True
 
-    def __init__(self, manager: ComputeManager) -> None:
+    def __init__(self, manager: ServerService) -> None:
         self.manager = manager
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, server_id: str,

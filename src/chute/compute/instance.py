@@ -91,6 +91,10 @@ class Instance:
     user_id: str | None = None
     networks: str = "none"  # what the boot asked: auto (a port) or none; older rows: none
     port: Port | None = None  # written once, by the build (compute/network.py)
+    # Where the compute API placed it and whether that host is up (Nova 2.16 host_status):
+    # filled by the cluster service when it reads the instance, never stored by the agent.
+    host: str | None = None
+    host_status: str | None = None
 
     @property
     def status(self) -> str:

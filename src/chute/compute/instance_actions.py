@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 
-from chute.compute.db import create_tables
+from chute.compute.db import add_missing_columns, schema_transaction
 from chute.compute.instance import utcnow
 from chute.errors import ComputeNotFound
 from chute.httpapi import request_id_var
@@ -40,6 +41,7 @@ actions = Table(
     Column("finish_time", DateTime),
     Column("result", String(16)),  # Success | Error, once finished
     Column("message", Text),
+    Column("details", Text),  # what went wrong (a failed try of a build names its host)
 )
 
 # Nova's event names for the compute-side step of each action.
@@ -59,6 +61,7 @@ class Action:
     finish_time: datetime | None
     result: str | None
     message: str | None
+    details: str | None = None
 
     @property
     def event(self) -> str:
@@ -78,7 +81,9 @@ def _aware(value: datetime | None) -> datetime | None:
 class InstanceActions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        create_tables(engine, _metadata)
+        with schema_transaction(engine) as conn:
+            _metadata.create_all(conn)
+            add_missing_columns(conn, actions)
 
     def start(self, instance_id: str, action: str, *, request_id: str | None = None,
               user_id: str = "", project_id: str = "") -> None:
@@ -103,7 +108,19 @@ class InstanceActions:
                 return
             conn.execute(sql_update(actions).where(actions.c.id == row.id).values(
                 finish_time=utcnow(), result="Error" if error else "Success",
-                message="Error" if error else None))
+                message="Error" if error else None, details=error))
+
+    def discard(self, instance_id: str, action: str) -> None:
+        """Forget the newest unfinished `action`: it was refused before anything was done
+        (Nova records an action only once its state check passed)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(actions.c.id)
+                .where(actions.c.instance_id == instance_id, actions.c.action == action,
+                       actions.c.finish_time.is_(None))
+                .order_by(actions.c.id.desc())).first()
+            if row is not None:
+                conn.execute(sql_delete(actions).where(actions.c.id == row.id))
 
     def list(self, instance_id: str) -> list[Action]:
         """Newest first, as Nova lists them."""
@@ -112,7 +129,7 @@ class InstanceActions:
                                 .order_by(actions.c.id.desc())).all()
         return [Action(r.instance_id, r.action, r.request_id, r.user_id or "",
                        r.project_id or "", _aware(r.start_time) or utcnow(),
-                       _aware(r.finish_time), r.result, r.message) for r in rows]
+                       _aware(r.finish_time), r.result, r.message, r.details) for r in rows]
 
     def get(self, instance_id: str, request_id: str) -> Action:
         for action in self.list(instance_id):

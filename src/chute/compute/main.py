@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from chute.auth.options import AuthSettings
 from chute.compute import db, virt
 from chute.compute.options import SCHEMA
 from chute.compute.settings import (
+    AgentIdentity,
     AgentSettings,
     CacheSettings,
     ImageServiceSettings,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # for annotations only: the app's modules are imported in the
     from chute.compute.fetch import Fetcher
     from chute.compute.image_service import FailoverImageService, ImageService
     from chute.compute.imagecache import ImageCache
+    from chute.compute.manager import ComputeManager
 
 LOG = logging.getLogger("chute.compute")
 PROG = "chute-compute"
@@ -56,6 +58,7 @@ def validate(conf: config.Config) -> AgentSettings:
         network.check_bridge(conf)
     agent = AgentSettings.from_config(conf)
     AuthSettings.from_config(conf, agent.bind_host).check_policy(conf)
+    AgentIdentity.from_config(conf)  # agent mode: the compute API's URL, this host's own
     return agent
 
 
@@ -154,8 +157,40 @@ def build_app(conf: config.Config, virt_in_effect: virt.VirtSettings) -> WSGIApp
     manager = ComputeManager(ManagerSettings.from_config(conf), state, service,
                              image_cache(conf, service), virt.load(virt_in_effect),
                              Network(NetworkSettings.from_config(conf), state))
+    identity = AgentIdentity.from_config(conf)
+    if identity is not None:
+        return agent_app(conf, identity, manager, auth)
     manager.start()
     return wrap(create_app(manager, auth), auth)
+
+
+def agent_app(conf: config.Config, identity: AgentIdentity, manager: ComputeManager,
+              auth: AuthSettings) -> WSGIApp:
+    """An agent of a compute API: its internal endpoints; it registers before it starts
+    the builds the compute API resends (compute/cluster/agent.py)."""
+    from chute.auth.middleware import wrap
+    from chute.compute.cluster import agent_api
+    from chute.compute.cluster.agent import Reporter
+    from chute.compute.cluster.dispatch import ComputeApiClient
+
+    client = ComputeApiClient(identity.compute_api_url, service_identity(conf))
+    reporter = Reporter(identity, manager, client)
+    manager.start()
+    reporter.start()
+    LOG.info("Agent of %s as host %s, reached at %s", identity.compute_api_url, identity.host,
+             identity.agent_url)
+    return wrap(agent_api.create_app(manager, auth), auth)
+
+
+def service_identity(conf: config.Config) -> str | Callable[[], str] | None:
+    """This host's own token as a service (the image service's [glance] service_token, or a
+    Keystone token of its [keystone_authtoken] user): the agent calls the compute API as it
+    calls the image service, and the compute API calls agents the same way."""
+    settings = ImageServiceSettings.from_config(conf)
+    if settings.keystone is not None:
+        from chute.auth.service_auth import token_provider
+        return token_provider(dict(settings.keystone))
+    return settings.service_token
 
 
 def explain(conf: config.Config, service: ImageService, image_id: str) -> str:

@@ -40,6 +40,7 @@ from chute.compute.image_service import ImageService
 from chute.compute.imagecache import Fetched
 from chute.compute.instance import (
     ACTIVE,
+    BUILDING,
     ERROR,
     SCHEDULING,
     SPAWNING,
@@ -129,6 +130,9 @@ class ComputeManager:
         self._claims = threading.Lock()
         self.server_actions = ServerActions(self)
         self.powersync = PowerSync(self)
+        # Called with each instance state saved (an agent reports it to the compute API).
+        self.observers: builtins.list[Callable[[Instance], None]] = []
+        self._in_flight: set[str] = set()  # builds queued or running in this process
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -139,7 +143,9 @@ class ComputeManager:
         self._workers = _Workers(BUILD_THREADS)
         self.driver.init_host(self.powersync.changed)
         self.powersync.adopt()
-        for inst in self.db.building():
+        if not self.settings.resume_builds:
+            LOG.info("Builds interrupted by a restart wait for the compute API to resend them")
+        for inst in self.db.building() if self.settings.resume_builds else []:
             if inst.build_attempts >= MAX_BUILD_ATTEMPTS:
                 LOG.warning("Instance %s: %s %d times, giving up", inst.id, INTERRUPTED,
                             inst.build_attempts)
@@ -148,7 +154,7 @@ class ComputeManager:
             LOG.info("Instance %s: resuming a build interrupted by a restart", inst.id)
             inst.task_state = SCHEDULING
             self._save(inst)
-            self._workers.submit(functools.partial(self._build, inst.id))
+            self._submit_build(inst.id)
         interval = self.settings.cleanup_interval
         if interval > 0:
             threading.Thread(target=self._cleanup_loop, args=(interval,),
@@ -201,10 +207,47 @@ class ComputeManager:
                 name = checked_name if count == 1 else f"{checked_name}-{n}"
                 created.append(self._accept(request, ctx, (image_id, flavor, key_data, zone),
                                             name))
-        assert self._workers is not None, "start() was not called"
         for inst in created:
-            self._workers.submit(functools.partial(self._build, inst.id))
+            self._submit_build(inst.id)
         return created
+
+    def accept_build(self, inst: Instance) -> bool:
+        """An agent's side of a dispatched build (the instance as the compute API recorded
+        it), idempotent by its id: a build already here is not started twice. True if this
+        call started it."""
+        with self._lock(inst.id):
+            current = self.db.get(inst.id)
+            if current is None:
+                inst.vm_state, inst.task_state, inst.build_attempts = BUILDING, SCHEDULING, 0
+                inst.host = inst.host_status = None
+                self.db.create(inst)
+            elif current.vm_state != BUILDING:
+                return False
+        return self._submit_build(inst.id)
+
+    def forget(self, instance_id: str) -> bool:
+        """Destroy a guest and its files that the compute API no longer places on this host
+        (deleted, or rescheduled elsewhere while this host was away). False if unknown."""
+        inst = self.db.get(instance_id)
+        if inst is None:
+            return False
+        with self._lock(instance_id):
+            self.driver.destroy(inst)
+            self.db.delete(instance_id)
+            shutil.rmtree(Path(self.instances_path) / instance_id, ignore_errors=True)
+        LOG.info("Instance %s removed from this host (not placed here by the compute API)",
+                 instance_id)
+        return True
+
+    def _submit_build(self, instance_id: str) -> bool:
+        """Queue the build unless one of this instance is already queued or running."""
+        assert self._workers is not None, "start() was not called"
+        with self._locks_guard:
+            if instance_id in self._in_flight:
+                return False
+            self._in_flight.add(instance_id)
+        self._workers.submit(functools.partial(self._build, instance_id))
+        return True
 
     def _accept(self, request: BootRequest, ctx: RequestContext,
                 checked: tuple[str, flavors.Flavor, str | None, str], name: str) -> Instance:
@@ -286,6 +329,13 @@ class ComputeManager:
     # -- the build ----------------------------------------------------------------------------
 
     def _build(self, instance_id: str) -> None:
+        try:
+            self._build_once(instance_id)
+        finally:
+            with self._locks_guard:
+                self._in_flight.discard(instance_id)
+
+    def _build_once(self, instance_id: str) -> None:
         try:
             self._run_build(instance_id)
         except _Deleted:
@@ -396,8 +446,12 @@ class ComputeManager:
 
     def _save(self, inst: Instance, missing_ok: bool = False) -> None:
         inst.updated = utcnow()
-        if not self.db.save(inst) and not missing_ok:
-            raise _Deleted()
+        if not self.db.save(inst):
+            if not missing_ok:
+                raise _Deleted()
+            return
+        for observer in self.observers:
+            observer(inst)
 
     def _lock(self, instance_id: str) -> threading.Lock:
         with self._locks_guard:

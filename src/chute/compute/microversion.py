@@ -1,12 +1,14 @@
 """Compute API microversions: which version a request asked for, and the headers that say so.
 
-The maximum is 2.79. What the clients people use need is below it: openstackclient refuses
+The maximum is 2.81. What the clients people use need is below it: openstackclient refuses
 `--nic none`/`auto` under 2.37 and `--tag` under 2.52, openstacksdk negotiates down to the
-server's maximum for every resource, and 2.79 is the last version before changes to things
-chute does not serve (2.80-2.89: migrations, hypervisors, volume attachments) or that would
-remove what it does serve (2.92 stops the server from generating keypairs; 2.90 adds the
-`hostname` field). Every response-shape change Nova made up to 2.79 for servers, flavors and
-keypairs is applied where it touches what chute serves (views.py reads the request's version).
+server's maximum for every resource. 2.81 is image pre-caching on host aggregates
+(`POST /os-aggregates/{id}/images`, the compute API of many hosts); 2.80 changed only
+migrations, which chute does not serve; later versions change hypervisors and volume
+attachments (2.82-2.89) or remove what chute serves (2.92 stops the server from generating
+keypairs; 2.90 adds the `hostname` field). Every response-shape change Nova made up to 2.81
+for servers, flavors and keypairs is applied where it touches what chute serves (views.py
+reads the request's version).
 
 The header rules are Nova's (nova/api/openstack/wsgi.py, microversion_parse): the
 `OpenStack-API-Version: compute X` header, else the legacy `X-OpenStack-Nova-API-Version: X`;
@@ -54,7 +56,7 @@ def parse(text: str) -> APIVersion:
 
 
 MIN_VERSION = APIVersion(2, 1)
-MAX_VERSION = APIVersion(2, 79)
+MAX_VERSION = APIVersion(2, 81)
 
 
 def requested(headers: Mapping[str, str]) -> str | None:

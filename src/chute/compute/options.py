@@ -55,10 +55,28 @@ SCHEMA: Schema = {
         Opt("flat_network_dns", "list", [],
             "network_mode = bridge: DNS servers written into the guests' network_data.json "
             "(nova-network's option)."),
+        Opt("host", "str", "",
+            "This host's name in the compute API's host registry (Nova's option; default: "
+            "the hostname). Agent mode only."),
+        Opt("report_interval", "int", 10,
+            "Seconds between an agent's heartbeats to the compute API (Nova's option).", min=1),
         *AUTH_OPTIONS,
         *log.OPTIONS,
     ],
     **AUTH_SECTIONS,
+    "compute_api": [
+        Opt("url", "str", "",
+            "The chute-compute-api this host is an agent of (its load balancer). Unset: "
+            "chute-compute is a standalone single-host service with its own servers API."),
+        Opt("agent_url", "str", "",
+            "Where the compute API reaches this agent's internal endpoints (default: "
+            "http://bind_host:bind_port)."),
+    ],
+    "fake": [
+        Opt("spawn_seconds", "float", 0.0,
+            "compute_driver = fake: seconds a pretend guest takes to spawn (a slow build, "
+            "for tests of what happens meanwhile).", min=0.0),
+    ],
     "glance": [
         Opt("api_servers", "list", ["http://127.0.0.1:9292"],
             "Image service endpoints, tried in order on connection errors."),

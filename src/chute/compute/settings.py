@@ -8,9 +8,11 @@ option on failure (a ConfigError, one line) are checked here too.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, ip_address
+from urllib.parse import urlsplit
 
 from chute.compute import db
 from chute.compute.fetch.shared_fs import Filesystem
@@ -38,6 +40,58 @@ class AgentSettings:
         return cls(d["bind_host"], d["bind_port"], d["instances_path"], state_url,
                    d["compute_driver"], d["log_file"] or None, d["debug"],
                    conf.get("wsgi", "client_socket_timeout"))
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    """An agent of a compute API ([compute_api] url set): who it is and how it is reached,
+    and what it says of its host that no component knows (zone, filesystems it mounts)."""
+
+    host: str  # [DEFAULT] host (Nova's), default the hostname
+    compute_api_url: str
+    agent_url: str  # [compute_api] agent_url, default http://bind_host:bind_port
+    report_interval: int  # [DEFAULT] report_interval (Nova's)
+    availability_zone: str
+    filesystem_ids: frozenset[str]
+    base_dir: str
+
+    @classmethod
+    def from_config(cls, conf: Config) -> AgentIdentity | None:
+        """None for a standalone chute-compute (no [compute_api] url)."""
+        d, api = conf.section("DEFAULT"), conf.section("compute_api")
+        if not api["url"]:
+            return None
+        check_http_url(conf, "compute_api", "url", api["url"])
+        agent_url = api["agent_url"]
+        if agent_url:
+            check_http_url(conf, "compute_api", "agent_url", agent_url)
+        else:
+            bind_host = d["bind_host"]
+            if bind_host in ("0.0.0.0", "::", ""):
+                raise conf.fail("compute_api", "agent_url",
+                                f"must be set: bind_host {bind_host!r} is not an address the "
+                                "compute API can reach")
+            shown = f"[{bind_host}]" if _is_v6(bind_host) else bind_host
+            agent_url = f"http://{shown}:{d['bind_port']}"
+        host = d["host"] or socket.gethostname()
+        if "/" in host or not host.strip():
+            raise conf.fail("DEFAULT", "host", "must be a host name without '/'")
+        return cls(host, api["url"].rstrip("/"), agent_url.rstrip("/"), d["report_interval"],
+                   d["default_availability_zone"], frozenset(filesystems(conf)),
+                   base_dir(d["instances_path"]))
+
+
+def _is_v6(host: str) -> bool:
+    try:
+        return ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+def check_http_url(conf: Config, section: str, option: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise conf.fail(section, option, f"{url!r} is not an http(s) URL")
 
 
 @dataclass(frozen=True)
@@ -98,6 +152,9 @@ class ManagerSettings:
     cpu_allocation_ratio: float = 4.0
     ram_allocation_ratio: float = 1.0
     quota: tuple[tuple[str, int], ...] = ()  # [quota] instances, cores, ram (Nova's)
+    # False for an agent: the compute API resends the builds it still places here, so a
+    # build it moved elsewhere while this host was away is never run a second time.
+    resume_builds: bool = True
 
     @classmethod
     def from_config(cls, conf: Config) -> ManagerSettings:
@@ -110,7 +167,8 @@ class ManagerSettings:
                    conf.get("image_cache", "manager_interval"), zone, d["force_config_drive"],
                    d["shutdown_timeout"], d["sync_power_state_interval"],
                    d["cpu_allocation_ratio"], d["ram_allocation_ratio"],
-                   tuple(conf.section("quota").items()))
+                   tuple(conf.section("quota").items()),
+                   resume_builds=not conf.get("compute_api", "url"))
 
 
 # QEMU's user-mode network (its documentation, "Network options"): the same for every guest.
@@ -176,7 +234,7 @@ def virt_settings(conf: Config) -> VirtSettings:
     d, lv = conf.section("DEFAULT"), conf.section("libvirt")
     return VirtSettings(d["compute_driver"], d["instances_path"], lv["virt_type"],
                         lv["connection_uri"], lv["allow_virt_type_fallback"],
-                        lv["wait_soft_reboot_seconds"])
+                        lv["wait_soft_reboot_seconds"], conf.get("fake", "spawn_seconds"))
 
 
 def filesystems(conf: Config) -> dict[str, Filesystem]:

@@ -153,10 +153,14 @@ def _host_fields(inst: Instance, version: APIVersion) -> dict[str, Any]:
     hostname, user data and kernel/ramdisk ids (none: chute boots whole-disk images); it
     leaves out reservation_id, launch_index and root_device_name, which chute does not record
     (a client reads them as absent, not as a made-up value)."""
-    host = socket.gethostname()
+    # Standalone, this machine; behind chute-compute-api, the host it placed the server on
+    # (None until then, as Nova), which sets host_status.
+    host = socket.gethostname() if inst.host_status is None else inst.host
     doc: dict[str, Any] = {"OS-EXT-SRV-ATTR:host": host,
                            "OS-EXT-SRV-ATTR:instance_name": inst.id,
                            "OS-EXT-SRV-ATTR:hypervisor_hostname": host}
+    if inst.host_status is not None and version.at_least("2.16"):
+        doc["host_status"] = inst.host_status  # Nova's default policy: admins only
     if version.at_least("2.3"):
         doc.update({"OS-EXT-SRV-ATTR:hostname": _hostname(inst.name, inst.id),
                     "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",

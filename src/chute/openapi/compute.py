@@ -1,7 +1,7 @@
 """OpenAPI document of chute-compute: the Nova v2.1 servers/flavors subset chute implements.
 
 The shapes documented are those of microversion 2.1 (no header); a request may ask for up to
-2.79 with `OpenStack-API-Version: compute X` (compute/microversion.py), and the response then
+2.81 with `OpenStack-API-Version: compute X` (compute/microversion.py), and the response then
 follows Nova's changes (embedded flavor from 2.47, tags from 2.26, ...)."""
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ class VirtSettings:
     connection_uri: str = "qemu:///system"
     allow_virt_type_fallback: bool = False
     wait_soft_reboot_seconds: int = 120
+    fake_spawn_seconds: float = 0.0  # [fake] spawn_seconds
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ class FakeDriver:
 
     def __init__(self, settings: VirtSettings) -> None:
         self.instances_path = Path(settings.instances_path)
+        self.spawn_seconds = settings.fake_spawn_seconds
 
     def init_host(self, on_change: Callable[[str], None]) -> None:
         """A pretend guest never changes on its own: nothing to listen to."""
@@ -39,6 +41,8 @@ class FakeDriver:
         # Even a pretend guest needs its disk: catch a manager bug here, not at the first real boot.
         if not os.path.isfile(disk_path):
             raise ComputeError(f"instance disk {disk_path} does not exist")
+        if self.spawn_seconds:
+            time.sleep(self.spawn_seconds)
         self._set(instance.id, RUNNING, "started")
         LOG.info("Instance %s spawned (fake driver, disk %s)", instance.id, disk_path)
 

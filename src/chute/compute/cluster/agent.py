@@ -1,0 +1,114 @@
+"""chute-compute as an agent of a compute API (`[compute_api] url` set).
+
+The agent keeps its own instance store (host-local SQLite) and no credentials of the compute
+database. It reports to the compute API over HTTP:
+
+- at start and every `report_interval`: PUT /internal/v1/hosts/{host} with its resources, the
+  filesystem ids it mounts, the images in its `_base` and every instance it holds; the answer
+  lists the builds it must run (resent if it lacks them, e.g. after a restart: builds are
+  never resumed on its own) and the guests it must destroy (deleted, or moved elsewhere
+  while it was away), so no guest runs twice;
+- each state change of an instance: PUT /internal/v1/instances/{id}/state; an answer that it
+  is not placed here any more destroys the local copy. A report that fails is not retried:
+  the next heartbeat carries the same state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from chute.compute.cluster import wire
+from chute.compute.cluster.dispatch import ComputeApiClient
+from chute.compute.instance import Instance
+from chute.compute.manager import ComputeManager
+from chute.compute.settings import AgentIdentity
+from chute.errors import ChuteError
+
+LOG = logging.getLogger(__name__)
+
+
+def cached_image_ids(base_dir: str) -> frozenset[str]:
+    """Image ids whose base in `_base` was verified (each has a `.info` naming its image)."""
+    found = set()
+    for info in Path(base_dir).glob("*.info"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            found.add(str(json.loads(info.read_text())["image_id"]))
+    return frozenset(found)
+
+
+class Reporter:
+    def __init__(self, identity: AgentIdentity, manager: ComputeManager,
+                 client: ComputeApiClient) -> None:
+        self.identity = identity
+        self.manager = manager
+        self.client = client
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self.manager.observers.append(self.report)
+        threading.Thread(target=self._loop, name="heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def report(self, inst: Instance) -> None:
+        """One state change, told to the compute API at once (the heartbeat repeats it)."""
+        try:
+            answer = self.client.state(self.identity.host, inst)
+        except ChuteError as exc:
+            LOG.warning("Instance %s: state report to the compute API failed (%s); the next "
+                        "heartbeat carries it", inst.id, exc.message)
+            return
+        if answer.get("placed") is False:
+            LOG.info("Instance %s is not placed on this host any more: destroying it", inst.id)
+            self.manager.submit(lambda: self._forget(inst.id))
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.heartbeat()
+            except ChuteError as exc:
+                LOG.warning("Heartbeat to the compute API failed: %s", exc.message)
+            except Exception:  # the agent must keep reporting whatever happened
+                LOG.exception("Heartbeat failed")
+            if self._stop.wait(self.identity.report_interval):
+                return
+
+    def heartbeat(self) -> None:
+        answer = self.client.heartbeat(self.identity.host, self.state())
+        for instance_id in answer.get("destroy", []):
+            self._forget(str(instance_id))
+        for doc in answer.get("builds", []):
+            inst = wire.load(doc)
+            if self.manager.accept_build(inst):
+                LOG.info("Instance %s: build (re)started at the compute API's request",
+                         inst.id)
+
+    def state(self) -> dict[str, Any]:
+        identity = self.identity
+        resources = self.manager.driver.host_resources()
+        disk = shutil.disk_usage(self.manager.instances_path)
+        settings = self.manager.settings
+        return {
+            "agent_url": identity.agent_url, "availability_zone": identity.availability_zone,
+            "vcpus": resources.vcpus, "memory_mb": resources.memory_mb,
+            "disk_gb": disk.total >> 30,
+            "cpu_allocation_ratio": settings.cpu_allocation_ratio,
+            "ram_allocation_ratio": settings.ram_allocation_ratio,
+            "disk_allocation_ratio": 1.0,
+            "filesystem_ids": sorted(identity.filesystem_ids),
+            "cached_images": sorted(cached_image_ids(identity.base_dir)),
+            "instances": [wire.dump(inst) for inst in self.manager.db.list()],
+        }
+
+    def _forget(self, instance_id: str) -> None:
+        try:
+            self.manager.forget(instance_id)
+        except ChuteError as exc:
+            LOG.error("Instance %s could not be destroyed: %s", instance_id, exc.message)

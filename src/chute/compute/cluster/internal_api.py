@@ -1,0 +1,90 @@
+"""The compute API's internal endpoints, called by agents (service role when auth is on):
+
+    PUT /internal/v1/hosts/{host}             registration + heartbeat + full state; the
+                                              answer: {"builds": [instance...],
+                                              "destroy": [instance id...]} (the reconcile)
+    PUT /internal/v1/instances/{id}/state     {"host": H, "instance": {...}} one state
+                                              change; answer {"placed": bool} (false:
+                                              destroy your copy)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from chute import httpapi
+from chute.compute.cluster import wire
+from chute.compute.cluster.internal import INTERNAL, require_service
+from chute.compute.cluster.registry import HostReport
+from chute.compute.cluster.service import ClusterService
+from chute.errors import BadComputeRequest
+
+
+def _object(req: falcon.Request) -> dict[str, Any]:
+    body = httpapi.read_json(req, limit=64 << 20)
+    if not isinstance(body, dict):
+        raise BadComputeRequest("The body must be a JSON object.")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise BadComputeRequest(f"Field {name!r} is missing or of the wrong type.")
+    return value
+
+
+def host_report(host: str, body: dict[str, Any]) -> HostReport:
+    def ids(name: str) -> frozenset[str]:
+        value = _field(body, name, list)
+        if not all(isinstance(item, str) for item in value):
+            raise BadComputeRequest(f"Field {name!r} must be a list of strings.")
+        return frozenset(value)
+
+    return HostReport(
+        host=host, agent_url=_field(body, "agent_url", str),
+        availability_zone=_field(body, "availability_zone", str),
+        vcpus=_field(body, "vcpus", int), memory_mb=_field(body, "memory_mb", int),
+        disk_gb=_field(body, "disk_gb", int),
+        cpu_allocation_ratio=float(_field(body, "cpu_allocation_ratio", (int, float))),
+        ram_allocation_ratio=float(_field(body, "ram_allocation_ratio", (int, float))),
+        disk_allocation_ratio=float(_field(body, "disk_allocation_ratio", (int, float))),
+        filesystem_ids=ids("filesystem_ids"), cached_images=ids("cached_images"))
+
+
+class HostResource:
+    def __init__(self, service: ClusterService, strategy: str) -> None:
+        self.service = service
+        self.strategy = strategy
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, host: str) -> None:
+        require_service(req, self.strategy)
+        body = _object(req)
+        report = host_report(host, body)
+        instances = [wire.load(doc) for doc in _field(body, "instances", list)]
+        answer = self.service.heartbeat(report, instances)
+        httpapi.json_response(resp, {"builds": [wire.dump(i) for i in answer["builds"]],
+                                     "destroy": answer["destroy"]})
+
+
+class InstanceStateResource:
+    def __init__(self, service: ClusterService, strategy: str) -> None:
+        self.service = service
+        self.strategy = strategy
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, instance_id: str) -> None:
+        require_service(req, self.strategy)
+        body = _object(req)
+        inst = wire.load(body.get("instance"))
+        if inst.id != instance_id:
+            raise BadComputeRequest("The instance's id is not the one of the path.")
+        placed = self.service.apply_report(_field(body, "host", str), inst)
+        httpapi.json_response(resp, {"placed": placed})
+
+
+def add_routes(app: httpapi.App, service: ClusterService, strategy: str) -> None:
+    app.add_route(f"{INTERNAL}/hosts/{{host}}", HostResource(service, strategy))
+    app.add_route(f"{INTERNAL}/instances/{{instance_id}}/state",
+                  InstanceStateResource(service, strategy))

@@ -1,0 +1,375 @@
+"""The host registry and the placements, in the compute API's database (SQLAlchemy Core,
+portable SQL: SQLite on one machine, PostgreSQL for several API nodes).
+
+Every decision several API processes could race on is one conditional UPDATE whose rowcount
+says who won, so no process keeps truth in memory:
+
+- a **heartbeat** writes the host's state and `last_seen` (the API's clock, never the agent's);
+- a **claim** adds a server's flavor to a host's usage only if the host is enabled, alive
+  and stays within its allocation ratios, and assigns the placement in the same transaction;
+- a **lease** (`lease_until`) gives one process the right to schedule a server that has no
+  host yet; an expired lease (its process died) lets another take over;
+- a **release** clears the placement's host where it still names that host, then takes the
+  flavor off the host's usage: a server is released once, whoever tries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from chute.compute.db import create_tables, instances
+from chute.compute.host_state import HostState
+from chute.compute.instance import BUILDING, utcnow
+
+_metadata = MetaData()
+
+hosts = Table(
+    "hosts", _metadata,
+    Column("host", String(255), primary_key=True),
+    Column("agent_url", String(1024), nullable=False),
+    Column("availability_zone", String(255), nullable=False),
+    Column("vcpus", Integer, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("disk_gb", Integer, nullable=False),
+    Column("vcpus_used", Integer, nullable=False, default=0),
+    Column("memory_mb_used", Integer, nullable=False, default=0),
+    Column("disk_gb_used", Integer, nullable=False, default=0),
+    Column("running_instances", Integer, nullable=False, default=0),
+    Column("cpu_allocation_ratio", Float, nullable=False),
+    Column("ram_allocation_ratio", Float, nullable=False),
+    Column("disk_allocation_ratio", Float, nullable=False),
+    Column("filesystem_ids_json", Text, nullable=False),
+    Column("cached_images_json", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text),
+    Column("forced_down", Boolean, nullable=False, default=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("created", DateTime, nullable=False),
+)
+
+placements = Table(
+    "placements", _metadata,
+    Column("instance_id", String(36), primary_key=True),
+    Column("host", String(255), index=True),  # NULL: not placed (yet, or again)
+    Column("vcpus", Integer, nullable=False),
+    Column("memory_mb", Integer, nullable=False),
+    Column("disk_gb", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("tried_json", Text, nullable=False, default="[]"),  # hosts tried, in order
+    Column("lease_until", DateTime),  # a process is scheduling it until then
+    Column("agent_updated", DateTime),  # the newest instance state applied from its agent
+)
+
+LEASE = timedelta(seconds=30)
+
+
+class _Lost(Exception):
+    """The placement changed between the claim's two UPDATEs: roll the transaction back."""
+
+
+@dataclass(frozen=True)
+class HostReport:
+    """What an agent says of itself at each heartbeat (PUT /internal/v1/hosts/{host})."""
+
+    host: str
+    agent_url: str
+    availability_zone: str
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    cpu_allocation_ratio: float
+    ram_allocation_ratio: float
+    disk_allocation_ratio: float
+    filesystem_ids: frozenset[str]
+    cached_images: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Placement:
+    instance_id: str
+    host: str | None
+    vcpus: int
+    memory_mb: int
+    disk_gb: int
+    attempts: int
+    tried: tuple[str, ...]
+    agent_updated: datetime | None
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    state: HostState
+    last_seen: datetime
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _naive(value: datetime) -> datetime:
+    """Stored naive UTC: SQLite keeps no zone and PostgreSQL's `timestamp` column neither."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class Registry:
+    def __init__(self, engine: Engine, service_down_time: int) -> None:
+        self.engine = engine
+        self.down_time = timedelta(seconds=service_down_time)
+        create_tables(engine, _metadata)
+
+    # -- hosts --------------------------------------------------------------------------------
+
+    def heartbeat(self, report: HostReport) -> None:
+        now = _naive(utcnow())
+        values: dict[str, Any] = {
+            "agent_url": report.agent_url, "availability_zone": report.availability_zone,
+            "vcpus": report.vcpus, "memory_mb": report.memory_mb, "disk_gb": report.disk_gb,
+            "cpu_allocation_ratio": report.cpu_allocation_ratio,
+            "ram_allocation_ratio": report.ram_allocation_ratio,
+            "disk_allocation_ratio": report.disk_allocation_ratio,
+            "filesystem_ids_json": json.dumps(sorted(report.filesystem_ids)),
+            "cached_images_json": json.dumps(sorted(report.cached_images)),
+            "last_seen": now}
+        for _ in range(2):  # portable upsert: UPDATE, else INSERT; a racing INSERT -> UPDATE
+            with self.engine.begin() as conn:
+                if conn.execute(update(hosts).where(hosts.c.host == report.host)
+                                .values(**values)).rowcount == 1:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(hosts).values(
+                        host=report.host, created=now, vcpus_used=0, memory_mb_used=0,
+                        disk_gb_used=0, running_instances=0, enabled=True, forced_down=False,
+                        **values))
+                return
+            except IntegrityError:
+                continue
+
+    def alive_cutoff(self) -> datetime:
+        return _naive(utcnow() - self.down_time)
+
+    def host_records(self) -> list[HostRecord]:
+        cutoff = _aware(self.alive_cutoff())
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(hosts).order_by(hosts.c.host)).all()
+        return [HostRecord(_host_state(row, _aware(row.last_seen) >= cutoff),
+                           _aware(row.last_seen)) for row in rows]
+
+    def host_states(self) -> list[HostState]:
+        return [record.state for record in self.host_records()]
+
+    def host(self, name: str) -> HostState | None:
+        for record in self.host_records():
+            if record.state.host == name:
+                return record.state
+        return None
+
+    # -- placements ---------------------------------------------------------------------------
+
+    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
+        """A server to place; False if it has its row already (another process added it)."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(placements).values(
+                    instance_id=instance_id, host=None, vcpus=vcpus, memory_mb=memory_mb,
+                    disk_gb=disk_gb, attempts=0, tried_json="[]"))
+        except IntegrityError:
+            return False
+        return True
+
+    def unplaced_builds(self) -> list[tuple[str, str]]:
+        return unplaced_builds(self.engine, LEASE)
+
+    def placement(self, instance_id: str) -> Placement | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(placements)
+                               .where(placements.c.instance_id == instance_id)).first()
+        return _placement(row) if row is not None else None
+
+    def placed_on(self, host: str) -> list[Placement]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(placements).where(placements.c.host == host)).all()
+        return [_placement(row) for row in rows]
+
+    def hosts_of(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(placements.c.instance_id, placements.c.host)
+                                .where(placements.c.instance_id.in_(list(instance_ids)),
+                                       placements.c.host.is_not(None))).all()
+        return {row.instance_id: row.host for row in rows}
+
+    def lease(self, instance_id: str) -> bool:
+        """Take the right to schedule an unplaced server for LEASE; False if another process
+        holds it or the server is placed (or gone)."""
+        now = _naive(utcnow())
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(placements)
+                .where(placements.c.instance_id == instance_id, placements.c.host.is_(None),
+                       or_(placements.c.lease_until.is_(None), placements.c.lease_until < now))
+                .values(lease_until=now + LEASE))
+        return result.rowcount == 1
+
+    def claim(self, instance_id: str, host: str) -> bool:
+        """Place the leased server on `host` if the host is enabled, alive and still has
+        room for it by its allocation ratios: one transaction, two conditional UPDATEs."""
+        try:
+            with self.engine.begin() as conn:
+                return self._claim(conn, instance_id, host)
+        except _Lost:
+            return False
+
+    def _claim(self, conn: Connection, instance_id: str, host: str) -> bool:
+        row = conn.execute(select(placements)
+                           .where(placements.c.instance_id == instance_id)).first()
+        if row is None or row.host is not None:
+            return False
+        h = hosts.c
+        fits = and_(
+            h.host == host, h.enabled.is_(True), h.forced_down.is_(False),
+            h.last_seen >= self.alive_cutoff(),
+            h.vcpus_used + row.vcpus <= h.vcpus * h.cpu_allocation_ratio,
+            h.memory_mb_used + row.memory_mb <= h.memory_mb * h.ram_allocation_ratio,
+            h.disk_gb_used + row.disk_gb <= h.disk_gb * h.disk_allocation_ratio)
+        claimed = conn.execute(update(hosts).where(fits).values(
+            vcpus_used=h.vcpus_used + row.vcpus,
+            memory_mb_used=h.memory_mb_used + row.memory_mb,
+            disk_gb_used=h.disk_gb_used + row.disk_gb,
+            running_instances=h.running_instances + 1)).rowcount == 1
+        if not claimed:
+            return False
+        tried = [*json.loads(row.tried_json), host]
+        assigned = conn.execute(
+            update(placements)
+            .where(placements.c.instance_id == instance_id, placements.c.host.is_(None))
+            .values(host=host, lease_until=None, attempts=placements.c.attempts + 1,
+                    tried_json=json.dumps(tried))).rowcount == 1
+        if not assigned:
+            raise _Lost()  # another process placed it meanwhile: undo the host's claim
+        return True
+
+    def release(self, instance_id: str, host: str) -> bool:
+        """Take the server off `host` (for a reschedule); False if it is not placed there."""
+        with self.engine.begin() as conn:
+            return self._release(conn, instance_id, host)
+
+    def remove(self, instance_id: str) -> None:
+        """The server is deleted: release its host, forget the placement."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(placements.c.host)
+                               .where(placements.c.instance_id == instance_id)).first()
+            if row is not None and row.host is not None:
+                self._release(conn, instance_id, row.host)
+            conn.execute(delete(placements).where(placements.c.instance_id == instance_id))
+
+    def _release(self, conn: Connection, instance_id: str, host: str) -> bool:
+        row = conn.execute(select(placements).where(placements.c.instance_id == instance_id,
+                                                    placements.c.host == host)).first()
+        if row is None:
+            return False
+        if conn.execute(update(placements)
+                        .where(placements.c.instance_id == instance_id,
+                               placements.c.host == host)
+                        .values(host=None, agent_updated=None)).rowcount != 1:
+            return False
+        h = hosts.c
+        conn.execute(update(hosts).where(h.host == host).values(
+            vcpus_used=h.vcpus_used - row.vcpus, memory_mb_used=h.memory_mb_used - row.memory_mb,
+            disk_gb_used=h.disk_gb_used - row.disk_gb,
+            running_instances=h.running_instances - 1))
+        return True
+
+    def accept_state(self, instance_id: str, host: str, updated: datetime) -> bool:
+        """May an agent's report of the instance, as of `updated` on its side, be applied?
+        Only from the host it is placed on, and never older than one already applied."""
+        stamp = _naive(updated)
+        p = placements.c
+        with self.engine.begin() as conn:
+            result = conn.execute(update(placements).where(
+                p.instance_id == instance_id, p.host == host,
+                or_(p.agent_updated.is_(None), p.agent_updated <= stamp))
+                .values(agent_updated=stamp))
+        return result.rowcount == 1
+
+    def stale(self) -> tuple[list[Placement], list[str]]:
+        """(placements on hosts without a heartbeat for service_down_time, ids of unplaced
+        servers whose scheduling lease has expired or was never taken)."""
+        cutoff, now = self.alive_cutoff(), _naive(utcnow())
+        with self.engine.connect() as conn:
+            dead = conn.execute(
+                select(placements).join(hosts, hosts.c.host == placements.c.host)
+                .where(or_(hosts.c.last_seen < cutoff, hosts.c.forced_down.is_(True)))).all()
+            orphans = conn.execute(
+                select(placements.c.instance_id).where(
+                    placements.c.host.is_(None),
+                    or_(placements.c.lease_until.is_(None),
+                        placements.c.lease_until < now))).all()
+        return [_placement(row) for row in dead], [row.instance_id for row in orphans]
+
+
+def unplaced_builds(engine: Engine, older_than: timedelta) -> list[tuple[str, str]]:
+    """(id, flavor id) of servers in BUILD without a placement row, recorded before
+    `older_than` ago: their API process died between recording them and adding the row."""
+    cutoff = _naive(utcnow() - older_than)
+    query = (select(instances.c.id, instances.c.flavor_id)
+             .select_from(instances.outerjoin(placements,
+                                              placements.c.instance_id == instances.c.id))
+             .where(placements.c.instance_id.is_(None), instances.c.vm_state == BUILDING,
+                    instances.c.created < cutoff))
+    with engine.connect() as conn:
+        return [(row.id, row.flavor_id) for row in conn.execute(query).all()]
+
+
+def _host_state(row: Any, alive: bool) -> HostState:
+    return HostState(
+        host=row.host, agent_url=row.agent_url, availability_zone=row.availability_zone,
+        vcpus=row.vcpus, memory_mb=row.memory_mb, disk_gb=row.disk_gb,
+        vcpus_used=row.vcpus_used, memory_mb_used=row.memory_mb_used,
+        disk_gb_used=row.disk_gb_used, cpu_allocation_ratio=row.cpu_allocation_ratio,
+        ram_allocation_ratio=row.ram_allocation_ratio,
+        disk_allocation_ratio=row.disk_allocation_ratio,
+        filesystem_ids=frozenset(json.loads(row.filesystem_ids_json)),
+        cached_images=frozenset(json.loads(row.cached_images_json)),
+        running_instances=row.running_instances, enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason, forced_down=bool(row.forced_down), alive=alive)
+
+
+def _placement(row: Any) -> Placement:
+    return Placement(row.instance_id, row.host, row.vcpus, row.memory_mb, row.disk_gb,
+                     row.attempts, tuple(json.loads(row.tried_json)),
+                     _aware(row.agent_updated) if row.agent_updated is not None else None)
+
+
+def host_status(state: HostState | None) -> str:
+    """Nova's host_status (2.16) of a server on that host."""
+    if state is None:
+        return "UNKNOWN"
+    if state.forced_down or not state.alive:
+        return "DOWN"
+    if not state.enabled:
+        return "MAINTENANCE"
+    return "UP"

@@ -1,0 +1,370 @@
+"""The compute API's server service for many hosts: Nova's API layer (compute/api.py) over
+this instead of a local ComputeManager.
+
+    POST /servers     create (checks, quota, row in BUILD: ComputeManager's, inherited)
+                      -> a placement row; a worker of this process takes its lease,
+                      asks the Scheduler, claims the host in the database, dispatches the
+                      build to the agent (the instance uuid is the idempotency key)
+    agent reports     state changes (PUT /internal/v1/instances/{id}/state) and its full
+                      state with each heartbeat (PUT /internal/v1/hosts/{host}): applied
+                      only from the host the server is placed on, newest first wins
+    build failed      (the agent's report, a failed dispatch, or its host stopped reporting
+                      for service_down_time): released from that host, the try's fault kept
+                      in the instance actions, rescheduled to another host up to
+                      [scheduler] max_attempts, else ERROR naming the hosts tried
+    reconcile         each heartbeat's answer resends the builds the agent lacks and names
+                      the guests it must destroy (deleted, or placed elsewhere meanwhile)
+
+No truth lives in this process: a sweeper in every worker of every node picks up what a dead
+process or host left (expired leases, builds on dead hosts); the conditional UPDATEs of the
+registry decide which one acts.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chute.auth.context import RequestContext
+from chute.compute import flavors
+from chute.compute.actions import ServerActions
+from chute.compute.cluster.dispatch import AgentClient
+from chute.compute.cluster.registry import HostReport, Registry, host_status
+from chute.compute.db import InstanceDB
+from chute.compute.host_state import HostState, RequestSpec, Scheduler, Selection
+from chute.compute.image_service import ImageService
+from chute.compute.instance import BUILDING, ERROR, Instance, utcnow
+from chute.compute.instance_actions import InstanceActions
+from chute.compute.keypairs import Keypairs
+from chute.compute.manager import NO_VALID_HOST, ComputeManager, _Workers
+from chute.compute.quotas import Quotas
+from chute.compute.server_fields import BootRequest
+from chute.compute.settings import ManagerSettings
+from chute.errors import (
+    BadComputeRequest,
+    ComputeConflict,
+    FlavorNotFound,
+    InstanceInvalidState,
+    RemoteError,
+    RemoteUnavailable,
+    ServerNotFound,
+)
+
+LOG = logging.getLogger(__name__)
+DISPATCH_THREADS = 8
+ACTION_NAMES = {"os-stop": "stop", "os-start": "start", "reboot": "reboot"}
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    manager: ManagerSettings  # zones, quotas, config drives: what the API checks at boot
+    service_down_time: int  # [DEFAULT] service_down_time (Nova's)
+    max_attempts: int  # [scheduler] max_attempts (Nova's)
+
+    @property
+    def sweep_interval(self) -> float:
+        return max(1.0, min(10.0, self.service_down_time / 3))
+
+
+class ClusterService(ComputeManager):
+    """ComputeManager's API-side checks and records, with placement and dispatch instead of
+    a local build. It has no driver, image cache or network: those are the agents'."""
+
+    def __init__(self, settings: ClusterSettings, db: InstanceDB, client: ImageService,
+                 registry: Registry, scheduler: Scheduler, agents: AgentClient) -> None:
+        # Not ComputeManager.__init__: it would open a virt driver and an image cache.
+        self.cluster = settings
+        self.settings = settings.manager
+        self.db = db
+        self.client = client
+        self.registry = registry
+        self.scheduler = scheduler
+        self.agents = agents
+        self.instances_path = ""
+        self.keypairs = Keypairs(db.engine)
+        self.flavors = flavors.open_catalog(db.engine)
+        self.actions = InstanceActions(db.engine)
+        self.quotas = Quotas(db.engine, dict(self.settings.quota), db.list)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._workers: _Workers | None = None
+        self._stop = threading.Event()
+        self._claims = threading.Lock()
+        self.observers: builtins.list[Callable[[Instance], None]] = []
+        self._in_flight: set[str] = set()
+        self.server_actions = ClusterActions(self)
+        # The zones hosts are in: the agents' own, unless an aggregate sets one (operators.py).
+        self.zone_hosts: Callable[[builtins.list[HostState]], builtins.list[HostState]] = list
+
+    def start(self) -> None:
+        self._workers = _Workers(DISPATCH_THREADS)
+        threading.Thread(target=self._sweep_loop, name="cluster-sweeper", daemon=True).start()
+
+    # -- reads: the instance with its host and that host's status ----------------------------
+
+    def get(self, instance_id: str, project_id: str | None = None) -> Instance:
+        return self._with_hosts([super().get(instance_id, project_id)])[0]
+
+    def list(self, project_id: str | None = None) -> builtins.list[Instance]:
+        return self._with_hosts(super().list(project_id))
+
+    def _with_hosts(self, found: builtins.list[Instance]) -> builtins.list[Instance]:
+        if not found:
+            return found
+        states = {state.host: state for state in self.registry.host_states()}
+        placed = self.registry.hosts_of([inst.id for inst in found])
+        for inst in found:
+            inst.host = placed.get(inst.id)
+            inst.host_status = host_status(states.get(inst.host)) if inst.host else ""
+        return found
+
+    # -- create: the API-side record, then placement -----------------------------------------
+
+    def _zone(self, requested: str | None) -> str:
+        """Any zone a host is in; a forced host (`ZONE:HOST`) is not supported yet."""
+        if requested is None:
+            return ""
+        name, _, host = requested.partition(":")
+        if host:
+            raise BadComputeRequest(f"A host in availability_zone {requested!r} is not "
+                                    "supported.")
+        zoned = self.zone_hosts(self.registry.host_states())
+        if name not in {state.availability_zone for state in zoned}:
+            raise BadComputeRequest(f"The requested availability zone is not available: "
+                                    f"{requested!r}.")
+        return name
+
+    def _accept(self, request: BootRequest, ctx: RequestContext,
+                checked: tuple[str, flavors.Flavor, str | None, str], name: str) -> Instance:
+        inst = super()._accept(request, ctx, checked, name)
+        flavor = checked[1]
+        self.registry.add(inst.id, flavor.vcpus, flavor.ram, flavor.disk)
+        return inst
+
+    def _build(self, instance_id: str) -> None:
+        try:
+            self._place(instance_id)
+        finally:
+            with self._locks_guard:
+                self._in_flight.discard(instance_id)
+
+    def _place(self, instance_id: str) -> None:
+        """Schedule and dispatch until a host took the build or the tries are used up."""
+        while self.registry.lease(instance_id):
+            inst = self.db.get(instance_id)
+            placement = self.registry.placement(instance_id)
+            if inst is None or placement is None or inst.vm_state != BUILDING:
+                self.registry.remove(instance_id)
+                return
+            if placement.attempts >= self.cluster.max_attempts:
+                self._give_up(instance_id, placement.tried)
+                return
+            spec = RequestSpec(instance_id, inst.image_id, placement.vcpus,
+                               placement.memory_mb, placement.disk_gb,
+                               inst.availability_zone or None,
+                               ignore_hosts=frozenset(placement.tried))
+            selection = self.scheduler.select(spec, self.registry.host_states())
+            host = self._claim_first(instance_id, selection)
+            if host is None:
+                self._give_up(instance_id, placement.tried, selection)
+                return
+            if self._dispatch(inst, host):
+                return
+
+    def _claim_first(self, instance_id: str, selection: Selection) -> HostState | None:
+        for choice in selection.choices:
+            if self.registry.claim(instance_id, choice.host.host):
+                return choice.host
+        return None
+
+    def _dispatch(self, inst: Instance, host: HostState) -> bool:
+        """Send the build to the host's agent; False if it failed (then released, to be
+        tried elsewhere)."""
+        LOG.info("Instance %s placed on host %s", inst.id, host.host)
+        inst.host = host.host
+        if not inst.availability_zone:
+            inst.availability_zone = host.availability_zone
+            self.db.save(inst)
+        try:
+            self.agents.build(host.agent_url, inst)
+            return True
+        except (RemoteUnavailable, RemoteError) as exc:
+            self.release_failed(inst.id, host.host, f"dispatch failed: {exc.message}")
+            return False
+
+    def release_failed(self, instance_id: str, host: str, fault: str) -> bool:
+        """A try on `host` failed: take the server off it and keep the fault in its actions.
+        False if it was no longer placed there (another process handled it)."""
+        if not self.registry.release(instance_id, host):
+            return False
+        message = f"Build on host {host} failed: {fault}"
+        LOG.warning("Instance %s: %s; rescheduling", instance_id, message)
+        self.actions.finish(instance_id, "create", error=message)
+        self.actions.start(instance_id, "create", request_id=f"req-{uuid.uuid4()}")
+        return True
+
+    def reschedule(self, instance_id: str, host: str, fault: str) -> None:
+        if self.release_failed(instance_id, host, fault):
+            self._submit_build(instance_id)
+
+    def _give_up(self, instance_id: str, tried: tuple[str, ...],
+                 selection: Selection | None = None) -> None:
+        if tried:
+            message = (f"{NO_VALID_HOST} Exceeded maximum number of retries or no other "
+                       f"host: hosts tried: {', '.join(tried)}.")
+        else:
+            reasons = "; ".join(f"{r.host}: {r.reason}" for r in
+                                (selection.rejections if selection else ()))
+            message = f"{NO_VALID_HOST}{' ' + reasons if reasons else ''}"
+        LOG.warning("Instance %s: %s", instance_id, message)
+        self._fail(instance_id, message)
+        self.registry.remove(instance_id)
+
+    # -- delete -----------------------------------------------------------------------------
+
+    def delete(self, instance_id: str, project_id: str | None = None) -> None:
+        """The guest first, on its host; a host that is down or does not answer is told at
+        its next heartbeat (the reconcile), so the server goes now as Nova's local delete."""
+        inst = self.get(instance_id, project_id)
+        self.actions.start(instance_id, "delete", project_id=inst.project_id or "")
+        state = self.registry.host(inst.host) if inst.host else None
+        if state is not None and state.alive:
+            try:
+                self.agents.delete(state.agent_url, instance_id)
+            except RemoteUnavailable as exc:
+                LOG.warning("Instance %s: host %s did not answer the delete (%s); its guest "
+                            "goes at its next heartbeat", instance_id, inst.host, exc.message)
+        self.registry.remove(instance_id)
+        self.db.delete(instance_id)
+        self.actions.finish(instance_id, "delete")
+        LOG.info("Instance %s deleted", instance_id)
+
+    # -- what agents report -----------------------------------------------------------------
+
+    def apply_report(self, host: str, reported: Instance) -> bool:
+        """An agent's state of one instance; False if the instance is not placed on that
+        host (deleted or moved): the agent must then destroy its copy."""
+        placement = self.registry.placement(reported.id)
+        current = self.db.get(reported.id)
+        if placement is None or placement.host != host or current is None:
+            return False
+        if reported.vm_state == ERROR and current.vm_state == BUILDING:
+            fault = reported.fault.message if reported.fault else "unknown error"
+            self.reschedule(reported.id, host, fault)
+            return False
+        if not self.registry.accept_state(reported.id, host, reported.updated):
+            return True  # an older report than one applied already
+        was_building = current.vm_state == BUILDING
+        current.vm_state, current.task_state = reported.vm_state, reported.task_state
+        current.power_state, current.launched_at = reported.power_state, reported.launched_at
+        current.fault, current.transfer = reported.fault, reported.transfer
+        current.updated = utcnow()
+        self.db.save(current)
+        if reported.port is not None and current.port is None:
+            self.db.assign_port(current.id, reported.port)
+        if was_building and current.vm_state != BUILDING:
+            self.actions.finish(current.id, "create")
+            LOG.info("Instance %s %s on host %s", current.id, current.status, host)
+        if current.task_state is None and current.vm_state != BUILDING:
+            for action in ACTION_NAMES.values():
+                self.actions.finish(current.id, action)
+        return True
+
+    def heartbeat(self, report: HostReport, instances: builtins.list[Instance]
+                  ) -> dict[str, Any]:
+        """Record the host alive with its state; answer what it must build and destroy."""
+        self.registry.heartbeat(report)
+        placed = {p.instance_id for p in self.registry.placed_on(report.host)}
+        destroy = [inst.id for inst in instances
+                   if inst.id not in placed or not self.apply_report(report.host, inst)]
+        builds = []
+        for instance_id in sorted(placed - set(destroy)):
+            inst = self.db.get(instance_id)
+            if inst is not None and inst.vm_state == BUILDING:
+                builds.append(inst)
+        return {"builds": builds, "destroy": destroy}
+
+    # -- the sweeper --------------------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.cluster.sweep_interval):
+            try:
+                self.sweep()
+            except Exception:  # the next pass may succeed (a database restart, say)
+                LOG.exception("Cluster sweep failed")
+
+    def sweep(self) -> None:
+        """Builds on hosts that stopped reporting go elsewhere; servers nobody is placing
+        (their process died, or a reschedule found this process busy) get placed, and so do
+        servers recorded by a process that died before it added their placement."""
+        dead, orphans = self.registry.stale()
+        for placement in dead:
+            inst = self.db.get(placement.instance_id)
+            if inst is not None and inst.vm_state == BUILDING and placement.host:
+                self.reschedule(inst.id, placement.host,
+                                f"host {placement.host} stopped reporting (no heartbeat for "
+                                f"{self.cluster.service_down_time} s)")
+        for instance_id, flavor_id in self.registry.unplaced_builds():
+            try:
+                flavor = flavors.get(flavor_id)
+            except FlavorNotFound as exc:
+                self._fail(instance_id, exc.message)
+                continue
+            if self.registry.add(instance_id, flavor.vcpus, flavor.ram, flavor.disk):
+                LOG.warning("Instance %s was recorded without a placement (its API process "
+                            "stopped): placing it now", instance_id)
+                orphans.append(instance_id)
+        for instance_id in orphans:
+            self._submit_build(instance_id)
+
+
+class ClusterActions(ServerActions):
+    """Server actions, done by the agent of the server's host (its state machine checks
+    them, its answers are relayed); the API records each action it passes on."""
+
+    def __init__(self, service: ClusterService) -> None:
+        # Not ServerActions.__init__: there is no driver on this side.
+        self.service = service
+
+    def perform(self, instance_id: str, body: object) -> dict[str, Any] | None:
+        inst = self.service.get(instance_id)
+        if not inst.host:
+            raise InstanceInvalidState(f"Instance {instance_id} is not ready: it has no host "
+                                       "yet.")
+        state = self.service.registry.host(inst.host)
+        if state is None or host_status(state) == "DOWN":
+            raise ComputeConflict(f"Instance {instance_id}: its host {inst.host} is down.")
+        name = next(iter(body)) if isinstance(body, dict) and len(body) == 1 else None
+        action = ACTION_NAMES.get(name or "")
+        if action is not None:
+            self.service.actions.start(instance_id, action, project_id=inst.project_id or "")
+        try:
+            return self.service.agents.action(state.agent_url, instance_id, body)
+        except RemoteUnavailable as exc:
+            self._refused(instance_id, action, exc.message)
+            raise RemoteUnavailable(f"Host {inst.host} did not answer: {exc.message}") from None
+        except RemoteError as exc:
+            if action is not None and exc.status in (400, 404, 409):
+                self.service.actions.discard(instance_id, action)  # refused: nothing done
+            else:
+                self._refused(instance_id, action, exc.message)
+            raise _relayed(exc, instance_id) from None
+
+    def _refused(self, instance_id: str, action: str | None, message: str) -> None:
+        if action is not None:
+            self.service.actions.finish(instance_id, action, error=message)
+
+
+def _relayed(exc: RemoteError, instance_id: str) -> Exception:
+    if exc.status == 400:
+        return BadComputeRequest(exc.message)
+    if exc.status == 404:
+        return ServerNotFound(f"Instance {instance_id} could not be found.")
+    if exc.status == 409:
+        return InstanceInvalidState(exc.message)
+    return RemoteUnavailable(f"The server's host failed the action: {exc.message}")

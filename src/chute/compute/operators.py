@@ -1,0 +1,88 @@
+"""The compute API's scheduling and operators' views, built in one place for
+chute-compute-api (compute/cluster/main.py calls `make_scheduler` and `add_routes`).
+
+- `make_scheduler`: the FilterScheduler with `[filter_scheduler]`'s options, recording each
+  decision (placements.py) with the aggregates' zones and the image's filesystems applied. It
+  runs before the workers start, so every table of this area is created once here.
+- `add_routes`: os-services, os-hypervisors, os-aggregates (and 2.81 pre-caching) on the
+  compute API, under Nova's admin-only policy rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chute import httpapi
+from chute.auth.options import AuthSettings
+from chute.auth.policy import COMPUTE_RULES, for_service
+from chute.compute import api_aggregates, api_hypervisors, api_services, precache
+from chute.compute.aggregates import Aggregates
+from chute.compute.fetch.candidates import candidates
+from chute.compute.host_state import Scheduler
+from chute.compute.image_service import ImageService
+from chute.compute.placements import PlacementLog, RecordingScheduler
+from chute.compute.precache import Precache
+from chute.compute.scheduler import FilterScheduler, SchedulerOptions
+from chute.compute.services import Services
+from chute.config import Config
+from chute.errors import BadComputeRequest, ChuteError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from chute.compute.cluster.service import ClusterService
+
+LOG = logging.getLogger(__name__)
+
+
+def image_filesystems(images: ImageService) -> Callable[[str], frozenset[str]]:
+    """The ids of the shared filesystems holding a location of an image (its locations'
+    metadata `id`), for the image weigher; none when the image service cannot say."""
+
+    def ids(image_id: str) -> frozenset[str]:
+        try:
+            found = candidates(images.get(image_id), images)
+        except ChuteError as exc:
+            LOG.info("Filesystems of image %s unknown: %s", image_id, exc.message)
+            return frozenset()
+        return frozenset(fs for fs in (loc.metadata.get("id") for loc in found)
+                         if isinstance(fs, str) and fs)
+
+    return ids
+
+
+def make_scheduler(conf: Config, engine: Engine, images: ImageService) -> Scheduler:
+    precache.create_tables(engine)
+    return RecordingScheduler(FilterScheduler(SchedulerOptions.from_config(conf)),
+                              PlacementLog(engine), Aggregates(engine),
+                              image_filesystems(images))
+
+
+def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) -> None:
+    policy = for_service(COMPUTE_RULES, auth.strategy, auth.policy_file)
+    registry = cluster.registry
+    aggregates = Aggregates(registry.engine)
+    precaching = Precache(registry.engine, registry, aggregates, cluster.agents, cluster.client)
+    services = Services(registry)
+    api_services.add_routes(app, services, policy)
+    api_hypervisors.add_routes(app, services, precaching, policy)
+    api_aggregates.add_routes(app, aggregates, precaching, policy,
+                              lambda host: registry.host(host) is not None)
+
+
+def explain_command(url: str, words: list[str]) -> str:
+    """`chute-compute-api explain SERVER`: the recorded placement of SERVER, or a ChuteError
+    naming the problem (the caller prints it as one line)."""
+    from chute.compute.cluster.registry import Registry
+    from chute.compute.db import make_engine
+
+    if len(words) != 2 or words[0] != "explain":
+        raise BadComputeRequest(f"unknown command {' '.join(words)!r} (use: explain SERVER)")
+    engine = make_engine(url)
+    try:
+        placement = Registry(engine, 0).placement(words[1])
+        return PlacementLog(engine).explain(words[1], placement.host if placement else None)
+    finally:
+        engine.dispose()

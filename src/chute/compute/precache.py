@@ -1,0 +1,171 @@
+"""Image pre-caching (Nova 2.81, `POST /os-aggregates/{id}/images`): every host of an aggregate
+fetches the images into its `_base` ahead of a boot storm, so the boots copy nothing.
+
+The request is checked (the aggregate and every image exist) and answered at once, as Nova's
+202; a background thread asks each host's agent (`POST /internal/v1/images/{id}/precache`,
+which fetches through the agent's image cache) and records, per host and image, when it was
+asked and whether the agent accepted. Nova has no view of the progress (its operators read
+notifications); here `progress(host)` gives it, and the hosts' views show it
+(os-hypervisors show and detail, `chute host-show`): `cached` as soon as the host's heartbeat
+lists the image in its `_base`, else `requested` (the agent is fetching; a failure is in the
+agent's log) or `failed` with the reason the agent could not be asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from chute.client.image import Image
+from chute.compute.aggregates import Aggregates
+from chute.compute.cluster.registry import Registry
+from chute.errors import BadComputeRequest, ChuteError, RemoteError
+
+LOG = logging.getLogger(__name__)
+
+REQUESTED, CACHED, FAILED = "requested", "cached", "failed"
+
+_metadata = MetaData()
+
+image_precache = Table(
+    "image_precache", _metadata,
+    Column("host", String(255), primary_key=True),
+    Column("image_id", String(36), primary_key=True),
+    Column("requested_at", DateTime, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text),
+)
+
+
+class Agents(Protocol):
+    def precache(self, agent_url: str, image_id: str) -> None: ...
+
+
+class Images(Protocol):
+    def get(self, image_id: str, token: str | None = None) -> Image: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    image_id: str
+    status: str  # requested | cached | failed
+    requested_at: datetime
+    detail: str | None = None
+
+
+def create_tables(engine: Engine) -> None:
+    _metadata.create_all(engine)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Precache:
+    def __init__(self, engine: Engine, registry: Registry, aggregates: Aggregates,
+                 agents: Agents, images: Images) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.aggregates = aggregates
+        self.agents = agents
+        self.images = images
+        create_tables(engine)
+
+    def request(self, aggregate_id: str, cache: object, token: str | None = None
+                ) -> threading.Thread:
+        """Check the request, then ask the aggregate's hosts in the background (returned)."""
+        image_ids = _image_ids(cache)
+        aggregate = self.aggregates.get(aggregate_id)
+        for image_id in image_ids:
+            self._check_image(image_id, token)
+        now = _now()
+        with self.engine.begin() as conn:
+            for host in aggregate.hosts:
+                conn.execute(delete(image_precache).where(image_precache.c.host == host,
+                                                          image_precache.c.image_id.in_(
+                                                              image_ids)))
+                conn.execute(insert(image_precache), [
+                    {"host": host, "image_id": image_id, "requested_at": now,
+                     "outcome": REQUESTED} for image_id in image_ids])
+        LOG.info("Pre-caching images %s on aggregate %s: hosts %s", ", ".join(image_ids),
+                 aggregate.name, ", ".join(aggregate.hosts) or "none")
+        worker = threading.Thread(target=self._dispatch, args=(aggregate.hosts, image_ids),
+                                  name=f"precache-{aggregate.id}", daemon=True)
+        worker.start()
+        return worker
+
+    def progress(self, host: str) -> list[Progress]:
+        state = self.registry.host(host)
+        cached = state.cached_images if state is not None else frozenset()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(image_precache).where(image_precache.c.host == host)
+                                .order_by(image_precache.c.requested_at,
+                                          image_precache.c.image_id)).all()
+        return [Progress(row.image_id, CACHED if row.image_id in cached else row.outcome,
+                         row.requested_at, None if row.image_id in cached else row.detail)
+                for row in rows]
+
+    def _check_image(self, image_id: str, token: str | None) -> None:
+        try:
+            image = self.images.get(image_id, token)
+        except RemoteError as exc:
+            if exc.status == 404:
+                raise BadComputeRequest(f"Image {image_id} could not be found.") from None
+            raise
+        if image.status != "active":
+            raise BadComputeRequest(f"Image {image_id} is not active (status {image.status}).")
+
+    def _dispatch(self, hosts: Sequence[str], image_ids: Sequence[str]) -> None:
+        for host in hosts:
+            state = self.registry.host(host)
+            for image_id in image_ids:
+                if state is None:
+                    self._record(host, image_id, "the host is not registered")
+                    continue
+                try:
+                    self.agents.precache(state.agent_url, image_id)
+                except ChuteError as exc:
+                    LOG.warning("Pre-caching image %s on host %s failed: %s", image_id, host,
+                                exc.message)
+                    self._record(host, image_id, exc.message)
+
+    def _record(self, host: str, image_id: str, detail: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(image_precache).where(image_precache.c.host == host,
+                                                      image_precache.c.image_id == image_id)
+                         .values(outcome=FAILED, detail=detail))
+
+
+def _image_ids(cache: object) -> list[str]:
+    """Nova's schema of the request body's `cache`: 1+ objects `{"id": image_id}`, unique."""
+    if not isinstance(cache, list) or not cache:
+        raise BadComputeRequest("Invalid input for field/attribute cache: a non-empty list of "
+                                "{\"id\": IMAGE_ID} objects is required.")
+    ids: list[str] = []
+    for item in cache:
+        if not isinstance(item, dict) or set(item) != {"id"} or not isinstance(item["id"], str):
+            raise BadComputeRequest(f"Invalid input for field/attribute cache: {item!r} is not "
+                                    "an object {\"id\": IMAGE_ID}.")
+        if item["id"] in ids:
+            raise BadComputeRequest(f"Invalid input for field/attribute cache: image "
+                                    f"{item['id']} is listed twice.")
+        ids.append(item["id"])
+    return ids

@@ -1,0 +1,26 @@
+"""One compute API with three agents on the session's chute-api, shared by the operators'
+views tests (package scope: starting a cluster is the expensive part)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers.cluster import Cluster, start_cluster
+from tests.helpers.images import upload_image
+from tests.helpers.services import ApiServer
+
+
+@pytest.fixture(scope="package")
+def cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Cluster]:
+    found = start_cluster(tmp_path_factory.mktemp("operators"), shared_api)
+    yield found
+    found.stop()
+
+
+@pytest.fixture(scope="package")
+def image_id(shared_api: ApiServer) -> str:
+    return str(upload_image(shared_api, os.urandom(1 << 20))["id"])

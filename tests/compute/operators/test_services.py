@@ -1,0 +1,108 @@
+"""os-services on chute-compute-api: Nova's shapes per microversion, enable / disable with a
+reason / force down, and a disabled host getting no new servers (with the reason explained)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cluster import Cluster, server_host
+from tests.helpers.servers import boot, nova, wait_built
+
+COMPUTE_API = str(Path(sys.executable).parent / "chute-compute-api")
+
+
+def services(cluster: Cluster, version: str | None) -> dict[str, dict]:
+    resp = nova(cluster.api, "GET", "/os-services", version)
+    assert resp.status_code == 200, resp.text
+    return {s["host"]: s for s in resp.json()["services"]}
+
+
+@pytest.fixture
+def host2_disabled(cluster: Cluster) -> Iterator[str]:
+    uuid = services(cluster, "2.53")["host2"]["id"]
+    resp = nova(cluster.api, "PUT", f"/os-services/{uuid}", "2.53",
+                json={"status": "disabled", "disabled_reason": "disk replacement"})
+    assert resp.status_code == 200, resp.text
+    yield uuid
+    nova(cluster.api, "PUT", f"/os-services/{uuid}", "2.53", json={"status": "enabled"})
+
+
+def test_every_host_is_an_enabled_nova_compute_service_that_is_up(cluster: Cluster) -> None:
+    old = services(cluster, None)
+    assert set(old) == {"host1", "host2", "host3"}
+    assert all(isinstance(s["id"], int) and "forced_down" not in s for s in old.values())
+    new = services(cluster, "2.53")
+    for service in new.values():
+        assert (service["binary"], service["status"], service["state"], service["zone"],
+                service["forced_down"]) == ("nova-compute", "enabled", "up", "nova", False)
+        assert len(service["id"]) == 36
+
+
+def test_a_disabled_host_gets_no_new_servers_and_explain_says_why(
+        cluster: Cluster, image_id: str, host2_disabled: str) -> None:
+    shown = services(cluster, "2.53")["host2"]
+    assert (shown["status"], shown["disabled_reason"]) == ("disabled", "disk replacement")
+    ids = [boot(cluster.api, image_id, f"avoid-{n}")["id"] for n in range(4)]
+    for server_id in ids:
+        assert wait_built(cluster.api, server_id)["status"] == "ACTIVE"
+    assert {server_host(cluster.api, s) for s in ids} == {"host1", "host3"}
+    explained = subprocess.run(
+        [COMPUTE_API, "--config-file", str(cluster.api.conf_path), "explain", ids[0]],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    assert f"Server {ids[0]}: on host {server_host(cluster.api, ids[0])}" in explained
+    assert ("host2 refused by ComputeFilter: its compute service is disabled: "
+            "disk replacement") in explained
+    assert "(chosen, weight" in explained and "free RAM" in explained
+
+
+def test_the_pre_2_53_actions_name_the_host(cluster: Cluster) -> None:
+    body = {"host": "host3", "binary": "nova-compute", "disabled_reason": "rack move"}
+    resp = nova(cluster.api, "PUT", "/os-services/disable-log-reason", None, json=body)
+    assert resp.json() == {"service": {**body, "status": "disabled"}}
+    assert services(cluster, None)["host3"]["disabled_reason"] == "rack move"
+    resp = nova(cluster.api, "PUT", "/os-services/enable", None,
+                json={"host": "host3", "binary": "nova-compute"})
+    assert resp.json()["service"]["status"] == "enabled"
+    assert services(cluster, None)["host3"]["status"] == "enabled"
+    refused = nova(cluster.api, "PUT", "/os-services/force-down", "2.10",
+                   json={"host": "host3", "binary": "nova-compute", "forced_down": True})
+    assert refused.status_code == 404
+
+
+def test_forced_down_marks_the_service_down(cluster: Cluster) -> None:
+    uuid = services(cluster, "2.53")["host3"]["id"]
+    try:
+        resp = nova(cluster.api, "PUT", f"/os-services/{uuid}", "2.53",
+                    json={"forced_down": True})
+        assert (resp.json()["service"]["forced_down"], resp.json()["service"]["state"]) == (
+            True, "down")
+    finally:
+        nova(cluster.api, "PUT", f"/os-services/{uuid}", "2.53", json={"forced_down": False})
+    assert services(cluster, "2.53")["host3"]["state"] == "up"
+
+
+@pytest.mark.parametrize(("path", "version", "body", "status", "fragment"), [
+    ("/os-services/not-a-uuid", "2.53", {"status": "enabled"}, 400, "Invalid uuid"),
+    ("/os-services/00000000-0000-0000-0000-000000000000", "2.53", {"status": "enabled"},
+     404, "could not be found"),
+    ("/os-services/{host1}", "2.53", {"disabled_reason": "x"}, 400, "status or forced_down"),
+    ("/os-services/{host1}", "2.53", {"status": "enabled", "disabled_reason": "x"}, 400,
+     "disabled_reason"),
+    ("/os-services/{host1}", "2.53", {"status": "off"}, 400, "status"),
+    ("/os-services/reboot", None, {"host": "host1", "binary": "nova-compute"}, 404,
+     "Unknown action"),
+    ("/os-services/disable", None, {"host": "ghost", "binary": "nova-compute"}, 404,
+     "ghost"),
+])
+def test_bad_updates_are_refused_naming_the_problem(cluster: Cluster, path: str,
+                                                    version: str | None, body: dict,
+                                                    status: int, fragment: str) -> None:
+    path = path.format(host1=services(cluster, "2.53")["host1"]["id"])
+    resp = nova(cluster.api, "PUT", path, version, json=body)
+    assert resp.status_code == status, resp.text
+    assert fragment in next(iter(resp.json().values()))["message"]
