@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from chute.compute.db import create_tables
 from chute.compute.host_state import HostState
 from chute.errors import BadComputeRequest, ComputeConflict, ComputeNotFound
 
@@ -92,7 +93,7 @@ class Aggregates:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     def list(self) -> list[Aggregate]:
         with self.engine.connect() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.engine import Engine
 
 from chute.compute.aggregates import Aggregates
+from chute.compute.db import create_tables
 from chute.compute.host_state import HostState, RequestSpec, Scheduler, Selection
 from chute.compute.scheduler.explain import record, render
 from chute.errors import ComputeNotFound
@@ -38,7 +39,7 @@ placement_records = Table(
 class PlacementLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine)
+        create_tables(engine, _metadata)
 
     def add(self, spec: RequestSpec, selection: Selection) -> None:
         doc = json.dumps(record(spec, selection))

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from chute.client.image import Image
 from chute.compute.aggregates import Aggregates
 from chute.compute.cluster.registry import Registry
+from chute.compute.db import create_tables as create_schema
 from chute.errors import BadComputeRequest, ChuteError, RemoteError
 
 LOG = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class Progress:
 
 
 def create_tables(engine: Engine) -> None:
-    _metadata.create_all(engine)
+    create_schema(engine, _metadata)
 
 
 def _now() -> datetime:
