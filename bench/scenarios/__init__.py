@@ -9,7 +9,8 @@ ORDER = ["upload", "download", "direct_fetch", "clone", "sparse", "boot_storm", 
          "api_load", "list_cost", "slow_clients", "memory"]
 # Run only when named (`make bench SCENARIO=api_auth`): api_auth installs and runs a Keystone
 # (a minute on first use, then ~15 s of set-up), more than `make bench`'s smoke test can hold.
-OPTIONAL = ["api_auth"]
+# scheduling starts a PostgreSQL cluster, four compute API nodes and nine agents.
+OPTIONAL = ["api_auth", "scheduling"]
 KNOWN = ORDER + OPTIONAL
 
 
