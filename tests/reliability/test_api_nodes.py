@@ -91,10 +91,12 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, postgres: Cluster
         thread.start()
     for thread in starters:
         thread.join()
-    yield [first, second]
-    for node in (first, second):
-        node.kill()
-    assert failures == [], failures
+    try:
+        assert failures == [], failures
+        yield [first, second]
+    finally:
+        for node in (first, second):
+            node.kill()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ leases expire and the other node's sweeper places them), none built twice.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -49,16 +48,16 @@ def storm_cloud(tmp_path_factory: pytest.TempPathFactory, postgres: Cluster,
     nodes = [prepare_compute_api(root / f"api{n}", shared_api, database={"connection": url},
                                  DEFAULT={"osapi_compute_workers": 1})
              for n in (1, 2)]
-    starters = [threading.Thread(target=node.start, kwargs={"timeout": 60}) for node in nodes]
-    for thread in starters:
-        thread.start()
-    for thread in starters:
-        thread.join()
-    lb = Balancer(root, [f"127.0.0.1:{node.port}" for node in nodes], "/v2.1").start()
-    # The agents report to the load balancer, as they would to a cloud's compute endpoint.
-    agents = {host: prepare_agent(root / host, host, lb, shared_api).start()  # type: ignore
-              for host in HOSTS}
+    lb = Balancer(root, [f"127.0.0.1:{node.port}" for node in nodes], "/v2.1")
+    agents: dict[str, ComputeServer] = {}
     try:
+        with ThreadPoolExecutor(2) as pool:  # at once: the schema is created under a lock
+            for started in [pool.submit(node.start, timeout=60) for node in nodes]:
+                started.result()
+        lb.start()
+        # The agents report to the load balancer, as they would to a cloud's compute endpoint.
+        for host in HOSTS:
+            agents[host] = prepare_agent(root / host, host, lb, shared_api).start()  # type: ignore
         wait_for(lambda: set(HOSTS) <= _registered(url), 60, "the three agents to register")
         yield lb, nodes, agents
     finally:
