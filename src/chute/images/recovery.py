@@ -50,10 +50,10 @@ def recover_shared(db: Database, store: Store) -> list[str]:
         with claims.hold(image_id) as held:
             if held:
                 removed += take_over(db, store, image_id)
-    for image_id in db.queued_ids():
+    for image_id in db.queued_ids():  # a final-named file no queued image owns
         with claims.hold(image_id) as held:
             if held:
-                removed += store.abandon(image_id, final=True)
+                removed += take_over(db, store, image_id)
     return removed
 
 
