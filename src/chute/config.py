@@ -7,7 +7,10 @@ section, the option and the problem, and returns a `Config` of plain values. `du
 the effective configuration for `--show-config`.
 
 Sections whose name is a template (`image_file_url:*`) are declared once and may appear many
-times; `Config.templated("image_file_url")` returns them by NAME.
+times; `Config.templated("image_file_url")` returns them by NAME. A schema's `*` entry declares
+the options of sections named freely (Glance's `[rack1]` of `enabled_backends = rack1:file`);
+`Config.templated("*")` returns them, and the service checks their names against what declares
+them.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class Opt:
 
 
 Schema = dict[str, list[Opt]]
+ANY_SECTION = "*"  # the schema key of freely named sections (see the module's docstring)
 
 
 @dataclass
@@ -154,8 +158,11 @@ def _defaults(opts: list[Opt]) -> dict[str, Any]:
 
 def load(path: str | Path | None, schema: Schema) -> Config:
     """Read `path` (None: defaults only) against `schema`; raise ConfigError on any problem."""
-    fixed = {name: opts for name, opts in schema.items() if not name.endswith(":*")}
+    fixed = {name: opts for name, opts in schema.items()
+             if not name.endswith(":*") and name != ANY_SECTION}
     templated = {name[:-2]: opts for name, opts in schema.items() if name.endswith(":*")}
+    if ANY_SECTION in schema:
+        templated[ANY_SECTION] = schema[ANY_SECTION]
     values = {name: _defaults(opts) for name, opts in fixed.items()}
     templates: dict[str, dict[str, dict[str, Any]]] = {prefix: {} for prefix in templated}
     if path is None:
@@ -180,6 +187,9 @@ def load(path: str | Path | None, schema: Schema) -> Config:
         elif name and prefix in templated:
             opts, target = templated[prefix], _defaults(templated[prefix])
             templates[prefix][name] = target
+        elif ANY_SECTION in templated:
+            opts, target = templated[ANY_SECTION], _defaults(templated[ANY_SECTION])
+            templates[ANY_SECTION][section] = target
         else:
             raise ConfigError(where, section, None, "unknown section")
         by_name = {opt.name: opt for opt in opts}
@@ -212,7 +222,10 @@ def dump(config: Config, schema: Schema) -> str:
             lines.append(f"{opt.name} = {value}")
 
     for name, opts in schema.items():
-        if name.endswith(":*"):
+        if name == ANY_SECTION:
+            for tname, current in config.templated(ANY_SECTION).items():
+                render(tname, opts, current)
+        elif name.endswith(":*"):
             prefix = name[:-2]
             for tname, current in config.templated(prefix).items():
                 render(f"{prefix}:{tname}", opts, current)

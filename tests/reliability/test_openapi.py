@@ -25,7 +25,7 @@ from chute.images.app import make_app
 from chute.images.options import SCHEMA as IMAGES_SCHEMA
 from chute.images.options import ApiSettings
 from chute.openapi import COMPUTE, IMAGES
-from chute.stores.filesystem import FilesystemStore
+from chute.stores import from_settings as stores_from_settings
 from tests.helpers import compute_tour
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
@@ -45,7 +45,8 @@ def images_app(tmp_path: Path) -> Any:
     conf_path = tmp_path / "chute-api.conf"
     conf_path.write_text(f"[glance_store]\nfilesystem_store_datadir = {tmp_path}/images\n")
     conf = config.load(conf_path, IMAGES_SCHEMA)
-    return make_app(ApiSettings.from_config(conf), FilesystemStore.from_config(conf))
+    settings = ApiSettings.from_config(conf)
+    return make_app(settings, stores_from_settings(settings.store, conf.fail))
 
 
 def test_every_route_is_documented_and_vice_versa(tmp_path):
@@ -110,6 +111,7 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("GET", "/v2/schemas/members", 200)
     api("GET", "/v2/info/usage", 200)
     api("GET", "/v2/info/stores", 404, headers=js)
+    api("GET", "/v2/info/stores/detail", 404, headers=js)
     api("GET", "/v2/info/import", 200)
     staged = api("POST", "/v2/images", 201, headers=js, json={
         "disk_format": "raw", "container_format": "bare"}).json()
@@ -181,6 +183,8 @@ def test_responses_validate_against_the_images_document(shared_api, capsys):
     api("GET", "/v2/images/{image_id}/file", 403, f"{one}/file", headers=js)
     api("GET", "/v2/images/{image_id}/extents", 403, f"{one}/extents", headers=js)
     api("POST", "/v2/images/{image_id}/actions/reactivate", 204, f"{one}/actions/reactivate")
+    api("DELETE", "/v2/stores/{store_id}/{image_id}", 404, f"/v2/stores/rack1/{image['id']}",
+        headers=js)
     api("DELETE", "/v2/images/{image_id}", 204, one)
     api("DELETE", "/v2/images/{image_id}", 404, one, headers=js)
     assert api.seen == documented(IMAGES)

@@ -66,6 +66,10 @@ IMAGE_RULES: dict[str, str] = {
     "deactivate": ADMIN_OR_PROJECT_MEMBER,
     "reactivate": ADMIN_OR_PROJECT_MEMBER,
     "fetch_image_location": "rule:service_api",
+    # Several stores (chute.images.stores_service): Glance's names and defaults.
+    "copy_image": ADMIN,
+    "delete_image_location": ADMIN_OR_PROJECT_MEMBER,
+    "stores_info_detail": ADMIN,
     "add_member": ADMIN_OR_PROJECT_MEMBER,
     "delete_member": ADMIN_OR_PROJECT_MEMBER,
     "get_member": f"{ADMIN} or role:reader and (project_id:%(project_id)s or {IMAGE_MEMBER})",

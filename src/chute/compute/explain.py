@@ -13,6 +13,7 @@ import os
 
 from chute.client.image import Image, Location
 from chute.compute.fetch import Fetcher, candidates, shared_fs
+from chute.compute.fetch.candidates import filesystem_id
 from chute.compute.image_service import ImageService
 from chute.errors import ChuteError, DirectPathUnavailable
 from chute.transfer import copy
@@ -27,13 +28,14 @@ def explain(fetcher: Fetcher, client: ImageService, base_dir: str, image_id: str
              + (", ".join(sorted(fetcher.schemes)) or "none (direct path disabled)"),
              "filesystems: " + (", ".join(f"{fs.name} (id {fs.id}, mountpoint {fs.mountpoint})"
                                           for fs in fetcher.filesystems.values()) or "none")]
-    found = candidates(image, client)
+    found = candidates(image, client, fetcher.filesystems)
     if not found:
         lines.append("No locations: the image service shows neither locations nor direct_url.")
     chosen = None
     for number, location in enumerate(found, 1):
         lines.append(f"\n[{number}] {location.url}")
         lines.append(f"    metadata: {location.metadata or 'none'}")
+        lines.append("    " + _where(fetcher, location))
         verdict, path = _judge(fetcher, location, image, base_dir)
         lines.extend("    " + line for line in verdict)
         if path and chosen is None:
@@ -42,6 +44,21 @@ def explain(fetcher: Fetcher, client: ImageService, base_dir: str, image_id: str
     lines.append(f"A fetch would copy {chosen} directly." if chosen else
                  "A fetch would download over HTTP (GET /v2/images/{id}/file).")
     return "\n".join(lines) + "\n"
+
+
+def _where(fetcher: Fetcher, location: Location) -> str:
+    """Which store and filesystem the location is on, and whether this host mounts it (the
+    locations on a mounted filesystem are tried first)."""
+    store = location.metadata.get("store")
+    prefix = f"store {store}, " if isinstance(store, str) and store else ""
+    fs_id = filesystem_id(location)
+    if fs_id is None:
+        return prefix + "no filesystem id"
+    fs = fetcher.filesystems.get(fs_id)
+    if fs is None:
+        return prefix + f"filesystem {fs_id}: not mounted here (tried after mounted ones)"
+    return prefix + f"filesystem {fs_id}: mounted here at {fs.mountpoint} ({fs.name}), " \
+        "tried first"
 
 
 def _judge(fetcher: Fetcher, location: Location, image: Image, base_dir: str

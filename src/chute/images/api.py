@@ -25,9 +25,11 @@ class _Base:
 
 
 class ImagesResource(_Base):
-    def __init__(self, service: ImageService, import_methods: tuple[str, ...]) -> None:
+    def __init__(self, service: ImageService, import_methods: tuple[str, ...],
+                 store_ids: tuple[str, ...] = ()) -> None:
         super().__init__(service)
         self.import_methods = ",".join(import_methods)
+        self.store_ids = ",".join(store_ids)  # Glance's header with enabled_backends
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         no_body(req)
@@ -41,6 +43,8 @@ class ImagesResource(_Base):
         resp.location = f"{req.prefix}/v2/images/{record.id}"
         if self.import_methods:
             resp.set_header("OpenStack-image-import-methods", self.import_methods)
+        if self.store_ids:
+            resp.set_header("OpenStack-image-store-ids", self.store_ids)
 
 
 class ImageResource(_Base):

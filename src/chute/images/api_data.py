@@ -15,6 +15,7 @@ from chute.auth.middleware import context_of
 from chute.httpapi import no_body
 from chute.images.body import open_body
 from chute.images.data import ImageData
+from chute.images.stores_service import upload_store
 
 
 def _declared_size(req: falcon.Request) -> int | None:
@@ -158,7 +159,8 @@ class ReceivingResource:
 
     def receive(self, req: falcon.Request, image_id: str, declared: int | None) -> None:
         """Where the body goes: the store (`/file`); `/stage` sends it to the staging area."""
-        self.data.upload(image_id, open_body(req.env), declared)
+        store_id = upload_store(self.data.store, req.get_header("X-Image-Meta-Store"))
+        self.data.upload(image_id, open_body(req.env), declared, store_id)
 
     def _bound_stalls(self, req: falcon.Request) -> None:
         """A client that stalls mid-body (not sending, or not reading: sendfile blocks once

@@ -46,9 +46,15 @@ class ImportResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         body = read_json(req)
         ctx = context_of(req)
-        self.imports.data.service.authorized(image_id, ctx, "upload_image")
+        # Glance: copying an image to more stores is the admin's (copy_image), any other
+        # import needs the right to change the image.
+        method = body.get("method") if isinstance(body, dict) else None
+        copying = isinstance(method, dict) and method.get("name") == "copy-image"
+        self.imports.data.service.authorized(image_id, ctx,
+                                             "copy_image" if copying else "upload_image")
         self.imports.start(image_id, body,
-                           TaskOrigin(ctx.project_id, ctx.user_id, request_id_var.get()))
+                           TaskOrigin(ctx.project_id, ctx.user_id, request_id_var.get()),
+                           req.get_header("X-Image-Meta-Store"))
         resp.status = falcon.HTTP_202
         # Glance's empty 202 is webob's text/html: glanceclient parses a body typed
         # application/json, and an empty one is a JSON error that fails `image-import`.

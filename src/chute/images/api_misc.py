@@ -6,7 +6,6 @@ from typing import Any
 
 import falcon
 
-from chute import errors
 from chute.auth.middleware import context_of
 from chute.httpapi import json_response, no_body
 from chute.images.options import FormatSettings
@@ -25,25 +24,35 @@ from chute.images.service import ImageService
 VERSIONS = [("v2.9", "CURRENT"), ("v2.7", "SUPPORTED"), ("v2.6", "SUPPORTED"),
             ("v2.5", "SUPPORTED"), ("v2.4", "SUPPORTED"), ("v2.3", "SUPPORTED"),
             ("v2.2", "SUPPORTED"), ("v2.1", "SUPPORTED"), ("v2.0", "SUPPORTED")]
+# With `enabled_backends` (chute.images.stores_service, chute.images.copies) Glance adds 2.8
+# (multi-store), 2.10 (delete from a store), 2.11 (copy-image), 2.12 (an image's tasks) and 2.13
+# (`/v2/info/stores/detail`), all served then; 2.13 is CURRENT, as in Glance without a cache.
+MULTI_STORE_VERSIONS = [("v2.13", "CURRENT"), ("v2.12", "SUPPORTED"), ("v2.11", "SUPPORTED"),
+                        ("v2.10", "SUPPORTED"), ("v2.9", "SUPPORTED"), ("v2.8", "SUPPORTED"),
+                        *VERSIONS[1:]]
 # The first path segments that name a version chute serves, all served by the `/v2` routes.
 VERSION_SEGMENTS = frozenset(["v2", *(vid for vid, _ in VERSIONS)])
+MULTI_STORE_SEGMENTS = frozenset(["v2", *(vid for vid, _ in MULTI_STORE_VERSIONS)])
 VENDOR_MEDIA_TYPE = "application/vnd.openstack.images-"
 UNVERSIONED = frozenset(["versions", "openapi.json"])
 
 
-def versions_document(base: str) -> dict[str, Any]:
+def versions_document(base: str, multi_store: bool = False) -> dict[str, Any]:
     href = f"{base.rstrip('/')}/v2/"
+    listed = MULTI_STORE_VERSIONS if multi_store else VERSIONS
     return {"versions": [{"id": vid, "status": status, "links": [{"rel": "self", "href": href}]}
-                         for vid, status in VERSIONS]}
+                         for vid, status in listed]}
 
 
 class VersionsResource:
-    def __init__(self, public_endpoint: str, status: int) -> None:
+    def __init__(self, public_endpoint: str, status: int, multi_store: bool = False) -> None:
         self.public_endpoint = public_endpoint
         self.status = status
+        self.multi_store = multi_store
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        json_response(resp, versions_document(self.public_endpoint or req.prefix), self.status)
+        json_response(resp, versions_document(self.public_endpoint or req.prefix,
+                                              self.multi_store), self.status)
 
 
 class VersionNegotiation:
@@ -52,8 +61,10 @@ class VersionNegotiation:
     the `/v2` routes (`/v2.3/images` is `/v2/images`), any other path gets the versions document
     with 300, whatever the method, as Glance answers `/v3/images`. `/versions[/...]` is 200."""
 
-    def __init__(self, public_endpoint: str) -> None:
+    def __init__(self, public_endpoint: str, multi_store: bool = False) -> None:
         self.public_endpoint = public_endpoint
+        self.multi_store = multi_store
+        self.segments = MULTI_STORE_SEGMENTS if multi_store else VERSION_SEGMENTS
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         first, _, rest = req.path.lstrip("/").partition("/")
@@ -67,10 +78,11 @@ class VersionNegotiation:
             version, path = accept[len(VENDOR_MEDIA_TYPE):], req.path
         else:
             version, path = first, "/" + rest if rest else ""
-        if version in VERSION_SEGMENTS:
+        if version in self.segments:
             req.path = "/v2" + path
             return
-        json_response(resp, versions_document(self.public_endpoint or req.prefix), 300)
+        json_response(resp, versions_document(self.public_endpoint or req.prefix,
+                                              self.multi_store), 300)
         resp.complete = True
 
 
@@ -81,14 +93,6 @@ class UsageResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         json_response(resp, {"usage": {}})
-
-
-class StoresInfoResource:
-    """`GET /v2/info/stores`: 404 with Glance's words, as Glance 33 without multi-store."""
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        no_body(req)
-        raise errors.NotFound("Multi backend is not supported at this site.")
 
 
 class SchemaResource:

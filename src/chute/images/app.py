@@ -17,7 +17,7 @@ from chute.httpapi import (
     install_method_rules,
     webob_renderer,
 )
-from chute.images import api, api_data, api_import, api_members, api_misc, ids
+from chute.images import api, api_data, api_import, api_members, api_misc, api_stores, ids
 from chute.images.api_extents import ExtentsResource
 from chute.images.data import ImageData
 from chute.images.db import Database, make_engine
@@ -26,7 +26,8 @@ from chute.images.members import MemberService
 from chute.images.options import ApiSettings
 from chute.images.schema import Validator
 from chute.images.service import ImageService
-from chute.stores.filesystem import FilesystemStore
+from chute.images.stores_service import StoreService
+from chute.stores.backends import Backends
 
 ERROR_STATUS: dict[type[errors.ChuteError], int] = {
     errors.NotFound: 404,
@@ -56,14 +57,14 @@ class CanonicalImageId:
             params["image_id"] = image_id
 
 
-def database_url(connection: str, store: FilesystemStore) -> str:
+def database_url(connection: str, store: Backends) -> str:
     """`[database] connection`, or SQLite beside the datadir (the data root)."""
     if connection:
         return connection
     return f"sqlite:///{os.path.join(store.root, 'chute-api.sqlite')}"
 
 
-def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
+def make_app(settings: ApiSettings, store: Backends) -> App:
     """One app per worker process (engines and pools must not cross a fork)."""
     db = Database(make_engine(database_url(settings.database_connection, store)))
     service = ImageService(settings.service, Validator(settings.formats), db, [store],
@@ -72,6 +73,7 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     data = ImageData(settings.upload, service, store)
     members = MemberService(service)
     imports = ImportService(data, settings.imports)
+    stores = StoreService(service, store)
     middleware: list[Any] = [RequestIdMiddleware(), ContextMiddleware(settings.auth)]
     app = falcon.App(middleware=middleware)
     app.req_options.auto_parse_form_urlencoded = False
@@ -81,13 +83,14 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
     app.add_middleware(CanonicalImageId())  # after the method rules: 405 before 404
 
     public = settings.public_endpoint
-    app.add_middleware(api_misc.VersionNegotiation(public))
+    app.add_middleware(api_misc.VersionNegotiation(public, store.multi))
     image_schema, images_schema = api_misc.schema_resources(settings.formats)
-    app.add_route("/", api_misc.VersionsResource(public, 300))
-    app.add_route("/versions", api_misc.VersionsResource(public, 200))
+    app.add_route("/", api_misc.VersionsResource(public, 300, store.multi))
+    app.add_route("/versions", api_misc.VersionsResource(public, 200, store.multi))
     app.add_route("/v2/schemas/image", image_schema)
     app.add_route("/v2/schemas/images", images_schema)
-    app.add_route("/v2/images", api.ImagesResource(service, settings.imports.methods))
+    app.add_route("/v2/images", api.ImagesResource(service, settings.imports.methods,
+                                                    store.ids))
     app.add_route("/v2/images/{image_id}", api.ImageResource(service))
     app.add_route("/v2/images/{image_id}/file",
                   api_data.FileResource(data, settings.server.client_socket_timeout))
@@ -109,6 +112,8 @@ def make_app(settings: ApiSettings, store: FilesystemStore) -> App:
                   api_members.MemberResource(members))
     app.add_route("/v2/info/import", api_import.ImportInfoResource(settings.imports.methods))
     app.add_route("/v2/info/usage", api_misc.UsageResource())
-    app.add_route("/v2/info/stores", api_misc.StoresInfoResource())
+    app.add_route("/v2/info/stores", api_stores.StoresInfoResource(stores, detail=False))
+    app.add_route("/v2/info/stores/detail", api_stores.StoresInfoResource(stores, detail=True))
+    app.add_route("/v2/stores/{store_id}/{image_id}", api_stores.StoreImageResource(stores))
     app.add_route("/openapi.json", openapi.OpenApiResource(openapi.IMAGES))
     return app

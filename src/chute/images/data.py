@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from chute.errors import Conflict, Gone, Invalid, NotFound, TooLarge
@@ -27,7 +28,8 @@ from chute.images.recovery import take_over
 from chute.images.service import CAS_ATTEMPTS, ImageService
 from chute.images.status import SAVING, START_UPLOAD, Status, Transition
 from chute.images.upload import Limits, Received, receive
-from chute.stores import Opened, Store, StoredLocation, Writer
+from chute.stores import Opened, StoredLocation, Writer
+from chute.stores.backends import Backends
 
 LOG = logging.getLogger(__name__)
 
@@ -51,14 +53,16 @@ class Download:
 
 
 class ImageData:
-    def __init__(self, settings: UploadSettings, service: ImageService, store: Store) -> None:
+    def __init__(self, settings: UploadSettings, service: ImageService, store: Backends) -> None:
         self.settings = settings
         self.service = service
         self.db: Database = service.db
         self.store = store
         self.claims = UploadClaims(service.db.engine)
 
-    def upload(self, image_id: str, body: Body, declared: int | None) -> None:
+    def upload(self, image_id: str, body: Body, declared: int | None,
+               store_id: str | None = None) -> None:
+        """`store_id`: the store of `enabled_backends` to write to (None: the default)."""
         with self.claims.hold(image_id) as held:
             if not held:
                 raise self._busy(image_id)
@@ -67,7 +71,7 @@ class ImageData:
                     LOG.warning("removed temporary file %s left by an interrupted upload", path)
             record = self.start(image_id, declared, START_UPLOAD)
             LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
-            self.store_and_activate(record, body, declared, SAVING)
+            self.store_and_activate(record, body, declared, SAVING, store_id)
 
     def _busy(self, image_id: str) -> Conflict | NotFound:
         """Another live request holds the image's claim: Glance's 409 for a second upload."""
@@ -78,14 +82,16 @@ class ImageData:
                         "allowed: the image is being uploaded by another request")
 
     def store_and_activate(self, record: ImageRecord, body: Body, declared: int | None,
-                           in_flight: Status) -> None:
-        """Receive `body` into the store and activate the image from `in_flight` (`saving`
-        for an upload, `importing` for a web-download import): one path for every byte."""
+                           in_flight: Status, store_id: str | None = None) -> None:
+        """Receive `body` into the store (`store_id`'s, else the default) and activate the
+        image from `in_flight` (`saving` for an upload, `importing` for a web-download
+        import): one path for every byte."""
         image_id: str = record.id
         formats = _formats(record)
         try:
-            received, location, writer = self.receive(record, body, declared,
-                                                      self.store.writer, in_flight)
+            received, location, writer = self.receive(
+                record, body, declared, partial(self.store.writer, store_id=store_id),
+                in_flight)
         except BaseException as exc:
             self.db.requeue(image_id, in_flight)
             LOG.warning("image %s: upload failed (%s); back to queued, nothing stored",

@@ -431,11 +431,14 @@ class Database:
         with self.engine.begin() as conn:
             return self._bump(conn, image_id, None, expect_status, **columns)
 
-    def set_properties(self, image_id: str, properties: dict[str, str | None]) -> bool:
+    def set_properties(self, image_id: str, properties: dict[str, str | None],
+                       expect_version: int | None = None) -> bool:
         """Set (or, for None, remove) the properties chute itself writes (the import's
-        `os_glance_*`), bumping the version so that a PATCH racing with it re-reads."""
+        `os_glance_*`), bumping the version so that a PATCH racing with it re-reads; with
+        `expect_version`, only if the row is still that version (taking a copy's import lock:
+        of two racing copies one wins)."""
         with self.engine.begin() as conn:
-            if not self._bump(conn, image_id, None):
+            if not self._bump(conn, image_id, expect_version):
                 return False
             for name, value in properties.items():
                 conn.execute(delete(T_PROP).where(T_PROP.c.image_id == image_id,
@@ -466,6 +469,46 @@ class Database:
             conn.execute(update(T_LOC).where(T_LOC.c.image_id == image_id)
                          .values(status=LOCATION_DELETED))
         return locs
+
+    # -- several stores (chute.images.stores_service) ---------------------------------------
+
+    def add_location(self, image_id: str, location: StoredLocation,
+                     verified: dict[str, Any]) -> bool:
+        """Another copy of an active image's data (copy-image): recorded only while the image
+        is still active with the size and digests the copy was verified against (`verified`),
+        so a copy can never join an image whose data changed meanwhile."""
+        with self.engine.begin() as conn:
+            query = update(T_IMG).where(T_IMG.c.id == image_id, T_IMG.c.deleted.is_(False),
+                                        T_IMG.c.status == ACTIVE)
+            for name, value in verified.items():
+                query = query.where(T_IMG.c[name] == value)
+            bumped = conn.execute(query.values(updated_at=utcnow(),
+                                               version=T_IMG.c.version + 1))
+            if bumped.rowcount != 1:
+                return False
+            conn.execute(insert(T_LOC).values(image_id=image_id, url=location.url,
+                                              metadata=location.metadata,
+                                              status=LOCATION_ACTIVE, created_at=utcnow()))
+        return True
+
+    def remove_location(self, image_id: str, url: str) -> bool:
+        """Mark one location of an active image deleted, only if another stays: the UPDATE
+        of the image row first, so that two removals racing (one per store) are serialized
+        and can never leave an active image without data. False if it would be the last."""
+        try:
+            with self.engine.begin() as conn:
+                if not self._bump(conn, image_id, None, ACTIVE):
+                    return False
+                active = (T_LOC.c.image_id == image_id) & (T_LOC.c.status == LOCATION_ACTIVE)
+                others = conn.execute(select(func.count()).select_from(T_LOC)
+                                      .where(active, T_LOC.c.url != url)).scalar_one()
+                if not others:
+                    raise _LastLocation  # rolls the version bump back
+                conn.execute(update(T_LOC).where(active, T_LOC.c.url == url)
+                             .values(status=LOCATION_DELETED))
+        except _LastLocation:
+            return False
+        return True
 
     @property
     def single_node(self) -> bool:
@@ -513,6 +556,10 @@ class Database:
 
 CLEARED = {"size": None, "virtual_size": None, "checksum": None, "os_hash_algo": None,
            "os_hash_value": None, "chute_blake3_blocks": None}
+
+
+class _LastLocation(Exception):
+    """Raised inside a transaction to undo it: the location was the image's last."""
 
 
 def _marker_value(marker: Row[Any] | None, key: str) -> Any:

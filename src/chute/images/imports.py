@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import urllib3
@@ -29,6 +30,7 @@ import urllib3
 from chute.auth.context import RequestContext
 from chute.errors import ChuteError, Conflict, Forbidden, Gone, Invalid, NotFound
 from chute.images.body import Body, StreamBody
+from chute.images.copies import copy_to_store
 from chute.images.data import ImageData, received_columns
 from chute.images.import_filter import Target, validate
 from chute.images.options import ImportSettings
@@ -39,6 +41,7 @@ from chute.images.status import (
     STAGE,
     UPLOADING,
 )
+from chute.images.stores_service import NOT_MULTI, unknown_store
 from chute.images.tasks_db import Task, TaskOrigin, TasksDB
 
 LOG = logging.getLogger(__name__)
@@ -76,11 +79,17 @@ class ImportService:
             raise Gone(f"Image {image_id} could not be found after staging.")
         LOG.info("image %s: %d bytes staged", image_id, received.size)
 
-    def start(self, image_id: str, body: object, origin: TaskOrigin) -> None:
-        """Check the request, then run the import (glance-direct) or start it (web-download)."""
+    def start(self, image_id: str, body: object, origin: TaskOrigin,
+              header_store: str | None = None) -> None:
+        """Check the request, then run the import (glance-direct) or start it (web-download,
+        copy-image). `header_store`: the request's `X-Image-Meta-Store`."""
         method, uri = self._method(body)
+        assert isinstance(body, dict)  # _method checked it
         record = self.data.service.get(image_id)
-        if record.status == "active":
+        if method == "copy-image":
+            if record.status != "active":
+                raise Conflict("Only images with status active can be targeted for copying")
+        elif record.status == "active":
             raise Conflict("Image with status active cannot be target for import")
         if method == "glance-direct" and record.status != UPLOADING:
             raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
@@ -90,23 +99,131 @@ class ImportService:
             raise Conflict("'container_format' needs to be set before import")
         if not record.disk_format:
             raise Conflict("'disk_format' needs to be set before import")
+        if method == "web-download":
+            target = validate(uri or "", self.settings)
+        stores = self._stores(body, header_store)
+        must_succeed = bool(body.get("all_stores_must_succeed", True))
         task_id = str(uuid.uuid4())
-        task_input = {"image_id": image_id, "import_req": body, "backend": None}
+        task_input = {"image_id": image_id, "import_req": body,
+                      "backend": stores if self.data.store.multi else None}
+        if method == "copy-image":
+            self._start_copy(record, body, stores, must_succeed, task_id, task_input, origin)
+            return
+        first, rest = stores[0], stores[1:]
         if method == "glance-direct":
             self.tasks.create(task_id, image_id, task_input, origin)
             try:
-                self._import_staged(image_id, task_id)
+                self._import_staged(image_id, task_id, first, rest)
             except ChuteError as exc:
                 self.tasks.finish(task_id, None, exc.message)
                 raise
+            if rest:
+                self._copy_in_thread(image_id, rest, must_succeed, task_id)
+                return
             self.tasks.finish(task_id, {"image_id": image_id})
             return
-        target = validate(uri or "", self.settings)
         started = self.data.start(image_id, None, IMPORT_WEB)
         self.tasks.create(task_id, image_id, task_input, origin)
-        self._lock(image_id, task_id)
-        threading.Thread(target=self._web_download, args=(started, uri, target, task_id),
+        self._lock(image_id, task_id, stores)
+        threading.Thread(target=self._web_download,
+                         args=(started, uri, target, task_id, first, rest, must_succeed),
                          name=f"import-{image_id}", daemon=True).start()
+
+    # -- several stores ------------------------------------------------------------------------
+
+    def _stores(self, body: dict[str, Any], header: str | None) -> list[str | None]:
+        """The stores an import writes to, by Glance's get_stores_from_request: `all_stores`,
+        else `stores`, else `X-Image-Meta-Store`, else the default; [None] with one store."""
+        backends = self.data.store
+        if not backends.multi:
+            return [None]
+        stores: list[str | None]
+        if body.get("all_stores", False):
+            if "stores" in body or header is not None:
+                raise Invalid("All_stores parameter can't be used with x-image-meta-store "
+                              "header or stores parameter")
+            stores = list(backends.ids)
+        elif "stores" in body:
+            if header is not None:
+                raise Invalid("Stores parameter and x-image-meta-store header can't be both "
+                              "specified")
+            given = body["stores"]
+            if not isinstance(given, list) or not all(isinstance(s, str) for s in given):
+                raise Invalid("'stores' must be a list of store ids")
+            stores = list(dict.fromkeys(given))
+        else:
+            stores = [header.strip() if header is not None else backends.default_id]
+        for store_id in stores:
+            if store_id not in backends.ids:
+                raise Conflict(unknown_store(str(store_id)))
+        if not stores:
+            raise Invalid("'stores' must name at least one store")
+        return stores
+
+    def _start_copy(self, record: Any, body: dict[str, Any], stores: list[str | None],
+                    must_succeed: bool, task_id: str, task_input: dict[str, Any],
+                    origin: TaskOrigin) -> None:
+        """copy-image: the stores the image is not in yet, copied in a thread after the 202."""
+        image_id: str = record.id
+        if not self.data.store.multi:
+            raise Invalid(NOT_MULTI)
+        present = {loc.metadata.get("store") for loc in record.locations}
+        if body.get("all_stores", False):
+            stores = [s for s in stores if s not in present]
+            if not stores:
+                LOG.info("image %s: already in every store; nothing to copy", image_id)
+                return
+        else:
+            for store_id in stores:
+                if store_id in present:
+                    raise Invalid(f"Image is already present at store '{store_id}'")
+        busy = Conflict(f"New operation on image '{image_id}' is not permitted as prior "
+                        "operation is still in progress")
+        if record.properties.get(TASK):
+            raise busy
+        # The lock is taken on the version read: of two copies racing, one gets it, the other
+        # a 409, so no two threads ever write the same store's file of this image.
+        if not self.db.set_properties(image_id, {TASK: task_id,
+                                                 IMPORTING_TO: ",".join(str(s) for s in stores),
+                                                 FAILED: ""}, expect_version=record.version):
+            raise busy
+        self.tasks.create(task_id, image_id, task_input, origin)
+        self._copy_in_thread(image_id, stores, must_succeed, task_id)
+
+    def _copy_in_thread(self, image_id: str, stores: Sequence[str | None], must_succeed: bool,
+                        task_id: str) -> None:
+        threading.Thread(target=self._copy_all, args=(image_id, stores, must_succeed, task_id),
+                         name=f"copy-{image_id}", daemon=True).start()
+
+    def _copy_all(self, image_id: str, stores: Sequence[str | None], must_succeed: bool,
+                  task_id: str) -> None:
+        """Copy to each store in turn; `os_glance_importing_to_stores` lists those left and
+        `os_glance_failed_import` those that failed, as in Glance. With
+        `all_stores_must_succeed` the first failure ends the task (the copies made stay: each
+        was verified)."""
+        left = [s for s in stores if s]
+        failed: list[str] = []
+        for store_id in list(left):
+            try:
+                copy_to_store(self.data, image_id, store_id)
+            except Exception as exc:  # the thread's end: whatever failed is recorded
+                if not isinstance(exc, (ChuteError, OSError)):
+                    LOG.exception("image %s: copying to store %s failed", image_id, store_id)
+                reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                LOG.warning("image %s: copy to store %s failed (%s)", image_id, store_id,
+                            reason)
+                failed.append(store_id)
+                if must_succeed:
+                    left.remove(store_id)
+                    self.tasks.finish(task_id, None, f"store {store_id}: {reason}")
+                    self.db.set_properties(image_id, {TASK: None, IMPORTING_TO: ",".join(left),
+                                                      FAILED: ",".join(failed)})
+                    return
+            left.remove(store_id)
+            self.db.set_properties(image_id, {IMPORTING_TO: ",".join(left),
+                                              FAILED: ",".join(failed)})
+        self.tasks.finish(task_id, {"image_id": image_id})
+        self.db.set_properties(image_id, {TASK: None})
 
     def tasks_of(self, image_id: str, ctx: RequestContext) -> list[Task]:
         """The image's import tasks, for whoever may see the image (Glance answers 404, not
@@ -129,9 +246,10 @@ class ImportService:
         for flag, default in (("all_stores_must_succeed", True), ("all_stores", False)):
             if not isinstance(body.get(flag, default), bool):
                 raise Invalid(f"'{flag}' must be boolean value only")
-        if body.get("all_stores_must_succeed", True) is False:
+        multi = self.data.store.multi
+        if body.get("all_stores_must_succeed", True) is False and not multi:
             raise Invalid("All_stores_must_succeed can only be set with enabled_backends")
-        if body.get("stores"):
+        if body.get("stores") and not multi:
             raise Invalid("Multi backend is not supported at this site: 'stores' cannot be "
                           "given.")
         uri = method.get("uri")
@@ -139,11 +257,16 @@ class ImportService:
             raise Invalid("URI for web-download does not pass filtering: None")
         return name, uri
 
-    def _lock(self, image_id: str, task_id: str) -> None:
-        self.db.set_properties(image_id, {TASK: task_id, IMPORTING_TO: "", FAILED: ""})
+    def _lock(self, image_id: str, task_id: str, stores: Sequence[str | None] = ()) -> None:
+        self.db.set_properties(image_id, {TASK: task_id,
+                                          IMPORTING_TO: ",".join(s for s in stores if s),
+                                          FAILED: ""})
 
-    def _import_staged(self, image_id: str, task_id: str) -> None:
-        """uploading -> importing -> active: the staged file renamed into the store."""
+    def _import_staged(self, image_id: str, task_id: str, store_id: str | None = None,
+                       rest: Sequence[str | None] = ()) -> None:
+        """uploading -> importing -> active: the staged file renamed into the store (the
+        default store, where it was staged), or written through the upload path into another
+        one (`store_id`); `rest` are the stores copied to next (in a thread)."""
         record = self.data.service.get(image_id)
         formats = {"disk_format": record.disk_format,
                    "container_format": record.container_format}
@@ -151,7 +274,11 @@ class ImportService:
                                   unchanged=formats):
             raise Conflict(f"New operation on image '{image_id}' is not permitted as prior "
                            "operation is still in progress")
-        self._lock(image_id, task_id)
+        self._lock(image_id, task_id, [store_id, *rest])
+        if store_id is not None and store_id != self.data.store.default_id:
+            self._import_staged_into(record, store_id)
+            self._imported(image_id, rest)
+            return
         try:
             location = self.data.store.promote(image_id)
         except OSError as exc:
@@ -167,9 +294,33 @@ class ImportService:
             self.data.store.delete(location.url)
             self._failed(image_id, "the image changed during its import")
             raise Gone(f"Image {image_id} could not be found after import.")
-        self.db.set_properties(image_id, {TASK: None})
+        self._imported(image_id, rest)
         LOG.info("image %s: uploading -> importing -> active (glance-direct, %s)", image_id,
                  location.url)
+
+    def _imported(self, image_id: str, rest: Sequence[str | None]) -> None:
+        """The first store holds the image: the lock goes, unless copies to `rest` follow."""
+        if rest:
+            self.db.set_properties(image_id, {IMPORTING_TO: ",".join(s for s in rest if s)})
+        else:
+            self.db.set_properties(image_id, {TASK: None, IMPORTING_TO: ""})
+
+    def _import_staged_into(self, record: Any, store_id: str) -> None:
+        """The staged bytes written into `store_id` through the upload's path (another
+        filesystem than the staging area's: a copy, verified as any upload)."""
+        image_id: str = record.id
+        staged = self.data.store.default.staged_path(image_id)
+        if staged is None:
+            self._failed(image_id, "the staged data is gone")
+            raise Conflict(f"Image {image_id}: the staged data could not be imported")
+        try:
+            with open(staged, "rb", buffering=0) as source:
+                self.data.store_and_activate(record, StreamBody(source), record.size,
+                                             IMPORTING, store_id)
+        except ChuteError as exc:
+            self._failed(image_id, exc.message)
+            raise
+        self.data.store.unstage(image_id)
 
     def _failed(self, image_id: str, reason: str) -> None:
         self.db.requeue(image_id, IMPORTING)
@@ -177,14 +328,16 @@ class ImportService:
         self.db.set_properties(image_id, {TASK: None, FAILED: reason})
         LOG.warning("image %s: import failed (%s); back to queued", image_id, reason)
 
-    def _web_download(self, record: Any, uri: str, target: Target, task_id: str) -> None:
+    def _web_download(self, record: Any, uri: str, target: Target, task_id: str,
+                      store_id: str | None = None, rest: Sequence[str | None] = (),
+                      must_succeed: bool = True) -> None:
         image_id = record.id
         try:
             with _fetch(target) as response:
                 declared = response.headers.get("Content-Length")
                 self.data.store_and_activate(
                     record, StreamBody(response), int(declared) if declared else None,
-                    IMPORTING)
+                    IMPORTING, store_id)
         except Exception as exc:  # the thread's end: whatever failed, the image is given back
             if not isinstance(exc, (ChuteError, OSError, urllib3.exceptions.HTTPError)):
                 LOG.exception("image %s: web-download of %s failed", image_id, uri)
@@ -194,6 +347,10 @@ class ImportService:
             self.db.set_properties(image_id, {TASK: None, FAILED: f"{uri}: {reason}"})
             LOG.warning("image %s: web-download of %s failed (%s); back to queued", image_id,
                         uri, reason)
+            return
+        if rest:
+            self.db.set_properties(image_id, {IMPORTING_TO: ",".join(s for s in rest if s)})
+            self._copy_all(image_id, rest, must_succeed, task_id)
             return
         # The task ends before the lock goes: whoever sees the import over sees its task over.
         self.tasks.finish(task_id, {"image_id": image_id})

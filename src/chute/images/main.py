@@ -29,14 +29,14 @@ from chute.images.options import SCHEMA, ApiSettings, ServerSettings
 
 if TYPE_CHECKING:
     from chute.auth.middleware import WSGIApp
-    from chute.stores.filesystem import FilesystemStore
+    from chute.stores.backends import Backends
 
 LOG = logging.getLogger("chute.images")
 WORKER_HEARTBEAT = 60  # seconds; see main()
 UPLOAD_PATHS = r"^/v2/images/[^/]+/file$"  # the PUTs whose body streams to a worker
 
 
-def prepare(settings: ApiSettings, fail: config.Fail) -> FilesystemStore:
+def prepare(settings: ApiSettings, fail: config.Fail) -> Backends:
     """Validate the store, migrate the database, undo what a crash left behind."""
     from chute import stores
     from chute.images.app import database_url
@@ -101,7 +101,7 @@ def _prepare_and_exit(settings: ApiSettings, fail: config.Fail, report_fd: int) 
             os._exit(status)
 
 
-def _worker_app(settings: ApiSettings, store: FilesystemStore) -> WSGIApp:
+def _worker_app(settings: ApiSettings, store: Backends) -> WSGIApp:
     """The app, built in each worker after the fork (imports happen here, not in the master)."""
     from chute.auth.middleware import wrap
     from chute.httpapi import install_log_filter

@@ -15,8 +15,9 @@ from chute.auth.options import OPTIONS as AUTH_OPTIONS
 from chute.auth.options import SECTIONS as AUTH_SECTIONS
 from chute.auth.options import AuthSettings
 from chute.config import Config, Opt, Schema
+from chute.stores.options import DEFAULT_OPTIONS as STORE_DEFAULT_OPTIONS
 from chute.stores.options import OPTIONS as STORE_OPTIONS
-from chute.stores.options import SECTION, StoreSettings
+from chute.stores.options import SECTION, STORE_SECTIONS, StoreSettings
 
 
 def _hash_algo(value: str) -> None:
@@ -27,7 +28,10 @@ def _hash_algo(value: str) -> None:
     check_algorithm(value)
 
 
-IMPORT_METHODS = ("glance-direct", "web-download")
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image")
+# Offered when enabled_import_methods is not set: copy-image only where there are stores to
+# copy to (it is refused without enabled_backends, as Glance refuses it).
+DEFAULT_IMPORT_METHODS = ("glance-direct", "web-download")
 
 
 def _import_methods(value: list[str]) -> None:
@@ -89,9 +93,10 @@ SCHEMA: Schema = {
             "Token a service (chute-compute) sends as X-Auth-Token to read the service-only "
             "GET /v2/images/{id}/locations, in addition to the service role the policy "
             "asks for (fetch_image_location). Empty: the policy alone decides."),
-        Opt("enabled_import_methods", "list", list(IMPORT_METHODS),
-            "Interoperable import methods offered (Glance's option; chute has glance-direct "
-            "and web-download, not copy-image: one store).", check=_import_methods),
+        Opt("enabled_import_methods", "list", list(DEFAULT_IMPORT_METHODS),
+            "Interoperable import methods offered (Glance's option: glance-direct, "
+            "web-download, and copy-image with enabled_backends).", check=_import_methods),
+        *STORE_DEFAULT_OPTIONS,
         *AUTH_OPTIONS,
         *log.OPTIONS,
     ],
@@ -115,6 +120,7 @@ SCHEMA: Schema = {
             "postgresql+psycopg://user:pw@host/db for several API nodes."),
     ],
     SECTION: STORE_OPTIONS,
+    **STORE_SECTIONS,
     "image_format": [
         Opt("disk_formats", "list",
             ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"],
@@ -250,8 +256,16 @@ class ApiSettings:
 
 def _import_settings(conf: Config) -> ImportSettings:
     f = conf.typed("import_filtering_opts")
+    d = conf.typed("DEFAULT")
+    methods = d.strings("enabled_import_methods")
+    several_stores = bool(d.strings("enabled_backends"))
+    if "copy-image" in methods and not several_stores:
+        raise conf.fail("DEFAULT", "enabled_import_methods", "copy-image copies an image to "
+                        "more stores: it needs [DEFAULT] enabled_backends")
+    if several_stores and methods == DEFAULT_IMPORT_METHODS:
+        methods = IMPORT_METHODS  # Glance's default list, copy-image included
     return ImportSettings(
-        conf.typed("DEFAULT").strings("enabled_import_methods"),
+        methods,
         f.strings("allowed_schemes"), f.strings("disallowed_schemes"),
         f.strings("allowed_hosts"), f.strings("disallowed_hosts"),
         tuple(int(p) for p in f.strings("allowed_ports")),

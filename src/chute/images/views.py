@@ -29,6 +29,11 @@ def image_document(rec: ImageRecord, show_direct_url: bool,
     doc["updated_at"] = timestamp(rec.updated_at)
     if show_locations:
         doc["locations"] = [{"url": loc.url, "metadata": loc.metadata} for loc in rec.locations]
+    # Glance shows the stores an image is in (each location's `store`) with enabled_backends;
+    # locations of the single store carry no `store`, so the key is absent there, as in Glance.
+    stores = [loc.metadata.get("store") for loc in rec.locations]
+    if any(isinstance(store, str) and store for store in stores):
+        doc["stores"] = ",".join(str(store) for store in stores if store)
     if show_direct_url and rec.locations:
         doc["direct_url"] = rec.locations[0].url
     if rec.chute_blake3_blocks:

@@ -65,6 +65,14 @@ SCHEMAS: dict[str, Any] = {
         },
         "additionalProperties": {"type": "string"},
     },
+    "StoreList": {
+        "type": "object", "required": ["stores"],
+        "properties": {"stores": {"type": "array", "items": {
+            "type": "object", "required": ["id"],
+            "properties": {"id": {"type": "string"}, "description": {"type": "string"},
+                           "default": {"const": "true"}, "type": {"type": "string"},
+                           "properties": {"type": "object"}, "weight": {"type": "integer"}}}}},
+    },
     "ImageList": {
         "type": "object", "required": ["images", "first", "schema"],
         "additionalProperties": False,
@@ -367,10 +375,24 @@ DOCUMENT: dict[str, Any] = {
                                "properties": {"import-methods": {
                                    "type": "object", "required": ["value"],
                                    "properties": {"value": {"type": "array", "items": {
-                                       "enum": ["glance-direct", "web-download"]}}}}}}}}}}),
+                                       "enum": ["glance-direct", "web-download",
+                                                "copy-image"]}}}}}}}}}}),
         },
         "/v2/info/stores": {
-            "get": _op("stores", "404 as Glance without multi-store", {}),
+            "get": _op("stores", "The stores of [DEFAULT] enabled_backends (404 as Glance "
+                                 "without multi-store)", {"200": _ok("Stores", "StoreList")}),
+        },
+        "/v2/info/stores/detail": {
+            "get": _op("storesDetail", "The stores with their type and properties (admin; 404 "
+                                       "without multi-store)",
+                       {"200": _ok("Stores", "StoreList")}),
+        },
+        "/v2/stores/{store_id}/{image_id}": {
+            "parameters": [{"name": "store_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}, IMAGE_ID],
+            "delete": _op("deleteFromStore", "Remove one store's copy of an active image "
+                                             "(never the last; 404 without multi-store)",
+                          {"204": _ok("Removed")}),
         },
     },
     "components": {

@@ -9,17 +9,17 @@ from chute.stores.base import Extents, Opened, Store, StoredLocation, Writer
 from chute.stores.options import StoreSettings
 
 if TYPE_CHECKING:
-    from chute.stores.filesystem import FilesystemStore
+    from chute.stores.backends import Backends
 
 __all__ = ["Extents", "Opened", "Store", "StoreSettings", "StoredLocation", "Writer",
            "for_url", "from_settings"]
 
 
-def from_settings(settings: StoreSettings, fail: Fail) -> FilesystemStore:
-    """The store new images go to (the only one for now: the filesystem store)."""
-    from chute.stores.filesystem import FilesystemStore
+def from_settings(settings: StoreSettings, fail: Fail) -> Backends:
+    """The enabled stores (one, or Glance's `enabled_backends`), checked and prepared."""
+    from chute.stores.backends import Backends
 
-    return FilesystemStore.from_settings(settings, fail)
+    return Backends.from_settings(settings, fail)
 
 
 def for_url(stores: list[Store], url: str) -> Store | None:

@@ -28,7 +28,7 @@ from chute.config import Config, Fail
 from chute.errors import StorageFull
 from chute.stores import metadata as metadata_file
 from chute.stores.base import Extents, Opened, StoredLocation, coalesce
-from chute.stores.options import DEFAULT_DATADIR, SECTION, StoreSettings
+from chute.stores.options import DEFAULT_DATADIR, SECTION, BackendSettings, StoreSettings
 from chute.transfer import copy
 from chute.transfer.odirect import ODirectFile
 from chute.transfer.writeback import Writeback
@@ -79,15 +79,16 @@ def _parse_datadirs(settings: StoreSettings, fail: Fail) -> list[Datadir]:
     return list(dirs.values())
 
 
-def _prepare(datadir: Datadir, settings: StoreSettings, fail: Fail) -> None:
-    option = "filesystem_store_datadirs" if settings.datadirs else "filesystem_store_datadir"
+def _prepare(datadir: Datadir, file_perm: int, where: tuple[str, str], fail: Fail) -> None:
+    """Create and check `datadir`; `where` is the (section, option) a problem is named by."""
+    section, option = where
     try:
         os.makedirs(datadir.path, mode=0o750, exist_ok=True)
     except OSError as exc:
-        raise fail(SECTION, option, f"cannot create {datadir.path}: {exc.strerror}") from None
+        raise fail(section, option, f"cannot create {datadir.path}: {exc.strerror}") from None
     if not os.access(datadir.path, os.W_OK | os.X_OK):
-        raise fail(SECTION, option, f"{datadir.path} is not writable")
-    perm = settings.file_perm
+        raise fail(section, option, f"{datadir.path} is not writable")
+    perm = file_perm
     if perm > 0:
         # As glance_store: files readable by group/other need a traversable directory.
         mode = int(str(perm), 8)
@@ -184,11 +185,7 @@ class FileWriter:
                 os.close(dirfd)
         except OSError as exc:
             raise self._translate(exc) from None
-        metadata = metadata_file.match(self._store.metadata, self.final)
-        if self._store.metadata and not metadata:
-            LOG.warning("%s lies under no mountpoint of %s; recording no location metadata",
-                        self.final, self._store.metadata_path)
-        return StoredLocation("file://" + self.final, metadata)
+        return self._store.location(self.final)
 
     def _link(self) -> None:
         try:
@@ -226,20 +223,49 @@ class FilesystemStore:
     schemes: tuple[str, ...] = ("file", "filesystem")
 
     def __init__(self, datadirs: list[Datadir], file_perm: int,
-                 metadata: list[dict[str, Any]], metadata_path: str) -> None:
+                 metadata: list[dict[str, Any]], metadata_path: str,
+                 store_id: str | None = None) -> None:
         self.datadirs = datadirs
         self.file_perm = file_perm
         self.metadata = metadata
         self.metadata_path = metadata_path
+        # Its id in `enabled_backends`, recorded as `store` in each location's metadata as
+        # Glance does; None for the single store of [glance_store] (no `store` key, as Glance).
+        self.store_id = store_id
+
+    def location(self, path: str) -> StoredLocation:
+        """The location of the image file at `path`: its filesystem's `{id, mountpoint}`
+        (the metadata-file entry containing it) and, in a multi-store setup, `store`."""
+        metadata = metadata_file.match(self.metadata, path)
+        if self.metadata and not metadata:
+            LOG.warning("%s lies under no mountpoint of %s; recording no location metadata",
+                        path, self.metadata_path)
+        if self.store_id is not None:
+            metadata["store"] = self.store_id
+        return StoredLocation("file://" + path, metadata)
+
+    def owns(self, url: str) -> bool:
+        """Whether `url` names a file directly in one of this store's datadirs."""
+        path = os.path.normpath(path_from_url(url))
+        return any(os.path.dirname(path) == os.path.normpath(d.path) for d in self.datadirs)
 
     @classmethod
     def from_settings(cls, settings: StoreSettings, fail: Fail) -> FilesystemStore:
         """Validate and prepare the store at start; every problem is `fail(...)` raised."""
         datadirs = _parse_datadirs(settings, fail)
+        option = "filesystem_store_datadirs" if settings.datadirs else "filesystem_store_datadir"
         for datadir in datadirs:
-            _prepare(datadir, settings, fail)
+            _prepare(datadir, settings.file_perm, (SECTION, option), fail)
         entries = metadata_file.load(settings.metadata_file, fail)
         return cls(datadirs, settings.file_perm, entries, settings.metadata_file)
+
+    @classmethod
+    def from_backend(cls, backend: BackendSettings, fail: Fail) -> FilesystemStore:
+        """One store of `enabled_backends`, from its own section `[<id>]`."""
+        datadir = Datadir(os.path.abspath(backend.datadir), 0)
+        _prepare(datadir, backend.file_perm, (backend.id, "filesystem_store_datadir"), fail)
+        entries = metadata_file.load(backend.metadata_file, fail, section=backend.id)
+        return cls([datadir], backend.file_perm, entries, backend.metadata_file, backend.id)
 
     @classmethod
     def from_config(cls, conf: Config) -> FilesystemStore:
@@ -276,7 +302,7 @@ class FilesystemStore:
         os.makedirs(staging, mode=0o750, exist_ok=True)
         return FileWriter(self, datadir, image_id, final_dir=staging)
 
-    def _staged_path(self, image_id: str) -> str | None:
+    def staged_path(self, image_id: str) -> str | None:
         for datadir in self.datadirs:
             path = os.path.join(datadir.path, STAGING, image_id)
             if os.path.isfile(path) and not os.path.islink(path):
@@ -287,7 +313,7 @@ class FilesystemStore:
         """The staged file of `image_id` moved to its final name: link, unlink, fsync the
         directories (link(2) never replaces an existing image file). FileNotFoundError when
         nothing is staged."""
-        staged = self._staged_path(image_id)
+        staged = self.staged_path(image_id)
         if staged is None:
             raise FileNotFoundError(errno.ENOENT, "no staged data", image_id)
         datadir = os.path.dirname(os.path.dirname(staged))
@@ -306,11 +332,11 @@ class FilesystemStore:
                 os.fsync(dirfd)
             finally:
                 os.close(dirfd)
-        return StoredLocation("file://" + final, metadata_file.match(self.metadata, final))
+        return self.location(final)
 
     def unstage(self, image_id: str) -> None:
         """Remove the staged data of `image_id`, if any."""
-        staged = self._staged_path(image_id)
+        staged = self.staged_path(image_id)
         if staged is not None:
             os.unlink(staged)
 

@@ -30,36 +30,36 @@ def _check_values(value: object, where: str) -> None:
                          "are allowed")
 
 
-def load(path: str, fail: Fail) -> list[dict[str, Any]]:
+def load(path: str, fail: Fail, section: str = SECTION) -> list[dict[str, Any]]:
     """Read and validate the metadata file at `path` ("": none); raise `fail(...)` naming the
-    option on any problem."""
+    option (of `section`: a store's own section with several stores) on any problem."""
     if not path:
         return []
     try:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except OSError as exc:
-        raise fail(SECTION, OPTION, f"cannot read {path}: {exc.strerror}") from None
+        raise fail(section, OPTION, f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise fail(SECTION, OPTION, f"{path} is not valid JSON: {exc}") from None
+        raise fail(section, OPTION, f"{path} is not valid JSON: {exc}") from None
     entries = [data] if isinstance(data, dict) else data
     if not isinstance(entries, list) or not entries:
-        raise fail(SECTION, OPTION, f"{path} must hold an object or a non-empty list of "
+        raise fail(section, OPTION, f"{path} must hold an object or a non-empty list of "
                                     "objects with 'id' and 'mountpoint'")
     for index, entry in enumerate(entries):
         label = f"{path} entry {index}"
         if not isinstance(entry, dict):
-            raise fail(SECTION, OPTION, f"{label} is not an object")
+            raise fail(section, OPTION, f"{label} is not an object")
         for key in ("id", "mountpoint"):
             if not isinstance(entry.get(key), str) or not entry[key]:
-                raise fail(SECTION, OPTION, f"{label} needs a non-empty string '{key}'")
+                raise fail(section, OPTION, f"{label} needs a non-empty string '{key}'")
         if not os.path.isabs(entry["mountpoint"]):
-            raise fail(SECTION, OPTION, f"{label} mountpoint {entry['mountpoint']!r} is "
+            raise fail(section, OPTION, f"{label} mountpoint {entry['mountpoint']!r} is "
                                         "not an absolute path")
         try:
             _check_values(entry, label)
         except ValueError as exc:
-            raise fail(SECTION, OPTION, str(exc)) from None
+            raise fail(section, OPTION, str(exc)) from None
     return entries
 
 

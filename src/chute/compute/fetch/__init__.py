@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from chute.client.image import MISMATCH, Expected, Image, Location
 from chute.compute.fetch import shared_fs
-from chute.compute.fetch.candidates import candidates
+from chute.compute.fetch.candidates import candidates, filesystem_ids, image_filesystem_ids
 from chute.compute.fetch.http import fetch_http
 from chute.compute.image_service import ImageService
 from chute.compute.instance import Transfer
@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # settings.py imports shared_fs: no cycle at run time
 
 LOG = logging.getLogger("chute.compute.fetch")
 
-__all__ = ["Fetcher", "Transfer", "Location", "candidates", "MISMATCH"]
+__all__ = ["Fetcher", "Transfer", "Location", "candidates", "filesystem_ids",
+           "image_filesystem_ids", "MISMATCH"]
 
 
 class Fetcher:
@@ -50,7 +51,7 @@ class Fetcher:
         if want is None:
             want = self.expected(image)
         if self.schemes:
-            for location in candidates(image, self.service):
+            for location in candidates(image, self.service, self.filesystems):
                 try:
                     return self.fetch_shared_fs(location, part, want)
                 except DirectPathUnavailable as exc:
