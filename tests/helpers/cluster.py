@@ -3,12 +3,13 @@ agent with its own port, instances_path and host name (fake driver), one SQLite 
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
 
 from tests.helpers.polling import wait_for
 from tests.helpers.services import (
@@ -34,42 +35,50 @@ class ComputeApiServer(ServiceProcess):
     conf_path: Path
     log_path: Path
     stderr_path: Path
-    database: Path
+    database: str  # its [database] connection
     proc: Any = None
+    _engine: Engine | None = None
 
     def console_path(self) -> Path:
         return self.stderr_path
 
+    @property
+    def engine(self) -> Engine:
+        """The compute database, as the test reads and changes it behind the service."""
+        if self._engine is None:
+            self._engine = create_engine(self.database)
+        return self._engine
+
     def hosts(self) -> dict[str, Any]:
-        """The host registry as stored (read straight from the database: no API yet)."""
-        with sqlite3.connect(self.database) as conn:
-            conn.row_factory = sqlite3.Row
-            return {row["host"]: dict(row) for row in conn.execute("SELECT * FROM hosts")}
+        """The host registry as stored (read straight from the database)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT * FROM hosts")).mappings().all()
+        return {row["host"]: dict(row) for row in rows}
 
     def placement(self, server_id: str) -> dict[str, Any] | None:
-        with sqlite3.connect(self.database) as conn:
-            conn.row_factory = sqlite3.Row
-            row = conn.execute("SELECT * FROM placements WHERE instance_id = ?",
-                               (server_id,)).fetchone()
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT * FROM placements WHERE instance_id = :id"),
+                               {"id": server_id}).mappings().first()
         return dict(row) if row is not None else None
 
     def set_host(self, host: str, **values: Any) -> None:
-        """Change a host's row (enabled, forced_down) as os-services will."""
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        with sqlite3.connect(self.database) as conn:
-            conn.execute(f"UPDATE hosts SET {assignments} WHERE host = ?",  # noqa: S608
-                         (*values.values(), host))
+        """Change a host's row (enabled, forced_down) as an operator's os-services call."""
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        with self.engine.begin() as conn:
+            conn.execute(text(f"UPDATE hosts SET {assignments} WHERE host = :host"),  # noqa: S608
+                         {**values, "host": host})
 
 
-def prepare_compute_api(root: Path, image_api: ApiServer | None,
+def prepare_compute_api(root: Path, image_api: ApiServer | None, database: str = "",
                         **overrides: dict[str, Any]) -> ComputeApiServer:
+    """Its compute database is `database` (a URL; "": a SQLite file under `root`)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    database = root / "compute.sqlite"
+    database = database or f"sqlite:///{root / 'compute.sqlite'}"
     sections: dict[str, dict[str, Any]] = {
         "DEFAULT": {"bind_host": "127.0.0.1", "bind_port": port, "osapi_compute_workers": 2,
                     "service_down_time": 4, "log_file": str(root / "chute-compute-api.log")},
-        "database": {"connection": f"sqlite:///{database}"},
+        "database": {"connection": database},
         "glance": {"api_servers": image_api.url if image_api else "http://127.0.0.1:9",
                    "num_retries": 1},
     }
@@ -108,12 +117,13 @@ class Cluster:
         for agent in self.agents.values():
             agent.kill()
         self.api.kill()
+        self.api.engine.dispose()
 
 
-def start_cluster(root: Path, image_api: ApiServer, hosts: int = 3,
+def start_cluster(root: Path, image_api: ApiServer, hosts: int = 3, database: str = "",
                   agent_overrides: dict[str, Any] | None = None,
                   **api_overrides: dict[str, Any]) -> Cluster:
-    api = prepare_compute_api(root / "api", image_api, **api_overrides).start()
+    api = prepare_compute_api(root / "api", image_api, database, **api_overrides).start()
     cluster = Cluster(api)
     for n in range(1, hosts + 1):
         name = f"host{n}"

@@ -97,11 +97,12 @@ COMPUTE_RULES: dict[str, str] = {
     # The operators' views (compute/api_services.py, api_hypervisors.py, api_aggregates.py).
     **{f"os_compute_api:os-services:{action}": ADMIN for action in ("list", "update")},
     **{f"os_compute_api:os-hypervisors:{action}": ADMIN
-       for action in ("list", "list-detail", "show", "statistics")},
+       for action in ("list", "list-detail", "show", "statistics", "uptime")},
     **{f"os_compute_api:os-aggregates:{action}": ADMIN
        for action in ("index", "create", "show", "update", "delete", "add_host",
                       "remove_host", "set_metadata")},
     "compute:aggregates:images": ADMIN,
+    "os_compute_api:os-availability-zone:detail": ADMIN,
 }
 
 

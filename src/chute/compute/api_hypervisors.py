@@ -57,7 +57,7 @@ def detail(service: Service, version: APIVersion, precache: Precache) -> dict[st
                  "disabled_reason": state.disabled_reason})
     doc[PRECACHE_KEY] = [{"image_id": p.image_id, "status": p.status,
                           "requested_at": stamp(p.requested_at), "detail": p.detail}
-                         for p in precache.progress(service.host)]
+                         for p in precache.progress(service.state)]
     return doc
 
 
@@ -114,6 +114,23 @@ class HypervisorItem:
         httpapi.json_response(resp, {"hypervisor": detail(service, version, self.precache)})
 
 
+class HypervisorUptime:
+    """Nova answers with the host's `uptime` output; chute's agents do not report it, so the
+    field says so and gives the last heartbeat instead (openstackclient's `hypervisor show`
+    asks for it)."""
+
+    def __init__(self, services: Services, policy: Authorizer) -> None:
+        self.services = services
+        self.policy = policy
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, hypervisor_id: str) -> None:
+        authorize(self.policy, req, "uptime", RULE)
+        service = self.services.by_id(hypervisor_id)
+        doc = summary(service, microversion.of(req))
+        doc["uptime"] = f"not reported; last heartbeat {stamp(service.updated_at)}"
+        httpapi.json_response(resp, {"hypervisor": doc})
+
+
 class HypervisorStatistics:
     """Nova's sums over all hypervisors (deprecated by 2.88, served below it)."""
 
@@ -146,3 +163,5 @@ def add_routes(app: httpapi.App, services: Services, precache: Precache,
     app.add_route("/v2.1/os-hypervisors/statistics", HypervisorStatistics(services, policy))
     app.add_route("/v2.1/os-hypervisors/{hypervisor_id}",
                   HypervisorItem(services, precache, policy))
+    app.add_route("/v2.1/os-hypervisors/{hypervisor_id}/uptime",
+                  HypervisorUptime(services, policy))

@@ -140,6 +140,40 @@ class ServiceItem:
         return answer
 
 
+class AvailabilityZones:
+    """os-availability-zone of many hosts: the zones of the hosts' services (an aggregate's
+    `availability_zone`, else the agent's own); a zone is available while one of its services
+    is enabled, as Nova. `/detail` (admin, Nova's default) names each zone's hosts with their
+    service's state."""
+
+    def __init__(self, services: Services, policy: Authorizer, detail: bool) -> None:
+        self.services = services
+        self.policy = policy
+        self.detail = detail
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.detail:
+            authorize(self.policy, req, "detail", "os_compute_api:os-availability-zone")
+        found: dict[str, dict[str, Any]] = {}
+        for service in self.services.list():
+            name = service.state.availability_zone
+            zone = found.setdefault(name, {"zoneName": name,
+                                           "zoneState": {"available": False}, "hosts": None})
+            zone["zoneState"]["available"] |= service.state.enabled
+            if self.detail:
+                zone["hosts"] = zone["hosts"] or {}
+                zone["hosts"][service.host] = {BINARY: {
+                    "available": service.up, "active": service.state.enabled,
+                    "updated_at": stamp(service.updated_at)}}
+        httpapi.json_response(resp, {"availabilityZoneInfo": [
+            found[name] for name in sorted(found)]})
+
+
 def add_routes(app: httpapi.App, services: Services, policy: Authorizer) -> None:
     app.add_route("/v2.1/os-services", ServiceList(services, policy))
     app.add_route("/v2.1/os-services/{service_id}", ServiceItem(services, policy))
+    # Replaces the single host's zone view that compute/api.py routes for chute-compute.
+    app.add_route("/v2.1/os-availability-zone",
+                  AvailabilityZones(services, policy, detail=False))
+    app.add_route("/v2.1/os-availability-zone/detail",
+                  AvailabilityZones(services, policy, detail=True))

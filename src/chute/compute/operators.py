@@ -11,6 +11,8 @@ chute-compute-api (compute/cluster/main.py calls `make_scheduler` and `add_route
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -37,11 +39,18 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
+FILESYSTEMS_TTL = 10.0  # seconds an image's filesystems are reused by the next boots
+
+
 def image_filesystems(images: ImageService) -> Callable[[str], frozenset[str]]:
     """The ids of the shared filesystems holding a location of an image (its locations'
-    metadata `id`), for the image weigher; none when the image service cannot say."""
+    metadata `id`), for the image weigher; none when the image service cannot say. A boot
+    storm of one image asks the image service once per FILESYSTEMS_TTL, not once per boot
+    (a location added meanwhile, by copy-image, only weighs from the next ask)."""
+    known: dict[str, tuple[float, frozenset[str]]] = {}
+    guard = threading.Lock()
 
-    def ids(image_id: str) -> frozenset[str]:
+    def ask(image_id: str) -> frozenset[str]:
         try:
             found = candidates(images.get(image_id), images)
         except ChuteError as exc:
@@ -49,6 +58,19 @@ def image_filesystems(images: ImageService) -> Callable[[str], frozenset[str]]:
             return frozenset()
         return frozenset(fs for fs in (loc.metadata.get("id") for loc in found)
                          if isinstance(fs, str) and fs)
+
+    def ids(image_id: str) -> frozenset[str]:
+        now = time.monotonic()
+        with guard:
+            hit = known.get(image_id)
+        if hit is not None and now - hit[0] < FILESYSTEMS_TTL:
+            return hit[1]
+        found = ask(image_id)
+        with guard:
+            for stale in [k for k, (when, _) in known.items() if now - when >= FILESYSTEMS_TTL]:
+                del known[stale]
+            known[image_id] = (now, found)
+        return found
 
     return ids
 
@@ -65,7 +87,7 @@ def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) ->
     registry = cluster.registry
     aggregates = Aggregates(registry.engine)
     precaching = Precache(registry.engine, registry, aggregates, cluster.agents, cluster.client)
-    services = Services(registry)
+    services = Services(registry, aggregates.zones)
     api_services.add_routes(app, services, policy)
     api_hypervisors.add_routes(app, services, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,

@@ -35,9 +35,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from chute.client.image import Image
+from chute.compute import db
 from chute.compute.aggregates import Aggregates
 from chute.compute.cluster.registry import Registry
-from chute.compute.db import create_tables as create_schema
+from chute.compute.host_state import HostState
 from chute.errors import BadComputeRequest, ChuteError, RemoteError
 
 LOG = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Progress:
 
 
 def create_tables(engine: Engine) -> None:
-    create_schema(engine, _metadata)
+    db.create_tables(engine, _metadata)
 
 
 def _now() -> datetime:
@@ -113,11 +114,11 @@ class Precache:
         worker.start()
         return worker
 
-    def progress(self, host: str) -> list[Progress]:
-        state = self.registry.host(host)
-        cached = state.cached_images if state is not None else frozenset()
+    def progress(self, host: HostState) -> list[Progress]:
+        """The host's pre-caching, as of its last heartbeat's `_base`."""
+        cached = host.cached_images
         with self.engine.connect() as conn:
-            rows = conn.execute(select(image_precache).where(image_precache.c.host == host)
+            rows = conn.execute(select(image_precache).where(image_precache.c.host == host.host)
                                 .order_by(image_precache.c.requested_at,
                                           image_precache.c.image_id)).all()
         return [Progress(row.image_id, CACHED if row.image_id in cached else row.outcome,

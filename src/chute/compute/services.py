@@ -11,7 +11,8 @@ servers. Nova numbers services in its database; chute's hosts are named, so a se
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -46,17 +47,27 @@ class Service:
 
 
 class Services:
-    def __init__(self, registry: Registry) -> None:
+    """`zones()`: host -> the availability zone its aggregates give it, which a service shows
+    instead of its agent's own, as in Nova."""
+
+    def __init__(self, registry: Registry, zones: Callable[[], dict[str, str]]) -> None:
         self.registry = registry
+        self.zones = zones
 
     def list(self) -> list[Service]:
         with self.registry.engine.connect() as conn:
             order = conn.execute(select(hosts.c.host)
                                  .order_by(hosts.c.created, hosts.c.host)).scalars().all()
         rank = {name: number for number, name in enumerate(order, 1)}
-        return sorted((Service(rank.get(r.state.host, 0), service_uuid(r.state.host), r.state,
-                               r.last_seen) for r in self.registry.host_records()),
-                      key=lambda service: service.id)
+        zones = self.zones()
+        found = []
+        for record in self.registry.host_records():
+            state = record.state
+            if state.host in zones:
+                state = replace(state, availability_zone=zones[state.host])
+            found.append(Service(rank.get(state.host, 0), service_uuid(state.host), state,
+                                 record.last_seen))
+        return sorted(found, key=lambda service: service.id)
 
     def by_host(self, host: str) -> Service:
         for service in self.list():

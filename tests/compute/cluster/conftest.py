@@ -1,9 +1,10 @@
-"""One compute API + three agents on the session's chute-api, shared by a module's tests."""
+"""One compute API + three agents on the session's chute-api, shared by a module's tests; the
+compute database is SQLite, or PostgreSQL with --db-backend=postgresql (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,9 +14,9 @@ from tests.helpers.services import ApiServer
 
 
 @pytest.fixture(scope="module")
-def cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Cluster]:
-    found = start_cluster(tmp_path_factory.mktemp("cluster"), shared_api)
+def cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory,
+            database_url: Callable[[], str]) -> Iterator[Cluster]:
+    found = start_cluster(tmp_path_factory.mktemp("cluster"), shared_api, database=database_url())
     yield found
     found.stop()
 

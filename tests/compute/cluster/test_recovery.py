@@ -5,13 +5,14 @@ copy instead of finishing it (no server lost, none twice)."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import MetaData, Table, insert, select
 
 from tests.helpers.cluster import Cluster, guests, server_host, start_cluster
 from tests.helpers.images import upload_image
@@ -23,10 +24,11 @@ SPAWN_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
-def slow_cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Cluster]:
+def slow_cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory,
+                 database_url: Callable[[], str]) -> Iterator[Cluster]:
     """Three agents whose (fake) guests take SPAWN_SECONDS to spawn: time to kill one."""
     found = start_cluster(tmp_path_factory.mktemp("slow-cluster"), shared_api,
+                          database=database_url(),
                           agent_overrides={"fake": {"spawn_seconds": SPAWN_SECONDS}})
     yield found
     found.stop()
@@ -132,10 +134,11 @@ def test_a_build_dispatched_twice_runs_once(slow_cluster: Cluster, image: str) -
 
 
 @pytest.fixture(scope="module")
-def patient_cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
-                    ) -> Iterator[Cluster]:
+def patient_cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory,
+                    database_url: Callable[[], str]) -> Iterator[Cluster]:
     """One slow agent of a compute API that waits a minute before declaring a host down."""
     found = start_cluster(tmp_path_factory.mktemp("patient-cluster"), shared_api, hosts=1,
+                          database=database_url(),
                           agent_overrides={"fake": {"spawn_seconds": SPAWN_SECONDS}},
                           DEFAULT={"service_down_time": 60})
     yield found
@@ -164,16 +167,15 @@ def test_a_server_recorded_without_its_placement_is_placed_by_the_sweeper(
     model = boot(api, image, "model")["id"]
     assert wait_built(api, model)["status"] == "ACTIVE"
     orphan = str(uuid.uuid4())
-    with sqlite3.connect(api.database) as conn:
-        columns = [row[1] for row in conn.execute("PRAGMA table_info(instances)")]
-        reset = {"id": "?", "name": "'orphan'", "vm_state": "'building'",
-                 "task_state": "'scheduling'", "power_state": "0", "launched_at": "NULL",
-                 "created": "datetime('now', '-5 minutes')", "transfer_method": "NULL",
-                 "networks": "'none'", "network_name": "NULL", "fixed_ip": "NULL",
-                 "mac_address": "NULL", "bridge": "NULL"}
-        chosen = ", ".join(reset.get(name, name) for name in columns)
-        conn.execute(f"INSERT INTO instances ({', '.join(columns)}) "  # noqa: S608
-                     f"SELECT {chosen} FROM instances WHERE id = ?", (orphan, model))
+    instances = Table("instances", MetaData(), autoload_with=api.engine)
+    with api.engine.begin() as conn:
+        row = dict(conn.execute(select(instances).where(instances.c.id == model)).one()
+                   ._mapping)
+        row.update(id=orphan, name="orphan", vm_state="building", task_state="scheduling",
+                   power_state=0, launched_at=None, transfer_method=None, networks="none",
+                   network_name=None, fixed_ip=None, mac_address=None, bridge=None,
+                   created=row["created"] - timedelta(minutes=5))
+        conn.execute(insert(instances).values(**row))
     built = wait_built(api, orphan, timeout=60)
     assert built["status"] == "ACTIVE", built.get("fault")
     assert all_guests(slow_cluster).count(orphan) == 1
@@ -196,5 +198,6 @@ def test_a_server_deleted_while_its_host_is_down_loses_its_guest_when_the_host_r
     assert server_id in guests(agent)  # its host did not hear of it yet
 
     agent.start()
-    wait_for(lambda: server_id not in guests(agent), 30, f"{host} to destroy the guest")
-    assert not (Path(agent.instances_path) / server_id).exists()
+    leftover = Path(agent.instances_path) / server_id
+    wait_for(lambda: not leftover.exists(), 30, f"{host} to destroy the guest and its files")
+    assert server_id not in guests(agent)

@@ -4,7 +4,7 @@ instance actions; when no host is left, the server is ERROR with a fault naming 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -15,11 +15,11 @@ from tests.helpers.services import ApiServer, free_port
 
 
 @pytest.fixture(scope="module")
-def half_broken(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
-                ) -> Iterator[Cluster]:
+def half_broken(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory,
+                database_url: Callable[[], str]) -> Iterator[Cluster]:
     """host1 and host2 cannot reach the image service (every build fails there); host3 can."""
     root = tmp_path_factory.mktemp("half-broken")
-    api = prepare_compute_api(root / "api", shared_api).start()
+    api = prepare_compute_api(root / "api", shared_api, database_url()).start()
     found = Cluster(api)
     nowhere = {"api_servers": f"http://127.0.0.1:{free_port()}"}
     for name in ("host1", "host2", "host3"):

@@ -1,10 +1,11 @@
 """One compute API with three agents on the session's chute-api, shared by the operators'
-views tests (package scope: starting a cluster is the expensive part)."""
+views tests (package scope: starting a cluster is the expensive part); the compute database
+is SQLite, or PostgreSQL with --db-backend=postgresql (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,9 +15,10 @@ from tests.helpers.services import ApiServer
 
 
 @pytest.fixture(scope="package")
-def cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Cluster]:
-    found = start_cluster(tmp_path_factory.mktemp("operators"), shared_api)
+def cluster(shared_api: ApiServer, tmp_path_factory: pytest.TempPathFactory,
+            database_url: Callable[[], str]) -> Iterator[Cluster]:
+    found = start_cluster(tmp_path_factory.mktemp("operators"), shared_api,
+                          database=database_url())
     yield found
     found.stop()
 

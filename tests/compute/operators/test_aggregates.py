@@ -34,7 +34,7 @@ def test_create_answers_as_nova_without_hosts_or_metadata(cluster: Cluster,
     assert rack["name"] == "rack-a" and rack["availability_zone"] is None
     assert "hosts" not in rack and "metadata" not in rack and len(rack["uuid"]) == 36
     listed = call(cluster, "GET", "/os-aggregates")["aggregates"]
-    assert [a["name"] for a in listed] == ["rack-a"]
+    assert [a["uuid"] for a in listed if a["name"] == "rack-a"] == [rack["uuid"]]
     old = call(cluster, "GET", f"/os-aggregates/{rack['id']}", version=None)["aggregate"]
     assert "uuid" not in old and old["hosts"] == [] and old["metadata"] == {}
 
@@ -52,8 +52,12 @@ def test_an_aggregates_zone_places_the_boots_that_ask_for_it(cluster: Cluster, r
     server_id = call(cluster, "POST", "/servers", body, None, 202)["server"]["id"]
     assert wait_built(cluster.api, server_id)["status"] == "ACTIVE"
     assert server_host(cluster.api, server_id) == "host3"
-    zones = {s["host"]: s["zone"] for s in call(cluster, "GET", "/os-services")["services"]}
-    assert zones["host3"] == "nova"  # the agent's own; the aggregate's applies to placement
+    zones = call(cluster, "GET", "/os-availability-zone/detail")["availabilityZoneInfo"]
+    hosts = {z["zoneName"]: sorted(z["hosts"]) for z in zones}
+    assert hosts == {"nova": ["host1", "host2"], "zone-c": ["host3"]}
+    assert all(z["zoneState"]["available"] for z in zones)
+    services = call(cluster, "GET", "/os-services")["services"]
+    assert {s["host"]: s["zone"] for s in services}["host3"] == "zone-c"
     updated = call(cluster, "PUT", path, {"aggregate": {"name": "rack-a", "availability_zone":
                                                         "zone-d"}})
     assert updated["aggregate"]["metadata"] == {"availability_zone": "zone-d", "ssd": "1"}

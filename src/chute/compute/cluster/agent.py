@@ -20,6 +20,7 @@ import json
 import logging
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,12 @@ from chute.compute.settings import AgentIdentity
 from chute.errors import ChuteError
 
 LOG = logging.getLogger(__name__)
+
+
+def as_of() -> str:
+    """When a state was read, to the microsecond: the compute API applies an instance's
+    reports in this order (`updated` has whole seconds, as Nova's)."""
+    return datetime.now(UTC).isoformat()
 
 
 def cached_image_ids(base_dir: str) -> frozenset[str]:
@@ -60,7 +67,7 @@ class Reporter:
     def report(self, inst: Instance) -> None:
         """One state change, told to the compute API at once (the heartbeat repeats it)."""
         try:
-            answer = self.client.state(self.identity.host, inst)
+            answer = self.client.state(self.identity.host, inst, as_of())
         except ChuteError as exc:
             LOG.warning("Instance %s: state report to the compute API failed (%s); the next "
                         "heartbeat carries it", inst.id, exc.message)
@@ -91,6 +98,7 @@ class Reporter:
                          inst.id)
 
     def state(self) -> dict[str, Any]:
+        stamp = as_of()  # before the instances are read: a report of a later save is newer
         identity = self.identity
         resources = self.manager.driver.host_resources()
         disk = shutil.disk_usage(self.manager.instances_path)
@@ -105,6 +113,7 @@ class Reporter:
             "filesystem_ids": sorted(identity.filesystem_ids),
             "cached_images": sorted(cached_image_ids(identity.base_dir)),
             "instances": [wire.dump(inst) for inst in self.manager.db.list()],
+            "as_of": stamp,
         }
 
     def _forget(self, instance_id: str) -> None:

@@ -73,9 +73,10 @@ class ComputeApiClient:
     def heartbeat(self, host: str, doc: dict[str, Any]) -> dict[str, Any]:
         return self._authed().json_object("PUT", f"{INTERNAL}/hosts/{host}", json=doc)
 
-    def state(self, host: str, inst: Instance) -> dict[str, Any]:
+    def state(self, host: str, inst: Instance, as_of: str) -> dict[str, Any]:
         return self._authed().json_object("PUT", f"{INTERNAL}/instances/{inst.id}/state",
-                                          json={"host": host, "instance": wire.dump(inst)})
+                                          json={"host": host, "instance": wire.dump(inst),
+                                                "as_of": as_of})
 
     def _authed(self) -> HttpApi:
         token = self._token() if callable(self._token) else self._token

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import falcon
@@ -34,6 +35,17 @@ def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> An
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
         raise BadComputeRequest(f"Field {name!r} is missing or of the wrong type.")
     return value
+
+
+def _as_of(body: dict[str, Any]) -> datetime:
+    text = _field(body, "as_of", str)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadComputeRequest(f"Field 'as_of' is not an ISO 8601 time: {text!r}") from None
+    if stamp.tzinfo is None:
+        raise BadComputeRequest("Field 'as_of' needs its UTC offset.")
+    return stamp
 
 
 def host_report(host: str, body: dict[str, Any]) -> HostReport:
@@ -64,7 +76,7 @@ class HostResource:
         body = _object(req)
         report = host_report(host, body)
         instances = [wire.load(doc) for doc in _field(body, "instances", list)]
-        answer = self.service.heartbeat(report, instances)
+        answer = self.service.heartbeat(report, instances, _as_of(body))
         httpapi.json_response(resp, {"builds": [wire.dump(i) for i in answer["builds"]],
                                      "destroy": answer["destroy"]})
 
@@ -80,7 +92,7 @@ class InstanceStateResource:
         inst = wire.load(body.get("instance"))
         if inst.id != instance_id:
             raise BadComputeRequest("The instance's id is not the one of the path.")
-        placed = self.service.apply_report(_field(body, "host", str), inst)
+        placed = self.service.apply_report(_field(body, "host", str), inst, _as_of(body))
         httpapi.json_response(resp, {"placed": placed})
 
 

@@ -305,13 +305,14 @@ class Registry:
 
     def accept_state(self, instance_id: str, host: str, updated: datetime) -> bool:
         """May an agent's report of the instance, as of `updated` on its side, be applied?
-        Only from the host it is placed on, and never older than one already applied."""
+        Only from the host it is placed on, and only if newer than the last one applied (a
+        heartbeat repeating a state already reported writes nothing)."""
         stamp = _naive(updated)
         p = placements.c
         with self.engine.begin() as conn:
             result = conn.execute(update(placements).where(
                 p.instance_id == instance_id, p.host == host,
-                or_(p.agent_updated.is_(None), p.agent_updated <= stamp))
+                or_(p.agent_updated.is_(None), p.agent_updated < stamp))
                 .values(agent_updated=stamp))
         return result.rowcount == 1
 

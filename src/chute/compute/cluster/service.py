@@ -28,6 +28,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chute.auth.context import RequestContext
@@ -246,9 +247,11 @@ class ClusterService(ComputeManager):
 
     # -- what agents report -----------------------------------------------------------------
 
-    def apply_report(self, host: str, reported: Instance) -> bool:
-        """An agent's state of one instance; False if the instance is not placed on that
-        host (deleted or moved): the agent must then destroy its copy."""
+    def apply_report(self, host: str, reported: Instance, as_of: datetime) -> bool:
+        """An agent's state of one instance as of `as_of` (its clock, microseconds); False if
+        the instance is not placed on that host (deleted or moved): the agent must then
+        destroy its copy. A state the API has already is not written again; an older one
+        than the last applied is ignored."""
         placement = self.registry.placement(reported.id)
         current = self.db.get(reported.id)
         if placement is None or placement.host != host or current is None:
@@ -257,8 +260,10 @@ class ClusterService(ComputeManager):
             fault = reported.fault.message if reported.fault else "unknown error"
             self.reschedule(reported.id, host, fault)
             return False
-        if not self.registry.accept_state(reported.id, host, reported.updated):
-            return True  # an older report than one applied already
+        if _same_state(current, reported):
+            return True
+        if not self.registry.accept_state(reported.id, host, as_of):
+            return True  # older than the report applied already
         was_building = current.vm_state == BUILDING
         current.vm_state, current.task_state = reported.vm_state, reported.task_state
         current.power_state, current.launched_at = reported.power_state, reported.launched_at
@@ -275,13 +280,13 @@ class ClusterService(ComputeManager):
                 self.actions.finish(current.id, action)
         return True
 
-    def heartbeat(self, report: HostReport, instances: builtins.list[Instance]
-                  ) -> dict[str, Any]:
+    def heartbeat(self, report: HostReport, instances: builtins.list[Instance],
+                  as_of: datetime) -> dict[str, Any]:
         """Record the host alive with its state; answer what it must build and destroy."""
         self.registry.heartbeat(report)
         placed = {p.instance_id for p in self.registry.placed_on(report.host)}
         destroy = [inst.id for inst in instances
-                   if inst.id not in placed or not self.apply_report(report.host, inst)]
+                   if inst.id not in placed or not self.apply_report(report.host, inst, as_of)]
         builds = []
         for instance_id in sorted(placed - set(destroy)):
             inst = self.db.get(instance_id)
@@ -358,6 +363,14 @@ class ClusterActions(ServerActions):
     def _refused(self, instance_id: str, action: str | None, message: str) -> None:
         if action is not None:
             self.service.actions.finish(instance_id, action, error=message)
+
+
+def _same_state(current: Instance, reported: Instance) -> bool:
+    """Nothing an agent reports differs from what the API has."""
+    return (current.vm_state, current.task_state, current.power_state, current.launched_at,
+            current.fault, current.transfer, current.port) == \
+        (reported.vm_state, reported.task_state, reported.power_state, reported.launched_at,
+         reported.fault, reported.transfer, current.port or reported.port)
 
 
 def _relayed(exc: RemoteError, instance_id: str) -> Exception:

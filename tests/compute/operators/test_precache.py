@@ -1,0 +1,72 @@
+"""Nova 2.81 image pre-caching on chute-compute-api: every host of an aggregate fetches the
+image into its `_base`, the progress shows per host, and the boots that follow copy nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers.cluster import Cluster, server_host
+from tests.helpers.images import upload_image
+from tests.helpers.polling import wait_for
+from tests.helpers.servers import boot, nova, transfers_logged, wait_built
+from tests.helpers.services import ApiServer
+
+PRECACHE = "chute:image_precache"
+COMPUTE_API = str(Path(sys.executable).parent / "chute-compute-api")
+
+
+def progress(cluster: Cluster, image_id: str) -> dict[str, str | None]:
+    hypervisors = nova(cluster.api, "GET", "/os-hypervisors/detail", "2.53").json()
+    return {h["hypervisor_hostname"]: next((p["status"] for p in h[PRECACHE]
+                                            if p["image_id"] == image_id), None)
+            for h in hypervisors["hypervisors"]}
+
+
+def test_a_precached_aggregate_boots_without_transfers(cluster: Cluster,
+                                                       shared_api: ApiServer) -> None:
+    image_id = upload_image(shared_api, os.urandom(1 << 20), name="storm")["id"]
+    agg = nova(cluster.api, "POST", "/os-aggregates", "2.81",
+               json={"aggregate": {"name": "storm"}}).json()["aggregate"]
+    for host in cluster.agents:
+        nova(cluster.api, "POST", f"/os-aggregates/{agg['id']}/action", "2.81",
+             json={"add_host": {"host": host}})
+    below = nova(cluster.api, "POST", f"/os-aggregates/{agg['id']}/images", "2.80",
+                 json={"cache": [{"id": image_id}]})
+    assert below.status_code == 404
+    resp = nova(cluster.api, "POST", f"/os-aggregates/{agg['id']}/images", "2.81",
+                json={"cache": [{"id": image_id}]})
+    assert resp.status_code == 202, resp.text
+    wait_for(lambda: set(progress(cluster, image_id).values()) == {"cached"}, 60,
+             "every host to report the image cached")
+    before = {host: transfers_logged(agent) for host, agent in cluster.agents.items()}
+    ids = [boot(cluster.api, image_id, f"storm-{n}")["id"] for n in range(6)]
+    servers = [wait_built(cluster.api, server_id) for server_id in ids]
+    assert [s["status"] for s in servers] == ["ACTIVE"] * 6
+    assert {s["chute:image_transfer"]["method"] for s in servers} == {"cache"}
+    assert {host: transfers_logged(agent) for host, agent in cluster.agents.items()} == before
+    assert {server_host(cluster.api, s) for s in ids} <= set(cluster.agents)
+    explained = subprocess.run(
+        [COMPUTE_API, "--config-file", str(cluster.api.conf_path), "explain", ids[-1]],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    assert explained.count(f"image {image_id} is in its _base, nothing to copy") == 3
+
+
+def test_bad_precache_requests_name_the_problem(cluster: Cluster, image_id: str) -> None:
+    agg = nova(cluster.api, "POST", "/os-aggregates", "2.81",
+               json={"aggregate": {"name": "bad-precache"}}).json()["aggregate"]
+    path = f"/os-aggregates/{agg['id']}/images"
+    missing = "00000000-0000-4000-8000-000000000000"
+    for body, status, fragment in [
+            ({"cache": [{"id": missing}]}, 400, f"Image {missing} could not be found"),
+            ({"cache": []}, 400, "non-empty list"),
+            ({"cache": [{"id": image_id}, {"id": image_id}]}, 400, "listed twice"),
+            ({"images": [{"id": image_id}]}, 400, "{\"cache\"")]:
+        resp = nova(cluster.api, "POST", path, "2.81", json=body)
+        assert resp.status_code == status, resp.text
+        assert fragment in resp.json()["badRequest"]["message"]
+    resp = nova(cluster.api, "POST", "/os-aggregates/4242/images", "2.81",
+                json={"cache": [{"id": image_id}]})
+    assert resp.status_code == 404
