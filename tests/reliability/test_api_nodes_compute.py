@@ -45,7 +45,7 @@ def storm_cloud(tmp_path_factory: pytest.TempPathFactory, postgres: Cluster,
                                                          dict[str, ComputeServer]]]:
     url = postgres.fresh_database("compute_nodes")
     root = tmp_path_factory.mktemp("compute-nodes")
-    nodes = [prepare_compute_api(root / f"api{n}", shared_api, database={"connection": url},
+    nodes = [prepare_compute_api(root / f"api{n}", shared_api, database=url,
                                  DEFAULT={"osapi_compute_workers": 1})
              for n in (1, 2)]
     lb = Balancer(root, [f"127.0.0.1:{node.port}" for node in nodes], "/v2.1")
