@@ -43,8 +43,17 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src/chute
 
+# The second pass runs the image suite, chute-compute-api's (tests/compute/cluster) and the
+# compute API's database-heavy files again on PostgreSQL (a private cluster the session starts,
+# tests/helpers/postgres.py); test_image_main is about chute-api's process and its SQLite file,
+# not the database it shares. Only when no PYTEST_ARGS narrow the run.
+PG_SUITES := tests/images --ignore=tests/images/test_image_main.py tests/compute/cluster \
+	tests/compute/test_api.py tests/compute/test_keypairs.py tests/compute/test_quotas.py \
+	tests/compute/test_flavor_manage.py
+
 test: install lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,$(BIN)/python -m pytest -q --db-backend=postgresql $(PG_SUITES))
 
 bench: install
 	$(BIN)/python -m bench $(if $(SCENARIO),--scenario $(SCENARIO),)

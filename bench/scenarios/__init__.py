@@ -10,7 +10,8 @@ ORDER = ["upload", "download", "direct_fetch", "clone", "sparse", "boot_storm", 
 # Run only when named (`make bench SCENARIO=api_auth`): api_auth installs and runs a Keystone
 # (a minute on first use, then ~15 s of set-up), more than `make bench`'s smoke test can hold.
 # hosts_storm needs root (network and mount namespaces) and runs `chute up --hosts 3`.
-OPTIONAL = ["api_auth", "hosts_storm"]
+# scheduling starts a PostgreSQL cluster, four compute API nodes and nine agents.
+OPTIONAL = ["api_auth", "hosts_storm", "scheduling"]
 KNOWN = ORDER + OPTIONAL
 
 

@@ -46,16 +46,16 @@ class PausedBody:
 class Upload(threading.Thread):
     """One PUT of a PausedBody in a thread; `result` is the status code or the exception."""
 
-    def __init__(self, url: str, image_id: str, body: PausedBody) -> None:
+    def __init__(self, url: str, image_id: str, body: PausedBody, to: str = "file") -> None:
         super().__init__(daemon=True)
-        self.url, self.image_id, self.body = url, image_id, body
+        self.url, self.image_id, self.body, self.to = url, image_id, body, to
         self.result: int | Exception | None = None
         self.start()
 
     def run(self) -> None:
         try:
             self.result = requests.put(
-                f"{self.url}/v2/images/{self.image_id}/file", data=iter(self.body),
+                f"{self.url}/v2/images/{self.image_id}/{self.to}", data=iter(self.body),
                 headers={"Content-Type": "application/octet-stream"}, timeout=120).status_code
         except requests.RequestException as exc:
             self.result = exc
@@ -91,10 +91,12 @@ def nodes(tmp_path_factory: pytest.TempPathFactory, postgres: Cluster
         thread.start()
     for thread in starters:
         thread.join()
-    yield [first, second]
-    for node in (first, second):
-        node.kill()
-    assert failures == [], failures
+    try:
+        assert failures == [], failures
+        yield [first, second]
+    finally:
+        for node in (first, second):
+            node.kill()
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +121,10 @@ def _payload(tag: str) -> bytes:
     return os.urandom(SIZE - 7) + tag.encode()[:7].ljust(7, b".")
 
 
-def _uploading_node(nodes: list[ApiServer], image_id: str) -> ApiServer:
+def _uploading_node(nodes: list[ApiServer], image_id: str, to: str = "saving") -> ApiServer:
     """The node whose log says it started writing `image_id`."""
     def which() -> ApiServer | None:
-        serving = [n for n in nodes if f"image {image_id}: queued -> saving" in n.log_text()]
+        serving = [n for n in nodes if f"image {image_id}: queued -> {to}" in n.log_text()]
         return serving[0] if len(serving) == 1 else None
     return wait_for(which, 60, f"a node to start the upload of {image_id}")
 
@@ -148,11 +150,17 @@ def _orphans(lb: Balancer, node: ApiServer) -> list[str]:
     return left + (sorted(os.listdir(staged)) if staged.is_dir() else [])
 
 
-def _retry_upload(lb: Balancer, image_id: str, data: bytes) -> requests.Response:
+def _retry_upload(lb: Balancer, image_id: str, data: bytes, to: str = "file"
+                  ) -> requests.Response:
     """PUT until the answer is not 409 (the dead node's session may take a moment to end,
-    its claim with it) nor 502/503 (HAProxy not yet sure the node is down)."""
+    its claim with it) nor 502/503 nor a dropped connection (HAProxy not yet sure the node is
+    down)."""
     def attempt() -> requests.Response | None:
-        resp = upload(lb, image_id, data, timeout=120)
+        try:
+            resp = requests.put(f"{lb.url}/v2/images/{image_id}/{to}", data=data,
+                                timeout=120, headers={"Content-Type": "application/octet-stream"})
+        except requests.ConnectionError:  # sent to the dead node before HAProxy knew
+            return None
         return None if resp.status_code in (409, 502, 503) else resp
     return wait_for(attempt, 90, f"a retried upload of {image_id} to be answered", 0.2)
 
@@ -213,3 +221,25 @@ def test_a_live_upload_is_not_taken_over_by_a_second_put_or_a_restarting_node(
     assert _orphans(balancer, node_a) == []
     assert _saving(balancer) == []
 
+
+def test_kill_9_of_the_node_staging_an_import_then_the_retried_stage_and_import_succeed(
+        balancer: Balancer, alive: list[ApiServer]) -> None:
+    data = _payload("stage")
+    image_id = create(balancer)["id"]
+    first = Upload(balancer.url, image_id, PausedBody(data), to="stage")
+    victim = _uploading_node(alive, image_id, "uploading")
+    wait_for(lambda: _partials(victim, image_id), 30, "the stage's temporary file")
+    victim.kill()
+    assert first.finish() != 204, "the stage went through although its node was killed"
+    assert show(balancer, image_id)["status"] == "uploading"
+
+    assert _retry_upload(balancer, image_id, data, to="stage").status_code == 204
+    survivor = next(node for node in alive if node is not victim)
+    assert f"image {image_id} was left 'uploading' by a crash mid-stage" in survivor.log_text()
+    imported = requests.post(f"{balancer.url}/v2/images/{image_id}/import", timeout=30,
+                             json={"method": {"name": "glance-direct"}})
+    assert imported.status_code == 202, imported.text
+    wait_for(lambda: show(balancer, image_id)["status"] == "active", 60, "the import")
+    assert (victim.datadir / image_id).read_bytes() == data
+    assert _orphans(balancer, victim) == []
+    assert _saving(balancer) == []

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -63,23 +64,27 @@ class ImageData:
     def upload(self, image_id: str, body: Body, declared: int | None,
                store_id: str | None = None) -> None:
         """`store_id`: the store of `enabled_backends` to write to (None: the default)."""
-        with self.claims.hold(image_id) as held:
-            if not held:
-                raise self._busy(image_id)
-            if self.claims.shared:
-                for path in take_over(self.db, self.store, image_id):
-                    LOG.warning("removed temporary file %s left by an interrupted upload", path)
+        with self.claimed(image_id, SAVING):
             record = self.start(image_id, declared, START_UPLOAD)
             LOG.info("image %s: queued -> saving (declared size %s)", image_id, declared)
             self.store_and_activate(record, body, declared, SAVING, store_id)
 
-    def _busy(self, image_id: str) -> Conflict | NotFound:
-        """Another live request holds the image's claim: Glance's 409 for a second upload."""
-        current = self.db.get(image_id)
-        if current is None:
-            return NotFound(f"No image found with ID {image_id}")
-        return Conflict(f"Image status transition from {current.status} to {SAVING} is not "
-                        "allowed: the image is being uploaded by another request")
+    @contextmanager
+    def claimed(self, image_id: str, target: Status) -> Iterator[None]:
+        """The block runs with the image's upload claim held, after taking over what a dead
+        node's upload or stage left (several nodes); a live one holding it is Glance's 409 for
+        a second upload."""
+        with self.claims.hold(image_id) as held:
+            if not held:
+                current = self.db.get(image_id)
+                if current is None:
+                    raise NotFound(f"No image found with ID {image_id}")
+                raise Conflict(f"Image status transition from {current.status} to {target} is "
+                               "not allowed: the image is being uploaded by another request")
+            if self.claims.shared:
+                for path in take_over(self.db, self.store, image_id):
+                    LOG.warning("removed temporary file %s left by an interrupted upload", path)
+            yield
 
     def store_and_activate(self, record: ImageRecord, body: Body, declared: int | None,
                            in_flight: Status, store_id: str | None = None) -> None:

@@ -56,6 +56,7 @@ from chute.images.status import (
     QUEUED,
     REQUEUE,
     SAVING,
+    UPLOADING,
     LocationStatus,
     Status,
 )
@@ -541,9 +542,10 @@ class Database:
                                            "os_glance_failed_import": reason})
         return requeued
 
-    def saving_ids(self) -> list[str]:
-        """Images whose data is being uploaded, or was by a node that died."""
-        query = select(T_IMG.c.id).where(T_IMG.c.status == SAVING, T_IMG.c.deleted.is_(False))
+    def in_flight_ids(self) -> list[str]:
+        """Images whose data is being uploaded or staged, or was by a node that died."""
+        query = select(T_IMG.c.id).where(T_IMG.c.status.in_([SAVING, UPLOADING]),
+                                         T_IMG.c.deleted.is_(False))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(query)]
 

@@ -60,7 +60,12 @@ class ImportService:
         self.tasks = TasksDB(data.db.engine)
 
     def stage(self, image_id: str, body: Body, declared: int | None) -> None:
-        """queued -> uploading with the bytes in the staging area and their results recorded."""
+        """queued -> uploading with the bytes in the staging area and their results recorded,
+        under the image's upload claim (chute.images.claims), as an upload."""
+        with self.data.claimed(image_id, STAGE.target):
+            self._stage(image_id, body, declared)
+
+    def _stage(self, image_id: str, body: Body, declared: int | None) -> None:
         record = self.data.start(image_id, declared, STAGE)
         LOG.info("image %s: queued -> uploading (declared size %s)", image_id, declared)
         self.data.store.unstage(image_id)  # what a crash mid-import left: the image is ours now

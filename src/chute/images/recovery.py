@@ -5,7 +5,9 @@ One node (SQLite): every `saving` or `importing` image at start is a crash's lef
 is every temporary file this host wrote. Several nodes (PostgreSQL): an image is only touched
 with its upload claim held (chute.images.claims), which no live upload can have, so another
 node's upload in progress is never disturbed, however long it takes, whatever host wrote it.
-Images `uploading` (staged) or `importing` are left to the import's own recovery there.
+A stage (`uploading`) holds the claim too and is taken over the same way until its bytes are
+recorded; a finished stage waits for its import. Images `importing` are left to the import's
+own retry there (an import's thread takes no claim).
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ import logging
 
 from chute.images.claims import UploadClaims
 from chute.images.db import Database
-from chute.images.status import ACTIVE, DEACTIVATED, DELETED, KILLED, QUEUED, SAVING
+from chute.images.status import (
+    ACTIVE,
+    DEACTIVATED,
+    DELETED,
+    KILLED,
+    QUEUED,
+    SAVING,
+    UPLOADING,
+)
 from chute.stores.base import Store
 
 LOG = logging.getLogger("chute.images")
@@ -34,6 +44,13 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
         # The line a single node logs at start for the same leftover: operators grep for it.
         LOG.warning("image %s was left in 'saving' by a crash; it is 'queued' again", image_id)
         return removed
+    if current.status == UPLOADING and current.size is None:  # staging never finished
+        removed = store.abandon(image_id, final=False)
+        store.unstage(image_id)
+        db.requeue(image_id, UPLOADING)
+        LOG.warning("image %s was left 'uploading' by a crash mid-stage; it is 'queued' again",
+                    image_id)
+        return removed
     if current.status == QUEUED:  # a final-named file a queued image never owns
         return store.abandon(image_id, final=True)
     if current.status in _AT_REST:  # settle() never ran: only the temporary name is left
@@ -42,18 +59,19 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
 
 
 def recover_shared(db: Database, store: Store) -> list[str]:
-    """Several nodes: every image `saving`, `queued`, or with a temporary file, whose claim is
-    free (nobody uploads it), is taken over. Returns the paths removed."""
+    """Several nodes: every image `saving`, `uploading` (not staged yet), `queued`, or with a
+    temporary file, whose claim is free (nobody uploads it), is taken over. Returns the paths
+    removed."""
     removed: list[str] = []
     claims = UploadClaims(db.engine)
-    for image_id in sorted(set(db.saving_ids()) | store.partial_ids()):
+    for image_id in sorted(set(db.in_flight_ids()) | store.partial_ids()):
         with claims.hold(image_id) as held:
             if held:
                 removed += take_over(db, store, image_id)
-    for image_id in db.queued_ids():
+    for image_id in db.queued_ids():  # a final-named file no queued image owns
         with claims.hold(image_id) as held:
             if held:
-                removed += store.abandon(image_id, final=True)
+                removed += take_over(db, store, image_id)
     return removed
 
 

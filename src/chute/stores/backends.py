@@ -127,14 +127,7 @@ class Backends:
         return removed
 
     def partial_ids(self) -> set[str]:
-        found: set[str] = set()
-        for store in self.stores.values():
-            found |= store.partial_ids()
-        return found
+        return set().union(*(store.partial_ids() for store in self.stores.values()))
 
     def abandon(self, image_id: str, final: bool) -> list[str]:
-        """A dead upload's files may be in any store (it was writing to one of them)."""
-        removed: list[str] = []
-        for store in self.stores.values():
-            removed += store.abandon(image_id, final)
-        return removed
+        return [path for store in self.stores.values() for path in store.abandon(image_id, final)]
