@@ -15,7 +15,10 @@ lacks, which is all the migration such a schema needs.
 from __future__ import annotations
 
 import builtins
+import fcntl
+import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -116,6 +119,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_IN_MEMORY_LOCK = threading.Lock()
+
 # pg_advisory_xact_lock's key for creating the compute schema (any fixed 64-bit number).
 SCHEMA_LOCK = 0x6368757465_636f  # "chute" "co"
 
@@ -139,6 +144,41 @@ def schema_transaction(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK)))
         yield conn
+
+
+@contextmanager
+def serialized(engine: Engine, name: str) -> Iterator[None]:
+    """Hold the lock `name` against every process using this database, across workers and
+    nodes (a quota check and the rows it admits must not interleave with another's). On
+    PostgreSQL a session advisory lock on a connection of its own, dropped by the server if
+    this process dies; a SQLite database is one machine's, so an flock on a file beside it
+    (one per open, so threads of one process exclude each other too)."""
+    if engine.dialect.name == "postgresql":
+        digest = hashlib.blake2b(f"chute-compute:{name}".encode(), digest_size=8).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(select(func.pg_advisory_lock(key)))
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(select(func.pg_advisory_unlock(key)))
+                except Exception:
+                    conn.invalidate()  # never pooled with the lock still held
+                    raise
+        return
+    database = engine.url.database
+    if not database or database == ":memory:":  # one process's own database
+        with _IN_MEMORY_LOCK:
+            yield
+        return
+    with open(f"{database}.lock", "a", encoding="utf-8") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def create_tables(engine: Engine, metadata: MetaData) -> None:

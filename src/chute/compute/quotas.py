@@ -5,18 +5,17 @@ uses is what its servers' flavors add up to. The limits are the `[quota]` defaul
 names and values) unless an admin set a project's own (`PUT os-quota-sets/{project_id}`),
 which this module stores in its `quotas` table of the agent's state database.
 
-A boot is checked and its servers recorded under one lock (`Quotas.claim`): the agent is one
-process (docs/architecture.md#processes), so two concurrent boots cannot both see the last
-free instance. Nova's arithmetic is kept, min_count/max_count included: a request that does
-not fit at max_count but fits at some count >= min_count boots that many; otherwise 403 with
-Nova's message ("Quota exceeded for instances: Requested 3, but already used 9 of 10
-instances"). A caller with no project (auth_strategy = noauth) is not limited: there is no
-project to count against.
+A boot is checked and its servers recorded under one lock (`Quotas.claim`, the project's
+`compute.db.serialized` lock, shared by every worker and node of the database), so two
+concurrent boots cannot both see the last free instance. Nova's arithmetic is kept,
+min_count/max_count included: a request that does not fit at max_count but fits at some count >=
+min_count boots that many; otherwise 403 with Nova's message ("Quota exceeded for instances:
+Requested 3, but already used 9 of 10 instances"). A caller with no project (auth_strategy =
+noauth) is not limited: there is no project to count against.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, delete, insert,
 from sqlalchemy.engine import Engine
 
 from chute.compute import flavors
-from chute.compute.db import create_tables
+from chute.compute.db import create_tables, serialized
 from chute.compute.flavors import Flavor
 from chute.compute.instance import Instance
 from chute.errors import BadComputeRequest, ComputeQuotaExceeded
@@ -74,7 +73,6 @@ class Quotas:
         self.engine = engine
         self.defaults = {name: defaults.get(name, DEFAULTS[name]) for name in RESOURCES}
         self._servers_of = servers_of
-        self._claims = threading.Lock()
         create_tables(engine, _metadata)
 
     def limits(self, project_id: str) -> dict[str, int]:
@@ -117,7 +115,7 @@ class Quotas:
         if project_id is None:
             yield max_count
             return
-        with self._claims:
+        with serialized(self.engine, f"quota:{project_id}"):
             yield self._allowed(project_id, flavor, min_count, max_count)
 
     def _allowed(self, project_id: str, flavor: Flavor, min_count: int, max_count: int) -> int:
