@@ -273,13 +273,13 @@ class HttpApi:
                                  f"{type(exc).__name__} {exc}".rstrip())
 
     def _send_head(self, conn: http.client.HTTPConnection, method: str, target: str,
-                   headers: dict[str, str]) -> None:
+                   headers: dict[str, str], body: bytes | None = None) -> None:
         try:
             conn.putrequest(method, target, skip_accept_encoding=True)
             for name, value in {**self.headers, **headers}.items():
                 if name.lower() != "accept-encoding":  # this path does not decode gzip
                     conn.putheader(name, value)
-            conn.endheaders()
+            conn.endheaders(body)
         except TimeoutError:
             raise self._timed_out() from None
         except OSError as exc:
@@ -311,24 +311,44 @@ class HttpApi:
     def _timed_out(self) -> RemoteUnavailable:
         return RemoteUnavailable(f"{self.endpoint} did not answer within {self.timeout:g} s")
 
-    def get_json(self, path: str, headers: dict[str, str] | None = None) -> Any:
-        """GET `path` on a connection of its own (http.client, as get_body) and parse its
-        JSON answer: the image lookup of `chute image-download` goes this way, so a download
-        never imports requests. Errors as `request`'s."""
-        with self.get_body(path, headers or {}) as resp:
+    def call_json(self, method: str, path: str, doc: Any = None,
+                  headers: dict[str, str] | None = None) -> Any:
+        """One request on a connection of its own (http.client, as get_body), `doc` sent as
+        JSON, and its JSON answer parsed. The image lookup of `chute image-download` and the
+        create of `chute image-create --file` go this way, so neither imports requests (40%
+        of the CLI's import time). Errors as `request`'s."""
+        extra = {**(headers or {}), "Connection": "close"}
+        body = None if doc is None else json.dumps(doc).encode()
+        if body is not None:
+            extra.update({"Content-Type": "application/json", "Content-Length": str(len(body))})
+        conn, target = self._connection(path)
+        try:
+            self._send_head(conn, method, target, extra, body)
             try:
-                body = resp.read()
+                resp = conn.getresponse()
+                answer = resp.read()
             except TimeoutError:
                 raise self._timed_out() from None
             except OSError as exc:
                 raise self._broken(exc) from None
             except http.client.HTTPException as exc:
                 raise self._failed(exc) from None
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            raise _answer_error(resp, answer)
         try:
-            return json.loads(body)
+            return json.loads(answer)
         except ValueError:
-            raise RemoteError(resp.status,
-                              f"GET {path} answered with a body that is not JSON") from None
+            raise RemoteError(resp.status, f"{method} {path} answered with a body that is "
+                                           "not JSON") from None
+
+    def call_json_object(self, method: str, path: str, doc: Any = None,
+                         headers: dict[str, str] | None = None) -> dict[str, Any]:
+        answer = self.call_json(method, path, doc, headers)
+        if not isinstance(answer, dict):
+            raise RemoteError(200, f"{method} {path} answered with JSON that is not an object")
+        return answer
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         resp = self.request(method, path, **kwargs)

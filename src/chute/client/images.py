@@ -117,11 +117,7 @@ class ImageClient:
         """The image document; with `token`, as that caller sees it (a user's token that a
         service forwards), not as this client's own token does."""
         headers = {"X-Auth-Token": token} if token else None
-        doc = self.api.get_json(f"/v2/images/{_q(image_id)}", headers)
-        if not isinstance(doc, dict):
-            raise RemoteError(200, f"GET /v2/images/{image_id} answered with JSON that is "
-                                   "not an object")
-        return doc
+        return self.api.call_json_object("GET", f"/v2/images/{_q(image_id)}", headers=headers)
 
     def locations(self, image_id: str) -> list[dict[str, Any]]:
         """The service-only locations list (`[{url, metadata}]`), independent of
@@ -129,7 +125,7 @@ class ImageClient:
         return self.api.json_list("GET", f"/v2/images/{_q(image_id)}/locations")
 
     def create(self, **fields: Any) -> dict[str, Any]:
-        return self.api.json_object("POST", "/v2/images", json=fields)
+        return self.api.call_json_object("POST", "/v2/images", fields)
 
     def list(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every image matching the filters, following `next` links page by page."""
