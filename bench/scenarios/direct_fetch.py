@@ -2,9 +2,9 @@
 verified and fsynced, beside a durable `cp` of the same file and chute's own HTTP fetch.
 
 `cp --reflink=never` + `sync` writes the same bytes durably but proves nothing about them; the
-boot also checks size and digest (os_glance_blake3_blocks) while copying. The HTTP case is the same boot
-on a compute host whose allowed_direct_url_schemes leaves `file` out; durable cp / HTTP boot
-says how close the HTTP boot already is to writing the bytes durably at all.
+boot also checks size and digest (os_glance_blake3_blocks) while copying. The HTTP case is the
+same boot on a compute host whose allowed_direct_url_schemes leaves `file` out; durable cp / HTTP
+boot says how close the HTTP boot already is to writing the bytes durably at all.
 """
 
 from __future__ import annotations

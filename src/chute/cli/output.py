@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import click
-import prettytable
 
 # glanceclient's print_dict wraps values at 80 columns.
 MAX_VALUE_WIDTH = 80
@@ -21,6 +20,8 @@ def _cell(value: Any) -> str:
 
 def property_table(doc: dict[str, Any]) -> str:
     """`Property | Value`, sorted by property, nested values as JSON (glanceclient print_dict)."""
+    import prettytable  # only tables need it: not `-f json`, not a download
+
     table = prettytable.PrettyTable(["Property", "Value"])
     table.align = "l"
     table.max_width = MAX_VALUE_WIDTH
@@ -30,6 +31,8 @@ def property_table(doc: dict[str, Any]) -> str:
 
 
 def list_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    import prettytable
+
     table = prettytable.PrettyTable(list(columns))
     table.align = "l"
     for row in rows:

@@ -4,19 +4,37 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from tqdm import tqdm
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 
-def byte_bar(total: int | None, desc: str, enabled: bool) -> tqdm:
+class ByteBar(Protocol):
+    def update(self, n: int) -> Any: ...
+
+
+class _NoBar:
+    """What byte_bar gives when no bar is asked for: tqdm is then not even imported."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def byte_bar(total: int | None, desc: str, enabled: bool) -> AbstractContextManager[ByteBar]:
     """A bytes progress bar with rate and ETA; a silent no-op object when not enabled."""
+    if not enabled:
+        return _NoBar()
     from tqdm import tqdm  # imported when used: every `chute` run pays for its imports
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, disable=not enabled, dynamic_ncols=True, mininterval=0.2,
-                leave=True)
+    bar: AbstractContextManager[ByteBar] = tqdm(
+        total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+        dynamic_ncols=True, mininterval=0.2, leave=True)
+    return bar
 
 
 class StatusLine:

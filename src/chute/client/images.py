@@ -17,15 +17,16 @@ import socket
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import quote, urlsplit
-
-import requests
 
 from chute.client import byteranges
 from chute.client._http import Body, HttpApi
 from chute.client.byteranges import Span
 from chute.errors import RemoteError, TransferError
+
+if TYPE_CHECKING:
+    import requests
 
 PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
 UPLOAD_CHUNK = 4 * 1024 * 1024
@@ -116,7 +117,7 @@ class ImageClient:
         """The image document; with `token`, as that caller sees it (a user's token that a
         service forwards), not as this client's own token does."""
         headers = {"X-Auth-Token": token} if token else None
-        return self.api.json_object("GET", f"/v2/images/{_q(image_id)}", headers=headers)
+        return self.api.call_json_object("GET", f"/v2/images/{_q(image_id)}", headers=headers)
 
     def locations(self, image_id: str) -> list[dict[str, Any]]:
         """The service-only locations list (`[{url, metadata}]`), independent of
@@ -124,7 +125,7 @@ class ImageClient:
         return self.api.json_list("GET", f"/v2/images/{_q(image_id)}/locations")
 
     def create(self, **fields: Any) -> dict[str, Any]:
-        return self.api.json_object("POST", "/v2/images", json=fields)
+        return self.api.call_json_object("POST", "/v2/images", fields)
 
     def list(self, **filters: Any) -> Iterator[dict[str, Any]]:
         """Every image matching the filters, following `next` links page by page."""

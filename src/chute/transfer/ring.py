@@ -11,6 +11,12 @@ Each buffer is its own anonymous mapping, not a bytearray or a bytes object, for
   request threads (51 -> 67 MiB after 8); with mappings, unmapped as soon as the last view of
   them goes, it stays flat. Faulting a 16 MiB ring in again per stream costs 4096 page faults,
   a few milliseconds.
+
+Each mapping asks for transparent huge pages (MADV_HUGEPAGE; THP is `madvise` by default on
+many distributions): a 4 MiB buffer is then 2 pages instead of 1024, so faulting it in, pinning
+it for each O_DIRECT write (get_user_pages, 6% of a CLI download's CPU in perf) and the TLB
+misses of copying into it and hashing it cost less: reading 512 MiB and writing it with
+O_DIRECT from one such buffer took 0.039 CPU-s against 0.049 (median of 4, alternated).
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ class Slot:
     """One reusable buffer and what still holds it: its hashing and its write."""
 
     def __init__(self, size: int) -> None:
-        self.view = memoryview(mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
+        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            buffer.madvise(mmap.MADV_HUGEPAGE)
+        except (AttributeError, OSError):  # not Linux, or a kernel without THP: works the same
+            pass
+        self.view = memoryview(buffer)
         self.hashed: Hashed | None = None
         self.written: Future[None] | None = None
 
