@@ -5,6 +5,7 @@ from __future__ import annotations
 from chute import log
 from chute.auth.options import OPTIONS as AUTH_OPTIONS
 from chute.auth.options import SECTIONS as AUTH_SECTIONS
+from chute.compute.options import SCHEMA as COMPUTE_SCHEMA
 from chute.compute.scheduler import SECTIONS as SCHEDULER_SECTIONS
 from chute.config import Opt, Schema
 
@@ -42,13 +43,7 @@ SCHEMA: Schema = {
             "This service's own token (service role): sent to the image service and to the "
             "agents' internal endpoints."),
     ],
-    "quota": [
-        Opt("instances", "int", 10, "Servers a project may have (-1: unlimited).", min=-1),
-        Opt("cores", "int", 20, "Virtual CPUs a project's servers may have in total "
-            "(-1: unlimited).", min=-1),
-        Opt("ram", "int", 51200, "MiB of RAM a project's servers may have in total "
-            "(-1: unlimited).", min=-1),
-    ],
+    "quota": COMPUTE_SCHEMA["quota"],  # Nova's quotas, counted where servers are recorded
     "wsgi": [
         Opt("client_socket_timeout", "int", 120,
             "Seconds a client may take to send a request head, or stay silent, before its "
