@@ -188,6 +188,16 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / _TICK
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time every core of the machine has spent busy so far (user, nice, system, irq,
+    softirq and steal of /proc/stat; idle and iowait excluded): the whole machine's work,
+    PostgreSQL backends and kernel threads included, which no process tree holds."""
+    with open("/proc/stat") as handle:
+        fields = handle.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICK
+
+
 class RssSampler:
     """Peak summed RSS of a service's process tree, sampled every `interval` seconds.
 
