@@ -5,7 +5,9 @@ RSS is summed over the service's process tree, sampled every 50 ms from /proc; p
 after fork count once per process on both sides. PSS (shared pages split between their
 sharers) is reported beside it: chute's workers share the pages their master imported, Glance's
 lazy-apps workers load everything after the fork. The upload and download scenarios also record
-the peak RSS of every case they run (column "peak RSS MiB").
+the peak RSS of every case they run (column "peak RSS MiB"). The idle RSS is also split by
+role (the master, its workers summed, chute's HAProxy front end), so a change shows where it
+saved: the master's pages count again in every worker forked from it.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ def run(ctx: Context) -> ScenarioResult:
     def cycle(service: Service) -> Sample:
         base = service.url
         idle = rss_bytes(service.pids())
+        roles = _idle_by_role(service)
         with RssSampler(service) as rss:
             image_id = clients.upload(base, str(path), md5, size)
             clients.http_read(f"{base}/v2/images/{image_id}/file", size)
         clients.delete_image(base, image_id)
         return Sample(rss.peak / MiB, {"idle MiB": idle / MiB, "peak PSS MiB": rss.peak_pss / MiB,
-                                       "processes": float(len(service.pids()))})
+                                       "processes": float(len(service.pids())), **roles})
 
     cases = [
         Case("chute_rss", "chute-api peak RSS (master + workers)", lambda: cycle(site.api),
@@ -49,3 +52,25 @@ def run(ctx: Context) -> ScenarioResult:
                       metric="peak PSS MiB")]
     measure(result, cases, targets, between=clients.settle)
     return result
+
+
+FRONT_END = "haproxy"
+
+
+def _idle_by_role(service: Service) -> dict[str, float]:
+    """Idle RSS (MiB) of the master, of its workers summed, and of the front end (HAProxy,
+    chute only; 0 for Glance, which has none)."""
+    master, *rest = service.pids() or [0]
+    front = [pid for pid in rest if _name(pid) == FRONT_END]
+    workers = [pid for pid in rest if pid not in front]
+    return {"idle master MiB": rss_bytes([master]) / MiB,
+            "idle workers MiB": rss_bytes(workers) / MiB,
+            "idle front end MiB": rss_bytes(front) / MiB}
+
+
+def _name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from chute.images.db import Database, make_engine, migrate, utcnow
+from chute.images.db import QUERY_CACHE_SIZE, Database, ListQuery, make_engine, migrate, utcnow
 from chute.images.models import METADATA
 
 
@@ -51,3 +51,20 @@ def test_soft_delete_keeps_the_id_reserved(tmp_path):
     assert db.get("b") is None
     assert db.get("b", include_deleted=True).status == "deleted"
     assert db.exists_any("b")
+
+
+def test_differently_filtered_lists_keep_a_bounded_number_of_compiled_statements(tmp_path):
+    """Each shape of list query (how many property and tag filters) compiles a statement of
+    its own, tens of KiB kept in the engine's cache: a service answering many kinds of lists
+    must not keep them all."""
+    db = new_db(tmp_path)
+    add_image(db, "c")
+    shapes = [(props, tags) for props in range(1, 13) for tags in range(9)]
+    assert len(shapes) > QUERY_CACHE_SIZE * 3 // 2
+    for props, tags in shapes:
+        query = ListQuery(properties={f"p{n}": "v" for n in range(props)},
+                          tags=[f"t{n}" for n in range(tags)])
+        assert db.list_images(query) == []
+    assert [image.id for image in db.list_images(ListQuery())] == ["c"]
+    # SQLAlchemy's LRU cache prunes itself back to its size once half as many again are in it.
+    assert len(db.engine._compiled_cache) <= QUERY_CACHE_SIZE * 3 // 2

@@ -1,4 +1,5 @@
-"""chute-api's processes load only what they serve with, seen from outside in /proc/PID/maps.
+"""chute-api's processes load only what they serve with, seen from outside: in /proc/PID/maps
+and in the import-time profile (PYTHONPROFILEIMPORTTIME) each process writes to stderr.
 
 Every process of the service counts towards its memory (each has its own RSS), so the master
 must not hold the database layer, and no process may keep Alembic: the migrations run in a
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers.importtime import PROFILE_IMPORTS, imported_modules, imported_packages
 from tests.helpers.procs import children
 
 
@@ -74,6 +76,44 @@ def test_master_holds_no_database_layer_and_no_process_keeps_alembic(api_server)
         assert loaded(files, sqlalchemy)  # the same check sees what a worker did import
         assert not loaded(files, markupsafe)
         assert not loaded(files, cryptography)
+
+
+# Libraries only another configuration needs: web-download (urllib3), the keystone strategy
+# (keystonemiddleware, its oslo.config and requests), a policy file (oslo.policy). Each is
+# ~1-10 MiB of RSS in every worker that imports it.
+NOT_FOR_NOAUTH = ("urllib3", "requests", "keystonemiddleware", "keystoneauth1", "oslo_config",
+                  "oslo_policy")
+
+
+def test_a_noauth_service_imports_no_library_only_other_configurations_use(
+        start_api, monkeypatch, request):
+    for name, value in PROFILE_IMPORTS.items():
+        monkeypatch.setenv(name, value)  # every process of the service: master, child, workers
+    api = start_api()
+    with requests.Session() as session:
+        created = session.post(f"{api.url}/v2/images", json={
+            "name": "x", "disk_format": "raw", "container_format": "bare"})
+        assert created.status_code == 201
+        image = f"{api.url}/v2/images/{created.json()['id']}"
+        put = session.put(f"{image}/file", data=b"\1" * 65536,
+                          headers={"Content-Type": "application/octet-stream"})
+        assert put.status_code == 204
+        assert session.get(f"{image}/file").content == b"\1" * 65536
+        patched = session.patch(image, json=[{"op": "add", "path": "/k", "value": "v"}],
+                                headers={"Content-Type":
+                                         "application/openstack-images-v2.1-json-patch"})
+        assert patched.status_code == 200
+        assert session.get(f"{api.url}/v2/images").status_code == 200
+    not_used = set(NOT_FOR_NOAUTH)
+    if request.config.getoption("--db-backend") != "postgresql":
+        not_used.add("psycopg")  # the PostgreSQL driver, with a SQLite database
+    profile = api.log_path.read_text(errors="replace")
+    imported = imported_packages(profile)
+    assert {"sqlalchemy", "falcon", "jsonschema"} <= imported  # the workers' profile was read
+    assert not imported & not_used, sorted(imported & not_used)
+    # It serves the image API's OpenAPI document, never the compute API's.
+    assert "chute.openapi.images" in imported_modules(profile)
+    assert "chute.openapi.compute" not in imported_modules(profile)
 
 
 @pytest.mark.parametrize("umask, store_options, file_mode", [

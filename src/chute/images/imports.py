@@ -23,9 +23,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import Any
-
-import urllib3
+from typing import TYPE_CHECKING, Any
 
 from chute.auth.context import RequestContext
 from chute.errors import ChuteError, Conflict, Forbidden, Gone, Invalid, NotFound
@@ -44,12 +42,16 @@ from chute.images.status import (
 from chute.images.stores_service import NOT_MULTI, unknown_store
 from chute.images.tasks_db import Task, TaskOrigin, TasksDB
 
+if TYPE_CHECKING:
+    import urllib3
+
 LOG = logging.getLogger(__name__)
 
 TASK = "os_glance_import_task"
 IMPORTING_TO = "os_glance_importing_to_stores"
 FAILED = "os_glance_failed_import"
-FETCH_TIMEOUT = urllib3.Timeout(connect=30, read=300)
+FETCH_CONNECT_TIMEOUT = 30  # seconds
+FETCH_READ_TIMEOUT = 300  # seconds without a byte from the server
 
 
 class ImportService:
@@ -344,7 +346,7 @@ class ImportService:
                     record, StreamBody(response), int(declared) if declared else None,
                     IMPORTING, store_id)
         except Exception as exc:  # the thread's end: whatever failed, the image is given back
-            if not isinstance(exc, (ChuteError, OSError, urllib3.exceptions.HTTPError)):
+            if not isinstance(exc, (ChuteError, OSError, _http_error())):
                 LOG.exception("image %s: web-download of %s failed", image_id, uri)
             reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.db.requeue(image_id, IMPORTING)
@@ -380,18 +382,32 @@ class _Response:
         self._response.close()
 
 
+def _http_error() -> type[Exception]:
+    """urllib3's base error, for telling a failed fetch from a bug (imported by then: only a
+    fetch raises it)."""
+    from urllib3.exceptions import HTTPError
+
+    return HTTPError
+
+
 def _fetch(target: Target) -> _Response:
     """GET the target from an address the filter returned (never resolving the name again),
-    following no redirect: a redirect's location has not passed the filter."""
+    following no redirect: a redirect's location has not passed the filter.
+
+    urllib3 is imported here, by the first web-download: ~1 MiB of RSS in each worker that
+    most services (glance-direct, uploads) never use (chute.images.main on memory)."""
+    import urllib3
+
+    timeout = urllib3.Timeout(connect=FETCH_CONNECT_TIMEOUT, read=FETCH_READ_TIMEOUT)
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(target.addresses[0], target.port,
                                            server_hostname=target.host,
                                            assert_hostname=target.host,
-                                           timeout=FETCH_TIMEOUT, retries=False)
+                                           timeout=timeout, retries=False)
     else:
         pool = urllib3.HTTPConnectionPool(target.addresses[0], target.port,
-                                          timeout=FETCH_TIMEOUT, retries=False)
+                                          timeout=timeout, retries=False)
     default = 443 if target.scheme == "https" else 80
     host = target.host if target.port == default else f"{target.host}:{target.port}"
     if ":" in target.host and target.port != default:

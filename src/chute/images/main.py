@@ -9,6 +9,14 @@ forked child (`_prepare_in_child`), so SQLAlchemy, Alembic and Mako never enter 
 master imports only gunicorn, the config and the store, and each worker imports the app after
 the fork. Measured with 2 workers, fresh: master 77 -> 27 MiB RSS; workers 60 -> 49 MiB each
 (with chute.formats no longer loading cryptography and models.py no longer the ORM).
+
+Where it goes now (`make bench SCENARIO=memory`, idle, 2 workers): master 29 MiB, of which
+~15 MiB anonymous (Python, gunicorn and the stdlib it imports) that each forked worker counts
+again; each worker ~49 MiB; HAProxy 16. What a worker imports after the fork, ~24 MiB: SQLAlchemy
+~12 (+2 once its engine runs), falcon ~4.5 (asyncio included), jsonschema and its `referencing`
+~3, oslo.utils' format inspector ~0.8, blake3 ~0.5, chute ~1.5. Libraries only another
+configuration needs stay out (tests/images/test_image_main.py): the keystone stack and
+oslo.policy (auth_strategy), urllib3 (web-download), psycopg (a postgresql URL), Alembic.
 """
 
 from __future__ import annotations

@@ -14,10 +14,21 @@ from typing import Any
 
 import falcon
 
-from chute.openapi.compute import DOCUMENT as COMPUTE
-from chute.openapi.images import DOCUMENT as IMAGES
-
 __all__ = ["COMPUTE", "IMAGES", "OpenApiResource"]
+
+
+def __getattr__(name: str) -> dict[str, Any]:
+    """`COMPUTE` and `IMAGES`, each imported when first asked for (PEP 562): a chute-api
+    worker serves only the image API's document and need not hold the compute API's."""
+    if name == "IMAGES":
+        from chute.openapi.images import DOCUMENT as images
+
+        return images
+    if name == "COMPUTE":
+        from chute.openapi.compute import DOCUMENT as compute
+
+        return compute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class OpenApiResource:
