@@ -21,6 +21,7 @@ from chute.auth.options import AuthSettings
 from chute.auth.policy import COMPUTE_RULES, for_service
 from chute.compute import api_aggregates, api_hypervisors, api_services, precache
 from chute.compute.aggregates import Aggregates
+from chute.compute.cluster import internal_api
 from chute.compute.fetch.candidates import candidates
 from chute.compute.host_state import Scheduler
 from chute.compute.image_service import ImageService
@@ -92,6 +93,7 @@ def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) ->
     api_hypervisors.add_routes(app, services, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,
                               lambda host: registry.host(host) is not None)
+    internal_api.add_precache_route(app, precaching, auth.strategy)
 
 
 def explain_command(url: str, words: list[str]) -> str:

@@ -11,6 +11,9 @@ database. It reports to the compute API over HTTP:
 - each state change of an instance: PUT /internal/v1/instances/{id}/state; an answer that it
   is not placed here any more destroys the local copy. A report that fails is not retried:
   the next heartbeat carries the same state.
+- each pre-cache's outcome: PUT /internal/v1/hosts/{host}/precache/{image_id}, cached or
+  failed with the reason. The heartbeat does not carry these, so one that could not be sent
+  is sent again after each heartbeat until the compute API has it.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Reporter:
         self.client = client
         self._stop = threading.Event()
         self._forgetting: set[str] = set()  # destroys queued, not done yet
+        self._unsent: list[tuple[str, str, str, str | None]] = []  # pre-cache outcomes
         self._guard = threading.Lock()
 
     def start(self) -> None:
@@ -78,10 +82,34 @@ class Reporter:
             LOG.info("Instance %s is not placed on this host any more: destroying it", inst.id)
             self._queue_forget(inst.id)
 
+    def precached(self, image_id: str, request_id: str, status: str,
+                  detail: str | None) -> None:
+        """A pre-cache's outcome, told to the compute API now, else after a heartbeat."""
+        if not self._send_outcome((image_id, request_id, status, detail)):
+            with self._guard:
+                self._unsent.append((image_id, request_id, status, detail))
+
+    def _send_outcome(self, outcome: tuple[str, str, str, str | None]) -> bool:
+        try:
+            self.client.precached(self.identity.host, *outcome)
+        except ChuteError as exc:
+            LOG.warning("Image %s: pre-cache outcome report to the compute API failed (%s); "
+                        "sent again after the next heartbeat", outcome[0], exc.message)
+            return False
+        return True
+
+    def _send_unsent(self) -> None:
+        with self._guard:
+            unsent, self._unsent = self._unsent, []
+        left = [outcome for outcome in unsent if not self._send_outcome(outcome)]
+        with self._guard:
+            self._unsent[:0] = left
+
     def _loop(self) -> None:
         while True:
             try:
                 self.heartbeat()
+                self._send_unsent()
             except ChuteError as exc:
                 LOG.warning("Heartbeat to the compute API failed: %s", exc.message)
             except Exception:  # the agent must keep reporting whatever happened

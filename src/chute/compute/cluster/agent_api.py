@@ -5,12 +5,16 @@ the compute API only, so every guest on this host is one the compute API placed 
     POST   /internal/v1/builds                     {"instance": {...}}: 202, idempotent
     POST   /internal/v1/instances/{id}/action      a Nova action body: its answer
     DELETE /internal/v1/instances/{id}             204, also when unknown here
-    POST   /internal/v1/images/{image_id}/precache 202: fetched into _base meanwhile
+    POST   /internal/v1/images/{image_id}/precache 202: fetched into _base meanwhile;
+                                                   {"request_id": R} (optional): the
+                                                   outcome is reported to the compute API
+                                                   with R (cached, or failed with why)
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -66,25 +70,50 @@ class Instance:
         resp.status = falcon.HTTP_204
 
 
+# (image id, the compute API's request id, "cached" | "failed", why it failed)
+PrecacheReport = Callable[[str, str, str, str | None], None]
+
+
 class Precache:
-    def __init__(self, manager: ComputeManager, strategy: str) -> None:
+    def __init__(self, manager: ComputeManager, strategy: str,
+                 report: PrecacheReport | None = None) -> None:
         self.manager = manager
         self.strategy = strategy
+        self.report = report
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         require_service(req, self.strategy)
-        self.manager.submit(lambda: self._fetch(image_id))
+        body = httpapi.read_json(req)
+        request_id = body.get("request_id") if isinstance(body, dict) else None
+        if body is not None and not isinstance(request_id, str):
+            raise BadComputeRequest("The body must be {\"request_id\": STRING} or empty.")
+        self.manager.submit(lambda: self._fetch(image_id, request_id))
         resp.status = falcon.HTTP_202
 
-    def _fetch(self, image_id: str) -> None:
+    def _fetch(self, image_id: str, request_id: str | None) -> None:
+        """Fetch into `_base`, then tell the compute API how it went: a failure only in
+        this host's log would leave the operator's view saying `requested` for ever."""
         try:
             fetched = self.manager.cache.fetch(self.manager.client.get(image_id))
-            LOG.info("Image %s pre-cached by %s", image_id, fetched.method)
-        except ChuteError as exc:
-            LOG.error("Image %s could not be pre-cached: %s", image_id, exc.message)
+        except Exception as exc:  # the worker's end: whatever failed is reported
+            if not isinstance(exc, (ChuteError, OSError)):
+                LOG.exception("Image %s could not be pre-cached", image_id)
+            cause = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            LOG.error("Image %s could not be pre-cached: %s", image_id, cause)
+            self._report(image_id, request_id, "failed",
+                         f"image {image_id} could not be fetched: {cause}")
+            return
+        LOG.info("Image %s pre-cached by %s", image_id, fetched.method)
+        self._report(image_id, request_id, "cached", None)
+
+    def _report(self, image_id: str, request_id: str | None, status: str,
+                detail: str | None) -> None:
+        if self.report is not None and request_id is not None:
+            self.report(image_id, request_id, status, detail)
 
 
-def create_app(manager: ComputeManager, auth: AuthSettings
+def create_app(manager: ComputeManager, auth: AuthSettings,
+               precache_report: PrecacheReport | None = None
                ) -> falcon.App[falcon.Request, falcon.Response]:
     middleware: list[Any] = [httpapi.RequestIdMiddleware(), ContextMiddleware(auth)]
     app = falcon.App(middleware=middleware)
@@ -97,5 +126,6 @@ def create_app(manager: ComputeManager, auth: AuthSettings
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}/action",
                   InstanceAction(manager, auth.strategy))
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}", Instance(manager, auth.strategy))
-    app.add_route(f"{INTERNAL}/images/{{image_id}}/precache", Precache(manager, auth.strategy))
+    app.add_route(f"{INTERNAL}/images/{{image_id}}/precache",
+                  Precache(manager, auth.strategy, precache_report))
     return app

@@ -6,12 +6,17 @@
     PUT /internal/v1/instances/{id}/state     {"host": H, "instance": {...}} one state
                                               change; answer {"placed": bool} (false:
                                               destroy your copy)
+    PUT /internal/v1/hosts/{host}/precache/{image_id}
+                                              {"request_id", "status": cached|failed,
+                                              "detail"}: a pre-cache's outcome; answer
+                                              {"recorded": bool} (false: not the pending
+                                              request any more)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import falcon
 
@@ -94,6 +99,33 @@ class InstanceStateResource:
             raise BadComputeRequest("The instance's id is not the one of the path.")
         placed = self.service.apply_report(_field(body, "host", str), inst, _as_of(body))
         httpapi.json_response(resp, {"placed": placed})
+
+
+class PrecacheOutcomes(Protocol):
+    def outcome(self, host: str, image_id: str, request_id: str, status: str,
+                detail: str | None) -> bool: ...
+
+
+class PrecacheOutcomeResource:
+    def __init__(self, outcomes: PrecacheOutcomes, strategy: str) -> None:
+        self.outcomes = outcomes
+        self.strategy = strategy
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, host: str,
+               image_id: str) -> None:
+        require_service(req, self.strategy)
+        body = _object(req)
+        detail = body.get("detail")
+        if detail is not None and not isinstance(detail, str):
+            raise BadComputeRequest("Field 'detail' must be a string or null.")
+        recorded = self.outcomes.outcome(host, image_id, _field(body, "request_id", str),
+                                         _field(body, "status", str), detail)
+        httpapi.json_response(resp, {"recorded": recorded})
+
+
+def add_precache_route(app: httpapi.App, outcomes: PrecacheOutcomes, strategy: str) -> None:
+    app.add_route(f"{INTERNAL}/hosts/{{host}}/precache/{{image_id}}",
+                  PrecacheOutcomeResource(outcomes, strategy))
 
 
 def add_routes(app: httpapi.App, service: ClusterService, strategy: str) -> None:
