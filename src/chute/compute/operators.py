@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from chute import httpapi
 from chute.auth.options import AuthSettings
 from chute.auth.policy import COMPUTE_RULES, for_service
-from chute.compute import api_aggregates, api_hypervisors, api_services, precache
+from chute.compute import api_aggregates, api_hypervisors, api_services, precache, services
 from chute.compute.aggregates import Aggregates
 from chute.compute.cluster import internal_api
 from chute.compute.fetch.candidates import candidates
@@ -78,6 +78,7 @@ def image_filesystems(images: ImageService) -> Callable[[str], frozenset[str]]:
 
 def make_scheduler(conf: Config, engine: Engine, images: ImageService) -> Scheduler:
     precache.create_tables(engine)
+    services.create_tables(engine)
     return RecordingScheduler(FilterScheduler(SchedulerOptions.from_config(conf)),
                               PlacementLog(engine), Aggregates(engine),
                               image_filesystems(images))
@@ -88,9 +89,10 @@ def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) ->
     registry = cluster.registry
     aggregates = Aggregates(registry.engine)
     precaching = Precache(registry.engine, registry, aggregates, cluster.agents, cluster.client)
-    services = Services(registry, aggregates.zones)
-    api_services.add_routes(app, services, policy)
-    api_hypervisors.add_routes(app, services, precaching, policy)
+    hosts = Services(registry, aggregates.zones,
+                     forget=(aggregates.forget_host, precaching.forget_host))
+    api_services.add_routes(app, hosts, policy)
+    api_hypervisors.add_routes(app, hosts, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,
                               lambda host: registry.host(host) is not None)
     internal_api.add_precache_route(app, precaching, auth.strategy)

@@ -135,6 +135,11 @@ class Precache:
                          row.requested_at, None if row.image_id in cached else row.detail)
                 for row in rows]
 
+    def forget_host(self, host: str) -> None:
+        """The host's compute service was deleted: its progress rows go with it."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(image_precache).where(image_precache.c.host == host))
+
     def _check_image(self, image_id: str, token: str | None) -> None:
         try:
             image = self.images.get(image_id, token)
