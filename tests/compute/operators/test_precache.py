@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
+
 from tests.helpers.cli import run_chute
 from tests.helpers.cluster import Cluster, server_host
 from tests.helpers.images import upload_image
@@ -117,3 +119,16 @@ def test_a_fetch_that_fails_on_the_agent_reads_failed_with_the_image_and_the_cau
          json={"cache": [{"id": image_id}]})
     wait_for(lambda: set(progress(cluster, image_id).values()) == {"cached", None}, 60,
              "both hosts to cache the repaired image")
+
+
+def test_a_bad_outcome_report_is_refused_naming_the_field(cluster: Cluster,
+                                                          image_id: str) -> None:
+    path = f"{cluster.api.url}/internal/v1/hosts/host1/precache/{image_id}"
+    for body, fragment in [({"request_id": "r", "status": "done"}, "'status' must be"),
+                           ({"status": "failed"}, "'request_id'"),
+                           ({"request_id": "r", "status": "failed", "detail": 7}, "'detail'")]:
+        resp = requests.put(path, json=body, timeout=10)
+        assert resp.status_code == 400, resp.text
+        assert fragment in resp.json()["badRequest"]["message"]
+    stale = requests.put(path, json={"request_id": "none", "status": "failed"}, timeout=10)
+    assert stale.json() == {"recorded": False}  # no pending request of that id
