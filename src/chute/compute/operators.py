@@ -21,7 +21,6 @@ from chute.auth.options import AuthSettings
 from chute.auth.policy import COMPUTE_RULES, for_service
 from chute.compute import api_aggregates, api_hypervisors, api_services, precache, services
 from chute.compute.aggregates import Aggregates
-from chute.compute.cluster import internal_api
 from chute.compute.fetch.candidates import candidates
 from chute.compute.host_state import Scheduler
 from chute.compute.image_service import ImageService
@@ -84,7 +83,9 @@ def make_scheduler(conf: Config, engine: Engine, images: ImageService) -> Schedu
                               image_filesystems(images))
 
 
-def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) -> None:
+def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) -> Precache:
+    """The operators' views; returns the pre-caching, whose agents' side the internal
+    endpoints serve (compute/cluster/internal_api.py)."""
     policy = for_service(COMPUTE_RULES, auth.strategy, auth.policy_file)
     registry = cluster.registry
     aggregates = Aggregates(registry.engine)
@@ -95,7 +96,7 @@ def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) ->
     api_hypervisors.add_routes(app, hosts, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,
                               lambda host: registry.host(host) is not None)
-    internal_api.add_precache_route(app, precaching, auth.strategy)
+    return precaching
 
 
 def explain_command(url: str, words: list[str]) -> str:

@@ -6,11 +6,14 @@ The request is checked (the aggregate and every image exist) and answered at onc
 which fetches through the agent's image cache) and records, per host and image, when it was
 asked. Each ask carries the row's `request_id`; the agent reports its fetch's outcome with it
 (`PUT /internal/v1/hosts/{host}/precache/{image_id}`), so an outcome lands on the request it
-answers and never on a newer one. Nova has no view of the progress (its operators read
+answers and never on a newer one. The host's heartbeat answer resends what is still pending
+there (`pending`), so an agent restarted mid-fetch runs it again instead of leaving it
+`requested`. Nova has no view of the progress (its operators read
 notifications); here `progress(host)` gives it, and the hosts' views show it
 (os-hypervisors show and detail, `chute host-show`): `cached` as soon as the host's heartbeat
-lists the image in its `_base`, `failed` with the reason (the agent could not be asked, or
-its fetch failed: the image and the cause), else `requested` (the agent is fetching).
+lists the image in its `_base`, `failed` with the reason (the host is not registered, or its
+fetch failed: the image and the cause), else `requested` (the agent is fetching, or could
+not be asked yet: the detail says so, and its next heartbeat's answer asks it).
 """
 
 from __future__ import annotations
@@ -135,6 +138,18 @@ class Precache:
                          row.requested_at, None if row.image_id in cached else row.detail)
                 for row in rows]
 
+    def pending(self, host: str, cached: frozenset[str]) -> list[dict[str, str]]:
+        """The host's pre-caches still to run, for its heartbeat's answer (as builds are
+        resent): asked, not failed, and not in the `_base` it just reported. The agent runs
+        each request once per process, so a resend only matters to one that was restarted
+        or never got the ask."""
+        c = image_precache.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.image_id, c.request_id).where(
+                c.host == host, c.outcome == REQUESTED, c.request_id.is_not(None))).all()
+        return [{"image_id": row.image_id, "request_id": row.request_id}
+                for row in rows if row.image_id not in cached]
+
     def forget_host(self, host: str) -> None:
         """The host's compute service was deleted: its progress rows go with it."""
         with self.engine.begin() as conn:
@@ -182,15 +197,23 @@ class Precache:
                 try:
                     self.agents.precache(state.agent_url, image_id, asked[host, image_id])
                 except ChuteError as exc:
-                    LOG.warning("Pre-caching image %s on host %s failed: %s", image_id, host,
-                                exc.message)
-                    self._failed(host, image_id, f"the agent could not be asked: {exc.message}")
+                    # Still pending: the host's next heartbeat answer resends it (a host
+                    # down for maintenance fetches the image when it is back).
+                    LOG.warning("Pre-caching image %s on host %s: the agent could not be "
+                                "asked (%s); asked again at its next heartbeat", image_id,
+                                host, exc.message)
+                    self._note(host, image_id, f"the agent could not be asked ({exc.message}); "
+                                               "asked again at its next heartbeat")
 
     def _failed(self, host: str, image_id: str, detail: str) -> None:
+        self._note(host, image_id, detail, FAILED)
+
+    def _note(self, host: str, image_id: str, detail: str, outcome: str = REQUESTED) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(image_precache).where(image_precache.c.host == host,
-                                                      image_precache.c.image_id == image_id)
-                         .values(outcome=FAILED, detail=detail))
+                                                      image_precache.c.image_id == image_id,
+                                                      image_precache.c.outcome == REQUESTED)
+                         .values(outcome=outcome, detail=detail))
 
 
 def _image_ids(cache: object) -> list[str]:

@@ -132,3 +132,26 @@ def test_a_bad_outcome_report_is_refused_naming_the_field(cluster: Cluster,
         assert fragment in resp.json()["badRequest"]["message"]
     stale = requests.put(path, json={"request_id": "none", "status": "failed"}, timeout=10)
     assert stale.json() == {"recorded": False}  # no pending request of that id
+
+
+def test_a_host_that_could_not_be_asked_fetches_once_it_is_back(
+        cluster: Cluster, shared_api: ApiServer) -> None:
+    image_id = upload_image(shared_api, os.urandom(1 << 20), name="while-away")["id"]
+    agg = aggregate_of(cluster, "away", "host3")
+    agent = cluster.agents["host3"]
+    agent.kill()
+    try:
+        resp = nova(cluster.api, "POST", f"/os-aggregates/{agg}/images", "2.81",
+                    json={"cache": [{"id": image_id}]})
+        assert resp.status_code == 202, resp.text
+        row = wait_for(lambda: (progress_rows(cluster, image_id)["host3"] or {}).get("detail")
+                       and progress_rows(cluster, image_id)["host3"], 30,
+                       "the failed ask to be noted")
+        assert row["status"] == "requested"
+        assert "the agent could not be asked" in row["detail"], row
+        assert "asked again at its next heartbeat" in row["detail"], row
+    finally:
+        agent.start()  # its first heartbeat's answer asks it again
+    wait_for(lambda: progress(cluster, image_id)["host3"] == "cached", 60,
+             "host3 to fetch the image once back")
+    assert agent.log_text().count(f"Image {image_id} pre-cached by") == 1

@@ -13,7 +13,6 @@ the compute API only, so every guest on this host is one the compute API placed 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +25,7 @@ from chute.compute import api
 from chute.compute.cluster import wire
 from chute.compute.cluster.internal import INTERNAL, require_service
 from chute.compute.manager import ComputeManager
-from chute.errors import BadComputeRequest, ChuteError
-
-LOG = logging.getLogger(__name__)
+from chute.errors import BadComputeRequest
 
 
 class Builds:
@@ -70,16 +67,14 @@ class Instance:
         resp.status = falcon.HTTP_204
 
 
-# (image id, the compute API's request id, "cached" | "failed", why it failed)
-PrecacheReport = Callable[[str, str, str, str | None], None]
+# Start pre-caching an image (the compute API's request id, None from an older caller).
+PrecacheAccept = Callable[[str, str | None], object]
 
 
 class Precache:
-    def __init__(self, manager: ComputeManager, strategy: str,
-                 report: PrecacheReport | None = None) -> None:
-        self.manager = manager
+    def __init__(self, accept: PrecacheAccept, strategy: str) -> None:
+        self.accept = accept
         self.strategy = strategy
-        self.report = report
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         require_service(req, self.strategy)
@@ -87,33 +82,11 @@ class Precache:
         request_id = body.get("request_id") if isinstance(body, dict) else None
         if body is not None and not isinstance(request_id, str):
             raise BadComputeRequest("The body must be {\"request_id\": STRING} or empty.")
-        self.manager.submit(lambda: self._fetch(image_id, request_id))
+        self.accept(image_id, request_id)
         resp.status = falcon.HTTP_202
 
-    def _fetch(self, image_id: str, request_id: str | None) -> None:
-        """Fetch into `_base`, then tell the compute API how it went: a failure only in
-        this host's log would leave the operator's view saying `requested` for ever."""
-        try:
-            fetched = self.manager.cache.fetch(self.manager.client.get(image_id))
-        except Exception as exc:  # the worker's end: whatever failed is reported
-            if not isinstance(exc, (ChuteError, OSError)):
-                LOG.exception("Image %s could not be pre-cached", image_id)
-            cause = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            LOG.error("Image %s could not be pre-cached: %s", image_id, cause)
-            self._report(image_id, request_id, "failed",
-                         f"image {image_id} could not be fetched: {cause}")
-            return
-        LOG.info("Image %s pre-cached by %s", image_id, fetched.method)
-        self._report(image_id, request_id, "cached", None)
 
-    def _report(self, image_id: str, request_id: str | None, status: str,
-                detail: str | None) -> None:
-        if self.report is not None and request_id is not None:
-            self.report(image_id, request_id, status, detail)
-
-
-def create_app(manager: ComputeManager, auth: AuthSettings,
-               precache_report: PrecacheReport | None = None
+def create_app(manager: ComputeManager, auth: AuthSettings, precache: PrecacheAccept
                ) -> falcon.App[falcon.Request, falcon.Response]:
     middleware: list[Any] = [httpapi.RequestIdMiddleware(), ContextMiddleware(auth)]
     app = falcon.App(middleware=middleware)
@@ -127,5 +100,5 @@ def create_app(manager: ComputeManager, auth: AuthSettings,
                   InstanceAction(manager, auth.strategy))
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}", Instance(manager, auth.strategy))
     app.add_route(f"{INTERNAL}/images/{{image_id}}/precache",
-                  Precache(manager, auth.strategy, precache_report))
+                  Precache(precache, auth.strategy))
     return app

@@ -2,7 +2,9 @@
 
     PUT /internal/v1/hosts/{host}             registration + heartbeat + full state; the
                                               answer: {"builds": [instance...],
-                                              "destroy": [instance id...]} (the reconcile)
+                                              "destroy": [instance id...], "precache":
+                                              [{"image_id", "request_id"}...]} (the
+                                              reconcile)
     PUT /internal/v1/instances/{id}/state     {"host": H, "instance": {...}} one state
                                               change; answer {"placed": bool} (false:
                                               destroy your copy)
@@ -71,10 +73,21 @@ def host_report(host: str, body: dict[str, Any]) -> HostReport:
         filesystem_ids=ids("filesystem_ids"), cached_images=ids("cached_images"))
 
 
+class Precaching(Protocol):
+    """compute/precache.Precache as the internal endpoints use it."""
+
+    def outcome(self, host: str, image_id: str, request_id: str, status: str,
+                detail: str | None) -> bool: ...
+
+    def pending(self, host: str, cached: frozenset[str]) -> list[dict[str, str]]: ...
+
+
 class HostResource:
-    def __init__(self, service: ClusterService, strategy: str) -> None:
+    def __init__(self, service: ClusterService, strategy: str,
+                 precache: Precaching | None = None) -> None:
         self.service = service
         self.strategy = strategy
+        self.precache = precache
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, host: str) -> None:
         require_service(req, self.strategy)
@@ -82,8 +95,10 @@ class HostResource:
         report = host_report(host, body)
         instances = [wire.load(doc) for doc in _field(body, "instances", list)]
         answer = self.service.heartbeat(report, instances, _as_of(body))
+        pending = (self.precache.pending(host, report.cached_images)
+                   if self.precache is not None else [])
         httpapi.json_response(resp, {"builds": [wire.dump(i) for i in answer["builds"]],
-                                     "destroy": answer["destroy"]})
+                                     "destroy": answer["destroy"], "precache": pending})
 
 
 class InstanceStateResource:
@@ -101,13 +116,8 @@ class InstanceStateResource:
         httpapi.json_response(resp, {"placed": placed})
 
 
-class PrecacheOutcomes(Protocol):
-    def outcome(self, host: str, image_id: str, request_id: str, status: str,
-                detail: str | None) -> bool: ...
-
-
 class PrecacheOutcomeResource:
-    def __init__(self, outcomes: PrecacheOutcomes, strategy: str) -> None:
+    def __init__(self, outcomes: Precaching, strategy: str) -> None:
         self.outcomes = outcomes
         self.strategy = strategy
 
@@ -123,12 +133,11 @@ class PrecacheOutcomeResource:
         httpapi.json_response(resp, {"recorded": recorded})
 
 
-def add_precache_route(app: httpapi.App, outcomes: PrecacheOutcomes, strategy: str) -> None:
-    app.add_route(f"{INTERNAL}/hosts/{{host}}/precache/{{image_id}}",
-                  PrecacheOutcomeResource(outcomes, strategy))
-
-
-def add_routes(app: httpapi.App, service: ClusterService, strategy: str) -> None:
-    app.add_route(f"{INTERNAL}/hosts/{{host}}", HostResource(service, strategy))
+def add_routes(app: httpapi.App, service: ClusterService, strategy: str,
+               precache: Precaching | None = None) -> None:
+    app.add_route(f"{INTERNAL}/hosts/{{host}}", HostResource(service, strategy, precache))
+    if precache is not None:
+        app.add_route(f"{INTERNAL}/hosts/{{host}}/precache/{{image_id}}",
+                      PrecacheOutcomeResource(precache, strategy))
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}/state",
                   InstanceStateResource(service, strategy))
