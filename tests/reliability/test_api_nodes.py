@@ -4,6 +4,8 @@ A node SIGKILLed in the middle of an upload: the client's retry succeeds through
 node, which takes the dead upload over (chute.images.claims); nothing is left in the store and
 no image stays `saving`. A live upload is never taken over, neither by a second PUT nor by a
 node's start-up sweep, even when both nodes run on one host (one hostname in temporary names).
+A web-download import holds the same claim: a data write meanwhile is 409 on either node, and
+an import its node's death interrupted is taken over, never left `importing`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.helpers.images import create, show, store_files, upload
 from tests.helpers.polling import wait_for
 from tests.helpers.postgres import Cluster
 from tests.helpers.services import ApiServer, prepare_api
+from tests.helpers.web import Files, serving
 
 MiB = 1 << 20
 SIZE = 24 * MiB
@@ -67,17 +70,26 @@ class Upload(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory: pytest.TempPathFactory, postgres: Cluster
+def web() -> Iterator[Files]:
+    """A loopback web server the nodes' web-download imports may fetch from."""
+    with serving(Files()) as files:
+        yield files
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory: pytest.TempPathFactory, postgres: Cluster, web: Files
           ) -> Iterator[list[ApiServer]]:
     """Two nodes on a fresh database and one store, started at the same moment: the second
     must not trip over the first's migrations (an advisory lock makes them take turns)."""
     url = postgres.fresh_database("nodes")
+    filtering = {"allowed_hosts": ["127.0.0.1"], "allowed_ports": [str(web.port)]}
     first = prepare_api(tmp_path_factory.mktemp("node-a"), DEFAULT={"workers": 1},
-                        database={"connection": url})
+                        database={"connection": url}, import_filtering_opts=filtering)
     shared = {"filesystem_store_datadir": str(first.datadir),
               "filesystem_store_metadata_file": str(first.root / "metadata.json")}
     second = prepare_api(tmp_path_factory.mktemp("node-b"), DEFAULT={"workers": 1},
-                         database={"connection": url}, glance_store=shared)
+                         database={"connection": url}, glance_store=shared,
+                         import_filtering_opts=filtering)
     failures: list[BaseException] = []
 
     def start(node: ApiServer) -> None:
@@ -243,3 +255,38 @@ def test_kill_9_of_the_node_staging_an_import_then_the_retried_stage_and_import_
     assert (victim.datadir / image_id).read_bytes() == data
     assert _orphans(balancer, victim) == []
     assert _saving(balancer) == []
+
+
+def test_a_web_download_holds_the_claim_and_its_killed_node_s_import_is_taken_over(
+        balancer: Balancer, alive: list[ApiServer], web: Files) -> None:
+    web.stalls.add("/stalls.raw")  # a head and 64 KiB, then nothing: the import stays busy
+    image_id = create(balancer)["id"]
+    resp = requests.post(f"{balancer.url}/v2/images/{image_id}/import", timeout=30,
+                         json={"method": {"name": "web-download",
+                                          "uri": web.url("/stalls.raw")}})
+    assert resp.status_code == 202, resp.text
+    victim = _uploading_node(alive, image_id, "importing")
+    survivor = next(node for node in alive if node is not victim)
+    wait_for(lambda: _partials(victim, image_id), 30, "the import's temporary file")
+
+    for node in (survivor, victim):  # a second write of the data, on either node
+        second = upload(node, image_id, b"x" * MiB, timeout=60)
+        assert second.status_code == 409, second.text
+        assert "is being uploaded by another request" in second.json()["message"]
+
+    victim.kill()
+    assert show(survivor, image_id)["status"] == "importing"  # the dead node's, unfinished
+    data = _payload("web")
+    assert _retry_upload(balancer, image_id, data).status_code == 204
+
+    assert f"image {image_id} was left 'importing' by a crash" in survivor.log_text()
+    image = show(balancer, image_id)
+    assert image["status"] == "active"
+    assert "interrupted" in image["os_glance_failed_import"]
+    tasks = requests.get(f"{balancer.url}/v2/images/{image_id}/tasks", timeout=10).json()
+    assert [(t["status"], "interrupted" in t["message"]) for t in tasks["tasks"]] == [
+        ("failure", True)]
+    assert (survivor.datadir / image_id).read_bytes() == data
+    assert _orphans(balancer, survivor) == []
+    listed = requests.get(f"{balancer.url}/v2/images?status=importing", timeout=10).json()
+    assert listed["images"] == []

@@ -95,7 +95,8 @@ COMPUTE_RULES: dict[str, str] = {
     f"{_QUOTAS}:update": ADMIN,
     f"{_QUOTAS}:delete": ADMIN,
     # The operators' views (compute/api_services.py, api_hypervisors.py, api_aggregates.py).
-    **{f"os_compute_api:os-services:{action}": ADMIN for action in ("list", "update")},
+    **{f"os_compute_api:os-services:{action}": ADMIN for action in ("list", "update",
+                                                                        "delete")},
     **{f"os_compute_api:os-hypervisors:{action}": ADMIN
        for action in ("list", "list-detail", "show", "statistics", "uptime")},
     **{f"os_compute_api:os-aggregates:{action}": ADMIN

@@ -193,6 +193,11 @@ class Aggregates:
                                       "it is not in it.")
             return self._load(conn, found.id)
 
+    def forget_host(self, host: str) -> None:
+        """The host's compute service was deleted: it leaves every aggregate, as in Nova."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(aggregate_hosts).where(aggregate_hosts.c.host == host))
+
     def zones(self) -> dict[str, str]:
         """host -> the availability zone its aggregates give it."""
         with self.engine.connect() as conn:

@@ -1,14 +1,17 @@
 """os-services (Nova): the compute service of each host, to list, enable, disable with a
-reason and force down. Admin-only by Nova's policy defaults (`os_compute_api:os-services:*`).
+reason, force down and delete. Admin-only by Nova's policy defaults
+(`os_compute_api:os-services:*`).
 
 Microversions as in Nova: `forced_down` is shown from 2.11 (and `force-down` accepted);
 from 2.53 a service is named by its uuid (`PUT /os-services/{uuid}` with `status`,
 `disabled_reason`, `forced_down`), before it by host in `PUT /os-services/{action}`
-(`enable`, `disable`, `disable-log-reason`, `force-down`).
+(`enable`, `disable`, `disable-log-reason`, `force-down`). `DELETE /os-services/{id}` takes
+the uuid from 2.53, the integer id before; 204, or 409 while the host has servers.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -22,6 +25,7 @@ from chute.compute.microversion import APIVersion
 from chute.compute.services import BINARY, Service, Services
 from chute.errors import BadComputeRequest, ComputeNotFound
 
+LOG = logging.getLogger(__name__)
 RULE = "os_compute_api:os-services"
 LEGACY_ACTIONS = ("enable", "disable", "disable-log-reason", "force-down")
 
@@ -46,6 +50,13 @@ def view(service: Service, version: APIVersion) -> dict[str, Any]:
 def authorize(policy: Authorizer, req: falcon.Request, action: str, rule: str = RULE) -> None:
     ctx = context_of(req)
     policy.authorize(f"{rule}:{action}", {"project_id": ctx.project_id or ""}, ctx)
+
+
+def _check_uuid(service_id: str) -> None:
+    try:
+        uuid.UUID(service_id)
+    except ValueError:
+        raise BadComputeRequest(f"Invalid uuid {service_id}") from None
 
 
 def _body(req: falcon.Request) -> dict[str, Any]:
@@ -86,11 +97,21 @@ class ServiceItem:
         else:
             httpapi.json_response(resp, {"service": self._legacy(service_id, body, version)})
 
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, service_id: str) -> None:
+        authorize(self.policy, req, "delete")
+        if microversion.of(req).at_least("2.53"):
+            _check_uuid(service_id)
+            service = self.services.by_uuid(service_id)
+        else:
+            if not service_id.isdigit():
+                raise BadComputeRequest("Invalid input received: id must be an integer")
+            service = self.services.by_number(int(service_id))
+        self.services.delete(service)
+        LOG.info("Compute service of host %s deleted", service.host)
+        resp.status = falcon.HTTP_204
+
     def _update(self, service_id: str, body: dict[str, Any]) -> Service:
-        try:
-            uuid.UUID(service_id)
-        except ValueError:
-            raise BadComputeRequest(f"Invalid uuid {service_id}") from None
+        _check_uuid(service_id)
         unknown = set(body) - {"status", "disabled_reason", "forced_down"}
         if unknown:
             raise BadComputeRequest(f"Additional properties are not allowed "

@@ -74,6 +74,9 @@ class Selection:
 
     choices: tuple[Choice, ...]
     rejections: tuple[Rejection, ...] = ()
+    # Nova's host_subset_size: the first choice was drawn at random among the best this many
+    # (1: the best); the others follow in weighed order.
+    subset_size: int = 1
 
 
 class Scheduler(Protocol):

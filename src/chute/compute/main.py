@@ -179,7 +179,7 @@ def agent_app(conf: config.Config, identity: AgentIdentity, manager: ComputeMana
     reporter.start()
     LOG.info("Agent of %s as host %s, reached at %s", identity.compute_api_url, identity.host,
              identity.agent_url)
-    return wrap(agent_api.create_app(manager, auth), auth)
+    return wrap(agent_api.create_app(manager, auth, reporter.precacher.accept), auth)
 
 
 def service_identity(conf: config.Config) -> str | Callable[[], str] | None:

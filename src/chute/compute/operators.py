@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from chute import httpapi
 from chute.auth.options import AuthSettings
 from chute.auth.policy import COMPUTE_RULES, for_service
-from chute.compute import api_aggregates, api_hypervisors, api_services, precache
+from chute.compute import api_aggregates, api_hypervisors, api_services, precache, services
 from chute.compute.aggregates import Aggregates
 from chute.compute.fetch.candidates import candidates
 from chute.compute.host_state import Scheduler
@@ -77,21 +77,26 @@ def image_filesystems(images: ImageService) -> Callable[[str], frozenset[str]]:
 
 def make_scheduler(conf: Config, engine: Engine, images: ImageService) -> Scheduler:
     precache.create_tables(engine)
+    services.create_tables(engine)
     return RecordingScheduler(FilterScheduler(SchedulerOptions.from_config(conf)),
                               PlacementLog(engine), Aggregates(engine),
                               image_filesystems(images))
 
 
-def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) -> None:
+def add_routes(app: httpapi.App, cluster: ClusterService, auth: AuthSettings) -> Precache:
+    """The operators' views; returns the pre-caching, whose agents' side the internal
+    endpoints serve (compute/cluster/internal_api.py)."""
     policy = for_service(COMPUTE_RULES, auth.strategy, auth.policy_file)
     registry = cluster.registry
     aggregates = Aggregates(registry.engine)
     precaching = Precache(registry.engine, registry, aggregates, cluster.agents, cluster.client)
-    services = Services(registry, aggregates.zones)
-    api_services.add_routes(app, services, policy)
-    api_hypervisors.add_routes(app, services, precaching, policy)
+    hosts = Services(registry, aggregates.zones,
+                     forget=(aggregates.forget_host, precaching.forget_host))
+    api_services.add_routes(app, hosts, policy)
+    api_hypervisors.add_routes(app, hosts, precaching, policy)
     api_aggregates.add_routes(app, aggregates, precaching, policy,
                               lambda host: registry.host(host) is not None)
+    return precaching
 
 
 def explain_command(url: str, words: list[str]) -> str:

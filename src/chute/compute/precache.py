@@ -4,17 +4,23 @@ fetches the images into its `_base` ahead of a boot storm, so the boots copy not
 The request is checked (the aggregate and every image exist) and answered at once, as Nova's
 202; a background thread asks each host's agent (`POST /internal/v1/images/{id}/precache`,
 which fetches through the agent's image cache) and records, per host and image, when it was
-asked and whether the agent accepted. Nova has no view of the progress (its operators read
+asked. Each ask carries the row's `request_id`; the agent reports its fetch's outcome with it
+(`PUT /internal/v1/hosts/{host}/precache/{image_id}`), so an outcome lands on the request it
+answers and never on a newer one. The host's heartbeat answer resends what is still pending
+there (`pending`), so an agent restarted mid-fetch runs it again instead of leaving it
+`requested`. Nova has no view of the progress (its operators read
 notifications); here `progress(host)` gives it, and the hosts' views show it
 (os-hypervisors show and detail, `chute host-show`): `cached` as soon as the host's heartbeat
-lists the image in its `_base`, else `requested` (the agent is fetching; a failure is in the
-agent's log) or `failed` with the reason the agent could not be asked.
+lists the image in its `_base`, `failed` with the reason (the host is not registered, or its
+fetch failed: the image and the cause), else `requested` (the agent is fetching, or could
+not be asked yet: the detail says so, and its next heartbeat's answer asks it).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     delete,
     insert,
     select,
@@ -54,11 +61,12 @@ image_precache = Table(
     Column("requested_at", DateTime, nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("detail", Text),
+    Column("request_id", String(36)),  # sent to the agent, which reports the outcome with it
 )
 
 
 class Agents(Protocol):
-    def precache(self, agent_url: str, image_id: str) -> None: ...
+    def precache(self, agent_url: str, image_id: str, request_id: str) -> None: ...
 
 
 class Images(Protocol):
@@ -75,6 +83,8 @@ class Progress:
 
 def create_tables(engine: Engine) -> None:
     db.create_tables(engine, _metadata)
+    with db.schema_transaction(engine) as conn:  # a database made before request_id
+        db.add_missing_columns(conn, image_precache)
 
 
 def _now() -> datetime:
@@ -99,6 +109,8 @@ class Precache:
         for image_id in image_ids:
             self._check_image(image_id, token)
         now = _now()
+        asked = {(host, image_id): str(uuid.uuid4())
+                 for host in aggregate.hosts for image_id in image_ids}
         with self.engine.begin() as conn:
             for host in aggregate.hosts:
                 conn.execute(delete(image_precache).where(image_precache.c.host == host,
@@ -106,10 +118,11 @@ class Precache:
                                                               image_ids)))
                 conn.execute(insert(image_precache), [
                     {"host": host, "image_id": image_id, "requested_at": now,
-                     "outcome": REQUESTED} for image_id in image_ids])
+                     "outcome": REQUESTED, "request_id": asked[host, image_id]}
+                    for image_id in image_ids])
         LOG.info("Pre-caching images %s on aggregate %s: hosts %s", ", ".join(image_ids),
                  aggregate.name, ", ".join(aggregate.hosts) or "none")
-        worker = threading.Thread(target=self._dispatch, args=(aggregate.hosts, image_ids),
+        worker = threading.Thread(target=self._dispatch, args=(aggregate.hosts, image_ids, asked),
                                   name=f"precache-{aggregate.id}", daemon=True)
         worker.start()
         return worker
@@ -125,6 +138,23 @@ class Precache:
                          row.requested_at, None if row.image_id in cached else row.detail)
                 for row in rows]
 
+    def pending(self, host: str, cached: frozenset[str]) -> list[dict[str, str]]:
+        """The host's pre-caches still to run, for its heartbeat's answer (as builds are
+        resent): asked, not failed, and not in the `_base` it just reported. The agent runs
+        each request once per process, so a resend only matters to one that was restarted
+        or never got the ask."""
+        c = image_precache.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.image_id, c.request_id).where(
+                c.host == host, c.outcome == REQUESTED, c.request_id.is_not(None))).all()
+        return [{"image_id": row.image_id, "request_id": row.request_id}
+                for row in rows if row.image_id not in cached]
+
+    def forget_host(self, host: str) -> None:
+        """The host's compute service was deleted: its progress rows go with it."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(image_precache).where(image_precache.c.host == host))
+
     def _check_image(self, image_id: str, token: str | None) -> None:
         try:
             image = self.images.get(image_id, token)
@@ -135,25 +165,55 @@ class Precache:
         if image.status != "active":
             raise BadComputeRequest(f"Image {image_id} is not active (status {image.status}).")
 
-    def _dispatch(self, hosts: Sequence[str], image_ids: Sequence[str]) -> None:
+    def outcome(self, host: str, image_id: str, request_id: str, status: str,
+                detail: str | None) -> bool:
+        """An agent's report of one fetch, applied only to the request it answers while that
+        is still pending (False otherwise: a newer request, or none). `failed` is kept with
+        its reason. `cached` changes nothing: the host shows `cached` once its heartbeat
+        lists the image in its `_base`, which is what the scheduler weighs too, so the view
+        never says cached before the scheduler knows it (and says so no more once the image
+        cache's cleanup removed it)."""
+        if status not in (CACHED, FAILED):
+            raise BadComputeRequest(f"Field 'status' must be {CACHED} or {FAILED}, not "
+                                    f"{status!r}.")
+        c = image_precache.c
+        pending = and_(c.host == host, c.image_id == image_id, c.request_id == request_id,
+                       c.outcome == REQUESTED)
+        with self.engine.begin() as conn:
+            if status == CACHED:
+                return conn.execute(select(c.host).where(pending)).first() is not None
+            LOG.warning("Pre-caching image %s on host %s failed: %s", image_id, host, detail)
+            return conn.execute(update(image_precache).where(pending)
+                                .values(outcome=FAILED, detail=detail)).rowcount == 1
+
+    def _dispatch(self, hosts: Sequence[str], image_ids: Sequence[str],
+                  asked: dict[tuple[str, str], str]) -> None:
         for host in hosts:
             state = self.registry.host(host)
             for image_id in image_ids:
                 if state is None:
-                    self._record(host, image_id, "the host is not registered")
+                    self._failed(host, image_id, "the host is not registered")
                     continue
                 try:
-                    self.agents.precache(state.agent_url, image_id)
+                    self.agents.precache(state.agent_url, image_id, asked[host, image_id])
                 except ChuteError as exc:
-                    LOG.warning("Pre-caching image %s on host %s failed: %s", image_id, host,
-                                exc.message)
-                    self._record(host, image_id, exc.message)
+                    # Still pending: the host's next heartbeat answer resends it (a host
+                    # down for maintenance fetches the image when it is back).
+                    LOG.warning("Pre-caching image %s on host %s: the agent could not be "
+                                "asked (%s); asked again at its next heartbeat", image_id,
+                                host, exc.message)
+                    self._note(host, image_id, f"the agent could not be asked ({exc.message}); "
+                                               "asked again at its next heartbeat")
 
-    def _record(self, host: str, image_id: str, detail: str) -> None:
+    def _failed(self, host: str, image_id: str, detail: str) -> None:
+        self._note(host, image_id, detail, FAILED)
+
+    def _note(self, host: str, image_id: str, detail: str, outcome: str = REQUESTED) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(image_precache).where(image_precache.c.host == host,
-                                                      image_precache.c.image_id == image_id)
-                         .values(outcome=FAILED, detail=detail))
+                                                      image_precache.c.image_id == image_id,
+                                                      image_precache.c.outcome == REQUESTED)
+                         .values(outcome=outcome, detail=detail))
 
 
 def _image_ids(cache: object) -> list[str]:

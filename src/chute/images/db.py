@@ -555,8 +555,9 @@ class Database:
         return requeued
 
     def in_flight_ids(self) -> list[str]:
-        """Images whose data is being uploaded or staged, or was by a node that died."""
-        query = select(T_IMG.c.id).where(T_IMG.c.status.in_([SAVING, UPLOADING]),
+        """Images whose data is being uploaded, staged or imported, or was by a node that
+        died."""
+        query = select(T_IMG.c.id).where(T_IMG.c.status.in_([SAVING, UPLOADING, IMPORTING]),
                                          T_IMG.c.deleted.is_(False))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(query)]

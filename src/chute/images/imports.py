@@ -8,6 +8,12 @@ their hashes recorded at stage time; `glance-direct` then renames the file into 
 copying it again. `web-download` runs in a thread of the worker after the 202, as Glance runs
 its import task: the image is `importing` meanwhile.
 
+An import holds the image's upload claim (chute.images.claims) as an upload does, from before
+`-> importing` until its outcome is recorded (a web-download's thread inherits the claim the
+request took): a second data write meanwhile, on any node, is Glance's 409, and an image left
+`importing` by a node that died is taken over (chute.images.recovery) by the next write of
+its data or a node's start-up sweep, never left `importing` for ever.
+
 What Glance shows of an import, chute shows the same way, as image properties (Glance 33
 without multi-store): `os_glance_import_task` (the task's id, the import's lock, removed when
 the import ends), `os_glance_importing_to_stores` and `os_glance_failed_import` (store lists
@@ -23,6 +29,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 from chute.auth.context import RequestContext
@@ -120,7 +127,8 @@ class ImportService:
         if method == "glance-direct":
             self.tasks.create(task_id, image_id, task_input, origin)
             try:
-                self._import_staged(image_id, task_id, first, rest)
+                with self.data.claimed(image_id, IMPORTING):
+                    self._import_staged(image_id, task_id, first, rest)
             except ChuteError as exc:
                 self.tasks.finish(task_id, None, exc.message)
                 raise
@@ -129,12 +137,24 @@ class ImportService:
                 return
             self.tasks.finish(task_id, {"image_id": image_id})
             return
-        started = self.data.start(image_id, None, IMPORT_WEB)
-        self.tasks.create(task_id, image_id, task_input, origin)
-        self._lock(image_id, task_id, stores)
-        threading.Thread(target=self._web_download,
-                         args=(started, uri, target, task_id, first, rest, must_succeed),
-                         name=f"import-{image_id}", daemon=True).start()
+        with ExitStack() as claim:
+            claim.enter_context(self.data.claimed(image_id, IMPORTING))
+            started = self.data.start(image_id, None, IMPORT_WEB)
+            LOG.info("image %s: queued -> importing (web-download of %s)", image_id, uri)
+            self.tasks.create(task_id, image_id, task_input, origin)
+            self._lock(image_id, task_id, stores)
+            threading.Thread(target=self._web_download_claimed,
+                             args=(claim.pop_all(), started, uri, target, task_id, first, rest,
+                                   must_succeed),
+                             name=f"import-{image_id}", daemon=True).start()
+
+    def _web_download_claimed(self, claim: ExitStack, record: Any, uri: str, target: Target,
+                              task_id: str, store_id: str | None, rest: Sequence[str | None],
+                              must_succeed: bool) -> None:
+        """The web-download, then the claim the request took is released: by this thread,
+        once the outcome is recorded."""
+        with claim:
+            self._web_download(record, uri, target, task_id, store_id, rest, must_succeed)
 
     # -- several stores ------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ is every temporary file this host wrote. Several nodes (PostgreSQL): an image is
 with its upload claim held (chute.images.claims), which no live upload can have, so another
 node's upload in progress is never disturbed, however long it takes, whatever host wrote it.
 A stage (`uploading`) holds the claim too and is taken over the same way until its bytes are
-recorded; a finished stage waits for its import. Images `importing` are left to the import's
-own retry there (an import's thread takes no claim).
+recorded; a finished stage waits for its import. An import (`importing`: a web-download's
+thread, a glance-direct import) holds the claim from before `-> importing` to its outcome, so
+an image `importing` whose claim is free was left by a dead node: its files go, the image is
+queued again with the reason in `os_glance_failed_import`, and its import task ends failed.
 """
 
 from __future__ import annotations
@@ -20,16 +22,21 @@ from chute.images.status import (
     ACTIVE,
     DEACTIVATED,
     DELETED,
+    IMPORTING,
     KILLED,
     QUEUED,
     SAVING,
     UPLOADING,
 )
+from chute.images.tasks_db import TasksDB
 from chute.stores.base import Store
 
 LOG = logging.getLogger("chute.images")
 # Statuses in which no upload writes: a temporary file of such an image is a leftover.
 _AT_REST = (ACTIVE, DEACTIVATED, DELETED, KILLED)
+# The properties chute.images.imports keeps an import's lock and outcome in (Glance's names).
+IMPORT_TASK, IMPORT_FAILED = "os_glance_import_task", "os_glance_failed_import"
+INTERRUPTED = "interrupted: the chute-api node running the import stopped"
 
 
 def take_over(db: Database, store: Store, image_id: str) -> list[str]:
@@ -50,6 +57,16 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
         db.requeue(image_id, UPLOADING)
         LOG.warning("image %s was left 'uploading' by a crash mid-stage; it is 'queued' again",
                     image_id)
+        return removed
+    if current.status == IMPORTING:
+        removed = store.abandon(image_id, final=True)
+        if db.requeue(image_id, IMPORTING):
+            task_id = current.properties.get(IMPORT_TASK)
+            if task_id:
+                TasksDB(db.engine).finish(str(task_id), None, INTERRUPTED)
+            db.set_properties(image_id, {IMPORT_TASK: None, IMPORT_FAILED: INTERRUPTED})
+            LOG.warning("image %s was left 'importing' by a crash; it is 'queued' again",
+                        image_id)
         return removed
     if current.status == QUEUED:  # a final-named file a queued image never owns
         return store.abandon(image_id, final=True)

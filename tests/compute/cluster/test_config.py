@@ -33,6 +33,8 @@ def assert_one_line(proc: subprocess.CompletedProcess[str], prog: str, conf: Pat
     ("[database]\nconnection = nosuchdb://x/y\n",
      "[database] connection: cannot open the compute database"),
     (GOOD_DB + "[scheduler]\nmax_attempts = 0\n", "[scheduler] max_attempts:"),
+    (GOOD_DB + "[filter_scheduler]\nhost_subset_size = 0\n",
+     "[filter_scheduler] host_subset_size: 0 is below the minimum 1"),
     (GOOD_DB + "[DEFAULT]\nservice_down_time = soon\n",
      "[DEFAULT] service_down_time: 'soon' is not an integer"),
     (GOOD_DB + "[glance]\napi_servers = ftp://images\n",

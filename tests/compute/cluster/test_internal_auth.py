@@ -67,7 +67,7 @@ def test_a_user_boots_through_the_agent_that_reports_as_a_service(
 def test_internal_endpoints_refuse_all_but_services(
         authed_cluster: tuple[Cluster, str], who: dict[str, Caller], caller: str,
         status: int) -> None:
-    cluster, _ = authed_cluster
+    cluster, image_id = authed_cluster
     agent = cluster.agents["host1"]
     headers = who[caller].headers()
     heartbeat = requests.put(f"{cluster.api.url}/internal/v1/hosts/intruder", json={},
@@ -76,4 +76,8 @@ def test_internal_endpoints_refuse_all_but_services(
     build = requests.post(f"{agent.url}/internal/v1/builds", json={}, headers=headers,
                           timeout=10)
     assert build.status_code == status, build.text
+    outcome = requests.put(f"{cluster.api.url}/internal/v1/hosts/host1/precache/{image_id}",
+                           json={"request_id": "r", "status": "failed", "detail": "forged"},
+                           headers=headers, timeout=10)
+    assert outcome.status_code == status, outcome.text
     assert "intruder" not in cluster.api.hosts()

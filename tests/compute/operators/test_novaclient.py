@@ -5,14 +5,16 @@ aggregates and cache_images."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from keystoneauth1 import noauth, session
 from novaclient import client as novaclient
 
-from tests.helpers.cluster import Cluster
+from tests.helpers.cluster import Cluster, prepare_agent
 from tests.helpers.images import upload_image
 from tests.helpers.polling import wait_for
+from tests.helpers.servers import nova as nova_call
 from tests.helpers.services import ApiServer
 
 
@@ -61,3 +63,40 @@ def test_aggregate_with_a_host_caches_an_image(nova, cluster: Cluster,
         nova.aggregates.remove_host(agg, "host2")
         nova.aggregates.delete(agg)
     assert all(a.name != "nc-agg" for a in nova.aggregates.list())
+
+
+def number_of(cluster: Cluster, host: str) -> int:
+    """The service's integer id, as clients before 2.53 see it."""
+    listed = nova_call(cluster.api, "GET", f"/os-services?host={host}", None).json()
+    return int(listed["services"][0]["id"])
+
+
+def test_a_down_host_s_service_is_deleted_and_registers_anew_when_it_returns(
+        nova, cluster: Cluster, shared_api: ApiServer, tmp_path: Path) -> None:
+    agent = prepare_agent(tmp_path / "host4", "host4", cluster.api, shared_api).start()
+    try:
+        cluster.wait_registered("host4")
+        agg = nova.aggregates.create("doomed", None)
+        nova.aggregates.add_host(agg, "host4")
+        agent.kill()
+        wait_for(lambda: next(s for s in nova.services.list() if s.host == "host4").state
+                 == "down", 30, "host4's service to be down")
+        host4 = next(s for s in nova.services.list() if s.host == "host4")
+        number = number_of(cluster, "host4")
+
+        nova.services.delete(host4.id)
+
+        assert "host4" not in {s.host for s in nova.services.list()}
+        assert "host4" not in {h.hypervisor_hostname for h in nova.hypervisors.list()}
+        assert nova.aggregates.get(agg.id).hosts == []  # it left its aggregates, as in Nova
+        nova.aggregates.delete(agg)
+        agent.start()  # it heartbeats again: a new service, enabled, with a new number
+        cluster.wait_registered("host4")
+        again = next(s for s in nova.services.list() if s.host == "host4")
+        assert (again.status, again.state) == ("enabled", "up")
+        assert number_of(cluster, "host4") > number  # never reused, as Nova's ids
+    finally:
+        agent.kill()
+        leftover = [s for s in nova.services.list() if s.host == "host4"]
+        for service in leftover:  # the other tests of the package see three hosts
+            nova.services.delete(service.id)

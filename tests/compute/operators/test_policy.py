@@ -16,6 +16,8 @@ CALLS = [
     ("GET", "/os-services", None, "os_compute_api:os-services:list"),
     ("PUT", "/os-services/disable", {"host": "h", "binary": "nova-compute"},
      "os_compute_api:os-services:update"),
+    ("DELETE", "/os-services/00000000-0000-0000-0000-000000000000", None,
+     "os_compute_api:os-services:delete"),
     ("GET", "/os-hypervisors/detail", None, "os_compute_api:os-hypervisors:list-detail"),
     ("GET", "/os-aggregates", None, "os_compute_api:os-aggregates:index"),
     ("POST", "/os-aggregates", {"aggregate": {"name": "p"}},

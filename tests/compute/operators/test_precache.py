@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
+
+from tests.helpers.cli import run_chute
 from tests.helpers.cluster import Cluster, server_host
 from tests.helpers.images import upload_image
 from tests.helpers.polling import wait_for
@@ -19,10 +22,24 @@ COMPUTE_API = str(Path(sys.executable).parent / "chute-compute-api")
 
 
 def progress(cluster: Cluster, image_id: str) -> dict[str, str | None]:
+    return {host: row["status"] if row else None
+            for host, row in progress_rows(cluster, image_id).items()}
+
+
+def progress_rows(cluster: Cluster, image_id: str) -> dict[str, dict | None]:
     hypervisors = nova(cluster.api, "GET", "/os-hypervisors/detail", "2.53").json()
-    return {h["hypervisor_hostname"]: next((p["status"] for p in h[PRECACHE]
+    return {h["hypervisor_hostname"]: next((p for p in h[PRECACHE]
                                             if p["image_id"] == image_id), None)
             for h in hypervisors["hypervisors"]}
+
+
+def aggregate_of(cluster: Cluster, name: str, *hosts: str) -> str:
+    agg = nova(cluster.api, "POST", "/os-aggregates", "2.81",
+               json={"aggregate": {"name": name}}).json()["aggregate"]
+    for host in hosts:
+        nova(cluster.api, "POST", f"/os-aggregates/{agg['id']}/action", "2.81",
+             json={"add_host": {"host": host}})
+    return str(agg["id"])
 
 
 def test_a_precached_aggregate_boots_without_transfers(cluster: Cluster,
@@ -70,3 +87,71 @@ def test_bad_precache_requests_name_the_problem(cluster: Cluster, image_id: str)
     resp = nova(cluster.api, "POST", "/os-aggregates/4242/images", "2.81",
                 json={"cache": [{"id": image_id}]})
     assert resp.status_code == 404
+
+
+def test_a_fetch_that_fails_on_the_agent_reads_failed_with_the_image_and_the_cause(
+        cluster: Cluster, shared_api: ApiServer) -> None:
+    data = os.urandom(1 << 20)
+    image_id = upload_image(shared_api, data, name="rotten")["id"]
+    stored = shared_api.datadir / image_id
+    stored.write_bytes(data[:4096] + bytes(b ^ 0xFF for b in data[4096:8192]) + data[8192:])
+    agg = aggregate_of(cluster, "rotten", "host1", "host3")
+
+    resp = nova(cluster.api, "POST", f"/os-aggregates/{agg}/images", "2.81",
+                json={"cache": [{"id": image_id}]})
+
+    assert resp.status_code == 202, resp.text
+    wait_for(lambda: set(progress(cluster, image_id).values()) == {"failed", None}, 60,
+             "both hosts to report the pre-cache failed")
+    rows = progress_rows(cluster, image_id)
+    assert rows["host2"] is None  # not in the aggregate
+    for host in ("host1", "host3"):
+        detail = rows[host]["detail"]  # type: ignore[index]
+        assert detail.startswith(f"image {image_id} could not be fetched: "), detail
+        assert "digest" in detail or "checksum" in detail, detail
+    shown = run_chute("host-show", "host1", compute_url=cluster.api.url)
+    assert shown.returncode == 0, shown.stderr
+    squeezed = "".join(shown.table()["precache"].split())  # the table wraps long values
+    assert f"{image_id}:failed(image{image_id}couldnotbefetched:" in squeezed, shown.stdout
+
+    stored.write_bytes(data)  # repaired: asked again, the same hosts now cache it
+    nova(cluster.api, "POST", f"/os-aggregates/{agg}/images", "2.81",
+         json={"cache": [{"id": image_id}]})
+    wait_for(lambda: set(progress(cluster, image_id).values()) == {"cached", None}, 60,
+             "both hosts to cache the repaired image")
+
+
+def test_a_bad_outcome_report_is_refused_naming_the_field(cluster: Cluster,
+                                                          image_id: str) -> None:
+    path = f"{cluster.api.url}/internal/v1/hosts/host1/precache/{image_id}"
+    for body, fragment in [({"request_id": "r", "status": "done"}, "'status' must be"),
+                           ({"status": "failed"}, "'request_id'"),
+                           ({"request_id": "r", "status": "failed", "detail": 7}, "'detail'")]:
+        resp = requests.put(path, json=body, timeout=10)
+        assert resp.status_code == 400, resp.text
+        assert fragment in resp.json()["badRequest"]["message"]
+    stale = requests.put(path, json={"request_id": "none", "status": "failed"}, timeout=10)
+    assert stale.json() == {"recorded": False}  # no pending request of that id
+
+
+def test_a_host_that_could_not_be_asked_fetches_once_it_is_back(
+        cluster: Cluster, shared_api: ApiServer) -> None:
+    image_id = upload_image(shared_api, os.urandom(1 << 20), name="while-away")["id"]
+    agg = aggregate_of(cluster, "away", "host3")
+    agent = cluster.agents["host3"]
+    agent.kill()
+    try:
+        resp = nova(cluster.api, "POST", f"/os-aggregates/{agg}/images", "2.81",
+                    json={"cache": [{"id": image_id}]})
+        assert resp.status_code == 202, resp.text
+        row = wait_for(lambda: (progress_rows(cluster, image_id)["host3"] or {}).get("detail")
+                       and progress_rows(cluster, image_id)["host3"], 30,
+                       "the failed ask to be noted")
+        assert row["status"] == "requested"
+        assert "the agent could not be asked" in row["detail"], row
+        assert "asked again at its next heartbeat" in row["detail"], row
+    finally:
+        agent.start()  # its first heartbeat's answer asks it again
+    wait_for(lambda: progress(cluster, image_id)["host3"] == "cached", 60,
+             "host3 to fetch the image once back")
+    assert agent.log_text().count(f"Image {image_id} pre-cached by") == 1

@@ -111,6 +111,32 @@ def test_bad_updates_are_refused_naming_the_problem(cluster: Cluster, path: str,
     assert fragment in next(iter(resp.json().values()))["message"]
 
 
+def test_a_host_with_servers_cannot_be_deleted_nor_a_service_named_wrongly(
+        cluster: Cluster, image_id: str) -> None:
+    server_id = boot(cluster.api, image_id, "pinned")["id"]
+    assert wait_built(cluster.api, server_id)["status"] == "ACTIVE"
+    host = server_host(cluster.api, server_id)
+    uuid = services(cluster, "2.53")[host]["id"]
+    try:
+        resp = nova(cluster.api, "DELETE", f"/os-services/{uuid}", "2.53")
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["conflictingRequest"]["message"] == (
+            "Unable to delete compute service that is hosting instances. Migrate or delete "
+            "the instances first.")
+        assert host in services(cluster, "2.53")
+    finally:
+        assert nova(cluster.api, "DELETE", f"/servers/{server_id}").status_code == 204
+    for path, version, status, fragment in [
+            ("/os-services/not-a-uuid", "2.53", 400, "Invalid uuid not-a-uuid"),
+            ("/os-services/00000000-0000-0000-0000-000000000000", "2.53", 404,
+             "could not be found"),
+            ("/os-services/host1", "2.52", 400, "id must be an integer"),
+            ("/os-services/4242", "2.52", 404, "Service 4242 could not be found")]:
+        resp = nova(cluster.api, "DELETE", path, version)
+        assert resp.status_code == status, resp.text
+        assert fragment in next(iter(resp.json().values()))["message"]
+
+
 def test_explain_of_an_unknown_server_is_one_line_and_exit_1(cluster: Cluster) -> None:
     proc = subprocess.run(
         [COMPUTE_API, "--config-file", str(cluster.api.conf_path), "explain", "nope"],

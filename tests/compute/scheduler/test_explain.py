@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import json
+import random
 
-from chute.compute.scheduler import FilterScheduler
+from chute.compute.scheduler import FilterScheduler, SchedulerOptions
 from chute.compute.scheduler.explain import record, render
 from tests.helpers.host_states import IMAGE, host, spec
 
@@ -34,3 +35,16 @@ def test_nowhere_to_go_says_so():
     boot = spec(vcpus=64)
     text = render(record(boot, FilterScheduler().select(boot, [host("a")])))
     assert "No host passed the filters" in text
+
+
+def test_a_random_pick_among_the_best_says_so_with_the_option_and_its_value():
+    boot = spec()
+    scheduler = FilterScheduler(SchedulerOptions(host_subset_size=2), random.Random(3))
+    placement = json.loads(json.dumps(record(boot, scheduler.select(
+        boot, [host("a"), host("b", memory_mb_used=1024), host("c", memory_mb_used=4096)]))))
+    assert placement["host_subset_size"] == 2
+    text = render(placement)
+    assert ("First host drawn at random among the best 2 ([filter_scheduler] "
+            "host_subset_size = 2), the others in weighed order") in text
+    assert placement["choices"][0]["host"] in {"a", "b"}
+    assert "(chosen" in text.splitlines()[2]

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import random
+from collections import Counter
+
 from chute.compute.scheduler import FilterScheduler, SchedulerOptions
+from chute.compute.scheduler.filter_scheduler import pick_from_subset
 from chute.compute.scheduler.weighers import Multipliers
 from tests.helpers.host_states import IMAGE, host, spec
 
@@ -65,3 +69,27 @@ def test_no_host_left_is_an_empty_selection_with_every_rejection():
     selection = FilterScheduler().select(spec(vcpus=64), [host("a"), host("b")])
     assert selection.choices == ()
     assert [r.host for r in selection.rejections] == ["a", "b"]
+
+
+def test_host_subset_size_draws_the_first_host_among_the_best_n_only():
+    # weighed order a > b > c > d (d the fullest): with a subset of 3, d is never first
+    hosts = [host("a"), host("b", memory_mb_used=1024), host("c", memory_mb_used=2048),
+             host("d", memory_mb_used=4096)]
+    scheduler = FilterScheduler(SchedulerOptions(host_subset_size=3), random.Random(7))
+    firsts = Counter()
+    for _ in range(300):
+        order = _order(scheduler.select(spec(), hosts))
+        firsts[order[0]] += 1
+        # the alternates keep the weighed order, so a failed claim falls back on the best
+        assert order[1:] == [h for h in ["a", "b", "c", "d"] if h != order[0]]
+    assert set(firsts) == {"a", "b", "c"}
+    assert min(firsts.values()) > 60  # about a third each
+
+
+def test_a_subset_of_one_or_larger_than_the_hosts_is_nova_s_plain_choice_or_any_host():
+    choices = FilterScheduler().select(spec(), [host("a"), host("b", memory_mb_used=2048)])
+    assert pick_from_subset(choices.choices, 1, random.Random(1)) == choices.choices
+    drawn = {pick_from_subset(choices.choices, 10, random.Random(seed))[0].host.host
+             for seed in range(20)}
+    assert drawn == {"a", "b"}
+    assert pick_from_subset((), 3, random.Random(1)) == ()

@@ -11,6 +11,11 @@ database. It reports to the compute API over HTTP:
 - each state change of an instance: PUT /internal/v1/instances/{id}/state; an answer that it
   is not placed here any more destroys the local copy. A report that fails is not retried:
   the next heartbeat carries the same state.
+- each pre-cache's outcome: PUT /internal/v1/hosts/{host}/precache/{image_id}, cached or
+  failed with the reason. The heartbeat does not carry these, so one that could not be sent
+  is sent again after each heartbeat until the compute API has it. The heartbeat's answer
+  resends the pre-caches still pending on this host (`precache`), as it resends builds: one
+  this process has not run (it was restarted, or the compute API's ask was lost) is run.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import logging
 import shutil
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,14 +55,60 @@ def cached_image_ids(base_dir: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# (image id, the compute API's request id, "cached" | "failed", why it failed)
+PrecacheReport = Callable[[str, str, str, str | None], None]
+
+
+class Precacher:
+    """Pre-caching on this host (Nova 2.81): fetch an image into `_base` on a build worker,
+    then report the outcome; each request of the compute API runs once per process, however
+    often it is asked (its POST, then the heartbeats' resends until `_base` lists it)."""
+
+    def __init__(self, manager: ComputeManager, report: PrecacheReport) -> None:
+        self.manager = manager
+        self.report = report
+        self._accepted: set[str] = set()  # request ids run or queued by this process
+        self._guard = threading.Lock()
+
+    def accept(self, image_id: str, request_id: str | None) -> bool:
+        """Queue the fetch; False if this request was already accepted."""
+        if request_id is not None:
+            with self._guard:
+                if request_id in self._accepted:
+                    return False
+                self._accepted.add(request_id)
+        self.manager.submit(lambda: self._fetch(image_id, request_id))
+        return True
+
+    def _fetch(self, image_id: str, request_id: str | None) -> None:
+        """Fetch into `_base`, then tell the compute API how it went: a failure only in
+        this host's log would leave the operator's view saying `requested` for ever."""
+        try:
+            fetched = self.manager.cache.fetch(self.manager.client.get(image_id))
+        except Exception as exc:  # the worker's end: whatever failed is reported
+            if not isinstance(exc, (ChuteError, OSError)):
+                LOG.exception("Image %s could not be pre-cached", image_id)
+            cause = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            LOG.error("Image %s could not be pre-cached: %s", image_id, cause)
+            if request_id is not None:
+                self.report(image_id, request_id, "failed",
+                            f"image {image_id} could not be fetched: {cause}")
+            return
+        LOG.info("Image %s pre-cached by %s", image_id, fetched.method)
+        if request_id is not None:
+            self.report(image_id, request_id, "cached", None)
+
+
 class Reporter:
     def __init__(self, identity: AgentIdentity, manager: ComputeManager,
                  client: ComputeApiClient) -> None:
         self.identity = identity
         self.manager = manager
         self.client = client
+        self.precacher = Precacher(manager, self.precached)
         self._stop = threading.Event()
         self._forgetting: set[str] = set()  # destroys queued, not done yet
+        self._unsent: list[tuple[str, str, str, str | None]] = []  # pre-cache outcomes
         self._guard = threading.Lock()
 
     def start(self) -> None:
@@ -78,10 +130,34 @@ class Reporter:
             LOG.info("Instance %s is not placed on this host any more: destroying it", inst.id)
             self._queue_forget(inst.id)
 
+    def precached(self, image_id: str, request_id: str, status: str,
+                  detail: str | None) -> None:
+        """A pre-cache's outcome, told to the compute API now, else after a heartbeat."""
+        if not self._send_outcome((image_id, request_id, status, detail)):
+            with self._guard:
+                self._unsent.append((image_id, request_id, status, detail))
+
+    def _send_outcome(self, outcome: tuple[str, str, str, str | None]) -> bool:
+        try:
+            self.client.precached(self.identity.host, *outcome)
+        except ChuteError as exc:
+            LOG.warning("Image %s: pre-cache outcome report to the compute API failed (%s); "
+                        "sent again after the next heartbeat", outcome[0], exc.message)
+            return False
+        return True
+
+    def _send_unsent(self) -> None:
+        with self._guard:
+            unsent, self._unsent = self._unsent, []
+        left = [outcome for outcome in unsent if not self._send_outcome(outcome)]
+        with self._guard:
+            self._unsent[:0] = left
+
     def _loop(self) -> None:
         while True:
             try:
                 self.heartbeat()
+                self._send_unsent()
             except ChuteError as exc:
                 LOG.warning("Heartbeat to the compute API failed: %s", exc.message)
             except Exception:  # the agent must keep reporting whatever happened
@@ -98,6 +174,12 @@ class Reporter:
             if self.manager.accept_build(inst):
                 LOG.info("Instance %s: build (re)started at the compute API's request",
                          inst.id)
+        for asked in answer.get("precache", []):
+            image_id, request_id = asked.get("image_id"), asked.get("request_id")
+            if isinstance(image_id, str) and isinstance(request_id, str) and \
+                    self.precacher.accept(image_id, request_id):
+                LOG.info("Image %s: pre-cache (re)started at the compute API's request",
+                         image_id)
 
     def state(self) -> dict[str, Any]:
         stamp = as_of()  # before the instances are read: a report of a later save is newer

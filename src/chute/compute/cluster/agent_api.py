@@ -5,12 +5,15 @@ the compute API only, so every guest on this host is one the compute API placed 
     POST   /internal/v1/builds                     {"instance": {...}}: 202, idempotent
     POST   /internal/v1/instances/{id}/action      a Nova action body: its answer
     DELETE /internal/v1/instances/{id}             204, also when unknown here
-    POST   /internal/v1/images/{image_id}/precache 202: fetched into _base meanwhile
+    POST   /internal/v1/images/{image_id}/precache 202: fetched into _base meanwhile;
+                                                   {"request_id": R} (optional): the
+                                                   outcome is reported to the compute API
+                                                   with R (cached, or failed with why)
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -22,9 +25,7 @@ from chute.compute import api
 from chute.compute.cluster import wire
 from chute.compute.cluster.internal import INTERNAL, require_service
 from chute.compute.manager import ComputeManager
-from chute.errors import BadComputeRequest, ChuteError
-
-LOG = logging.getLogger(__name__)
+from chute.errors import BadComputeRequest
 
 
 class Builds:
@@ -66,25 +67,26 @@ class Instance:
         resp.status = falcon.HTTP_204
 
 
+# Start pre-caching an image (the compute API's request id, None from an older caller).
+PrecacheAccept = Callable[[str, str | None], object]
+
+
 class Precache:
-    def __init__(self, manager: ComputeManager, strategy: str) -> None:
-        self.manager = manager
+    def __init__(self, accept: PrecacheAccept, strategy: str) -> None:
+        self.accept = accept
         self.strategy = strategy
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, image_id: str) -> None:
         require_service(req, self.strategy)
-        self.manager.submit(lambda: self._fetch(image_id))
+        body = httpapi.read_json(req)
+        request_id = body.get("request_id") if isinstance(body, dict) else None
+        if body is not None and not isinstance(request_id, str):
+            raise BadComputeRequest("The body must be {\"request_id\": STRING} or empty.")
+        self.accept(image_id, request_id)
         resp.status = falcon.HTTP_202
 
-    def _fetch(self, image_id: str) -> None:
-        try:
-            fetched = self.manager.cache.fetch(self.manager.client.get(image_id))
-            LOG.info("Image %s pre-cached by %s", image_id, fetched.method)
-        except ChuteError as exc:
-            LOG.error("Image %s could not be pre-cached: %s", image_id, exc.message)
 
-
-def create_app(manager: ComputeManager, auth: AuthSettings
+def create_app(manager: ComputeManager, auth: AuthSettings, precache: PrecacheAccept
                ) -> falcon.App[falcon.Request, falcon.Response]:
     middleware: list[Any] = [httpapi.RequestIdMiddleware(), ContextMiddleware(auth)]
     app = falcon.App(middleware=middleware)
@@ -97,5 +99,6 @@ def create_app(manager: ComputeManager, auth: AuthSettings
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}/action",
                   InstanceAction(manager, auth.strategy))
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}", Instance(manager, auth.strategy))
-    app.add_route(f"{INTERNAL}/images/{{image_id}}/precache", Precache(manager, auth.strategy))
+    app.add_route(f"{INTERNAL}/images/{{image_id}}/precache",
+                  Precache(precache, auth.strategy))
     return app

@@ -48,9 +48,11 @@ class AgentClient:
         self._api(agent_url).request("DELETE", f"{INTERNAL}/instances/{instance_id}",
                                      timeout=self.action_timeout)
 
-    def precache(self, agent_url: str, image_id: str) -> None:
-        """Ask the agent to fetch an image into its `_base` ahead of boots (Nova 2.81)."""
-        self._api(agent_url).request("POST", f"{INTERNAL}/images/{image_id}/precache")
+    def precache(self, agent_url: str, image_id: str, request_id: str) -> None:
+        """Ask the agent to fetch an image into its `_base` ahead of boots (Nova 2.81); it
+        reports the outcome with `request_id` (ComputeApiClient.precached)."""
+        self._api(agent_url).request("POST", f"{INTERNAL}/images/{image_id}/precache",
+                                     json={"request_id": request_id})
 
     def _api(self, agent_url: str) -> HttpApi:
         with self._guard:
@@ -77,6 +79,13 @@ class ComputeApiClient:
         return self._authed().json_object("PUT", f"{INTERNAL}/instances/{inst.id}/state",
                                           json={"host": host, "instance": wire.dump(inst),
                                                 "as_of": as_of})
+
+    def precached(self, host: str, image_id: str, request_id: str, status: str,
+                  detail: str | None) -> None:
+        """The outcome of a pre-cache the compute API asked for: `cached` or `failed`."""
+        self._authed().request("PUT", f"{INTERNAL}/hosts/{host}/precache/{image_id}",
+                               json={"request_id": request_id, "status": status,
+                                     "detail": detail})
 
     def _authed(self) -> HttpApi:
         token = self._token() if callable(self._token) else self._token

@@ -2,16 +2,23 @@
 
     PUT /internal/v1/hosts/{host}             registration + heartbeat + full state; the
                                               answer: {"builds": [instance...],
-                                              "destroy": [instance id...]} (the reconcile)
+                                              "destroy": [instance id...], "precache":
+                                              [{"image_id", "request_id"}...]} (the
+                                              reconcile)
     PUT /internal/v1/instances/{id}/state     {"host": H, "instance": {...}} one state
                                               change; answer {"placed": bool} (false:
                                               destroy your copy)
+    PUT /internal/v1/hosts/{host}/precache/{image_id}
+                                              {"request_id", "status": cached|failed,
+                                              "detail"}: a pre-cache's outcome; answer
+                                              {"recorded": bool} (false: not the pending
+                                              request any more)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import falcon
 
@@ -66,10 +73,21 @@ def host_report(host: str, body: dict[str, Any]) -> HostReport:
         filesystem_ids=ids("filesystem_ids"), cached_images=ids("cached_images"))
 
 
+class Precaching(Protocol):
+    """compute/precache.Precache as the internal endpoints use it."""
+
+    def outcome(self, host: str, image_id: str, request_id: str, status: str,
+                detail: str | None) -> bool: ...
+
+    def pending(self, host: str, cached: frozenset[str]) -> list[dict[str, str]]: ...
+
+
 class HostResource:
-    def __init__(self, service: ClusterService, strategy: str) -> None:
+    def __init__(self, service: ClusterService, strategy: str,
+                 precache: Precaching | None = None) -> None:
         self.service = service
         self.strategy = strategy
+        self.precache = precache
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, host: str) -> None:
         require_service(req, self.strategy)
@@ -77,8 +95,10 @@ class HostResource:
         report = host_report(host, body)
         instances = [wire.load(doc) for doc in _field(body, "instances", list)]
         answer = self.service.heartbeat(report, instances, _as_of(body))
+        pending = (self.precache.pending(host, report.cached_images)
+                   if self.precache is not None else [])
         httpapi.json_response(resp, {"builds": [wire.dump(i) for i in answer["builds"]],
-                                     "destroy": answer["destroy"]})
+                                     "destroy": answer["destroy"], "precache": pending})
 
 
 class InstanceStateResource:
@@ -96,7 +116,28 @@ class InstanceStateResource:
         httpapi.json_response(resp, {"placed": placed})
 
 
-def add_routes(app: httpapi.App, service: ClusterService, strategy: str) -> None:
-    app.add_route(f"{INTERNAL}/hosts/{{host}}", HostResource(service, strategy))
+class PrecacheOutcomeResource:
+    def __init__(self, outcomes: Precaching, strategy: str) -> None:
+        self.outcomes = outcomes
+        self.strategy = strategy
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, host: str,
+               image_id: str) -> None:
+        require_service(req, self.strategy)
+        body = _object(req)
+        detail = body.get("detail")
+        if detail is not None and not isinstance(detail, str):
+            raise BadComputeRequest("Field 'detail' must be a string or null.")
+        recorded = self.outcomes.outcome(host, image_id, _field(body, "request_id", str),
+                                         _field(body, "status", str), detail)
+        httpapi.json_response(resp, {"recorded": recorded})
+
+
+def add_routes(app: httpapi.App, service: ClusterService, strategy: str,
+               precache: Precaching | None = None) -> None:
+    app.add_route(f"{INTERNAL}/hosts/{{host}}", HostResource(service, strategy, precache))
+    if precache is not None:
+        app.add_route(f"{INTERNAL}/hosts/{{host}}/precache/{{image_id}}",
+                      PrecacheOutcomeResource(precache, strategy))
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}/state",
                   InstanceStateResource(service, strategy))

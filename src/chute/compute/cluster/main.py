@@ -118,8 +118,8 @@ def build_app(conf: config.Config, url: str, auth: AuthSettings) -> WSGIApp:
     cluster = service(conf, url)
     cluster.start()
     app = create_app(cluster, auth)
-    internal_api.add_routes(app, cluster, auth.strategy)
-    operators.add_routes(app, cluster, auth)
+    precache = operators.add_routes(app, cluster, auth)
+    internal_api.add_routes(app, cluster, auth.strategy, precache)
     return wrap(app, auth)
 
 

@@ -20,6 +20,7 @@ def record(spec: RequestSpec, selection: Selection) -> dict[str, Any]:
                      "reasons": list(choice.reasons)} for choice in selection.choices],
         "rejections": [{"host": rejection.host, "filter": rejection.filter_name,
                         "reason": rejection.reason} for rejection in selection.rejections],
+        "host_subset_size": selection.subset_size,
     }
 
 
@@ -36,6 +37,11 @@ def render(placement: dict[str, Any], chosen: str | None = None) -> str:
     if not choices:
         lines.append("No host passed the filters: the server could not be placed.")
     chosen = chosen or (choices[0]["host"] if choices else None)
+    subset = int(placement.get("host_subset_size", 1))
+    if subset > 1 and len(choices) > 1:
+        lines.append(f"First host drawn at random among the best {min(subset, len(choices))} "
+                     f"([filter_scheduler] host_subset_size = {subset}), the others in "
+                     "weighed order")
     for rank, choice in enumerate(choices, 1):
         role = "chosen" if choice["host"] == chosen else "alternate"
         lines.append(f"{rank}. {choice['host']} ({role}, weight {choice['weight']:.3f})")

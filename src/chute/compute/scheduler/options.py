@@ -24,6 +24,10 @@ SECTIONS: Schema = {
             "enabled and up; AvailabilityZoneFilter). VCPU, RAM and disk are always counted "
             "with the hosts' allocation ratios, as Nova's placement does.",
             check=_check_filters),
+        Opt("host_subset_size", "int", 1,
+            "Pick the host at random among this many best weighed hosts (Nova's option; 1: "
+            "always the best). Above 1, boots scheduled at the same moment by several API "
+            "workers spread over the hosts instead of all claiming the best one.", min=1),
         Opt("ram_weight_multiplier", "float", 1.0,
             "Weight of a host's free RAM fraction (Nova's option): positive spreads servers, "
             "negative stacks them."),
@@ -41,6 +45,7 @@ SECTIONS: Schema = {
 class SchedulerOptions:
     enabled_filters: tuple[str, ...] = filters.DEFAULT_ENABLED
     multipliers: Multipliers = field(default_factory=Multipliers)
+    host_subset_size: int = 1
 
     @classmethod
     def from_config(cls, conf: Config) -> SchedulerOptions:
@@ -49,4 +54,5 @@ class SchedulerOptions:
         return cls(section.strings("enabled_filters"),
                    Multipliers(float(values["ram_weight_multiplier"]),
                                float(values["image_cached_weight_multiplier"]),
-                               float(values["image_filesystem_weight_multiplier"])))
+                               float(values["image_filesystem_weight_multiplier"])),
+                   int(values["host_subset_size"]))
