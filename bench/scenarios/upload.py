@@ -1,8 +1,11 @@
-"""upload: `chute image-create --file` and a raw PUT, beside Glance 33 and the hash limit.
+"""upload: `chute image-create --file` and a raw PUT, beside Glance 33 and the upload floor.
 
-The hash limit is what any Glance-compatible upload must at least do to each byte: MD5 (the
-`checksum`) and SHA-512 (`os_hash_value`), here in two threads over bytes already in memory,
-so no I/O at all. An upload at 0.8x of it is doing little besides hashing.
+An upload has two floors. The hash limit is what any Glance-compatible upload must at least do
+to each byte: MD5 (the `checksum`) and SHA-512 (`os_hash_value`), here in two threads over
+bytes already in memory, so no I/O at all. The durable write is the other: the upload ends
+durably on disk, as `cp` + `sync` of the same file does. The goal of issue 15 is a raw PUT at
+0.8x of the lower of the two, measured together in one case ("floor") so that each round's
+ratio divides by the min of the same round; each is also reported on its own.
 
 Each upload also reports the CPU-seconds it cost (server and client) as a rate: the size over
 those CPU-seconds spread on every core is the most that upload could reach on this machine
@@ -109,39 +112,55 @@ def upload_cases(ctx: Context, path, size: int, with_peer_skip: str | None) -> l
     return cases
 
 
+FLOOR = "floor"
+HASH_LIMIT = "hash limit MiB/s"
+DURABLE_WRITE = "durable write MiB/s"
+
+
 def run(ctx: Context) -> ScenarioResult:
     size = ctx.opts.size
     result = ScenarioResult(NAME, TITLE, size, ctx.opts.runs)
     path = ctx.random_file(size)
     data = path.read_bytes()
-
-    def limit() -> Sample:
-        seconds, cpu = hash_limit(data)
-        return Sample(size / MiB / seconds, {"CPU s": cpu})
-
     copy = ctx.scratch(NAME) / "cp.bin"
-    cases = [Case("hash_limit", "MD5 + SHA-512 in memory, 2 threads", limit, side="limit"),
-             # The other floor of an upload: it ends durably on disk, as this copy does.
-             Case("durable_cp", "cp of the file + sync of the copy (durable write)",
-                  lambda: Sample(size / MiB / durable_cp(path, copy, "never")), side="limit")]
+
+    def floor() -> Sample:
+        seconds, cpu = hash_limit(data)
+        hashed = size / MiB / seconds
+        written = size / MiB / durable_cp(path, copy, "never")
+        return Sample(min(hashed, written), {HASH_LIMIT: hashed, "hash limit CPU s": cpu,
+                                             DURABLE_WRITE: written})
+
+    cases = [Case(FLOOR, "upload floor: min(hash limit: MD5 + SHA-512 in memory, 2 threads; "
+                  "durable write: cp of the file + sync of the copy)", floor, side="limit")]
     cases += upload_cases(ctx, path, size, ctx.peer_skip())
+
+    def over_hash_limit(label: str, a: str, goal: float | None = None,
+                        metric: str = "value") -> Target:
+        return Target(label, a, FLOOR, ">=", goal, metric=metric, metric_b=HASH_LIMIT)
+
     targets = [
         Target("chute CLI / Glance CLI", "chute_cli", "glance_cli", ">=", 3.0),
         Target("chute raw PUT / Glance raw PUT", "chute_put", "glance_put", ">=", 3.0),
         # chute cannot upload faster than the two digests it must compute: these are the most
         # the two 3x goals can reach in this run.
-        Target("ceiling of the 3x goals: hash limit / Glance CLI", "hash_limit", "glance_cli"),
-        Target("ceiling of the 3x goals: hash limit / Glance raw PUT", "hash_limit",
-               "glance_put"),
-        Target("chute raw PUT / hash limit", "chute_put", "hash_limit", ">=", 0.8),
-        # Above 1 the hash limit is the lower of the two floors, the one the 0.8x goal names.
-        Target("durable write / hash limit", "durable_cp", "hash_limit"),
-        Target("chute raw PUT / durable write", "chute_put", "durable_cp"),
+        Target("ceiling of the 3x goals: hash limit / Glance CLI", FLOOR, "glance_cli",
+               metric=HASH_LIMIT, metric_b="value"),
+        Target("ceiling of the 3x goals: hash limit / Glance raw PUT", FLOOR, "glance_put",
+               metric=HASH_LIMIT, metric_b="value"),
+        # Issue 15's goal: 0.8x the lower floor of the same round.
+        Target("chute raw PUT / min(hash limit, durable write)", "chute_put", FLOOR, ">=", 0.8),
+        over_hash_limit("chute raw PUT / hash limit", "chute_put"),
+        # Above 1 the hash limit is the lower of the two floors.
+        Target("durable write / hash limit", FLOOR, FLOOR, metric=DURABLE_WRITE,
+               metric_b=HASH_LIMIT),
+        Target("chute raw PUT / durable write", "chute_put", FLOOR, metric_b=DURABLE_WRITE),
         # What the CPU the PUT spent (server + curl) allows at best, against the same limit.
-        Target("CPU ceiling of the raw PUT / hash limit", "chute_put", "hash_limit",
-               metric=CPU_BOUND, metric_b="value"),
-        Target("chute CLI / hash limit", "chute_cli", "hash_limit"),
-        Target("chute CLI / chute raw PUT", "chute_cli", "chute_put"),
+        over_hash_limit("CPU ceiling of the raw PUT / hash limit", "chute_put",
+                        metric=CPU_BOUND),
+        over_hash_limit("chute CLI / hash limit", "chute_cli"),
+        # Issue 15: the CLI upload within 10% of the raw PUT.
+        Target("chute CLI / chute raw PUT", "chute_cli", "chute_put", ">=", 0.9),
         Target("client CPU s chute CLI / curl (raw PUT)", "chute_cli", "chute_put",
                metric="client CPU s"),
         Target("server CPU s chute CLI / raw PUT", "chute_cli", "chute_put",
@@ -155,7 +174,9 @@ def run(ctx: Context) -> ScenarioResult:
     cold_keys = {"chute_cli", "chute_put", "glance_cli", "glance_put"}
     cases += cold_cases(cases, cold_keys)
     targets += cold_targets(targets, cold_keys) + [
-        Target("cold: chute raw PUT / hash limit", "chute_put_cold", "hash_limit"),
+        Target("cold: chute raw PUT / min(hash limit, durable write)", "chute_put_cold",
+               FLOOR, ">=", 0.8),
+        over_hash_limit("cold: chute raw PUT / hash limit", "chute_put_cold"),
     ]
     measure(result, cases, targets, between=clients.settle)
     return result

@@ -164,9 +164,9 @@ def test_create_without_data_stays_queued(shared_api):
     assert doc["status"] == "queued" and sorted(doc["tags"]) == ["a", "b"]
 
 
-def test_progress_of_a_multi_slice_upload_reaches_the_total(shared_api, tmp_path):
+def test_progress_of_a_many_chunk_upload_reaches_the_total(shared_api, tmp_path):
     path = tmp_path / "forty.raw"
-    path.write_bytes(os.urandom(40 * 1024 * 1024 + 7))  # three sendfile slices
+    path.write_bytes(os.urandom(40 * 1024 * 1024 + 7))  # many send chunks, not a multiple of one
     result = run_chute("image-create", "--file", str(path), "--name", "forty", "--disk-format",
                        "raw", "--progress", "-f", "json", image_url=shared_api.url)
     assert result.returncode == 0, result.stderr

@@ -213,8 +213,8 @@ class HttpApi:
                   write: Callable[[socket.socket], None]) -> None:
         """Send one request whose `size`-byte body `write(sock)` puts on the socket itself.
 
-        requests/urllib3 only send bodies from Python bytes; this exists so an upload can use
-        sendfile(2) (see ImageClient.upload). Errors become the same RemoteError /
+        requests/urllib3 only send bodies from Python bytes; this exists so an upload can send
+        from one reused buffer (see ImageClient.upload). Errors become the same RemoteError /
         RemoteUnavailable as `request`. The socket has the client's timeout while the body
         goes out (a server that stops reading), and none while waiting for the answer, which
         comes only after the server has hashed and inspected everything.
