@@ -47,7 +47,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from chute.transfer.blockdigest import BLOCKS, blocks_digest_fd
+from chute.transfer.blockdigest import BLOCKS, Cancelled, blocks_digest_fd
 from chute.transfer.hashing import Digest, MultiHasher, new_hash, update_zeros
 from chute.transfer.writeback import start_writeback
 
@@ -271,10 +271,18 @@ def _copy_range(src: int, dst: int, offset: int, length: int, pair: tuple[int, i
 
 
 def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
-            on_chunk: OnChunk | None = None) -> CopyResult:
+            on_chunk: OnChunk | None = None,
+            while_verifying: Callable[[], None] | None = None) -> CopyResult:
     """Copy all of `src` into the empty, read-write `dst`; hash `dst` while copying; fsync.
 
     The digest (if `algorithm`) is of what the destination holds, read back after each range.
+    `while_verifying`: work of the caller's that needs the destination's bytes in place but
+    not yet their digest (a boot makes the instance's disk meanwhile). Called only after a
+    clone, in the calling thread while other threads verify, so the work costs no wall time
+    beside the verification; after any other copy the bytes are verified as they are copied
+    and the caller does that work itself afterwards. An exception from it stops the
+    verification and is raised; anything it made is the caller's to undo if copy_fd or the
+    digest check then fails.
     """
     started = time.monotonic()
     src_st, dst_st = os.fstat(src), os.fstat(dst)
@@ -282,8 +290,16 @@ def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
         raise OSError(errno.EINVAL, "source is not a regular file")
     size, pair = src_st.st_size, (src_st.st_dev, dst_st.st_dev)
     if _clone(src, dst, pair):
-        digest = _verify_clone(src, src_st, algorithm) if algorithm else None
-        os.fsync(dst)
+        def alongside() -> None:
+            os.fsync(dst)  # the clone's metadata: the log is forced while the bytes are hashed
+            if while_verifying is not None:
+                while_verifying()
+
+        if algorithm:
+            digest: str | None = _verify_clone(src, src_st, algorithm, alongside)
+        else:
+            digest = None
+            alongside()
         if on_chunk:
             on_chunk(size)
         return CopyResult(CLONE, size, time.monotonic() - started, digest)
@@ -298,8 +314,9 @@ def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
     return CopyResult(primitive, size, time.monotonic() - started, digest)
 
 
-def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
-    """Digest of a clone, read from the SOURCE's pages.
+def _verify_clone(src: int, before: os.stat_result, algorithm: str,
+                  alongside: Callable[[], None]) -> str:
+    """Digest of a clone, read from the SOURCE's pages, while `alongside` runs in this thread.
 
     A clone is a new inode: none of its pages are cached, so reading it back would read the
     whole image from disk while the source's pages are usually warm (it was just written or
@@ -309,22 +326,49 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
 
     blake3-blocks hashes independent blocks, so every core preads and hashes its own
     (blockdigest.blocks_digest_fd; whole blocks in holes are not read); a streaming digest gets
-    one reader thread feeding one hashing thread (_Verifier).
+    one reader thread feeding one hashing thread (_Verifier). Either runs in a thread of its
+    own while `alongside` (fsync of the clone, the caller's while_verifying) runs here; if
+    `alongside` fails, the verification is stopped and waited for before the error is raised,
+    so no thread reads `src` after the caller closes it.
     """
-    if algorithm == BLOCKS:
-        digest = blocks_digest_fd(src, segments(src, before.st_size), before.st_size)
-    else:
-        verifier = _Verifier(src, algorithm)
+    stop = threading.Event()
+    outcome: list[str | BaseException] = []
+
+    def verify() -> None:
         try:
-            for piece in segments(src, before.st_size):
-                verifier.submit(*piece)
-            digest = verifier.finish()
-        finally:
-            verifier.abort()
+            outcome.append(_clone_digest(src, before.st_size, algorithm, stop))
+        except BaseException as exc:  # re-raised by the caller's thread below
+            outcome.append(exc)
+
+    verifier = threading.Thread(target=verify, name="verify-clone", daemon=True)
+    verifier.start()
+    try:
+        alongside()
+    except BaseException:
+        stop.set()
+        verifier.join()
+        raise
+    verifier.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
     after = os.fstat(src)
     if (after.st_ctime_ns, after.st_size) != (before.st_ctime_ns, before.st_size):
         raise OSError(errno.ESTALE, "source changed while its clone was verified")
-    return digest
+    return outcome[0]
+
+
+def _clone_digest(src: int, size: int, algorithm: str, stop: threading.Event) -> str:
+    if algorithm == BLOCKS:
+        return blocks_digest_fd(src, segments(src, size), size, stop=stop)
+    verifier = _Verifier(src, algorithm)
+    try:
+        for piece in segments(src, size):
+            if stop.is_set():
+                raise Cancelled("verification stopped before the end")
+            verifier.submit(*piece)
+        return verifier.finish()
+    finally:
+        verifier.abort()
 
 
 class _Readahead:
