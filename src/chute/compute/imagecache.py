@@ -189,24 +189,29 @@ class ImageCache:
         prepared = []  # the attempts that ran `prepare` (a failed clone may precede a good one)
 
         def while_verifying() -> None:
-            assert prepare is not None
-            prepare(staged)
+            # The .info as it will be if the clone passes (its fsync off the boot's path);
+            # renamed into place only after the check, removed with the part otherwise.
+            self._stage_info(image, want, base, part, staged.format, "file")
+            if prepare is not None:
+                prepare(staged)
             prepared.append(True)
 
         converts = self.settings.force_raw_images and converts_to_raw(staged.format)
-        overlap = while_verifying if prepare is not None and not converts else None
         try:
-            transfer = self.fetcher.fetch(image, part, want, overlap)
+            transfer = self.fetcher.fetch(image, part, want, None if converts else while_verifying)
+            # Only a clone calls while_verifying, and only the last attempt succeeded: done
+            # for the base's own bytes iff the transfer that won was a clone that called it.
+            done = bool(prepared) and transfer.primitive == CLONE
             stored, fmt = self._make_base(image, part, converted)
-            self._write_info(image, want, base, stored, fmt, transfer.method)
+            if not done:
+                self._stage_info(image, want, base, stored, fmt, transfer.method)
+            os.rename(base + ".info.tmp", base + ".info")
             os.rename(stored, base)
             _fsync_dir(self.dir)
         finally:
-            _remove(part, converted)
-        # Only a clone calls while_verifying, and only the last attempt succeeded: prepared
-        # for the base's own bytes iff the transfer that won was a clone that called it.
+            _remove(part, converted, base + ".info.tmp")
         return Fetched(base, replace(transfer, seconds=time.monotonic() - started), fmt,
-                       prepared=bool(prepared) and transfer.primitive == CLONE)
+                       prepared=done and prepare is not None)
 
     def _make_base(self, image: Image, part: str, converted: str) -> tuple[str, str]:
         """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
@@ -229,8 +234,9 @@ class ImageCache:
         inspect_file(converted, "raw")
         return converted, "raw"
 
-    def _write_info(self, image: Image, want: Expected, base: str, stored: str, fmt: str,
+    def _stage_info(self, image: Image, want: Expected, base: str, stored: str, fmt: str,
                     method: str) -> None:
+        """Write `<base>.info.tmp` durably; the caller renames it to `.info` with the base."""
         info = {"image_id": image.id, "size": want.size, "algorithm": want.algorithm,
                 "digest": want.digest, "format": fmt, "disk_format": image.disk_format,
                 "stored_size": os.stat(stored).st_size, "method": method,
@@ -240,7 +246,6 @@ class ImageCache:
             json.dump(info, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.rename(tmp, base + ".info")
 
     # -- housekeeping -------------------------------------------------------------------
 
