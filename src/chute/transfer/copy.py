@@ -442,13 +442,16 @@ def open_destination(path: str) -> int:
 
 
 def copy_file(src_path: str, dst_path: str, *, algorithm: str | None = None,
-              on_chunk: OnChunk | None = None) -> CopyResult:
-    """Copy `src_path` to `dst_path` (created/truncated) by the cheapest primitive; fsync it."""
+              on_chunk: OnChunk | None = None,
+              while_verifying: Callable[[], None] | None = None) -> CopyResult:
+    """Copy `src_path` to `dst_path` (created/truncated) by the cheapest primitive; fsync it
+    (`while_verifying`: see copy_fd)."""
     src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         dst = open_destination(dst_path)
         try:
-            return copy_fd(src, dst, algorithm=algorithm, on_chunk=on_chunk)
+            return copy_fd(src, dst, algorithm=algorithm, on_chunk=on_chunk,
+                           while_verifying=while_verifying)
         finally:
             os.close(dst)
     finally:
