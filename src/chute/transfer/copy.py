@@ -25,9 +25,11 @@ mmap as soon as the copier has written it, while the copier moves the next range
 os.copy_file_range and the hash update both release the GIL, so both cores work. Holes go
 through chute.transfer.hashing.update_zeros: blake3-blocks counts a whole zero block as a
 constant instead of hashing 4 MiB of zeros, other digests are fed zeros; either way the digest
-is of the full logical content, exactly as the image service computed it. A clone has nothing
+is of the full logical content, exactly as the image service computed it. A clone has no copy
 to overlap with: its bytes are read once after the ioctl, through the source's (warm) pages,
-by several threads at once for blake3-blocks, see _verify_clone.
+by one thread per core for blake3-blocks, while the caller does what needs the bytes in
+place but not their digest (copy_fd's while_verifying: a boot makes the instance's disk),
+see _verify_clone.
 
 Why writeback is started per range (start_writeback): the copy is fsynced before use, and a
 page-cache copy far below the dirty thresholds would otherwise reach the disk only in that
