@@ -189,8 +189,10 @@ class ImageCache:
         prepared = []  # the attempts that ran `prepare` (a failed clone may precede a good one)
 
         def while_verifying() -> None:
-            # The .info as it will be if the clone passes (its fsync off the boot's path);
-            # renamed into place only after the check, removed with the part otherwise.
+            # The format checks of the clone (our own file: the bytes being verified stay
+            # its bytes) and the .info as it will be if they pass, both off the boot's path;
+            # the .info is renamed into place only after the check, removed otherwise.
+            inspect_file(part, staged.format)
             self._stage_info(image, want, base, part, staged.format, "file")
             if prepare is not None:
                 prepare(staged)
@@ -202,7 +204,7 @@ class ImageCache:
             # Only a clone calls while_verifying, and only the last attempt succeeded: done
             # for the base's own bytes iff the transfer that won was a clone that called it.
             done = bool(prepared) and transfer.primitive == CLONE
-            stored, fmt = self._make_base(image, part, converted)
+            stored, fmt = self._make_base(image, part, converted, inspected=done)
             if not done:
                 self._stage_info(image, want, base, stored, fmt, transfer.method)
             os.rename(base + ".info.tmp", base + ".info")
@@ -213,12 +215,15 @@ class ImageCache:
         return Fetched(base, replace(transfer, seconds=time.monotonic() - started), fmt,
                        prepared=done and prepare is not None)
 
-    def _make_base(self, image: Image, part: str, converted: str) -> tuple[str, str]:
-        """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
+    def _make_base(self, image: Image, part: str, converted: str,
+                   inspected: bool = False) -> tuple[str, str]:
+        """Safety-check the verified `.part` (unless `inspected`: done while it was verified);
+        convert it to raw if configured. -> (path, fmt)."""
         fmt = image.disk_format or "raw"
         # Raises for unsafe content; the base keeps the DECLARED format (a qcow2 header in an
         # image declared raw is data of a raw disk, never interpreted as qcow2).
-        inspect_file(part, fmt)
+        if not inspected:
+            inspect_file(part, fmt)
         if not self.settings.force_raw_images or not converts_to_raw(fmt):
             return part, fmt
         cmd = ["qemu-img", "convert", "-q", "-f", QEMU_FORMATS[fmt], "-O", "raw", part, converted]
