@@ -54,7 +54,12 @@ def boot_once(compute: Service, instances: Path, image_id: str, method: str,
     posted = time.time()
     seconds, server = clients.boot(compute.url, image_id, clients.unique("bench-boot"), poll)
     cpu = cpu_seconds(compute.pids()) - cpu
-    logged = active_logged_at(compute.log_since(mark), server["id"])
+    logged = None
+    deadline = time.monotonic() + 5  # the line follows the saved state by a moment
+    while logged is None and time.monotonic() < deadline:
+        logged = active_logged_at(compute.log_since(mark), server["id"])
+        if logged is None:
+            time.sleep(0.01)
     try:
         transfer = server.get("chute:image_transfer") or {}
         if transfer.get("method") != method:
