@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.digests import base_name
-from tests.helpers.disks import qemu_info
+from tests.helpers.disks import make_qcow2, qemu_info
 from tests.helpers.images import upload_image
 from tests.helpers.servers import boot_and_wait
 from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepare_compute
@@ -93,3 +93,27 @@ def test_a_corrupted_source_is_refused_though_its_disk_was_made_meanwhile(on_xfs
     name = base_name(image["id"])
     assert sorted(p.name for p in (compute.instances_path / "_base").glob(f"{name}*")) == [
         f"{name}.lock"]  # no base, no .info, no .info.tmp, no .part
+
+
+def test_corrupted_bytes_are_refused_as_such_though_the_disk_made_meanwhile_failed(
+        on_xfs, tmp_path):
+    """The store's qcow2 header rewritten to claim 100 GiB: the disk made during the
+    verification is refused for the flavor, but the bytes failed their check, and that is
+    the fault: an error of the work beside a verification counts only for good bytes."""
+    api, compute = on_xfs
+    image = upload_image(api, make_qcow2(tmp_path / "small.qcow2", "64M", data_mb=1),
+                         disk_format="qcow2")
+    with open(api.datadir / image["id"], "r+b") as handle:
+        handle.seek(24)  # the qcow2 header's virtual size, big-endian
+        handle.write((100 << 30).to_bytes(8, "big"))
+    mark = len(compute.log_text())
+
+    server = boot_and_wait(compute, image["id"], flavor="1")
+
+    assert server["status"] == "ERROR"
+    assert "image data does not match its checksum" in server["fault"]["message"]
+    assert "Flavor's disk is too small" not in server["fault"]["message"]
+    log = compute.log_text()[mark:]
+    line_of(log, "does not match the image")  # the clone's mismatch, before HTTP's
+    assert f"Instance {server['id']} spawned" not in log
+    assert not (compute.instances_path / server["id"]).exists()

@@ -327,18 +327,24 @@ def test_a_clone_runs_while_verifying_beside_its_verification(xfs_reflink, monke
     assert result.primitive == copy.CLONE and result.digest == blake3_blocks(content)
 
 
-def test_a_failure_beside_a_clones_verification_stops_it_and_is_raised(xfs_reflink):
+def test_a_failure_beside_a_clones_verification_comes_with_the_verdict(xfs_reflink):
+    """The caller learns the bytes' digest with the error of its work, so it can say first
+    that the bytes were wrong; the verification has ended: no thread is left reading."""
     src = xfs_reflink / "failing.img"
-    src.write_bytes(os.urandom(17 * MiB))
+    content = os.urandom(17 * MiB)
+    src.write_bytes(content)
     threads = threading.active_count()
 
     def while_verifying() -> None:
         raise RuntimeError("no room for the instance's disk")
 
-    for algorithm in ("blake3-blocks", "sha256"):
-        with pytest.raises(RuntimeError, match="no room"):
+    for algorithm, digest in (("blake3-blocks", blake3_blocks(content)),
+                              ("sha256", hashlib.sha256(content).hexdigest())):
+        with pytest.raises(copy.FailedBeside) as failed:
             copy.copy_file(str(src), str(xfs_reflink / "failing.clone"), algorithm=algorithm,
                            while_verifying=while_verifying)
+        assert str(failed.value.error) == "no room for the instance's disk"
+        assert (failed.value.nbytes, failed.value.digest) == (len(content), digest)
         assert threading.active_count() == threads
 
 

@@ -81,6 +81,16 @@ class CopyResult:
     digest: str | None = None  # hex digest of the destination's full content, if asked
 
 
+class FailedBeside(Exception):
+    """copy_fd's while_verifying raised (`error`) during a clone whose `nbytes` bytes hashed
+    to `digest`: the caller checks the digest first, then raises `error` if the bytes were
+    right."""
+
+    def __init__(self, error: Exception, nbytes: int, digest: str) -> None:
+        super().__init__(f"{error} (beside a verified clone)")
+        self.error, self.nbytes, self.digest = error, nbytes, digest
+
+
 class ShortSource(OSError):
     """The source ended before its size at open time: it was truncated under us."""
 
@@ -282,9 +292,9 @@ def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
     not yet their digest (a boot makes the instance's disk meanwhile). Called only after a
     clone, in the calling thread while other threads verify, so the work costs no wall time
     beside the verification; after any other copy the bytes are verified as they are copied
-    and the caller does that work itself afterwards. An exception from it stops the
-    verification and is raised; anything it made is the caller's to undo if copy_fd or the
-    digest check then fails.
+    and the caller does that work itself afterwards. An exception from it is raised once
+    the verification ended: as FailedBeside, with the digest, when the verification itself
+    passed. Anything it made is the caller's to undo if copy_fd or the digest check fails.
     """
     started = time.monotonic()
     src_st, dst_st = os.fstat(src), os.fstat(dst)
@@ -329,9 +339,11 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str,
     blake3-blocks hashes independent blocks, so every core preads and hashes its own
     (blockdigest.blocks_digest_fd; whole blocks in holes are not read); a streaming digest gets
     one reader thread feeding one hashing thread (_Verifier). Either runs in a thread of its
-    own while `alongside` (fsync of the clone, the caller's while_verifying) runs here; if
-    `alongside` fails, the verification is stopped and waited for before the error is raised,
-    so no thread reads `src` after the caller closes it.
+    own while `alongside` (fsync of the clone, the caller's while_verifying) runs here. If
+    `alongside` fails, the verification still ends before anything is raised (no thread
+    reads `src` after the caller closes it), and its failure, if any, wins; else the error
+    comes as FailedBeside with the digest, for the caller to judge the bytes first: work
+    done on bytes that then fail their check must not hide that they failed it.
     """
     stop = threading.Event()
     outcome: list[str | BaseException] = []
@@ -342,21 +354,26 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str,
         except BaseException as exc:  # re-raised by the caller's thread below
             outcome.append(exc)
 
+    def verdict() -> str:
+        verifier.join()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        after = os.fstat(src)
+        if (after.st_ctime_ns, after.st_size) != (before.st_ctime_ns, before.st_size):
+            raise OSError(errno.ESTALE, "source changed while its clone was verified")
+        return outcome[0]
+
     verifier = threading.Thread(target=verify, name="verify-clone", daemon=True)
     verifier.start()
     try:
         alongside()
-    except BaseException:
+    except Exception as exc:
+        raise FailedBeside(exc, before.st_size, verdict()) from exc
+    except BaseException:  # an interrupt: stop reading at once
         stop.set()
         verifier.join()
         raise
-    verifier.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    after = os.fstat(src)
-    if (after.st_ctime_ns, after.st_size) != (before.st_ctime_ns, before.st_size):
-        raise OSError(errno.ESTALE, "source changed while its clone was verified")
-    return outcome[0]
+    return verdict()
 
 
 def _clone_digest(src: int, size: int, algorithm: str, stop: threading.Event) -> str:

@@ -106,17 +106,24 @@ def _copy(src: int, path: str, part: str, want: Expected,
     try:
         result = copy.copy_fd(src, dst, algorithm=want.algorithm,
                               while_verifying=while_verifying)
+    except copy.FailedBeside as failed:
+        _require_match(path, want, failed.nbytes, failed.digest)  # wrong bytes: that first
+        raise failed.error from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # HTTP would hit the same full disk
             raise TransferError(f"cannot write {part}: {exc.strerror}") from None
         raise DirectPathUnavailable("copy_failed", f"copying {path} failed: {exc}") from None
     finally:
         os.close(dst)
-    problem = want.check(result.nbytes, result.digest)
-    if problem is not None:
-        reason = "size_mismatch" if result.nbytes != want.size else "hash_mismatch"
-        raise DirectPathUnavailable(reason, f"{path} does not match the image: {problem}")
+    _require_match(path, want, result.nbytes, result.digest)
     return result
+
+
+def _require_match(path: str, want: Expected, nbytes: int, digest: str | None) -> None:
+    problem = want.check(nbytes, digest)
+    if problem is not None:
+        reason = "size_mismatch" if nbytes != want.size else "hash_mismatch"
+        raise DirectPathUnavailable(reason, f"{path} does not match the image: {problem}")
 
 
 def _remove(path: str) -> None:
