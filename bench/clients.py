@@ -180,17 +180,19 @@ def http_read(url: str, expect_bytes: int) -> float:
 
 # -- compute ------------------------------------------------------------------------------
 
-def boot(compute: str, image_id: str, name: str) -> tuple[float, dict[str, Any]]:
+def boot(compute: str, image_id: str, name: str,
+         poll: float = 0.01) -> tuple[float, dict[str, Any]]:
     """POST a server and poll until ACTIVE; -> (seconds, server document). ERROR raises."""
     started = time.perf_counter()
     doc = call("POST", f"{compute}/v2.1/servers",
                {"server": {"name": name, "imageRef": image_id, "flavorRef": "2"}},
                expect=(202,))
     server_id = doc["server"]["id"]
-    return wait_active(compute, server_id, started)
+    return wait_active(compute, server_id, started, poll)
 
 
-def wait_active(compute: str, server_id: str, started: float) -> tuple[float, dict[str, Any]]:
+def wait_active(compute: str, server_id: str, started: float,
+                poll: float = 0.01) -> tuple[float, dict[str, Any]]:
     while True:
         server = call("GET", f"{compute}/v2.1/servers/{server_id}")["server"]
         if server["status"] == "ACTIVE":
@@ -200,7 +202,7 @@ def wait_active(compute: str, server_id: str, started: float) -> tuple[float, di
             raise BenchError(f"server {server_id} went to ERROR: {fault}")
         if time.perf_counter() - started > BOOT_TIMEOUT:
             raise BenchError(f"server {server_id} not ACTIVE after {BOOT_TIMEOUT:.0f} s")
-        time.sleep(0.01)
+        time.sleep(poll)
 
 
 def boot_many(compute: str, image_id: str, names: list[str],

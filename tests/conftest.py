@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from tests.helpers.disks import make_qcow2
+from tests.helpers.polling import wait_for
 from tests.helpers.postgres import Cluster
 from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepare_compute
 
@@ -172,7 +173,10 @@ def xfs_reflink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if mounted.returncode != 0:
         pytest.skip(f"loop mount not permitted here: {mounted.stderr.strip()}")
     yield mnt
-    subprocess.run(["umount", str(mnt)], check=True)
+    # A service SIGKILLed by a test's teardown is reaped at once, its gunicorn workers a moment
+    # later; until they are, their open files keep the mount busy.
+    wait_for(lambda: subprocess.run(["umount", str(mnt)], capture_output=True).returncode == 0,
+             30, f"{mnt} to be unmounted (nothing left open in it)", interval=0.1)
 
 
 # -- a peer that misbehaves ------------------------------------------------------------------

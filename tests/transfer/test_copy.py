@@ -302,3 +302,56 @@ def test_a_small_readahead_budget_still_copies_every_extent_exactly(tmp_path, mo
     result = copy.copy_file(str(src), str(tmp_path / "dst.img"), algorithm="blake3-blocks")
     assert (tmp_path / "dst.img").read_bytes() == content
     assert result.digest == blake3_blocks(content)
+
+
+def test_a_clone_runs_while_verifying_beside_its_verification(xfs_reflink, monkeypatch):
+    """The caller's work and the hashing of the source wait for each other here: both can
+    only finish if they run at the same time. The digest is still the whole content's."""
+    src = xfs_reflink / "beside.img"
+    content = make_sparse(src, [(0, 9 * MiB), (20 * MiB, MiB)], 24 * MiB)
+    hashing, beside = threading.Event(), threading.Event()
+    real_digest = copy.blocks_digest_fd
+
+    def digest_meeting_the_caller(*args, **kwargs):
+        hashing.set()
+        assert beside.wait(10), "while_verifying did not run during the verification"
+        return real_digest(*args, **kwargs)
+
+    def while_verifying() -> None:
+        beside.set()
+        assert hashing.wait(10), "the verification did not run during while_verifying"
+
+    monkeypatch.setattr(copy, "blocks_digest_fd", digest_meeting_the_caller)
+    result = copy.copy_file(str(src), str(xfs_reflink / "beside.clone"),
+                            algorithm="blake3-blocks", while_verifying=while_verifying)
+    assert result.primitive == copy.CLONE and result.digest == blake3_blocks(content)
+
+
+def test_a_failure_beside_a_clones_verification_comes_with_the_verdict(xfs_reflink):
+    """The caller learns the bytes' digest with the error of its work, so it can say first
+    that the bytes were wrong; the verification has ended: no thread is left reading."""
+    src = xfs_reflink / "failing.img"
+    content = os.urandom(17 * MiB)
+    src.write_bytes(content)
+    threads = threading.active_count()
+
+    def while_verifying() -> None:
+        raise RuntimeError("no room for the instance's disk")
+
+    for algorithm, digest in (("blake3-blocks", blake3_blocks(content)),
+                              ("sha256", hashlib.sha256(content).hexdigest())):
+        with pytest.raises(copy.FailedBeside) as failed:
+            copy.copy_file(str(src), str(xfs_reflink / "failing.clone"), algorithm=algorithm,
+                           while_verifying=while_verifying)
+        assert str(failed.value.error) == "no room for the instance's disk"
+        assert (failed.value.nbytes, failed.value.digest) == (len(content), digest)
+        assert threading.active_count() == threads
+
+
+def test_only_a_clone_calls_while_verifying(sparse_src, tmp_path):
+    """Other copies verify as they copy: the caller does its work after them."""
+    calls: list[str] = []
+    result = copy.copy_file(str(sparse_src[0]), str(tmp_path / "copied"),
+                            algorithm="blake3-blocks",
+                            while_verifying=lambda: calls.append("called"))
+    assert result.primitive != copy.CLONE and calls == []

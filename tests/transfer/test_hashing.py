@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import threading
 
 import blake3
 import pytest
@@ -170,3 +171,35 @@ def test_closed_hashers_leave_no_threads():
             hasher.update(os.urandom(1 << 20))
             hasher.hexdigests()
     assert threading.active_count() == before
+
+
+def test_blocks_digest_fd_is_exact_for_written_zeros_and_a_zero_tail(tmp_path):
+    """Zeros written as data (allocated, not a hole) take the constant zero-block digest only
+    when the whole 4 MiB block is zero; a zero short last block is hashed."""
+    block = blockdigest.BLOCK_SIZE
+    content = bytes(block) + os.urandom(block - 1) + b"\0" + bytes(block + 100)
+    path = tmp_path / "zeros"
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        everything_data = [(True, 0, len(content))]
+        assert blockdigest.blocks_digest_fd(fd, everything_data, len(content)) == \
+            blake3_blocks(content)
+    finally:
+        os.close(fd)
+
+
+def test_blocks_digest_fd_stops_when_asked(tmp_path):
+    path = tmp_path / "data"
+    path.write_bytes(os.urandom(3 * blockdigest.BLOCK_SIZE))
+    stop = threading.Event()
+    stop.set()
+    threads = threading.active_count()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(blockdigest.Cancelled):
+            blockdigest.blocks_digest_fd(fd, [(True, 0, path.stat().st_size)],
+                                         path.stat().st_size, stop=stop)
+    finally:
+        os.close(fd)
+    assert threading.active_count() == threads

@@ -56,18 +56,25 @@ def check_base(base: str, disk_format: str, flavor: Flavor) -> tuple[str, int]:
 
 
 def create(instances_path: str, instance_id: str, base: str, disk_format: str,
-           flavor: Flavor, images_type: str) -> Path:
-    """Make the instance disk; it appears under its final name only when complete."""
-    qemu_format, _ = check_base(base, disk_format, flavor)
+           flavor: Flavor, images_type: str, content: str | None = None) -> Path:
+    """Make the instance disk; it appears under its final name only when complete.
+
+    `content`: where the base's bytes are while `base` does not exist yet (the image cache's
+    `.part`, being verified, renamed to `base` once it passed): checked and copied from there,
+    and a qcow2 overlay names `base` without qemu-img opening it (`-u`, the size is given;
+    the overlay is byte for byte the one made with the base present)."""
+    source = content or base
+    qemu_format, _ = check_base(source, disk_format, flavor)
     final = disk_path(instances_path, instance_id)
     final.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
     tmp = final.with_name("disk.tmp")
     try:
         if images_type == "raw":
-            _make_raw(base, qemu_format, tmp, flavor.root_bytes)
+            _make_raw(source, qemu_format, tmp, flavor.root_bytes)
         else:
-            _qemu_img("create", "-f", "qcow2", "-b", os.path.abspath(base), "-F", qemu_format,
-                      str(tmp), f"{flavor.disk}G")
+            unsafe = ["-u"] if source != base else []
+            _qemu_img("create", "-f", "qcow2", *unsafe, "-b", os.path.abspath(base),
+                      "-F", qemu_format, str(tmp), f"{flavor.disk}G")
         _fsync(tmp)
         os.replace(tmp, final)
     except OSError as exc:

@@ -30,7 +30,7 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 from chute.client.image import Expected, Image
 from chute.compute.fetch import Fetcher
@@ -38,6 +38,7 @@ from chute.compute.instance import Transfer
 from chute.compute.settings import CacheSettings
 from chute.errors import ChuteError, TransferError, UnsupportedFormat
 from chute.formats import QEMU_FORMATS, converts_to_raw, inspect_file
+from chute.transfer.copy import CLONE
 
 LOG = logging.getLogger("chute.compute.imagecache")
 
@@ -51,6 +52,7 @@ class Fetched:
     path: str
     transfer: Transfer  # method "file" | "http" | "cache"; seconds: making the base, all of it
     format: str  # how the base is stored: the disk_format, or raw if converted
+    prepared: bool = False  # fetch's `prepare` already ran, while the clone was verified
 
     @property
     def method(self) -> str:
@@ -69,6 +71,20 @@ class Fetched:
         return self.transfer.seconds
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A base as `prepare` sees it: `path` is where it is or will be, `content` where its
+    bytes are now (the `.part`, renamed to `path` once verified; `path` itself otherwise),
+    `format` how it is stored."""
+
+    path: str
+    content: str
+    format: str
+
+
+Prepare = Callable[[Staged], None]
+
+
 def base_name(image_id: str) -> str:
     return hashlib.sha1(image_id.encode("utf-8")).hexdigest()
 
@@ -85,7 +101,18 @@ class ImageCache:
     def base_path(self, image_id: str) -> str:
         return os.path.join(self.dir, base_name(image_id))
 
-    def fetch(self, image: Image) -> Fetched:
+    def fetch(self, image: Image, prepare: Prepare | None = None) -> Fetched:
+        """`prepare`: what a boot makes from the base before it may use it (the instance's
+        disk), called exactly once before this returns: while a clone is being verified when
+        the base will be the clone as it is (chute.transfer.copy.copy_fd's while_verifying),
+        else once the base is in place. It runs before the base is known good: whatever it
+        made is the caller's to discard if this then raises."""
+        fetched = self._fetch(image, prepare)
+        if prepare is not None and not fetched.prepared:
+            prepare(Staged(fetched.path, fetched.path, fetched.format))
+        return fetched
+
+    def _fetch(self, image: Image, prepare: Prepare | None) -> Fetched:
         image_id = image.id
         if image.status != "active":
             raise TransferError(f"image {image_id} is {image.status}, not active")
@@ -99,7 +126,7 @@ class ImageCache:
                 LOG.info("Image %s found in cache", image_id)
                 return Fetched(base, Transfer("cache", None, os.stat(base).st_size,
                                               time.monotonic() - started, base), stored_format)
-            return self._fetch_locked(image, want, base, started)
+            return self._fetch_locked(image, want, base, started, prepare)
 
     # -- locking ------------------------------------------------------------------------
 
@@ -154,26 +181,49 @@ class ImageCache:
 
     # -- fetching -----------------------------------------------------------------------
 
-    def _fetch_locked(self, image: Image, want: Expected, base: str,
-                      started: float) -> Fetched:
+    def _fetch_locked(self, image: Image, want: Expected, base: str, started: float,
+                      prepare: Prepare | None) -> Fetched:
         part, converted = base + ".part", base + ".converted"
         _remove(part, converted)
+        staged = Staged(base, part, image.disk_format or "raw")
+        prepared = []  # the attempts that ran `prepare` (a failed clone may precede a good one)
+
+        def while_verifying() -> None:
+            # The format checks of the clone (our own file: the bytes being verified stay
+            # its bytes) and the .info as it will be if they pass, both off the boot's path;
+            # the .info is renamed into place only after the check, removed otherwise.
+            inspect_file(part, staged.format)
+            self._stage_info(image, want, base, part, staged.format, "file")
+            if prepare is not None:
+                prepare(staged)
+            prepared.append(True)
+
+        converts = self.settings.force_raw_images and converts_to_raw(staged.format)
         try:
-            transfer = self.fetcher.fetch(image, part, want)
-            stored, fmt = self._make_base(image, part, converted)
-            self._write_info(image, want, base, stored, fmt, transfer.method)
+            transfer = self.fetcher.fetch(image, part, want, None if converts else while_verifying)
+            # Only a clone calls while_verifying, and only the last attempt succeeded: done
+            # for the base's own bytes iff the transfer that won was a clone that called it.
+            done = bool(prepared) and transfer.primitive == CLONE
+            stored, fmt = self._make_base(image, part, converted, inspected=done)
+            if not done:
+                self._stage_info(image, want, base, stored, fmt, transfer.method)
+            os.rename(base + ".info.tmp", base + ".info")
             os.rename(stored, base)
             _fsync_dir(self.dir)
         finally:
-            _remove(part, converted)
-        return Fetched(base, replace(transfer, seconds=time.monotonic() - started), fmt)
+            _remove(part, converted, base + ".info.tmp")
+        return Fetched(base, replace(transfer, seconds=time.monotonic() - started), fmt,
+                       prepared=done and prepare is not None)
 
-    def _make_base(self, image: Image, part: str, converted: str) -> tuple[str, str]:
-        """Safety-check the verified `.part`; convert it to raw if configured. -> (path, fmt)."""
+    def _make_base(self, image: Image, part: str, converted: str,
+                   inspected: bool = False) -> tuple[str, str]:
+        """Safety-check the verified `.part` (unless `inspected`: done while it was verified);
+        convert it to raw if configured. -> (path, fmt)."""
         fmt = image.disk_format or "raw"
         # Raises for unsafe content; the base keeps the DECLARED format (a qcow2 header in an
         # image declared raw is data of a raw disk, never interpreted as qcow2).
-        inspect_file(part, fmt)
+        if not inspected:
+            inspect_file(part, fmt)
         if not self.settings.force_raw_images or not converts_to_raw(fmt):
             return part, fmt
         cmd = ["qemu-img", "convert", "-q", "-f", QEMU_FORMATS[fmt], "-O", "raw", part, converted]
@@ -189,8 +239,9 @@ class ImageCache:
         inspect_file(converted, "raw")
         return converted, "raw"
 
-    def _write_info(self, image: Image, want: Expected, base: str, stored: str, fmt: str,
+    def _stage_info(self, image: Image, want: Expected, base: str, stored: str, fmt: str,
                     method: str) -> None:
+        """Write `<base>.info.tmp` durably; the caller renames it to `.info` with the base."""
         info = {"image_id": image.id, "size": want.size, "algorithm": want.algorithm,
                 "digest": want.digest, "format": fmt, "disk_format": image.disk_format,
                 "stored_size": os.stat(stored).st_size, "method": method,
@@ -200,7 +251,6 @@ class ImageCache:
             json.dump(info, handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.rename(tmp, base + ".info")
 
     # -- housekeeping -------------------------------------------------------------------
 

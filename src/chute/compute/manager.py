@@ -3,8 +3,8 @@
     accept (API thread)         BUILD  building/scheduling   image checked synchronously
     build thread: get image     BUILD  building/spawning     must still be active
                   ImageCache.fetch                           one transfer per image per host
-                  claim         the flavor must fit what the host has left
-                  disks.create, driver.spawn
+                  claim, disks.create, config drive   (while a clone is verified)
+                  claim, driver.spawn                 only once the image's bytes passed
                   done          ACTIVE active/None, power 1
                   any failure   ERROR  error/None + fault saying what failed
 
@@ -37,7 +37,7 @@ from chute.compute import configdrive, disks, flavors
 from chute.compute.actions import ServerActions
 from chute.compute.db import InstanceDB
 from chute.compute.image_service import ImageService
-from chute.compute.imagecache import Fetched
+from chute.compute.imagecache import Fetched, Prepare, Staged
 from chute.compute.instance import (
     ACTIVE,
     BUILDING,
@@ -79,7 +79,7 @@ NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 class Cache(Protocol):
     """The host's image cache, as the manager uses it (compute/imagecache.py)."""
 
-    def fetch(self, image: Image) -> Fetched: ...
+    def fetch(self, image: Image, prepare: Prepare | None = None) -> Fetched: ...
 
     def cleanup(self, in_use_image_ids: set[str]) -> builtins.list[str]: ...
 
@@ -359,20 +359,22 @@ class ComputeManager:
         image = self._image(inst.image_id, for_request=False)
         inst.task_state = SPAWNING
         self._save(inst)
-        fetched = self.cache.fetch(image)
+        flavor = flavors.get(inst.flavor_id)
+        disk: builtins.list[Path] = []
+        try:
+            fetched = self.cache.fetch(image, lambda staged: disk.append(
+                self._prepare(instance_id, flavor, staged)))
+        except BaseException:
+            if disk:  # made from bytes that did not pass: no trace of them is kept
+                with self._lock(instance_id):
+                    shutil.rmtree(disk[-1].parent, ignore_errors=True)
+            raise
         inst.transfer = fetched.transfer
         self._save(inst)
-        flavor = flavors.get(inst.flavor_id)
         with self._lock(instance_id):
             inst = self._current(instance_id)
             self._claim(inst, flavor)
-            if inst.networks != "none" and inst.port is None:
-                inst.port = self.network.allocate(instance_id)
-            path = disks.create(self.instances_path, instance_id, str(fetched.path),
-                                fetched.format, flavor, self.settings.images_type)
-            if inst.config_drive:
-                configdrive.write(path.parent, self._drive_content(inst))
-            self.driver.spawn(inst, str(path))
+            self.driver.spawn(inst, str(disk[-1]))
             now = utcnow()
             inst.vm_state, inst.task_state = ACTIVE, None
             inst.power_state = self.driver.power_state(instance_id)
@@ -381,6 +383,22 @@ class ComputeManager:
         self.actions.finish(instance_id, "create")
         LOG.info("Instance %s ACTIVE (image %s by %s, %d bytes in %.3f s)", instance_id,
                  inst.image_id, fetched.method, fetched.nbytes, fetched.seconds)
+
+    def _prepare(self, instance_id: str, flavor: flavors.Flavor, staged: Staged) -> Path:
+        """All a spawn needs but the image's verdict: port, disk, config drive. Called by the
+        image cache while a clone is verified, so the boot's own work costs no wall time
+        beside the verification (else once the base is in place); the guest is spawned only
+        after the cache returned, its bytes verified. Under the instance's lock, as DELETE."""
+        with self._lock(instance_id):
+            inst = self._current(instance_id)
+            self._claim(inst, flavor)  # refused before anything is made; again at the spawn
+            if inst.networks != "none" and inst.port is None:
+                inst.port = self.network.allocate(instance_id)
+            path = disks.create(self.instances_path, instance_id, staged.path, staged.format,
+                                flavor, self.settings.images_type, content=staged.content)
+            if inst.config_drive:
+                configdrive.write(path.parent, self._drive_content(inst))
+        return path
 
     def _image(self, image_id: str, *, for_request: bool, token: str | None = None) -> Image:
         """The image document, which must exist and be active (400 at request time)."""

@@ -25,9 +25,11 @@ mmap as soon as the copier has written it, while the copier moves the next range
 os.copy_file_range and the hash update both release the GIL, so both cores work. Holes go
 through chute.transfer.hashing.update_zeros: blake3-blocks counts a whole zero block as a
 constant instead of hashing 4 MiB of zeros, other digests are fed zeros; either way the digest
-is of the full logical content, exactly as the image service computed it. A clone has nothing
+is of the full logical content, exactly as the image service computed it. A clone has no copy
 to overlap with: its bytes are read once after the ioctl, through the source's (warm) pages,
-by several threads at once for blake3-blocks, see _verify_clone.
+by one thread per core for blake3-blocks, while the caller does what needs the bytes in
+place but not their digest (copy_fd's while_verifying: a boot makes the instance's disk),
+see _verify_clone.
 
 Why writeback is started per range (start_writeback): the copy is fsynced before use, and a
 page-cache copy far below the dirty thresholds would otherwise reach the disk only in that
@@ -47,7 +49,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from chute.transfer.blockdigest import BLOCKS, blocks_digest_fd
+from chute.transfer.blockdigest import BLOCKS, Cancelled, blocks_digest_fd
 from chute.transfer.hashing import Digest, MultiHasher, new_hash, update_zeros
 from chute.transfer.writeback import start_writeback
 
@@ -77,6 +79,16 @@ class CopyResult:
     nbytes: int
     seconds: float
     digest: str | None = None  # hex digest of the destination's full content, if asked
+
+
+class FailedBeside(Exception):
+    """copy_fd's while_verifying raised (`error`) during a clone whose `nbytes` bytes hashed
+    to `digest`: the caller checks the digest first, then raises `error` if the bytes were
+    right."""
+
+    def __init__(self, error: Exception, nbytes: int, digest: str) -> None:
+        super().__init__(f"{error} (beside a verified clone)")
+        self.error, self.nbytes, self.digest = error, nbytes, digest
 
 
 class ShortSource(OSError):
@@ -271,10 +283,18 @@ def _copy_range(src: int, dst: int, offset: int, length: int, pair: tuple[int, i
 
 
 def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
-            on_chunk: OnChunk | None = None) -> CopyResult:
+            on_chunk: OnChunk | None = None,
+            while_verifying: Callable[[], None] | None = None) -> CopyResult:
     """Copy all of `src` into the empty, read-write `dst`; hash `dst` while copying; fsync.
 
     The digest (if `algorithm`) is of what the destination holds, read back after each range.
+    `while_verifying`: work of the caller's that needs the destination's bytes in place but
+    not yet their digest (a boot makes the instance's disk meanwhile). Called only after a
+    clone, in the calling thread while other threads verify, so the work costs no wall time
+    beside the verification; after any other copy the bytes are verified as they are copied
+    and the caller does that work itself afterwards. An exception from it is raised once
+    the verification ended: as FailedBeside, with the digest, when the verification itself
+    passed. Anything it made is the caller's to undo if copy_fd or the digest check fails.
     """
     started = time.monotonic()
     src_st, dst_st = os.fstat(src), os.fstat(dst)
@@ -282,8 +302,16 @@ def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
         raise OSError(errno.EINVAL, "source is not a regular file")
     size, pair = src_st.st_size, (src_st.st_dev, dst_st.st_dev)
     if _clone(src, dst, pair):
-        digest = _verify_clone(src, src_st, algorithm) if algorithm else None
-        os.fsync(dst)
+        def alongside() -> None:
+            os.fsync(dst)  # the clone's metadata: the log is forced while the bytes are hashed
+            if while_verifying is not None:
+                while_verifying()
+
+        if algorithm:
+            digest: str | None = _verify_clone(src, src_st, algorithm, alongside)
+        else:
+            digest = None
+            alongside()
         if on_chunk:
             on_chunk(size)
         return CopyResult(CLONE, size, time.monotonic() - started, digest)
@@ -298,8 +326,9 @@ def copy_fd(src: int, dst: int, *, algorithm: str | None = None,
     return CopyResult(primitive, size, time.monotonic() - started, digest)
 
 
-def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
-    """Digest of a clone, read from the SOURCE's pages.
+def _verify_clone(src: int, before: os.stat_result, algorithm: str,
+                  alongside: Callable[[], None]) -> str:
+    """Digest of a clone, read from the SOURCE's pages, while `alongside` runs in this thread.
 
     A clone is a new inode: none of its pages are cached, so reading it back would read the
     whole image from disk while the source's pages are usually warm (it was just written or
@@ -309,22 +338,56 @@ def _verify_clone(src: int, before: os.stat_result, algorithm: str) -> str:
 
     blake3-blocks hashes independent blocks, so every core preads and hashes its own
     (blockdigest.blocks_digest_fd; whole blocks in holes are not read); a streaming digest gets
-    one reader thread feeding one hashing thread (_Verifier).
+    one reader thread feeding one hashing thread (_Verifier). Either runs in a thread of its
+    own while `alongside` (fsync of the clone, the caller's while_verifying) runs here. If
+    `alongside` fails, the verification still ends before anything is raised (no thread
+    reads `src` after the caller closes it), and its failure, if any, wins; else the error
+    comes as FailedBeside with the digest, for the caller to judge the bytes first: work
+    done on bytes that then fail their check must not hide that they failed it.
     """
-    if algorithm == BLOCKS:
-        digest = blocks_digest_fd(src, segments(src, before.st_size), before.st_size)
-    else:
-        verifier = _Verifier(src, algorithm)
+    stop = threading.Event()
+    outcome: list[str | BaseException] = []
+
+    def verify() -> None:
         try:
-            for piece in segments(src, before.st_size):
-                verifier.submit(*piece)
-            digest = verifier.finish()
-        finally:
-            verifier.abort()
-    after = os.fstat(src)
-    if (after.st_ctime_ns, after.st_size) != (before.st_ctime_ns, before.st_size):
-        raise OSError(errno.ESTALE, "source changed while its clone was verified")
-    return digest
+            outcome.append(_clone_digest(src, before.st_size, algorithm, stop))
+        except BaseException as exc:  # re-raised by the caller's thread below
+            outcome.append(exc)
+
+    def verdict() -> str:
+        verifier.join()
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        after = os.fstat(src)
+        if (after.st_ctime_ns, after.st_size) != (before.st_ctime_ns, before.st_size):
+            raise OSError(errno.ESTALE, "source changed while its clone was verified")
+        return outcome[0]
+
+    verifier = threading.Thread(target=verify, name="verify-clone", daemon=True)
+    verifier.start()
+    try:
+        alongside()
+    except Exception as exc:
+        raise FailedBeside(exc, before.st_size, verdict()) from exc
+    except BaseException:  # an interrupt: stop reading at once
+        stop.set()
+        verifier.join()
+        raise
+    return verdict()
+
+
+def _clone_digest(src: int, size: int, algorithm: str, stop: threading.Event) -> str:
+    if algorithm == BLOCKS:
+        return blocks_digest_fd(src, segments(src, size), size, stop=stop)
+    verifier = _Verifier(src, algorithm)
+    try:
+        for piece in segments(src, size):
+            if stop.is_set():
+                raise Cancelled("verification stopped before the end")
+            verifier.submit(*piece)
+        return verifier.finish()
+    finally:
+        verifier.abort()
 
 
 class _Readahead:
@@ -398,13 +461,16 @@ def open_destination(path: str) -> int:
 
 
 def copy_file(src_path: str, dst_path: str, *, algorithm: str | None = None,
-              on_chunk: OnChunk | None = None) -> CopyResult:
-    """Copy `src_path` to `dst_path` (created/truncated) by the cheapest primitive; fsync it."""
+              on_chunk: OnChunk | None = None,
+              while_verifying: Callable[[], None] | None = None) -> CopyResult:
+    """Copy `src_path` to `dst_path` (created/truncated) by the cheapest primitive; fsync it
+    (`while_verifying`: see copy_fd)."""
     src = os.open(src_path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         dst = open_destination(dst_path)
         try:
-            return copy_fd(src, dst, algorithm=algorithm, on_chunk=on_chunk)
+            return copy_fd(src, dst, algorithm=algorithm, on_chunk=on_chunk,
+                           while_verifying=while_verifying)
         finally:
             os.close(dst)
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
 from chute.client.image import MISMATCH, Expected, Image, Location
@@ -28,7 +28,9 @@ if TYPE_CHECKING:  # settings.py imports shared_fs: no cycle at run time
 
 LOG = logging.getLogger("chute.compute.fetch")
 
-__all__ = ["Fetcher", "Transfer", "Location", "candidates", "filesystem_ids",
+WhileVerifying = Callable[[], None]
+
+__all__ = ["Fetcher", "Transfer", "Location", "WhileVerifying", "candidates", "filesystem_ids",
            "image_filesystem_ids", "MISMATCH"]
 
 
@@ -46,14 +48,18 @@ class Fetcher:
         whose data cannot be verified (TransferError)."""
         return Expected.required(image, self.multihash_only)
 
-    def fetch(self, image: Image, part: str, want: Expected | None = None) -> Transfer:
-        """`want`: the image's Expected when the caller has it already."""
+    def fetch(self, image: Image, part: str, want: Expected | None = None,
+              while_verifying: WhileVerifying | None = None) -> Transfer:
+        """`want`: the image's Expected when the caller has it already. `while_verifying`:
+        see chute.transfer.copy.copy_fd; called only by a clone, so after any other transfer
+        (or a clone that then failed its check, when another location or HTTP won) the
+        caller still has that work to do: the Transfer's primitive says which."""
         if want is None:
             want = self.expected(image)
         if self.schemes:
             for location in candidates(image, self.service, self.filesystems):
                 try:
-                    return self.fetch_shared_fs(location, part, want)
+                    return self.fetch_shared_fs(location, part, want, while_verifying)
                 except DirectPathUnavailable as exc:
                     level = logging.INFO if exc.reason == "scheme_not_allowed" else logging.WARNING
                     LOG.log(level, "Direct path not used for %s: %s", location.url, exc.detail,
@@ -73,7 +79,8 @@ class Fetcher:
                 "scheme_not_allowed", f"scheme {scheme!r} {why} (allowed: {allowed})")
         return shared_fs.local_path(location.url, location.metadata, self.filesystems)
 
-    def fetch_shared_fs(self, location: Location, part: str, want: Expected) -> Transfer:
+    def fetch_shared_fs(self, location: Location, part: str, want: Expected,
+                        while_verifying: WhileVerifying | None = None) -> Transfer:
         path, fs = self.resolve(location)
         src = shared_fs.open_source(path, fs)
         try:
@@ -81,7 +88,7 @@ class Fetcher:
             if size != want.size:
                 raise DirectPathUnavailable(
                     "size_mismatch", f"{path} has {size} bytes, the image has {want.size}")
-            result = _copy(src, path, part, want)
+            result = _copy(src, path, part, want, while_verifying)
         except DirectPathUnavailable:
             _remove(part)
             raise
@@ -93,21 +100,30 @@ class Fetcher:
         return Transfer("file", result.primitive, result.nbytes, result.seconds, path)
 
 
-def _copy(src: int, path: str, part: str, want: Expected) -> copy.CopyResult:
+def _copy(src: int, path: str, part: str, want: Expected,
+          while_verifying: WhileVerifying | None) -> copy.CopyResult:
     dst = copy.open_destination(part)
     try:
-        result = copy.copy_fd(src, dst, algorithm=want.algorithm)
+        result = copy.copy_fd(src, dst, algorithm=want.algorithm,
+                              while_verifying=while_verifying)
+    except copy.FailedBeside as failed:
+        _require_match(path, want, failed.nbytes, failed.digest)  # wrong bytes: that first
+        raise failed.error from None
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # HTTP would hit the same full disk
             raise TransferError(f"cannot write {part}: {exc.strerror}") from None
         raise DirectPathUnavailable("copy_failed", f"copying {path} failed: {exc}") from None
     finally:
         os.close(dst)
-    problem = want.check(result.nbytes, result.digest)
-    if problem is not None:
-        reason = "size_mismatch" if result.nbytes != want.size else "hash_mismatch"
-        raise DirectPathUnavailable(reason, f"{path} does not match the image: {problem}")
+    _require_match(path, want, result.nbytes, result.digest)
     return result
+
+
+def _require_match(path: str, want: Expected, nbytes: int, digest: str | None) -> None:
+    problem = want.check(nbytes, digest)
+    if problem is not None:
+        reason = "size_mismatch" if nbytes != want.size else "hash_mismatch"
+        raise DirectPathUnavailable(reason, f"{path} does not match the image: {problem}")
 
 
 def _remove(path: str) -> None:
