@@ -1,12 +1,14 @@
 """download: `chute image-download` and a raw GET, beside Glance 33 and nginx.
 
 nginx serves the very file chute's store holds, to the same reader (http.client, 1 MiB
-`readinto`), so "0.8x nginx" means chute's download path costs little beyond sendfile(2).
+`readinto`), so "1x nginx" (issue 15) means chute's download path, front end included, costs
+nothing beyond sendfile(2).
 nginx / Glance, reported beside it, is therefore the ceiling of "raw GET >= 3x Glance's": a
 server that sends the file no faster than nginx cannot be more than that many times Glance.
 Likewise `cp` of the stored file then `sync` of the copy is the floor of a download that ends
 durably on disk, as `chute image-download` does (it fsyncs before the rename; glanceclient
-does not): durable cp / Glance CLI is the ceiling of "CLI >= 3x Glance CLI".
+does not): durable cp / Glance CLI is the ceiling of "CLI >= 3x Glance CLI", and issue 15 asks
+the CLI for 0.8x of it.
 """
 
 from __future__ import annotations
@@ -91,9 +93,9 @@ def run(ctx: Context) -> ScenarioResult:
         Target("chute CLI / Glance CLI", "chute_cli", "glance_cli", ">=", 3.0),
         Target("ceiling of the 3x CLI goal: durable cp / Glance CLI", "durable_cp",
                "glance_cli"),
-        Target("chute CLI / durable cp", "chute_cli", "durable_cp"),
+        Target("chute CLI / durable cp", "chute_cli", "durable_cp", ">=", 0.8),
         Target("chute raw GET / Glance raw GET", "chute_get", "glance_get", ">=", 3.0),
-        Target("chute raw GET / nginx", "chute_get", "nginx_get", ">=", 0.8),
+        Target("chute raw GET / nginx", "chute_get", "nginx_get", ">=", 1.0),
         # The most "3x Glance's raw GET" can reach is chute at nginx's own speed.
         Target("ceiling of the 3x goal: nginx / Glance raw GET", "nginx_get", "glance_get"),
         Target("chute-api peak RSS / Glance's (raw GET)", "chute_get", "glance_get",
