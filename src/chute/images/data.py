@@ -74,17 +74,25 @@ class ImageData:
         """The block runs with the image's upload claim held, after taking over what a dead
         node's upload or stage left (several nodes); a live one holding it is Glance's 409 for
         a second upload."""
-        with self.claims.hold(image_id) as held:
+        with self.holding(image_id) as held:
             if not held:
                 current = self.db.get(image_id)
                 if current is None:
                     raise NotFound(f"No image found with ID {image_id}")
                 raise Conflict(f"Image status transition from {current.status} to {target} is "
                                "not allowed: the image is being uploaded by another request")
-            if self.claims.shared:
+            yield
+
+    @contextmanager
+    def holding(self, image_id: str) -> Iterator[bool]:
+        """The image's upload claim for the block (False: a live process holds it). Once held
+        on several nodes, what a dead node's upload, stage, import or copy left is taken over
+        first (chute.images.recovery.take_over)."""
+        with self.claims.hold(image_id) as held:
+            if held and self.claims.shared:
                 for path in take_over(self.db, self.store, image_id):
                     LOG.warning("removed temporary file %s left by an interrupted upload", path)
-            yield
+            yield held
 
     def store_and_activate(self, record: ImageRecord, body: Body, declared: int | None,
                            in_flight: Status, store_id: str | None = None) -> None:

@@ -48,6 +48,7 @@ from chute.images.models import IMAGE_LOCATIONS, IMAGE_PROPERTIES, IMAGE_TAGS, I
 from chute.images.status import (
     ACTIVATE,
     ACTIVE,
+    DEACTIVATED,
     DELETED,
     IMPORTING,
     KILLED,
@@ -559,6 +560,16 @@ class Database:
         died."""
         query = select(T_IMG.c.id).where(T_IMG.c.status.in_([SAVING, UPLOADING, IMPORTING]),
                                          T_IMG.c.deleted.is_(False))
+        with self.engine.connect() as conn:
+            return [r.id for r in conn.execute(query)]
+
+    def copying_ids(self) -> list[str]:
+        """Images whose data is at rest (active, deactivated) that hold an import lock
+        (`os_glance_import_task`): a copy-image task is writing them into another store, or
+        was, on a node that died."""
+        query = (select(T_IMG.c.id).join(T_PROP, T_PROP.c.image_id == T_IMG.c.id)
+                 .where(T_PROP.c.name == "os_glance_import_task",
+                        T_IMG.c.status.in_([ACTIVE, DEACTIVATED]), T_IMG.c.deleted.is_(False)))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(query)]
 

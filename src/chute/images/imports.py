@@ -14,6 +14,15 @@ request took): a second data write meanwhile, on any node, is Glance's 409, and 
 `importing` by a node that died is taken over (chute.images.recovery) by the next write of
 its data or a node's start-up sweep, never left `importing` for ever.
 
+A copy (`copy-image`, or the stores after the first of an import to several) holds the same
+claim, one per image rather than per store copy: the claim, the temporary files' names and the
+start-up sweep are all per image, and an image has one import task at a time anyway (its
+`os_glance_import_task` lock), so a finer claim would let nothing more run at once. It is
+taken before the lock and held by the copying thread until the lock is released, so a node
+starting up meanwhile never removes a live copy's temporary file, and a copy whose node died
+is taken over by the next copy-image (its task ends failed, its files go) instead of leaving
+the image locked for ever.
+
 What Glance shows of an import, chute shows the same way, as image properties (Glance 33
 without multi-store): `os_glance_import_task` (the task's id, the import's lock, removed when
 the import ends), `os_glance_importing_to_stores` and `os_glance_failed_import` (store lists
@@ -126,15 +135,16 @@ class ImportService:
         first, rest = stores[0], stores[1:]
         if method == "glance-direct":
             self.tasks.create(task_id, image_id, task_input, origin)
-            try:
-                with self.data.claimed(image_id, IMPORTING):
+            with ExitStack() as claim:
+                try:
+                    claim.enter_context(self.data.claimed(image_id, IMPORTING))
                     self._import_staged(image_id, task_id, first, rest)
-            except ChuteError as exc:
-                self.tasks.finish(task_id, None, exc.message)
-                raise
-            if rest:
-                self._copy_in_thread(image_id, rest, must_succeed, task_id)
-                return
+                except ChuteError as exc:
+                    self.tasks.finish(task_id, None, exc.message)
+                    raise
+                if rest:  # the copies' thread takes the claim over, never released between
+                    self._copy_in_thread(claim.pop_all(), image_id, rest, must_succeed, task_id)
+                    return
             self.tasks.finish(task_id, {"image_id": image_id})
             return
         with ExitStack() as claim:
@@ -190,10 +200,29 @@ class ImportService:
     def _start_copy(self, record: Any, body: dict[str, Any], stores: list[str | None],
                     must_succeed: bool, task_id: str, task_input: dict[str, Any],
                     origin: TaskOrigin) -> None:
-        """copy-image: the stores the image is not in yet, copied in a thread after the 202."""
+        """copy-image: the stores the image is not in yet, copied in a thread after the 202,
+        under the image's claim (module docstring)."""
         image_id: str = record.id
         if not self.data.store.multi:
             raise Invalid(NOT_MULTI)
+        busy = Conflict(f"New operation on image '{image_id}' is not permitted as prior "
+                        "operation is still in progress")
+        with ExitStack() as claim:
+            if not claim.enter_context(self.data.holding(image_id)):
+                raise busy
+            # Read again with the claim held: taking over a dead node's copy changed it.
+            record = self.data.service.get(image_id)
+            if record.status != "active":
+                raise Conflict("Only images with status active can be targeted for copying")
+            self._lock_copy(claim, record, body, stores, must_succeed, task_id, task_input,
+                            origin, busy)
+
+    def _lock_copy(self, claim: ExitStack, record: Any, body: dict[str, Any],
+                   stores: list[str | None], must_succeed: bool, task_id: str,
+                   task_input: dict[str, Any], origin: TaskOrigin, busy: Conflict) -> None:
+        """Take the image's import lock for the stores it is not in yet and start their copy,
+        handing `claim` to the copying thread."""
+        image_id: str = record.id
         present = {loc.metadata.get("store") for loc in record.locations}
         if body.get("all_stores", False):
             stores = [s for s in stores if s not in present]
@@ -204,23 +233,29 @@ class ImportService:
             for store_id in stores:
                 if store_id in present:
                     raise Invalid(f"Image is already present at store '{store_id}'")
-        busy = Conflict(f"New operation on image '{image_id}' is not permitted as prior "
-                        "operation is still in progress")
         if record.properties.get(TASK):
             raise busy
         # The lock is taken on the version read: of two copies racing, one gets it, the other
-        # a 409, so no two threads ever write the same store's file of this image.
+        # a 409, so no two threads ever write the same store's file of this image (on one
+        # node, where every claim is granted, this is what keeps them apart).
         if not self.db.set_properties(image_id, {TASK: task_id,
                                                  IMPORTING_TO: ",".join(str(s) for s in stores),
                                                  FAILED: ""}, expect_version=record.version):
             raise busy
         self.tasks.create(task_id, image_id, task_input, origin)
-        self._copy_in_thread(image_id, stores, must_succeed, task_id)
+        self._copy_in_thread(claim.pop_all(), image_id, stores, must_succeed, task_id)
 
-    def _copy_in_thread(self, image_id: str, stores: Sequence[str | None], must_succeed: bool,
-                        task_id: str) -> None:
-        threading.Thread(target=self._copy_all, args=(image_id, stores, must_succeed, task_id),
+    def _copy_in_thread(self, claim: ExitStack, image_id: str, stores: Sequence[str | None],
+                        must_succeed: bool, task_id: str) -> None:
+        """Copy in a thread that releases `claim` (the image's) once the task has ended."""
+        threading.Thread(target=self._copy_all_claimed,
+                         args=(claim, image_id, stores, must_succeed, task_id),
                          name=f"copy-{image_id}", daemon=True).start()
+
+    def _copy_all_claimed(self, claim: ExitStack, image_id: str, stores: Sequence[str | None],
+                          must_succeed: bool, task_id: str) -> None:
+        with claim:
+            self._copy_all(image_id, stores, must_succeed, task_id)
 
     def _copy_all(self, image_id: str, stores: Sequence[str | None], must_succeed: bool,
                   task_id: str) -> None:

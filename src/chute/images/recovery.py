@@ -10,6 +10,11 @@ recorded; a finished stage waits for its import. An import (`importing`: a web-d
 thread, a glance-direct import) holds the claim from before `-> importing` to its outcome, so
 an image `importing` whose claim is free was left by a dead node: its files go, the image is
 queued again with the reason in `os_glance_failed_import`, and its import task ends failed.
+A copy-image task holds the claim too, for as long as its thread copies (chute.images.imports):
+an image at rest with an import lock and a free claim was being copied by a dead node, so its
+temporary files go, its task ends failed and the lock is released (the stores it was still
+copying to are added to `os_glance_failed_import`, as Glance lists a failed copy's stores); a
+copy whose node lives is never touched, whichever node starts up meanwhile.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import logging
 
 from chute.images.claims import UploadClaims
-from chute.images.db import Database
+from chute.images.db import Database, ImageRecord
 from chute.images.status import (
     ACTIVE,
     DEACTIVATED,
@@ -36,6 +41,7 @@ LOG = logging.getLogger("chute.images")
 _AT_REST = (ACTIVE, DEACTIVATED, DELETED, KILLED)
 # The properties chute.images.imports keeps an import's lock and outcome in (Glance's names).
 IMPORT_TASK, IMPORT_FAILED = "os_glance_import_task", "os_glance_failed_import"
+IMPORTING_TO = "os_glance_importing_to_stores"
 INTERRUPTED = "interrupted: the chute-api node running the import stopped"
 
 
@@ -71,8 +77,27 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
     if current.status == QUEUED:  # a final-named file a queued image never owns
         return store.abandon(image_id, final=True)
     if current.status in _AT_REST:  # settle() never ran: only the temporary name is left
-        return store.abandon(image_id, final=False)
+        removed = store.abandon(image_id, final=False)
+        if current.properties.get(IMPORT_TASK):
+            end_interrupted_copy(db, current)
+        return removed
     return []
+
+
+def end_interrupted_copy(db: Database, image: ImageRecord) -> None:
+    """The copy-image task whose lock `image` still holds ran on a node that is gone (the
+    caller holds the claim, or this node is the only one and is starting): its task ends
+    failed, the stores it had left join the failed ones, and the lock goes, so that the copy
+    can be asked for again. A copy's file in a target store without a location is removed by
+    that next copy (chute.images.copies)."""
+    task_id = str(image.properties[IMPORT_TASK])
+    TasksDB(db.engine).finish(task_id, None, INTERRUPTED)
+    failed = [s for s in (image.properties.get(IMPORT_FAILED) or "").split(",") if s]
+    left = [s for s in (image.properties.get(IMPORTING_TO) or "").split(",") if s]
+    db.set_properties(image.id, {IMPORT_TASK: None, IMPORTING_TO: "",
+                                 IMPORT_FAILED: ",".join(dict.fromkeys(failed + left))})
+    LOG.warning("image %s: its copy to stores %s was interrupted by a crash; the copy can be "
+                "started again", image.id, ",".join(left) or "(none left)")
 
 
 def recover_shared(db: Database, store: Store) -> list[str]:
@@ -81,7 +106,8 @@ def recover_shared(db: Database, store: Store) -> list[str]:
     removed."""
     removed: list[str] = []
     claims = UploadClaims(db.engine)
-    for image_id in sorted(set(db.in_flight_ids()) | store.partial_ids()):
+    candidates = set(db.in_flight_ids()) | set(db.copying_ids()) | store.partial_ids()
+    for image_id in sorted(candidates):
         with claims.hold(image_id) as held:
             if held:
                 removed += take_over(db, store, image_id)
@@ -100,6 +126,10 @@ def recover_single(db: Database, store: Store) -> list[str]:
     for image_id in db.reset_importing("interrupted by a restart of chute-api"):
         LOG.warning("image %s was left 'importing' by a restart; it is 'queued' again",
                     image_id)
+    for image_id in db.copying_ids():
+        copied = db.get(image_id)
+        if copied is not None:
+            end_interrupted_copy(db, copied)
     # Every queued image, not only those requeued just now: a crash during an earlier start's
     # recovery (after the requeue, before the removal) leaves a final-named file that a queued
     # image never legitimately has, and it would make every retried upload fail.
