@@ -173,6 +173,33 @@ def test_a_file_an_interrupted_copy_left_does_not_block_the_next_copy(api):
     assert (datadir(api, "rack2") / image["id"]).read_bytes() == DATA
 
 
+def test_a_restart_mid_copy_ends_its_task_and_the_retried_copy_succeeds(tmp_path):
+    slow = prepare_stores_api(tmp_path, glance_store={"filesystem_store_chunk_size": 4096})
+    slow.start()  # 4 KiB chunks: a copy of a few MiB lasts long enough to be killed midway
+    try:
+        data = os.urandom(6 << 20)
+        image = uploaded(slow, "rack1", data)
+        body = {"method": {"name": "copy-image"}, "stores": ["rack2"]}
+        assert start_import(slow, image["id"], body).status_code == 202
+        wait_for(lambda: any(name.endswith(".partial") for name in
+                             os.listdir(datadir(slow, "rack2"))), 60, "the copy's file", 0.002)
+        slow.kill()
+        slow.start()  # one node: every copy a restart cut short ends, its lock released
+
+        interrupted = show(slow, image["id"])
+        assert "os_glance_import_task" not in interrupted
+        assert interrupted["stores"] == "rack1"
+        assert interrupted["os_glance_failed_import"] == "rack2"
+        assert start_import(slow, image["id"], body).status_code == 202
+        assert settled(slow, image["id"])["stores"] == "rack1,rack2"
+        tasks = requests.get(f"{slow.url}/v2/images/{image['id']}/tasks", timeout=10).json()
+        assert sorted(task["status"] for task in tasks["tasks"]) == ["failure", "success"]
+        assert (datadir(slow, "rack2") / image["id"]).read_bytes() == data
+        assert os.listdir(datadir(slow, "rack2")) == [image["id"]]
+    finally:
+        slow.kill()
+
+
 def test_glance_direct_into_a_named_store_and_copied_to_the_next(api):
     image = create(api, name="staged")
     staged = requests.put(f"{api.url}/v2/images/{image['id']}/stage", data=DATA,
