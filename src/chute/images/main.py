@@ -17,6 +17,23 @@ again; each worker ~49 MiB; HAProxy 16. What a worker imports after the fork, ~2
 ~3, oslo.utils' format inspector ~0.8, blake3 ~0.5, chute ~1.5. Libraries only another
 configuration needs stay out (tests/images/test_image_main.py): the keystone stack and
 oslo.policy (auth_strategy), urllib3 (web-download), psycopg (a postgresql URL), Alembic.
+
+At the peak of a busy service (api_load, list_cost, slow_clients, then the memory scenario's
+1 GiB PUT + GET; smaps_rollup per process, 2026-12-07): 159 MiB = master 29.3 (17.7
+anonymous, which each worker counts again, + 11.6 of shared libraries) + the uploading worker
+58.7 + the other 53.6 + HAProxy 17.6 (11.2 of it shared libraries: libcrypto 3.8, its own
+binary 2.8; PSS 7). Glance 33 in the same conditions: 261 fresh, 277 busy, so 0.57-0.59 (PSS
+0.46). A worker's RSS = the master's anonymous pages (17.7) + its own imports (21.4:
+SQLAlchemy 13.2, falcon 5.1 with asyncio, jsonschema 3.1) + libraries (~10) + what serving
+adds (~5.5: SQLite's caches ~2 by sqlite3_memory_used, Python objects alive ~1 by tracemalloc,
+the rest allocator pages those pin) + an upload's ring (~4.6, the uploading worker only).
+Tried and dropped, for no effect within 0.5 MiB on that run: one malloc arena instead of two,
+PYTHONMALLOC=malloc (+5 MiB), SQLite cache_size -256 with 16 cached statements, malloc_trim in
+the master before the fork, -X no_debug_ranges. HAProxy's global maxconn 4096 saved 0.6 MiB but
+HAProxy then refuses to start under a hard fd limit below it (1024); a 64 KiB glibc mmap
+threshold in HAProxy saved 1. The 0.5x is a decision about a component, not a setting:
+SQLAlchemy (13.2 MiB in each worker) or the front end's process (17.6 MiB; the memory scenario
+read 0.495 before the front end existed, with 3 processes).
 """
 
 from __future__ import annotations
