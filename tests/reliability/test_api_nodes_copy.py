@@ -2,7 +2,8 @@
 
 A copy holds its image's upload claim (chute.images.claims) for as long as its thread copies:
 a node starting up meanwhile leaves the copy's temporary file alone, and a copy whose node was
-SIGKILLed is taken over by the next copy-image, which succeeds with nothing left behind.
+SIGKILLed is taken over by the next copy-image, which succeeds with nothing left behind, or by
+a node's start-up sweep, which ends its task and releases the image for the next copy.
 
 The copying node runs with 4 KiB chunks, so that a copy of a few MiB lasts long enough for the
 test to freeze it (SIGSTOP) or kill it in the middle, once its temporary file exists.
@@ -167,5 +168,27 @@ def test_kill_9_of_the_copying_node_then_a_retried_copy_succeeds_through_the_oth
     assert copied["os_glance_failed_import"] == ""
     assert [status for status, _ in _tasks(other, image_id)] == ["failure", "success"]
     assert "interrupted" in _tasks(other, image_id)[0][1]
+    assert (stores / "rack2" / "images" / image_id).read_bytes() == data
+    assert _left_behind(stores) == []
+
+
+def test_a_node_starting_after_a_copying_node_died_ends_the_dead_copy(
+        alive: tuple[ApiServer, ApiServer], stores: Path) -> None:
+    copier, other = alive
+    image_id, data = _image(other, "swept")
+    assert _copy(copier, image_id).status_code == 202
+    wait_for(lambda: _partials(stores, image_id), 60, "the copy's temporary file", 0.002)
+    copier.kill()
+
+    other.stop()
+    other.start(timeout=60)  # its start-up sweep: the claim is free, the copier is dead
+
+    swept = show(other, image_id)
+    assert "os_glance_import_task" not in swept
+    assert (swept["stores"], swept["os_glance_failed_import"]) == ("rack1", "rack2")
+    assert [status for status, _ in _tasks(other, image_id)] == ["failure"]
+    assert _partials(stores, image_id) == []
+    assert _copy(other, image_id).status_code == 202
+    assert _copied(other, image_id)["stores"] == "rack1,rack2"
     assert (stores / "rack2" / "images" / image_id).read_bytes() == data
     assert _left_behind(stores) == []
