@@ -101,9 +101,9 @@ def end_interrupted_copy(db: Database, image: ImageRecord) -> None:
 
 
 def recover_shared(db: Database, store: Store) -> list[str]:
-    """Several nodes: every image `saving`, `uploading` (not staged yet), `queued`, or with a
-    temporary file, whose claim is free (nobody uploads it), is taken over. Returns the paths
-    removed."""
+    """Several nodes: every image `saving`, `uploading` (not staged yet), `queued`, at rest
+    with a copy's import lock, or with a temporary file, whose claim is free (nobody uploads
+    or copies it), is taken over. Returns the paths removed."""
     removed: list[str] = []
     claims = UploadClaims(db.engine)
     candidates = set(db.in_flight_ids()) | set(db.copying_ids()) | store.partial_ids()
