@@ -18,7 +18,7 @@ import requests
 from chute import wsgi_server
 from tests.helpers.images import upload_image
 from tests.helpers.polling import wait_for
-from tests.helpers.procs import children, front_end
+from tests.helpers.procs import children
 from tests.helpers.services import free_port
 
 MiB = 1 << 20
@@ -194,9 +194,16 @@ def _answers(url: str) -> bool:
         return False
 
 
+def front_end_of(server) -> int:
+    kids = [int(pid) for task in os.listdir(f"/proc/{server.proc.pid}/task")
+            for pid in open(f"/proc/{server.proc.pid}/task/{task}/children").read().split()]
+    (front,) = [pid for pid in kids if Path(f"/proc/{pid}/comm").read_text().strip() == "haproxy"]
+    return front
+
+
 def test_the_front_end_dies_with_a_killed_service_and_frees_the_port(start_api):
     server = start_api()
-    front = front_end(server.proc.pid)
+    front = front_end_of(server)
     server.kill()  # SIGKILL, to the service's process group only: HAProxy has its own
     wait_for(lambda: not Path(f"/proc/{front}").exists() or
              "Z" in Path(f"/proc/{front}/stat").read_text().split(")")[1][:3], 10,
@@ -207,7 +214,7 @@ def test_the_front_end_dies_with_a_killed_service_and_frees_the_port(start_api):
 
 def test_a_service_whose_front_end_dies_stops_with_one_line(start_api):
     server = start_api()
-    os.kill(front_end(server.proc.pid), signal.SIGKILL)
+    os.kill(front_end_of(server), signal.SIGKILL)
     assert server.proc.wait(30) == 1
     lines = [line for line in server.log_text().splitlines() if line.startswith("chute-api:")]
     # The status is known unless gunicorn's master reaped HAProxy first (it reaps any child).

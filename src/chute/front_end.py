@@ -12,12 +12,20 @@ server's `maxconn`); the rest wait in HAProxy's queue, not in a thread.
 The service binds the public socket itself and hands the descriptor to HAProxy (`bind fd@N`):
 the port is taken once, by the process that reports a failure naming `bind_port`, with no
 window for another process between a check and the bind. HAProxy talks to gunicorn over a unix
-socket in a 0700 directory only the service's user can enter. Loopback TCP between them costs
-more, besides opening the workers to every local user: 1 GiB GETs through HAProxy 2.6 to a bare
-gunicorn gthread worker (kernel 6.18, 2 shared cores), CPU-s per GiB HAProxy / worker: unix
-socket 0.20-0.31 / 0.07-0.08, TCP 0.49-0.53 / 0.06-0.14, TCP spliced 0.26-0.29 / 0.22-0.27
-(the TCP stack on both hops costs more than the copies splicing spares). Bodies are spliced
-both ways (PIPE_BYTES).
+socket in a 0700 directory only the service's user can enter. Loopback TCP instead would open
+the workers to every local user, and costs more: 1 GiB GETs (kernel 6.18, HAProxy 2.6, 2 shared
+cores), CPU-s per GiB HAProxy / worker: unix socket 0.20-0.31 / 0.07-0.08, TCP 0.49-0.53 /
+0.06-0.14, TCP with `option splice-response` 0.26-0.29 / 0.22-0.27: the TCP stack on both hops
+costs more than the copies splicing spares.
+
+Download bodies are not spliced. Over the unix socket it does apply, with no copy at all
+(gunicorn's sendfile puts page-cache pages in the socket by reference, MSG_SPLICE_PAGES, and
+perf shows HAProxy's `_copy_to_iter`/`_copy_from_iter` gone, its context switches halved), but
+a local reader then makes its one copy from pages nobody has read yet, as nginx's reader does,
+instead of from what HAProxy just copied. The bench's reader, 1 GiB, alternated pairs, medians
+(2026-12-07): warm, two sets of 21: server + reader CPU -0.14 then +0.02 CPU-s per GiB, MiB/s
+1.10x then 1.01x; cold, 21 and 15 pairs: 0.98x then 0.73x (3 of 15 faster). Upload bodies go
+the other way, and splicing them does pay (PIPE_BYTES).
 
 HAProxy is the service's child, in its own process group (a terminal's Ctrl-C reaches the
 service, which then stops it), and gets SIGTERM from the kernel if the service dies without
@@ -62,17 +70,6 @@ BUFFER_BYTES = 65536
 # GiB instead of 33k). HAProxy's CPU per GiB of raw PUT, 3 runs each, 2 shared cores:
 # recv/send 0.46-0.51 s, splice with 64 KiB pipes 0.39-0.40 s, with 1 MiB pipes 0.21-0.23 s.
 # The pipe holds references to pages, not a copy, and exists only while a body is in flight.
-# Download bodies are spliced too (`option splice-response`, in `defaults`): gunicorn's
-# sendfile(2) puts the page cache's pages into the unix socket by reference (MSG_SPLICE_PAGES,
-# kernel 6.5+), and HAProxy moves those references into a pipe and on into the client's TCP
-# socket without reading the bytes (perf: its `_copy_to_iter`/`_copy_from_iter` samples gone).
-# HAProxy splices only once its buffer is empty and body remains: a JSON answer arrives whole in
-# the first read and never uses a pipe. Measured with the bench's reader (http.client, 1 MiB
-# readinto) on 2 shared cores, 1 GiB, 21 alternated pairs, medians: warm page cache, HAProxy
-# 0.23 -> 0.14 CPU-s per GiB, server + reader -0.14 CPU-s, context switches halved, 1.10x the
-# MiB/s (15 of 21 pairs faster); cold (drop_caches before each), even: 0.98x, server -0.04
-# CPU-s, server + reader +0.05 (a local reader now makes the one copy, from pages no one has
-# read yet, as nginx's reader does).
 PIPE_BYTES = 1 << 20
 # One event-loop thread: HAProxy's default (one per core) contends with the workers for the
 # cores. image-show under wrk (32 connections, medians of 4 alternated runs): 1 thread 2896
@@ -125,7 +122,6 @@ def render(settings: FrontEndSettings, listen_fd: int, upstream: str) -> str:
         "defaults",
         "    mode http",
         "    option http-buffer-request",
-        "    option splice-response",
         f"    timeout http-request {idle}",
         f"    timeout http-keep-alive {idle}",
         f"    timeout client {idle}",

@@ -23,13 +23,3 @@ def _name(pid: int) -> str:
             return handle.read().strip()
     except FileNotFoundError:
         return ""
-
-
-def front_end(pid: int) -> int:
-    """The pid of the HAProxy a service (its main process `pid`) started."""
-    kids: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as handle:
-            kids += [int(kid) for kid in handle.read().split()]
-    (front,) = [kid for kid in kids if _name(kid) == FRONT_END]
-    return front
