@@ -24,8 +24,9 @@ perf shows HAProxy's `_copy_to_iter`/`_copy_from_iter` gone, its context switche
 a local reader then makes its one copy from pages nobody has read yet, as nginx's reader does,
 instead of from what HAProxy just copied. The bench's reader, 1 GiB, alternated pairs, medians
 (2026-12-07): warm, two sets of 21: server + reader CPU -0.14 then +0.02 CPU-s per GiB, MiB/s
-1.10x then 1.01x; cold, 21 and 15 pairs: 0.98x then 0.73x (3 of 15 faster). Upload bodies go
-the other way, and splicing them does pay (PIPE_BYTES).
+1.10x then 1.01x; cold, 21 and 15 pairs: 0.98x then 0.73x (3 of 15 faster); and once the
+workers' socket holds a MiB (chute.images.api_data.DOWNLOAD_SEND_BUFFER), 0.66x warm (1 of 13
+faster). Upload bodies go the other way, and splicing them does pay (PIPE_BYTES).
 
 HAProxy is the service's child, in its own process group (a terminal's Ctrl-C reaches the
 service, which then stops it), and gets SIGTERM from the kernel if the service dies without
@@ -62,6 +63,8 @@ CONNECT_TIMEOUT = 5
 # One HAProxy buffer: a request head must fit in it (Glance's max_header_line is 16 KiB, and
 # HAProxy keeps 1 KiB of it for rewrites); `http-buffer-request` waits for this much body.
 # 64 KiB rather than the default 16: 512 MiB downloads 2102 vs 1687 MiB/s, 0.16 vs 0.20 CPU-s.
+# Nor larger or smaller: 1 GiB GETs, 13 alternated pairs against 64 KiB (the workers' socket
+# holding a MiB), MiB/s 32 KiB 0.83x, 96 KiB 0.58x, 128 KiB 0.52x, 256 KiB 0.60x.
 BUFFER_BYTES = 65536
 # Upload bodies are spliced (`option splice-request` on the uploads backend): the kernel moves
 # the client's TCP pages into a pipe and from it into the unix socket, where HAProxy otherwise
