@@ -45,8 +45,8 @@ MAX_RANGES = 1024
 # a MiB, 1 GiB raw GETs read by the bench's reader (2 shared cores, 15 alternated pairs each,
 # medians): warm, twice, worker + HAProxy -0.09 and -0.11 CPU-s per GiB (0.34 -> 0.23), with
 # the reader -0.17, 1.55x and 1.76x the MiB/s (14 and 13 of 15 pairs faster); cold (11 pairs)
-# -0.14 CPU-s with the reader, 1.05x. 416 KiB: warm 1.28x and 1.43x, cold 1.21x. Past a MiB
-# it gains nothing more (2 MiB: cold 0.83x; 4 MiB: warm 1.15x).
+# -0.14 CPU-s with the reader, 1.05x. Against the default too: 416 KiB warm 1.28x and 1.43x,
+# cold 1.21x; larger gains less (2 MiB: warm 1.49x, cold 0.83x; 4 MiB: warm 1.15x).
 DOWNLOAD_SEND_BUFFER = 512 * 1024
 _SPEC = re.compile(r"\s*(\d*)\s*-\s*(\d*)\s*")
 PART_READ = 1 << 20  # bytes read from the store per yield of a multipart body
