@@ -12,12 +12,21 @@ server's `maxconn`); the rest wait in HAProxy's queue, not in a thread.
 The service binds the public socket itself and hands the descriptor to HAProxy (`bind fd@N`):
 the port is taken once, by the process that reports a failure naming `bind_port`, with no
 window for another process between a check and the bind. HAProxy talks to gunicorn over a unix
-socket in a 0700 directory only the service's user can enter. Measured here, same run, 512 MiB
-raw GETs (median of 5): gunicorn's sendfile straight to the client over TCP (as before the
-front end) 1836 MiB/s and 0.11 server CPU-s; through HAProxy over the unix socket 2098 MiB/s,
-0.14 CPU-s; through HAProxy over loopback TCP 1052 MiB/s (1189 with splice), 0.35 CPU-s (splicing
-those responses did not apply over the unix socket, and did not pay for itself on TCP). Upload
-bodies go the other way, and splicing them does pay (PIPE_BYTES).
+socket in a 0700 directory only the service's user can enter. Loopback TCP instead would open
+the workers to every local user, and costs more: 1 GiB GETs (kernel 6.18, HAProxy 2.6, 2 shared
+cores), CPU-s per GiB HAProxy / worker: unix socket 0.20-0.31 / 0.07-0.08, TCP 0.49-0.53 /
+0.06-0.14, TCP with `option splice-response` 0.26-0.29 / 0.22-0.27: the TCP stack on both hops
+costs more than the copies splicing spares.
+
+Download bodies are not spliced. Over the unix socket it does apply, with no copy at all
+(gunicorn's sendfile puts page-cache pages in the socket by reference, MSG_SPLICE_PAGES, and
+perf shows HAProxy's `_copy_to_iter`/`_copy_from_iter` gone, its context switches halved), but
+a local reader then makes its one copy from pages nobody has read yet, as nginx's reader does,
+instead of from what HAProxy just copied. The bench's reader, 1 GiB, alternated pairs, medians
+(2026-12-07): warm, two sets of 21: server + reader CPU -0.14 then +0.02 CPU-s per GiB, MiB/s
+1.10x then 1.01x; cold, 21 and 15 pairs: 0.98x then 0.73x (3 of 15 faster); and once the
+workers' socket holds a MiB (chute.images.api_data.DOWNLOAD_SEND_BUFFER), 0.66x warm (1 of 13
+faster). Upload bodies go the other way, and splicing them does pay (PIPE_BYTES).
 
 HAProxy is the service's child, in its own process group (a terminal's Ctrl-C reaches the
 service, which then stops it), and gets SIGTERM from the kernel if the service dies without
@@ -54,6 +63,8 @@ CONNECT_TIMEOUT = 5
 # One HAProxy buffer: a request head must fit in it (Glance's max_header_line is 16 KiB, and
 # HAProxy keeps 1 KiB of it for rewrites); `http-buffer-request` waits for this much body.
 # 64 KiB rather than the default 16: 512 MiB downloads 2102 vs 1687 MiB/s, 0.16 vs 0.20 CPU-s.
+# Nor larger or smaller: 1 GiB GETs, 13 alternated pairs against 64 KiB (the workers' socket
+# holding a MiB), MiB/s 32 KiB 0.83x, 96 KiB 0.58x, 128 KiB 0.52x, 256 KiB 0.60x.
 BUFFER_BYTES = 65536
 # Upload bodies are spliced (`option splice-request` on the uploads backend): the kernel moves
 # the client's TCP pages into a pipe and from it into the unix socket, where HAProxy otherwise

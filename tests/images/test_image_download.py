@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import subprocess
+from pathlib import Path
 
 import pytest
 import requests
 
+from chute.images.api_data import DOWNLOAD_SEND_BUFFER
 from tests.helpers.images import JSON, create, upload
+from tests.helpers.polling import wait_for
+from tests.helpers.procs import children
 
 DATA = os.urandom(1 << 20)
 
@@ -28,6 +34,31 @@ def test_download_headers_and_bytes(image):
     assert resp.headers["Content-MD5"] == hashlib.md5(DATA).hexdigest()
     assert resp.headers["x-openstack-request-id"].startswith("req-")
     assert resp.content == DATA
+
+
+def send_buffers(pids: list[int]) -> list[int]:
+    """The send buffer of each unix socket the processes hold (`ss`: tb, in bytes)."""
+    listing = subprocess.run(["ss", "-x", "-m", "-p"], capture_output=True, text=True,
+                             check=True).stdout
+    owners = "|".join(map(str, pids))
+    return [int(tb) for tb in re.findall(
+        rf"pid=(?:{owners}),[^\n]*\n?\s*skmem:\([^)]*tb(\d+)", listing)]
+
+
+def test_a_download_hands_the_front_end_a_mib_at_a_time(shared_api):
+    """The worker's socket to HAProxy holds DOWNLOAD_SEND_BUFFER of the body, not Linux's
+    default (208 KiB): fewer wake-ups of the worker, HAProxy and the reader per GiB."""
+    data = os.urandom(16 << 20)  # more than the sockets and HAProxy hold: the worker waits
+    made = create(shared_api)
+    assert upload(shared_api, made["id"], data).status_code == 204
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    widened = 2 * min(DOWNLOAD_SEND_BUFFER, wmem_max)  # Linux doubles what it is asked
+    workers = children(shared_api.proc.pid)
+    with requests.get(f"{shared_api.url}/v2/images/{made['id']}/file", stream=True) as resp:
+        assert resp.status_code == 200
+        wait_for(lambda: widened in send_buffers(workers), 10,
+                 f"a worker socket with a {widened}-byte send buffer")
+        assert hashlib.md5(resp.raw.read()).digest() == hashlib.md5(data).digest()
 
 
 @pytest.mark.parametrize("header,start,end", [
