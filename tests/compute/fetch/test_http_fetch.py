@@ -108,8 +108,8 @@ def test_zero_chunks_arrive_as_holes(fetch_env, fetch_log):
 
 
 def test_a_dense_image_is_written_around_the_page_cache(fetch_env, fetch_log):
-    # The image service says the image is all data, so the base is written with O_DIRECT:
-    # a copy into fresh page cache costs more CPU than the hash on these machines.
+    # The base is written with O_DIRECT: a copy into fresh page cache costs more CPU than
+    # the hash on these machines.
     data = os.urandom(32 * MiB + 4096 + 10)  # an unaligned tail, written the ordinary way
     image = fetch_env.upload(data)
     cache = image_cache(http_conf(fetch_env, [fetch_env.api.url]))

@@ -65,9 +65,20 @@ class _Download:
 
     primitive: str | None = None
 
-    def __init__(self, fd: int, path: str, expected: Expected, odirect: bool = False) -> None:
+    def __init__(self, fd: int, path: str, expected: Expected) -> None:
         self.expected = expected
-        self.receiver = Receiver(fd, path, [expected.algorithm], holes=True, odirect=odirect)
+        # O_DIRECT (chute.transfer.odirect, as the CLI's downloads): a write into fresh page
+        # cache is a copy into newly touched pages, which on these VMs cost 0.4 to 3.8 CPU-s
+        # per GiB, and left the final fsync the whole file to wait for. A 1 GiB HTTP boot,
+        # A/B alternated on the shared 2-core machine (4 pairs, medians): 0.99 s and 0.42
+        # agent CPU-s against 3.1 s and 0.65 through the page cache; the bench's sparse image
+        # (4 GiB virtual, 512 MiB of data in 4 MiB extents), 6 rounds beside the dense one:
+        # 0.69 s and 0.42 against 2.7 s and 1.9 (dense 0.60 s, 0.37 against 1.6 s, 1.2). The
+        # hash is of the very buffer written, as before. ext4 allocates each O_DIRECT write on
+        # its own, where delayed allocation placed a whole run at writeback: a base may get an
+        # extent tree block more (16 MiB + 4 KiB for 16 MiB of data in four chunks); the
+        # bench's sparse base allocates the same 512 MiB + 4 KiB either way.
+        self.receiver = Receiver(fd, path, [expected.algorithm], holes=True, odirect=True)
 
     @property
     def written(self) -> int:
@@ -113,23 +124,7 @@ def _writing() -> Iterator[None]:
 
 
 class _Stream(_Download):
-    """The whole image in one GET (resumed with `Range: bytes=N-`).
-
-    `dense` (the image service said the image is all data): written with O_DIRECT
-    (chute.transfer.odirect, as the CLI's downloads). A write into fresh page cache is a copy
-    into newly touched pages, which on these VMs cost 0.4 to 3.8 CPU-s per GiB; a 1 GiB HTTP
-    boot, A/B alternated on the shared 2-core machine (4 pairs, medians): 0.99 s and 0.42
-    agent CPU-s with O_DIRECT against 3.1 s and 0.65 through the page cache, whose fsync then
-    waited for the whole file. The hash is of the very buffer written, as before.
-    Otherwise (no extents offered, or unusable ones) the holes are found by zero detection,
-    and the writes go through the page cache: a 32 MiB image holding 16 MiB of data came out
-    of O_DIRECT writes with an extent tree block beyond its data (16 MiB + 4 KiB), where
-    delayed allocation places the whole run at writeback. Holes and allocation are what a
-    sparse base is judged by (bench sparse).
-    """
-
-    def __init__(self, fd: int, path: str, expected: Expected, dense: bool = False) -> None:
-        super().__init__(fd, path, expected, odirect=dense)
+    """The whole image in one GET (resumed with `Range: bytes=N-`)."""
 
     def attempt(self, client: ImageClient, image_id: str) -> None:
         try:
@@ -163,19 +158,12 @@ class _Extents(_Download):
     its own keep-alive connection of the session's pool), so the time to first byte hides
     behind the transfer when there are several requests. Bodies are still read strictly in
     order by the calling thread, into the receiver, which hashes and writes them in order.
-
-    Written with O_DIRECT, for the reason _Stream gives: the bench's sparse image over HTTP
-    (4 GiB virtual, 512 MiB of data in 4 MiB extents), A/B alternated with the dense one, 6
-    rounds (medians): 0.69 s and 0.42 agent CPU-s against 2.7 s and 1.9 through the page
-    cache (dense: 0.60 s, 0.37 against 1.6 s, 1.2; sparse / dense 1.1 against 2.0), the base
-    allocating the same 512 MiB + 4 KiB either way (the allocation tests allow a little
-    metadata beside the data moved).
     """
 
     primitive = "extents"
 
     def __init__(self, fd: int, path: str, expected: Expected, plan: Plan) -> None:
-        super().__init__(fd, path, expected, odirect=True)
+        super().__init__(fd, path, expected)
         self.plan = plan
         self.index = 0  # the extent being fetched
         self.multi = True  # False once the server refused several ranges in one request
@@ -311,7 +299,7 @@ def _integer(value: object) -> TypeGuard[int]:
 
 
 def _plan(service: ImageService, image_id: str, size: int) -> Plan | None:
-    """The data extents the image service offers; None: it offers none we can use."""
+    """The data extents the image service offers; None: download the whole image."""
     answer = service.extents(image_id)
     if answer is None:
         return None
@@ -322,7 +310,9 @@ def _plan(service: ImageService, image_id: str, size: int) -> Plan | None:
         LOG.warning("Not using the extents %s gave for image %s: %s; downloading all of it",
                     server, image_id, exc)
         return None
-    return plan
+    # All data (a dense image, or the server's answer past its cap): nothing to skip, so
+    # the plain GET, which also leaves all-zero chunks as holes.
+    return None if plan == ((0, size),) else plan
 
 
 def fetch_http(service: ImageService, image_id: str, dst_path: str,
@@ -333,10 +323,7 @@ def fetch_http(service: ImageService, image_id: str, dst_path: str,
     download: _Download | None = None
     try:
         plan = _plan(service, image_id, expected.size)
-        # All data (a dense image, or the server's answer past its cap): nothing to skip, so
-        # the plain GET, which also leaves all-zero chunks as holes.
-        dense = plan == ((0, expected.size),)
-        download = (_Stream(fd, dst_path, expected, dense) if plan is None or dense
+        download = (_Stream(fd, dst_path, expected) if plan is None
                     else _Extents(fd, dst_path, expected, plan))
         try:
             server = service.download(image_id, download)
