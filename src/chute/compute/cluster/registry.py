@@ -41,9 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from chute.compute.db import create_tables, instances
+from chute.compute.db import create_tables, from_row, instances, reads, save_state
 from chute.compute.host_state import HostState
-from chute.compute.instance import BUILDING, utcnow
+from chute.compute.instance import BUILDING, Instance, utcnow
 
 _metadata = MetaData()
 
@@ -138,6 +138,7 @@ def _naive(value: datetime) -> datetime:
 class Registry:
     def __init__(self, engine: Engine, service_down_time: int) -> None:
         self.engine = engine
+        self.reads = reads(engine)
         self.down_time = timedelta(seconds=service_down_time)
         create_tables(engine, _metadata)
 
@@ -174,7 +175,7 @@ class Registry:
 
     def host_records(self) -> list[HostRecord]:
         cutoff = _aware(self.alive_cutoff())
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(select(hosts).order_by(hosts.c.host)).all()
         return [HostRecord(_host_state(row, _aware(row.last_seen) >= cutoff),
                            _aware(row.last_seen)) for row in rows]
@@ -205,18 +206,18 @@ class Registry:
         return unplaced_builds(self.engine, LEASE)
 
     def placement(self, instance_id: str) -> Placement | None:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             row = conn.execute(select(placements)
                                .where(placements.c.instance_id == instance_id)).first()
         return _placement(row) if row is not None else None
 
     def placed_on(self, host: str) -> list[Placement]:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(select(placements).where(placements.c.host == host)).all()
         return [_placement(row) for row in rows]
 
     def hosts_of(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             rows = conn.execute(select(placements.c.instance_id, placements.c.host)
                                 .where(placements.c.instance_id.in_(list(instance_ids)),
                                        placements.c.host.is_not(None))).all()
@@ -303,24 +304,50 @@ class Registry:
             running_instances=h.running_instances - 1))
         return True
 
+    def placed_instances(self, instance_ids: Sequence[str] | None = None,
+                         host: str | None = None) -> dict[str, tuple[Placement, Instance]]:
+        """The placements of `instance_ids` (or of every server placed on `host`) with their
+        instances, in one SELECT: what applying an agent's reports reads."""
+        query = select(placements, instances).join(
+            instances, instances.c.id == placements.c.instance_id)
+        if instance_ids is not None:
+            query = query.where(placements.c.instance_id.in_(list(instance_ids)))
+        if host is not None:
+            query = query.where(placements.c.host == host)
+        with self.reads.connect() as conn:
+            rows = conn.execute(query).all()
+        return {row.instance_id: (_placement(row), from_row(row)) for row in rows}
+
+    def apply_state(self, inst: Instance, host: str, updated: datetime) -> bool:
+        """accept_state and, if accepted, the instance's state written, in one transaction:
+        of two reports applied at once by two processes, the newer is the one that stays
+        (its UPDATE of the placement waits for the other's commit, then sees its stamp)."""
+        with self.engine.begin() as conn:
+            return self._accept_state(conn, inst.id, host, updated) and \
+                save_state(conn, inst)
+
     def accept_state(self, instance_id: str, host: str, updated: datetime) -> bool:
         """May an agent's report of the instance, as of `updated` on its side, be applied?
         Only from the host it is placed on, and only if newer than the last one applied (a
         heartbeat repeating a state already reported writes nothing)."""
+        with self.engine.begin() as conn:
+            return self._accept_state(conn, instance_id, host, updated)
+
+    def _accept_state(self, conn: Connection, instance_id: str, host: str,
+                      updated: datetime) -> bool:
         stamp = _naive(updated)
         p = placements.c
-        with self.engine.begin() as conn:
-            result = conn.execute(update(placements).where(
-                p.instance_id == instance_id, p.host == host,
-                or_(p.agent_updated.is_(None), p.agent_updated < stamp))
-                .values(agent_updated=stamp))
+        result = conn.execute(update(placements).where(
+            p.instance_id == instance_id, p.host == host,
+            or_(p.agent_updated.is_(None), p.agent_updated < stamp))
+            .values(agent_updated=stamp))
         return result.rowcount == 1
 
     def stale(self) -> tuple[list[Placement], list[str]]:
         """(placements on hosts without a heartbeat for service_down_time, ids of unplaced
         servers whose scheduling lease has expired or was never taken)."""
         cutoff, now = self.alive_cutoff(), _naive(utcnow())
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             dead = conn.execute(
                 select(placements).join(hosts, hosts.c.host == placements.c.host)
                 .where(or_(hosts.c.last_seen < cutoff, hosts.c.forced_down.is_(True)))).all()

@@ -26,8 +26,8 @@ import builtins
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,7 @@ from chute.auth.context import RequestContext
 from chute.compute import flavors
 from chute.compute.actions import ServerActions
 from chute.compute.cluster.dispatch import AgentClient
-from chute.compute.cluster.registry import HostReport, Registry, host_status
+from chute.compute.cluster.registry import HostReport, Placement, Registry, host_status
 from chute.compute.db import InstanceDB
 from chute.compute.host_state import HostState, RequestSpec, Scheduler, Selection
 from chute.compute.image_service import ImageService
@@ -250,11 +250,28 @@ class ClusterService(ComputeManager):
     def apply_report(self, host: str, reported: Instance, as_of: datetime) -> bool:
         """An agent's state of one instance as of `as_of` (its clock, microseconds); False if
         the instance is not placed on that host (deleted or moved): the agent must then
-        destroy its copy. A state the API has already is not written again; an older one
-        than the last applied is ignored."""
-        placement = self.registry.placement(reported.id)
-        current = self.db.get(reported.id)
-        if placement is None or placement.host != host or current is None:
+        destroy its copy."""
+        return self.apply_reports(host, [(reported, as_of)])[reported.id]
+
+    def apply_reports(self, host: str, reports: Sequence[tuple[Instance, datetime]]
+                      ) -> dict[str, bool]:
+        """Several instances' states from one agent, read with one SELECT; for each id,
+        whether it is still placed on `host`. An id given twice counts as its newest."""
+        newest: dict[str, tuple[Instance, datetime]] = {}
+        for reported, as_of in reports:
+            if reported.id not in newest or newest[reported.id][1] < as_of:
+                newest[reported.id] = (reported, as_of)
+        known = self.registry.placed_instances(list(newest))
+        return {instance_id: self._apply(host, reported, as_of, known)
+                for instance_id, (reported, as_of) in newest.items()}
+
+    def _apply(self, host: str, reported: Instance, as_of: datetime,
+               known: dict[str, tuple[Placement, Instance]]) -> bool:
+        """One report over what the database holds (`known`: placements and instances by
+        id, updated here with what this report wrote). A state the API has already is not
+        written again; an older one than the last applied is ignored."""
+        placement, current = known.get(reported.id, (None, None))
+        if placement is None or current is None or placement.host != host:
             return False
         if reported.vm_state == ERROR and current.vm_state == BUILDING:
             fault = reported.fault.message if reported.fault else "unknown error"
@@ -262,36 +279,34 @@ class ClusterService(ComputeManager):
             return False
         if _same_state(current, reported):
             return True
-        if not self.registry.accept_state(reported.id, host, as_of):
-            return True  # older than the report applied already
         was_building = current.vm_state == BUILDING
-        current.vm_state, current.task_state = reported.vm_state, reported.task_state
-        current.power_state, current.launched_at = reported.power_state, reported.launched_at
-        current.fault, current.transfer = reported.fault, reported.transfer
-        current.updated = utcnow()
-        self.db.save(current)
-        if reported.port is not None and current.port is None:
-            self.db.assign_port(current.id, reported.port)
-        if was_building and current.vm_state != BUILDING:
-            self.actions.finish(current.id, "create")
-            LOG.info("Instance %s %s on host %s", current.id, current.status, host)
-        if current.task_state is None and current.vm_state != BUILDING:
-            for action in ACTION_NAMES.values():
-                self.actions.finish(current.id, action)
+        updated = replace(current, vm_state=reported.vm_state, task_state=reported.task_state,
+                          power_state=reported.power_state, launched_at=reported.launched_at,
+                          fault=reported.fault, transfer=reported.transfer, updated=utcnow())
+        if not self.registry.apply_state(updated, host, as_of):
+            return True  # older than the report applied already
+        known[reported.id] = (placement, updated)
+        if reported.port is not None and updated.port is None:
+            self.db.assign_port(updated.id, reported.port)
+        finished = []
+        if was_building and updated.vm_state != BUILDING:
+            finished.append("create")
+            LOG.info("Instance %s %s on host %s", updated.id, updated.status, host)
+        if updated.task_state is None and updated.vm_state != BUILDING:
+            finished.extend(ACTION_NAMES.values())
+        if finished:
+            self.actions.finish_each(updated.id, finished)
         return True
 
     def heartbeat(self, report: HostReport, instances: builtins.list[Instance],
                   as_of: datetime) -> dict[str, Any]:
         """Record the host alive with its state; answer what it must build and destroy."""
         self.registry.heartbeat(report)
-        placed = {p.instance_id for p in self.registry.placed_on(report.host)}
+        placed = self.registry.placed_instances(host=report.host)
         destroy = [inst.id for inst in instances
-                   if inst.id not in placed or not self.apply_report(report.host, inst, as_of)]
-        builds = []
-        for instance_id in sorted(placed - set(destroy)):
-            inst = self.db.get(instance_id)
-            if inst is not None and inst.vm_state == BUILDING:
-                builds.append(inst)
+                   if not self._apply(report.host, inst, as_of, placed)]
+        builds = [placed[instance_id][1] for instance_id in sorted(set(placed) - set(destroy))
+                  if placed[instance_id][1].vm_state == BUILDING]
         return {"builds": builds, "destroy": destroy}
 
     # -- the sweeper --------------------------------------------------------------------------
