@@ -109,20 +109,13 @@ class ClusterService(ComputeManager):
     # -- reads: the instance with its host and that host's status ----------------------------
 
     def get(self, instance_id: str, project_id: str | None = None) -> Instance:
-        return self._with_hosts([super().get(instance_id, project_id)])[0]
+        found = self.registry.servers(instance_id=instance_id)
+        if not found or (project_id is not None and found[0].project_id != project_id):
+            raise ServerNotFound(f"Instance {instance_id} could not be found.")
+        return found[0]
 
     def list(self, project_id: str | None = None) -> builtins.list[Instance]:
-        return self._with_hosts(super().list(project_id))
-
-    def _with_hosts(self, found: builtins.list[Instance]) -> builtins.list[Instance]:
-        if not found:
-            return found
-        states = {state.host: state for state in self.registry.host_states()}
-        placed = self.registry.hosts_of([inst.id for inst in found])
-        for inst in found:
-            inst.host = placed.get(inst.id)
-            inst.host_status = host_status(states.get(inst.host)) if inst.host else ""
-        return found
+        return self.registry.servers(project_id=project_id)
 
     # -- create: the API-side record, then placement -----------------------------------------
 
@@ -156,10 +149,9 @@ class ClusterService(ComputeManager):
 
     def _place(self, instance_id: str) -> None:
         """Schedule and dispatch until a host took the build or the tries are used up."""
-        while self.registry.lease(instance_id):
+        while (placement := self.registry.lease(instance_id)) is not None:
             inst = self.db.get(instance_id)
-            placement = self.registry.placement(instance_id)
-            if inst is None or placement is None or inst.vm_state != BUILDING:
+            if inst is None or inst.vm_state != BUILDING:
                 self.registry.remove(instance_id)
                 return
             if placement.attempts >= self.cluster.max_attempts:
@@ -170,16 +162,20 @@ class ClusterService(ComputeManager):
                                inst.availability_zone or None,
                                ignore_hosts=frozenset(placement.tried))
             selection = self.scheduler.select(spec, self.registry.host_states())
-            host = self._claim_first(instance_id, selection)
+            host = self._claim_first(inst, selection)
             if host is None:
                 self._give_up(instance_id, placement.tried, selection)
                 return
             if self._dispatch(inst, host):
                 return
 
-    def _claim_first(self, instance_id: str, selection: Selection) -> HostState | None:
+    def _claim_first(self, inst: Instance, selection: Selection) -> HostState | None:
+        """The first host of the selection that takes the server; a server booted without
+        an availability zone gets that host's (as Nova records it)."""
         for choice in selection.choices:
-            if self.registry.claim(instance_id, choice.host.host):
+            zone = None if inst.availability_zone else choice.host.availability_zone
+            if self.registry.claim(inst.id, choice.host.host, zone):
+                inst.availability_zone = inst.availability_zone or zone
                 return choice.host
         return None
 
@@ -188,9 +184,6 @@ class ClusterService(ComputeManager):
         tried elsewhere)."""
         LOG.info("Instance %s placed on host %s", inst.id, host.host)
         inst.host = host.host
-        if not inst.availability_zone:
-            inst.availability_zone = host.availability_zone
-            self.db.save(inst)
         try:
             self.agents.build(host.agent_url, inst)
             return True
@@ -240,8 +233,7 @@ class ClusterService(ComputeManager):
             except RemoteUnavailable as exc:
                 LOG.warning("Instance %s: host %s did not answer the delete (%s); its guest "
                             "goes at its next heartbeat", instance_id, inst.host, exc.message)
-        self.registry.remove(instance_id)
-        self.db.delete(instance_id)
+        self.registry.delete_server(instance_id)
         self.actions.finish(instance_id, "delete")
         LOG.info("Instance %s deleted", instance_id)
 

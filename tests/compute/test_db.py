@@ -1,0 +1,48 @@
+"""The compute database's pooled PostgreSQL connections survive a server restart: one the
+server closed is replaced before use (checked by polling its socket, no round trip), so the
+first request after a restart does not fail."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from chute.compute.db import InstanceDB
+from chute.compute.instance import Instance
+from tests.helpers.postgres import Cluster
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster of this test's own: restarting the session's would cut other tests off."""
+    cluster = Cluster.create(tmp_path / "postgres")
+    yield cluster
+    cluster.stop()
+
+
+def test_reads_and_writes_go_on_after_a_postgresql_restart(own_postgres: Cluster) -> None:
+    url = own_postgres.fresh_database("restart")
+    db = InstanceDB(url)
+    unchecked = create_engine(url)  # what a pool without any check would do
+    inst = Instance(id=str(uuid.uuid4()), name="survivor", image_id="image", flavor_id="1")
+    db.create(inst)
+    with unchecked.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert db.get(inst.id) is not None  # both pools now hold an idle connection
+
+    own_postgres.restart()
+
+    with pytest.raises(OperationalError), unchecked.connect() as conn:
+        conn.execute(text("SELECT 1"))  # the restart did close the pooled connections
+    found = db.get(inst.id)
+    assert found is not None and found.name == "survivor"
+    found.vm_state = "active"
+    assert db.save(found)
+    assert [i.vm_state for i in db.list()] == ["active"]
+    unchecked.dispose()
+    db.close()
