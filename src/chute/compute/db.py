@@ -295,10 +295,11 @@ _SAVE = update(instances).where(instances.c.id == bindparam("_id"))
 _BY_ID = select(instances).where(instances.c.id == bindparam("_id"))
 
 
-def save_state(conn: Connection, inst: Instance) -> bool:
-    """InstanceDB.save in the caller's transaction."""
+def save_state(conn: Connection, inst: Instance, with_port: bool = False) -> bool:
+    """InstanceDB.save in the caller's transaction; `with_port` writes the port too (an
+    IntegrityError if it is another instance's, as assign_port's)."""
     row = _to_row(inst)
-    for column in ("id", *USER_COLUMNS, *PORT_COLUMNS):
+    for column in ("id", *USER_COLUMNS, *(() if with_port else PORT_COLUMNS)):
         row.pop(column)
     row["_id"] = inst.id
     return conn.execute(_SAVE, row).rowcount == 1

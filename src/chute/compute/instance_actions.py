@@ -19,10 +19,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from chute.compute.db import add_missing_columns, schema_transaction
 from chute.compute.instance import utcnow
@@ -79,6 +90,17 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+# finish_each's statements, built once (each agent report that ends a build runs them).
+_OPEN_OF_NAMES = (select(actions.c.id, actions.c.action)
+                  .where(actions.c.instance_id == bindparam("_id"),
+                         actions.c.action.in_(bindparam("names", expanding=True)),
+                         actions.c.finish_time.is_(None))
+                  .order_by(actions.c.id.desc()))
+_SUCCEEDED = (sql_update(actions).where(actions.c.id.in_(bindparam("ids", expanding=True)))
+              .values(finish_time=bindparam("now"), result="Success", message=None,
+                      details=None))
+
+
 class InstanceActions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -111,20 +133,19 @@ class InstanceActions:
                 finish_time=utcnow(), result="Error" if error else "Success",
                 message="Error" if error else None, details=error))
 
-    def finish_each(self, instance_id: str, names: Sequence[str]) -> None:
+    def finish_each(self, instance_id: str, names: Sequence[str],
+                    conn: Connection | None = None) -> None:
         """finish() each of `names` with Success, in one SELECT and at most one UPDATE: an
-        agent's report that ends a build or an action closes several names at once."""
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(actions.c.id, actions.c.action)
-                .where(actions.c.instance_id == instance_id, actions.c.action.in_(names),
-                       actions.c.finish_time.is_(None))
-                .order_by(actions.c.id.desc())).all()
-            newest = {row.action: row.id for row in reversed(rows)}  # the last one wins
-            if newest:
-                conn.execute(sql_update(actions).where(actions.c.id.in_(newest.values()))
-                             .values(finish_time=utcnow(), result="Success", message=None,
-                                     details=None))
+        agent's report that ends a build or an action closes several names at once. In
+        `conn`'s transaction if given (the report's own)."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.finish_each(instance_id, names, own)
+            return
+        rows = conn.execute(_OPEN_OF_NAMES, {"_id": instance_id, "names": list(names)}).all()
+        newest = {row.action: row.id for row in reversed(rows)}  # the last one wins
+        if newest:
+            conn.execute(_SUCCEEDED, {"ids": list(newest.values()), "now": utcnow()})
 
     def discard(self, instance_id: str, action: str) -> None:
         """Forget the newest unfinished `action`: it was refused before anything was done

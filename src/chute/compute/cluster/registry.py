@@ -16,7 +16,7 @@ says who won, so no process keeps truth in memory:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -389,13 +389,30 @@ class Registry:
             rows = [row for row in rows if row.host == host]
         return {row.instance_id: (_placement(row), from_row(row)) for row in rows}
 
-    def apply_state(self, inst: Instance, host: str, updated: datetime) -> bool:
-        """accept_state and, if accepted, the instance's state written, in one transaction:
-        of two reports applied at once by two processes, the newer is the one that stays
-        (its UPDATE of the placement waits for the other's commit, then sees its stamp)."""
+    def apply_state(self, inst: Instance, host: str, updated: datetime, with_port: bool,
+                    then: Callable[[Connection], None] | None = None) -> bool:
+        """accept_state and, if accepted, the instance's state written (its port too if
+        `with_port`), then `then` run, in one transaction: of two reports applied at once by
+        two processes, the newer is the one that stays (its UPDATE of the placement waits
+        for the other's commit, then sees its stamp). A port that is another instance's is
+        not recorded (assign_port's rule): the state is written again without it."""
+        try:
+            with self.engine.begin() as conn:
+                return self._apply_state(conn, inst, host, updated, with_port, then)
+        except IntegrityError:
+            if not with_port:
+                raise
         with self.engine.begin() as conn:
-            return self._accept_state(conn, inst.id, host, updated) and \
-                save_state(conn, inst)
+            return self._apply_state(conn, inst, host, updated, False, then)
+
+    def _apply_state(self, conn: Connection, inst: Instance, host: str, updated: datetime,
+                     with_port: bool, then: Callable[[Connection], None] | None) -> bool:
+        if not (self._accept_state(conn, inst.id, host, updated) and
+                save_state(conn, inst, with_port)):
+            return False
+        if then is not None:
+            then(conn)
+        return True
 
     def accept_state(self, instance_id: str, host: str, updated: datetime) -> bool:
         """May an agent's report of the instance, as of `updated` on its side, be applied?

@@ -23,6 +23,7 @@ registry decide which one acts.
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import threading
 import uuid
@@ -271,23 +272,23 @@ class ClusterService(ComputeManager):
             return False
         if _same_state(current, reported):
             return True
-        was_building = current.vm_state == BUILDING
         updated = replace(current, vm_state=reported.vm_state, task_state=reported.task_state,
                           power_state=reported.power_state, launched_at=reported.launched_at,
-                          fault=reported.fault, transfer=reported.transfer, updated=utcnow())
-        if not self.registry.apply_state(updated, host, as_of):
-            return True  # older than the report applied already
-        known[reported.id] = (placement, updated)
-        if reported.port is not None and updated.port is None:
-            self.db.assign_port(updated.id, reported.port)
-        finished = []
-        if was_building and updated.vm_state != BUILDING:
+                          fault=reported.fault, transfer=reported.transfer, updated=utcnow(),
+                          port=current.port or reported.port)
+        finished = []  # the instance actions this state ends, closed in the same transaction
+        if current.vm_state == BUILDING and updated.vm_state != BUILDING:
             finished.append("create")
-            LOG.info("Instance %s %s on host %s", updated.id, updated.status, host)
         if updated.task_state is None and updated.vm_state != BUILDING:
             finished.extend(ACTION_NAMES.values())
-        if finished:
-            self.actions.finish_each(updated.id, finished)
+        then = functools.partial(self.actions.finish_each, updated.id, finished) \
+            if finished else None
+        if not self.registry.apply_state(updated, host, as_of, current.port is None and
+                                         reported.port is not None, then):
+            return True  # older than the report applied already
+        known[reported.id] = (placement, updated)
+        if "create" in finished:
+            LOG.info("Instance %s %s on host %s", updated.id, updated.status, host)
         return True
 
     def heartbeat(self, report: HostReport, instances: builtins.list[Instance],
