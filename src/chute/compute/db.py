@@ -327,9 +327,13 @@ class InstanceDB:
             for index in PORT_INDEXES:
                 index.create(conn, checkfirst=True)
 
-    def create(self, inst: Instance) -> None:
-        with self.engine.begin() as conn:
+    def create(self, inst: Instance, conn: Connection | None = None) -> None:
+        """Insert the instance, in `conn`'s transaction if given."""
+        if conn is not None:
             conn.execute(_INSERT, _to_row(inst))
+            return
+        with self.engine.begin() as own:
+            own.execute(_INSERT, _to_row(inst))
 
     def get(self, instance_id: str) -> Instance | None:
         with self.reads.connect() as conn:

@@ -90,6 +90,7 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_STARTED = insert(actions)
 # finish_each's statements, built once (each agent report that ends a build runs them).
 _OPEN_OF_NAMES = (select(actions.c.id, actions.c.action)
                   .where(actions.c.instance_id == bindparam("_id"),
@@ -109,13 +110,18 @@ class InstanceActions:
             add_missing_columns(conn, actions)
 
     def start(self, instance_id: str, action: str, *, request_id: str | None = None,
-              user_id: str = "", project_id: str = "") -> None:
-        """Record that `action` began now, by the request being served (its id) by default."""
-        with self.engine.begin() as conn:
-            conn.execute(insert(actions).values(
-                instance_id=instance_id, action=action,
-                request_id=request_id or request_id_var.get(), user_id=user_id,
-                project_id=project_id, start_time=utcnow()))
+              user_id: str = "", project_id: str = "", conn: Connection | None = None) -> None:
+        """Record that `action` began now, by the request being served (its id) by default;
+        in `conn`'s transaction if given."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.start(instance_id, action, request_id=request_id, user_id=user_id,
+                           project_id=project_id, conn=own)
+            return
+        conn.execute(_STARTED, {"instance_id": instance_id, "action": action,
+                                "request_id": request_id or request_id_var.get(),
+                                "user_id": user_id, "project_id": project_id,
+                                "start_time": utcnow()})
 
     def finish(self, instance_id: str, action: str, error: str | None = None) -> None:
         """Close the newest unfinished `action` of the instance: Success, or Error with

@@ -132,6 +132,7 @@ _ACCEPT = (update(placements)
                   or_(_P.agent_updated.is_(None), _P.agent_updated < bindparam("stamp")))
            .values(agent_updated=bindparam("stamp")))
 _REMOVE = delete(placements).where(_P.instance_id == bindparam("_id")).returning(*placements.c)
+_ADD = insert(placements).values(host=None, attempts=0, tried_json="[]")
 _DELETE_INSTANCE = delete(instances).where(_I.id == bindparam("_id"))
 
 
@@ -264,13 +265,17 @@ class Registry:
 
     # -- placements ---------------------------------------------------------------------------
 
-    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
-        """A server to place; False if it has its row already (another process added it)."""
+    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int,
+            conn: Connection | None = None) -> bool:
+        """A server to place; False if it has its row already (another process added it).
+        In `conn`'s transaction if given (a new server's, whose id nobody else has)."""
+        if conn is not None:
+            conn.execute(_ADD, {"instance_id": instance_id, "vcpus": vcpus,
+                                "memory_mb": memory_mb, "disk_gb": disk_gb})
+            return True
         try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(placements).values(
-                    instance_id=instance_id, host=None, vcpus=vcpus, memory_mb=memory_mb,
-                    disk_gb=disk_gb, attempts=0, tried_json="[]"))
+            with self.engine.begin() as own:
+                self.add(instance_id, vcpus, memory_mb, disk_gb, own)
         except IntegrityError:
             return False
         return True

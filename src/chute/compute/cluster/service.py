@@ -45,7 +45,6 @@ from chute.compute.instance_actions import InstanceActions
 from chute.compute.keypairs import Keypairs
 from chute.compute.manager import NO_VALID_HOST, ComputeManager, _Workers
 from chute.compute.quotas import Quotas
-from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
 from chute.errors import (
     BadComputeRequest,
@@ -134,12 +133,14 @@ class ClusterService(ComputeManager):
                                     f"{requested!r}.")
         return name
 
-    def _accept(self, request: BootRequest, ctx: RequestContext,
-                checked: tuple[str, flavors.Flavor, str | None, str], name: str) -> Instance:
-        inst = super()._accept(request, ctx, checked, name)
-        flavor = checked[1]
-        self.registry.add(inst.id, flavor.vcpus, flavor.ram, flavor.disk)
-        return inst
+    def _record(self, inst: Instance, flavor: flavors.Flavor, ctx: RequestContext) -> None:
+        """The server, its `create` action and its placement row, in one transaction: no
+        server is ever recorded without the row that gets it placed."""
+        with self.db.engine.begin() as conn:
+            self.db.create(inst, conn)
+            self.actions.start(inst.id, "create", user_id=ctx.user_id or "",
+                               project_id=ctx.project_id or "", conn=conn)
+            self.registry.add(inst.id, flavor.vcpus, flavor.ram, flavor.disk, conn)
 
     def _build(self, instance_id: str) -> None:
         try:
