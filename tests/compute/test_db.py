@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,19 @@ def test_reads_and_writes_go_on_after_a_postgresql_restart(own_postgres: Cluster
     db.create(inst)
     with unchecked.connect() as conn:
         conn.execute(text("SELECT 1"))
-    assert db.get(inst.id) is not None  # both pools now hold an idle connection
+    with ExitStack() as held:  # the pool keeps three connections, all idle after this
+        for _ in range(3):
+            held.enter_context(db.engine.connect()).execute(text("SELECT 1"))
+    assert db.get(inst.id) is not None
 
     own_postgres.restart()
 
     with pytest.raises(OperationalError), unchecked.connect() as conn:
         conn.execute(text("SELECT 1"))  # the restart did close the pooled connections
+    with ExitStack() as held:  # every stale one is replaced, however many are taken
+        for _ in range(3):
+            conn = held.enter_context(db.engine.connect())
+            assert conn.execute(text("SELECT 1")).scalar() == 1
     found = db.get(inst.id)
     assert found is not None and found.name == "survivor"
     found.vm_state = "active"
