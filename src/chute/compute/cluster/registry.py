@@ -288,18 +288,6 @@ class Registry:
             row = conn.execute(_PLACEMENT, {"_id": instance_id}).first()
         return _placement(row) if row is not None else None
 
-    def placed_on(self, host: str) -> list[Placement]:
-        with self.reads.connect() as conn:
-            rows = conn.execute(select(placements).where(placements.c.host == host)).all()
-        return [_placement(row) for row in rows]
-
-    def hosts_of(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        with self.reads.connect() as conn:
-            rows = conn.execute(select(placements.c.instance_id, placements.c.host)
-                                .where(placements.c.instance_id.in_(list(instance_ids)),
-                                       placements.c.host.is_not(None))).all()
-        return {row.instance_id: row.host for row in rows}
-
     def lease(self, instance_id: str) -> Placement | None:
         """Take the right to schedule an unplaced server for LEASE: its placement, or None if
         another process holds it or the server is placed (or gone)."""
@@ -396,7 +384,7 @@ class Registry:
 
     def apply_state(self, inst: Instance, host: str, updated: datetime, with_port: bool,
                     then: Callable[[Connection], None] | None = None) -> bool:
-        """accept_state and, if accepted, the instance's state written (its port too if
+        """_accept_state and, if accepted, the instance's state written (its port too if
         `with_port`), then `then` run, in one transaction: of two reports applied at once by
         two processes, the newer is the one that stays (its UPDATE of the placement waits
         for the other's commit, then sees its stamp). A port that is another instance's is
@@ -419,15 +407,11 @@ class Registry:
             then(conn)
         return True
 
-    def accept_state(self, instance_id: str, host: str, updated: datetime) -> bool:
+    def _accept_state(self, conn: Connection, instance_id: str, host: str,
+                      updated: datetime) -> bool:
         """May an agent's report of the instance, as of `updated` on its side, be applied?
         Only from the host it is placed on, and only if newer than the last one applied (a
         heartbeat repeating a state already reported writes nothing)."""
-        with self.engine.begin() as conn:
-            return self._accept_state(conn, instance_id, host, updated)
-
-    def _accept_state(self, conn: Connection, instance_id: str, host: str,
-                      updated: datetime) -> bool:
         result = conn.execute(_ACCEPT, {"_id": instance_id, "_host": host,
                                         "stamp": _naive(updated)})
         return result.rowcount == 1
