@@ -1,6 +1,6 @@
 """The compute database's pooled PostgreSQL connections survive a server restart: one the
-server closed is replaced before use (checked by polling its socket, no round trip), so the
-first request after a restart does not fail."""
+server closed is replaced before use (checked by polling its socket, no round trip; over TLS
+by an empty query), so the first request after a restart does not fail."""
 
 from __future__ import annotations
 
@@ -18,17 +18,29 @@ from chute.compute.instance import Instance
 from tests.helpers.postgres import Cluster
 
 
+@pytest.fixture(params=[False, True], ids=["plain", "tls"])
+def tls(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster of this test's own: restarting the session's would cut other tests off."""
+def own_postgres(tls: bool, tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster of this test's own (restarting the session's would cut other tests off),
+    without TLS and with it."""
     cluster = Cluster.create(tmp_path / "postgres")
+    if tls:
+        cluster.enable_tls()
+        cluster.restart()
     yield cluster
     cluster.stop()
 
 
-def test_reads_and_writes_go_on_after_a_postgresql_restart(own_postgres: Cluster) -> None:
+def test_reads_and_writes_go_on_after_a_postgresql_restart(own_postgres: Cluster,
+                                                            tls: bool) -> None:
     url = own_postgres.fresh_database("restart")
     db = InstanceDB(url)
+    with db.engine.connect() as conn:
+        assert conn.connection.dbapi_connection.pgconn.ssl_in_use is tls  # type: ignore[union-attr]
     unchecked = create_engine(url)  # what a pool without any check would do
     inst = Instance(id=str(uuid.uuid4()), name="survivor", image_id="image", flavor_id="1")
     db.create(inst)
