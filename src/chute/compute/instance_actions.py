@@ -123,21 +123,25 @@ class InstanceActions:
                                 "user_id": user_id, "project_id": project_id,
                                 "start_time": utcnow()})
 
-    def finish(self, instance_id: str, action: str, error: str | None = None) -> None:
+    def finish(self, instance_id: str, action: str, error: str | None = None,
+               conn: Connection | None = None) -> None:
         """Close the newest unfinished `action` of the instance: Success, or Error with
         `error` as what went wrong. Nothing to close is not an error (e.g. a build resumed
-        after a restart that had already been closed)."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(actions.c.id)
-                .where(actions.c.instance_id == instance_id, actions.c.action == action,
-                       actions.c.finish_time.is_(None))
-                .order_by(actions.c.id.desc())).first()
-            if row is None:
-                return
-            conn.execute(sql_update(actions).where(actions.c.id == row.id).values(
-                finish_time=utcnow(), result="Error" if error else "Success",
-                message="Error" if error else None, details=error))
+        after a restart that had already been closed). In `conn`'s transaction if given."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.finish(instance_id, action, error, own)
+            return
+        row = conn.execute(
+            select(actions.c.id)
+            .where(actions.c.instance_id == instance_id, actions.c.action == action,
+                   actions.c.finish_time.is_(None))
+            .order_by(actions.c.id.desc())).first()
+        if row is None:
+            return
+        conn.execute(sql_update(actions).where(actions.c.id == row.id).values(
+            finish_time=utcnow(), result="Error" if error else "Success",
+            message="Error" if error else None, details=error))
 
     def finish_each(self, instance_id: str, names: Sequence[str],
                     conn: Connection | None = None) -> None:

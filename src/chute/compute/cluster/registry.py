@@ -336,11 +336,14 @@ class Registry:
         with self.engine.begin() as conn:
             self._remove(conn, instance_id)
 
-    def delete_server(self, instance_id: str) -> None:
-        """remove() and the instance's row, in one transaction."""
+    def delete_server(self, instance_id: str,
+                      then: Callable[[Connection], None] | None = None) -> None:
+        """remove() and the instance's row, then `then`, in one transaction."""
         with self.engine.begin() as conn:
             self._remove(conn, instance_id)
             conn.execute(_DELETE_INSTANCE, {"_id": instance_id})
+            if then is not None:
+                then(conn)
 
     def _remove(self, conn: Connection, instance_id: str) -> None:
         """The DELETE hands the row to one process only, so a host is released once."""

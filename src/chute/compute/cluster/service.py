@@ -235,8 +235,8 @@ class ClusterService(ComputeManager):
             except RemoteUnavailable as exc:
                 LOG.warning("Instance %s: host %s did not answer the delete (%s); its guest "
                             "goes at its next heartbeat", instance_id, inst.host, exc.message)
-        self.registry.delete_server(instance_id)
-        self.actions.finish(instance_id, "delete")
+        self.registry.delete_server(instance_id, then=functools.partial(
+            self.actions.finish, instance_id, "delete", None))
         LOG.info("Instance %s deleted", instance_id)
 
     # -- what agents report -----------------------------------------------------------------
