@@ -13,6 +13,7 @@ STAMP := $(VENV)/.installed
 # python3-dev: Python.h, to build uWSGI for the Keystone venv (chute up --keystone, tests/auth).
 # postgresql: initdb/pg_ctl for the private clusters of tests/helpers/postgres.py (no service is
 # started: the package's own cluster is left alone) and the `postgres` user they run as.
+# openssl: the self-signed certificate of a cluster with TLS on (tests/compute/test_db.py).
 sysdeps:
 	@missing=""; \
 	command -v qemu-img >/dev/null 2>&1 || missing="$$missing qemu-utils"; \
@@ -21,6 +22,7 @@ sysdeps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	$(PY) -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing$$missing"; \

@@ -8,12 +8,12 @@ round, and a fake guest costs nothing). The servers are deleted between samples,
 The PostgreSQL cluster is the tests' private one (tests/helpers/postgres.py), the load
 balancer the tests' HAProxy (tests/helpers/balancer.py): one set-up for both.
 
-Each sample also records the CPU the burst cost: the API nodes' own, and the whole machine's
-(agents, PostgreSQL, HAProxy, chute-api and this client share its cores). Spread perfectly
-over every core, that work bounds what any number of API nodes could reach here ("CPU-bound
-creates/s"); its ratio to one node's creates/s is the ceiling of the two-node target on this
-machine, printed beside it. Each node runs one worker, so one node is one core's worth of API
-and a second node has a core to use.
+Each sample also records the CPU the burst cost: the API nodes' own, the three agents', and
+the whole machine's (agents, PostgreSQL, HAProxy, chute-api and this client share its
+cores). Spread perfectly over every core, that work bounds what any number of API nodes
+could reach here ("CPU-bound creates/s"); its ratio to one node's creates/s is the ceiling
+of the two-node target on this machine, printed beside it. Each node runs one worker, so one
+node is one core's worth of API and a second node has a core to use.
 """
 
 from __future__ import annotations
@@ -140,7 +140,9 @@ def _burst(cloud: Cloud, image_id: str) -> Sample:
 
     names = [clients.unique("sched") for _ in range(BURST)]
     api_pids = [pid for node in cloud.nodes for pid in node.pids()]
+    agent_pids = [pid for agent in cloud.agents for pid in agent.pids()]
     api_cpu, machine_cpu = cpu_seconds(api_pids), machine_cpu_seconds()
+    agents_cpu = cpu_seconds(agent_pids)
     started = time.perf_counter()
     with ThreadPoolExecutor(BURST) as pool:
         ids = set(pool.map(post, names))
@@ -154,11 +156,13 @@ def _burst(cloud: Cloud, image_id: str) -> Sample:
         time.sleep(0.01)
     seconds = time.perf_counter() - started
     api_cpu = cpu_seconds(api_pids) - api_cpu
+    agents_cpu = cpu_seconds(agent_pids) - agents_cpu
     machine_cpu = machine_cpu_seconds() - machine_cpu
     for server_id in ids:
         clients.call("DELETE", f"{url}/v2.1/servers/{server_id}", expect=(204, 404))
     cores = os.cpu_count() or 1
-    return Sample(BURST / seconds, {"API CPU s": api_cpu, "machine CPU s": machine_cpu,
+    return Sample(BURST / seconds, {"API CPU s": api_cpu, "agents CPU s": agents_cpu,
+                                    "machine CPU s": machine_cpu,
                                     "CPU-bound creates/s": BURST * cores / machine_cpu})
 
 

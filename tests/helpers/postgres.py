@@ -116,6 +116,26 @@ class Cluster:
         self._tool("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
                    "-l", str(self.root / "postgresql.log"), "-o", options)
 
+    def enable_tls(self) -> None:
+        """TLS on (a self-signed certificate made with openssl), from the next restart: libpq
+        clients then use it (sslmode prefer, their default)."""
+        key, cert = self.data / "server.key", self.data / "server.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "1", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=60)
+        key.chmod(0o600)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for path in (key, cert):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self.admin("ALTER SYSTEM SET ssl = on")
+
+    def restart(self) -> None:
+        """A fast restart (the options of the start kept): every client connection is
+        closed by the server, as an operator's restart or a failover does."""
+        self._tool("pg_ctl", "restart", "-w", "-t", "60", "-m", "fast", "-D", str(self.data),
+                   "-l", str(self.root / "postgresql.log"))
+
     def stop(self) -> None:
         self._tool("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")
         if os.geteuid() == 0:

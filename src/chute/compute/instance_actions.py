@@ -15,13 +15,25 @@ Recording, for any code that acts on a server (server actions included):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from chute.compute.db import add_missing_columns, schema_transaction
 from chute.compute.instance import utcnow
@@ -78,6 +90,18 @@ def _aware(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_STARTED = insert(actions)
+# finish_each's statements, built once (each agent report that ends a build runs them).
+_OPEN_OF_NAMES = (select(actions.c.id, actions.c.action)
+                  .where(actions.c.instance_id == bindparam("_id"),
+                         actions.c.action.in_(bindparam("names", expanding=True)),
+                         actions.c.finish_time.is_(None))
+                  .order_by(actions.c.id.desc()))
+_SUCCEEDED = (sql_update(actions).where(actions.c.id.in_(bindparam("ids", expanding=True)))
+              .values(finish_time=bindparam("now"), result="Success", message=None,
+                      details=None))
+
+
 class InstanceActions:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -86,29 +110,52 @@ class InstanceActions:
             add_missing_columns(conn, actions)
 
     def start(self, instance_id: str, action: str, *, request_id: str | None = None,
-              user_id: str = "", project_id: str = "") -> None:
-        """Record that `action` began now, by the request being served (its id) by default."""
-        with self.engine.begin() as conn:
-            conn.execute(insert(actions).values(
-                instance_id=instance_id, action=action,
-                request_id=request_id or request_id_var.get(), user_id=user_id,
-                project_id=project_id, start_time=utcnow()))
+              user_id: str = "", project_id: str = "", conn: Connection | None = None) -> None:
+        """Record that `action` began now, by the request being served (its id) by default;
+        in `conn`'s transaction if given."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.start(instance_id, action, request_id=request_id, user_id=user_id,
+                           project_id=project_id, conn=own)
+            return
+        conn.execute(_STARTED, {"instance_id": instance_id, "action": action,
+                                "request_id": request_id or request_id_var.get(),
+                                "user_id": user_id, "project_id": project_id,
+                                "start_time": utcnow()})
 
-    def finish(self, instance_id: str, action: str, error: str | None = None) -> None:
+    def finish(self, instance_id: str, action: str, error: str | None = None,
+               conn: Connection | None = None) -> None:
         """Close the newest unfinished `action` of the instance: Success, or Error with
         `error` as what went wrong. Nothing to close is not an error (e.g. a build resumed
-        after a restart that had already been closed)."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(actions.c.id)
-                .where(actions.c.instance_id == instance_id, actions.c.action == action,
-                       actions.c.finish_time.is_(None))
-                .order_by(actions.c.id.desc())).first()
-            if row is None:
-                return
-            conn.execute(sql_update(actions).where(actions.c.id == row.id).values(
-                finish_time=utcnow(), result="Error" if error else "Success",
-                message="Error" if error else None, details=error))
+        after a restart that had already been closed). In `conn`'s transaction if given."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.finish(instance_id, action, error, own)
+            return
+        row = conn.execute(
+            select(actions.c.id)
+            .where(actions.c.instance_id == instance_id, actions.c.action == action,
+                   actions.c.finish_time.is_(None))
+            .order_by(actions.c.id.desc())).first()
+        if row is None:
+            return
+        conn.execute(sql_update(actions).where(actions.c.id == row.id).values(
+            finish_time=utcnow(), result="Error" if error else "Success",
+            message="Error" if error else None, details=error))
+
+    def finish_each(self, instance_id: str, names: Sequence[str],
+                    conn: Connection | None = None) -> None:
+        """finish() each of `names` with Success, in one SELECT and at most one UPDATE: an
+        agent's report that ends a build or an action closes several names at once. In
+        `conn`'s transaction if given (the report's own)."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.finish_each(instance_id, names, own)
+            return
+        rows = conn.execute(_OPEN_OF_NAMES, {"_id": instance_id, "names": list(names)}).all()
+        newest = {row.action: row.id for row in reversed(rows)}  # the last one wins
+        if newest:
+            conn.execute(_SUCCEEDED, {"ids": list(newest.values()), "now": utcnow()})
 
     def discard(self, instance_id: str, action: str) -> None:
         """Forget the newest unfinished `action`: it was refused before anything was done

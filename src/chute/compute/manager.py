@@ -266,12 +266,16 @@ class ComputeManager:
             admin_pass=request.admin_pass, project_id=ctx.project_id,
             user_id=ctx.user_id, networks=request.networks,
             config_drive=self._wants_config_drive(request))
-        self.db.create(inst)
-        self.actions.start(inst.id, "create", user_id=ctx.user_id or "",
-                           project_id=ctx.project_id or "")
+        self._record(inst, flavor, ctx)
         LOG.info("Instance %s accepted: image %s, flavor %s", inst.id, inst.image_id,
                  flavor.name)
         return inst
+
+    def _record(self, inst: Instance, flavor: flavors.Flavor, ctx: RequestContext) -> None:
+        """Write a new server and its `create` action."""
+        self.db.create(inst)
+        self.actions.start(inst.id, "create", user_id=ctx.user_id or "",
+                           project_id=ctx.project_id or "")
 
     def _zone(self, requested: str | None) -> str:
         """This host's zone; `ZONE:HOST[:NODE]` (Nova's forced host) is refused: no

@@ -16,7 +16,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy.engine import Engine
 
 from chute.compute.aggregates import Aggregates
@@ -36,6 +47,13 @@ placement_records = Table(
 )
 
 
+# add()'s statements, built once (each placement runs them).
+_FORGET_TRY = placement_records.delete().where(
+    placement_records.c.instance_id == bindparam("_id"),
+    placement_records.c.attempt == bindparam("_attempt"))
+_RECORD = insert(placement_records)
+
+
 class PlacementLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -45,12 +63,10 @@ class PlacementLog:
         doc = json.dumps(record(spec, selection))
         attempt = len(spec.ignore_hosts) + 1  # one more host is tried on each attempt
         with self.engine.begin() as conn:
-            conn.execute(placement_records.delete().where(
-                placement_records.c.instance_id == spec.instance_id,
-                placement_records.c.attempt == attempt))
-            conn.execute(insert(placement_records).values(
-                instance_id=spec.instance_id, attempt=attempt, record_json=doc,
-                created_at=datetime.now(UTC).replace(tzinfo=None)))
+            conn.execute(_FORGET_TRY, {"_id": spec.instance_id, "_attempt": attempt})
+            conn.execute(_RECORD, {"instance_id": spec.instance_id, "attempt": attempt,
+                                   "record_json": doc,
+                                   "created_at": datetime.now(UTC).replace(tzinfo=None)})
 
     def records(self, instance_id: str) -> list[tuple[datetime, dict[str, Any]]]:
         with self.engine.connect() as conn:

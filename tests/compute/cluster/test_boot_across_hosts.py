@@ -69,6 +69,12 @@ def test_actions_and_delete_reach_the_servers_host(cluster: Cluster, image_id: s
     assert server_id not in guests(agent)
     assert not (Path(agent.instances_path) / server_id).exists()
     assert nova(cluster.api, "GET", f"/servers/{server_id}").status_code == 404
+    after = nova(cluster.api, "GET", f"/servers/{server_id}/os-instance-actions").json()
+    deleted = after["instanceActions"][0]
+    assert deleted["action"] == "delete"  # its actions outlive the server (Nova 2.21)
+    detail = nova(cluster.api, "GET", f"/servers/{server_id}/os-instance-actions/"
+                                      f"{deleted['request_id']}").json()["instanceAction"]
+    assert detail["events"][0]["result"] == "Success"
 
 
 def test_the_agent_serves_no_servers_api(cluster: Cluster) -> None:

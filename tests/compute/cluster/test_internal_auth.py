@@ -80,4 +80,7 @@ def test_internal_endpoints_refuse_all_but_services(
                            json={"request_id": "r", "status": "failed", "detail": "forged"},
                            headers=headers, timeout=10)
     assert outcome.status_code == status, outcome.text
+    states = requests.put(f"{cluster.api.url}/internal/v1/hosts/host1/states",
+                          json={"states": []}, headers=headers, timeout=10)
+    assert states.status_code == status, states.text
     assert "intruder" not in cluster.api.hosts()

@@ -8,9 +8,13 @@ database. It reports to the compute API over HTTP:
   lists the builds it must run (resent if it lacks them, e.g. after a restart: builds are
   never resumed on its own) and the guests it must destroy (deleted, or moved elsewhere
   while it was away), so no guest runs twice;
-- each state change of an instance: PUT /internal/v1/instances/{id}/state; an answer that it
-  is not placed here any more destroys the local copy. A report that fails is not retried:
-  the next heartbeat carries the same state.
+- each state change of an instance, from a thread of its own: PUT
+  /internal/v1/hosts/{host}/states with every instance whose state changed since the last
+  such request, each once, in its newest state (a build goes BUILD/spawning, then ACTIVE in
+  a few milliseconds with the fake driver: the API is told ACTIVE, in the same request as
+  its neighbours', and never writes the steps in between). An answer that one is not placed
+  here any more destroys its local copy. A report that fails is not retried: the next
+  heartbeat carries the same state.
 - each pre-cache's outcome: PUT /internal/v1/hosts/{host}/precache/{image_id}, cached or
   failed with the reason. The heartbeat does not carry these, so one that could not be sent
   is sent again after each heartbeat until the compute API has it. The heartbeat's answer
@@ -54,6 +58,11 @@ def cached_image_ids(base_dir: str) -> frozenset[str]:
             found.add(str(json.loads(info.read_text())["image_id"]))
     return frozenset(found)
 
+
+# How long the state-reports thread lets states gather before it sends them: a build's steps
+# (attempt counted, spawning, copied, ACTIVE) are saved within milliseconds of each other with
+# the fake driver or a cached image, so one request carries its newest and its neighbours'.
+REPORT_DELAY = 0.05
 
 # (image id, the compute API's request id, "cached" | "failed", why it failed)
 PrecacheReport = Callable[[str, str, str, str | None], None]
@@ -109,26 +118,58 @@ class Reporter:
         self._stop = threading.Event()
         self._forgetting: set[str] = set()  # destroys queued, not done yet
         self._unsent: list[tuple[str, str, str, str | None]] = []  # pre-cache outcomes
+        self._due: dict[str, tuple[dict[str, Any], str]] = {}  # id -> its newest (doc, as_of)
+        self._wake = threading.Event()
         self._guard = threading.Lock()
 
     def start(self) -> None:
         self.manager.observers.append(self.report)
         threading.Thread(target=self._loop, name="heartbeat", daemon=True).start()
+        threading.Thread(target=self._report_loop, name="state-reports", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def report(self, inst: Instance) -> None:
-        """One state change, told to the compute API at once (the heartbeat repeats it)."""
-        try:
-            answer = self.client.state(self.identity.host, inst, as_of())
-        except ChuteError as exc:
-            LOG.warning("Instance %s: state report to the compute API failed (%s); the next "
-                        "heartbeat carries it", inst.id, exc.message)
+        """One state change, queued for the compute API (the heartbeat repeats it). The
+        build thread does not wait for the API: it goes on, and a state it saves before
+        this one was sent replaces it in the queue."""
+        doc, stamp = wire.dump(inst), as_of()  # the state as saved, and when
+        with self._guard:
+            self._due.pop(inst.id, None)  # re-inserted last: the queue stays in save order
+            self._due[inst.id] = (doc, stamp)
+        self._wake.set()
+
+    def _report_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            if self._stop.wait(REPORT_DELAY):
+                return
+            self._wake.clear()
+            try:
+                self.send_reports()
+            except Exception:  # the agent must keep reporting whatever happened
+                LOG.exception("State reports failed")
+
+    def send_reports(self) -> None:
+        """Every queued state in one request: the states saved while the previous request
+        was on its way go together in the next."""
+        with self._guard:
+            due, self._due = self._due, {}
+        if not due:
             return
-        if answer.get("placed") is False:
-            LOG.info("Instance %s is not placed on this host any more: destroying it", inst.id)
-            self._queue_forget(inst.id)
+        try:
+            placed = self.client.states(self.identity.host, list(due.values()))
+        except ChuteError as exc:
+            LOG.warning("State reports of %d instance(s) to the compute API failed (%s); the "
+                        "next heartbeat carries them", len(due), exc.message)
+            return
+        for instance_id in due:
+            if placed.get(instance_id) is False:
+                LOG.info("Instance %s is not placed on this host any more: destroying it",
+                         instance_id)
+                self._queue_forget(instance_id)
 
     def precached(self, image_id: str, request_id: str, status: str,
                   detail: str | None) -> None:

@@ -75,10 +75,15 @@ class ComputeApiClient:
     def heartbeat(self, host: str, doc: dict[str, Any]) -> dict[str, Any]:
         return self._authed().json_object("PUT", f"{INTERNAL}/hosts/{host}", json=doc)
 
-    def state(self, host: str, inst: Instance, as_of: str) -> dict[str, Any]:
-        return self._authed().json_object("PUT", f"{INTERNAL}/instances/{inst.id}/state",
-                                          json={"host": host, "instance": wire.dump(inst),
-                                                "as_of": as_of})
+    def states(self, host: str, reports: list[tuple[dict[str, Any], str]]) -> dict[str, bool]:
+        """Instances' states (wire documents, each with when it was read), in one request;
+        the answer says of each id whether it is still placed on `host`."""
+        answer = self._authed().json_object(
+            "PUT", f"{INTERNAL}/hosts/{host}/states",
+            json={"states": [{"instance": doc, "as_of": stamp} for doc, stamp in reports]})
+        placed = answer.get("placed")
+        return {str(k): v for k, v in placed.items() if isinstance(v, bool)} \
+            if isinstance(placed, dict) else {}
 
     def precached(self, host: str, image_id: str, request_id: str, status: str,
                   detail: str | None) -> None:

@@ -5,9 +5,13 @@
                                               "destroy": [instance id...], "precache":
                                               [{"image_id", "request_id"}...]} (the
                                               reconcile)
-    PUT /internal/v1/instances/{id}/state     {"host": H, "instance": {...}} one state
-                                              change; answer {"placed": bool} (false:
-                                              destroy your copy)
+    PUT /internal/v1/hosts/{host}/states      {"states": [{"instance": {...}, "as_of"}...]}
+                                              state changes (each instance once, its
+                                              newest); answer {"placed": {id: bool}}
+                                              (false: destroy your copy)
+    PUT /internal/v1/instances/{id}/state     {"host": H, "instance": {...}, "as_of"} one
+                                              state change (the form before the list);
+                                              answer {"placed": bool}
     PUT /internal/v1/hosts/{host}/precache/{image_id}
                                               {"request_id", "status": cached|failed,
                                               "detail"}: a pre-cache's outcome; answer
@@ -116,6 +120,22 @@ class InstanceStateResource:
         httpapi.json_response(resp, {"placed": placed})
 
 
+class HostStatesResource:
+    def __init__(self, service: ClusterService, strategy: str) -> None:
+        self.service = service
+        self.strategy = strategy
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, host: str) -> None:
+        require_service(req, self.strategy)
+        reports = []
+        for item in _field(_object(req), "states", list):
+            if not isinstance(item, dict):
+                raise BadComputeRequest("Each of 'states' must be a JSON object.")
+            reports.append((wire.load(item.get("instance")), _as_of(item)))
+        placed = self.service.apply_reports(host, reports)
+        httpapi.json_response(resp, {"placed": placed})
+
+
 class PrecacheOutcomeResource:
     def __init__(self, outcomes: Precaching, strategy: str) -> None:
         self.outcomes = outcomes
@@ -139,5 +159,6 @@ def add_routes(app: httpapi.App, service: ClusterService, strategy: str,
     if precache is not None:
         app.add_route(f"{INTERNAL}/hosts/{{host}}/precache/{{image_id}}",
                       PrecacheOutcomeResource(precache, strategy))
+    app.add_route(f"{INTERNAL}/hosts/{{host}}/states", HostStatesResource(service, strategy))
     app.add_route(f"{INTERNAL}/instances/{{instance_id}}/state",
                   InstanceStateResource(service, strategy))

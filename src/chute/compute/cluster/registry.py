@@ -16,7 +16,7 @@ says who won, so no process keeps truth in memory:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
+    bindparam,
     delete,
     insert,
     or_,
@@ -41,9 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from chute.compute.db import create_tables, instances
+from chute.compute.db import create_tables, from_row, instances, reads, save_state
 from chute.compute.host_state import HostState
-from chute.compute.instance import BUILDING, utcnow
+from chute.compute.instance import BUILDING, Instance, utcnow
 
 _metadata = MetaData()
 
@@ -85,6 +85,55 @@ placements = Table(
 )
 
 LEASE = timedelta(seconds=30)
+
+# The statements of every create, build and agent report, built once (building one cost as
+# much CPU as running it: py-spy on the compute API during a burst of creates).
+_P, _H, _I = placements.c, hosts.c, instances.c
+_HOSTS = select(hosts).order_by(_H.host)
+_HOST = select(hosts).where(_H.host == bindparam("_host"))
+_SERVERS = (select(instances, _P.host, _H.last_seen, _H.enabled, _H.forced_down)
+            .select_from(instances.outerjoin(placements, _P.instance_id == _I.id)
+                         .outerjoin(hosts, _H.host == _P.host)))
+_SERVER = _SERVERS.where(_I.id == bindparam("_id"))
+_ALL_SERVERS = _SERVERS.order_by(_I.created.desc(), _I.id)
+_PROJECT_SERVERS = _ALL_SERVERS.where(_I.project_id == bindparam("project"))
+_PLACED = select(placements, instances).join(instances, _I.id == _P.instance_id)
+_PLACED_IDS = _PLACED.where(_P.instance_id.in_(bindparam("ids", expanding=True)))
+_PLACED_ON = _PLACED.where(_P.host == bindparam("_host"))
+_PLACEMENT = select(placements).where(_P.instance_id == bindparam("_id"))
+_LEASE = (update(placements)
+          .where(_P.instance_id == bindparam("_id"), _P.host.is_(None),
+                 or_(_P.lease_until.is_(None), _P.lease_until < bindparam("now")))
+          .values(lease_until=bindparam("until")).returning(*placements.c))
+_TAKE = (update(hosts)
+         .where(_H.host == bindparam("_host"), _H.enabled.is_(True), _H.forced_down.is_(False),
+                _H.last_seen >= bindparam("cutoff"),
+                _H.vcpus_used + bindparam("_vcpus") <= _H.vcpus * _H.cpu_allocation_ratio,
+                _H.memory_mb_used + bindparam("_ram") <= _H.memory_mb * _H.ram_allocation_ratio,
+                _H.disk_gb_used + bindparam("_disk") <= _H.disk_gb * _H.disk_allocation_ratio)
+         .values(vcpus_used=_H.vcpus_used + bindparam("_vcpus"),
+                 memory_mb_used=_H.memory_mb_used + bindparam("_ram"),
+                 disk_gb_used=_H.disk_gb_used + bindparam("_disk"),
+                 running_instances=_H.running_instances + 1))
+_GIVE_BACK = (update(hosts).where(_H.host == bindparam("_host"))
+              .values(vcpus_used=_H.vcpus_used - bindparam("_vcpus"),
+                      memory_mb_used=_H.memory_mb_used - bindparam("_ram"),
+                      disk_gb_used=_H.disk_gb_used - bindparam("_disk"),
+                      running_instances=_H.running_instances - 1))
+_ASSIGN = (update(placements).where(_P.instance_id == bindparam("_id"), _P.host.is_(None))
+           .values(host=bindparam("_host"), lease_until=None, attempts=_P.attempts + 1,
+                   tried_json=bindparam("tried")))
+_ZONE = (update(instances)
+         .where(_I.id == bindparam("_id"),
+                or_(_I.availability_zone.is_(None), _I.availability_zone == ""))
+         .values(availability_zone=bindparam("zone")))
+_ACCEPT = (update(placements)
+           .where(_P.instance_id == bindparam("_id"), _P.host == bindparam("_host"),
+                  or_(_P.agent_updated.is_(None), _P.agent_updated < bindparam("stamp")))
+           .values(agent_updated=bindparam("stamp")))
+_REMOVE = delete(placements).where(_P.instance_id == bindparam("_id")).returning(*placements.c)
+_ADD = insert(placements).values(host=None, attempts=0, tried_json="[]")
+_DELETE_INSTANCE = delete(instances).where(_I.id == bindparam("_id"))
 
 
 class _Lost(Exception):
@@ -138,6 +187,7 @@ def _naive(value: datetime) -> datetime:
 class Registry:
     def __init__(self, engine: Engine, service_down_time: int) -> None:
         self.engine = engine
+        self.reads = reads(engine)
         self.down_time = timedelta(seconds=service_down_time)
         create_tables(engine, _metadata)
 
@@ -174,8 +224,8 @@ class Registry:
 
     def host_records(self) -> list[HostRecord]:
         cutoff = _aware(self.alive_cutoff())
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(hosts).order_by(hosts.c.host)).all()
+        with self.reads.connect() as conn:
+            rows = conn.execute(_HOSTS).all()
         return [HostRecord(_host_state(row, _aware(row.last_seen) >= cutoff),
                            _aware(row.last_seen)) for row in rows]
 
@@ -183,20 +233,49 @@ class Registry:
         return [record.state for record in self.host_records()]
 
     def host(self, name: str) -> HostState | None:
-        for record in self.host_records():
-            if record.state.host == name:
-                return record.state
-        return None
+        cutoff = _aware(self.alive_cutoff())
+        with self.reads.connect() as conn:
+            row = conn.execute(_HOST, {"_host": name}).first()
+        return _host_state(row, _aware(row.last_seen) >= cutoff) if row is not None else None
+
+    # -- servers as the API shows them ----------------------------------------------------------
+
+    def servers(self, instance_id: str | None = None,
+                project_id: str | None = None) -> list[Instance]:
+        """The instance `instance_id`, or every one (of `project_id`), newest first, each
+        with its host and that host's status (Nova's host_status), in one SELECT."""
+        params: dict[str, Any]
+        if instance_id is not None:
+            query, params = _SERVER, {"_id": instance_id}
+        elif project_id is not None:
+            query, params = _PROJECT_SERVERS, {"project": project_id}
+        else:
+            query, params = _ALL_SERVERS, {}
+        cutoff = _aware(self.alive_cutoff())
+        with self.reads.connect() as conn:
+            rows = conn.execute(query, params).all()
+        if instance_id is not None and project_id is not None:
+            rows = [row for row in rows if row.project_id == project_id]
+        found = []
+        for row in rows:
+            inst = from_row(row)
+            inst.host, inst.host_status = row.host, _server_host_status(row, cutoff)
+            found.append(inst)
+        return found
 
     # -- placements ---------------------------------------------------------------------------
 
-    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int) -> bool:
-        """A server to place; False if it has its row already (another process added it)."""
+    def add(self, instance_id: str, vcpus: int, memory_mb: int, disk_gb: int,
+            conn: Connection | None = None) -> bool:
+        """A server to place; False if it has its row already (another process added it).
+        In `conn`'s transaction if given (a new server's, whose id nobody else has)."""
+        if conn is not None:
+            conn.execute(_ADD, {"instance_id": instance_id, "vcpus": vcpus,
+                                "memory_mb": memory_mb, "disk_gb": disk_gb})
+            return True
         try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(placements).values(
-                    instance_id=instance_id, host=None, vcpus=vcpus, memory_mb=memory_mb,
-                    disk_gb=disk_gb, attempts=0, tried_json="[]"))
+            with self.engine.begin() as own:
+                self.add(instance_id, vcpus, memory_mb, disk_gb, own)
         except IntegrityError:
             return False
         return True
@@ -205,69 +284,44 @@ class Registry:
         return unplaced_builds(self.engine, LEASE)
 
     def placement(self, instance_id: str) -> Placement | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(placements)
-                               .where(placements.c.instance_id == instance_id)).first()
+        with self.reads.connect() as conn:
+            row = conn.execute(_PLACEMENT, {"_id": instance_id}).first()
         return _placement(row) if row is not None else None
 
-    def placed_on(self, host: str) -> list[Placement]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(placements).where(placements.c.host == host)).all()
-        return [_placement(row) for row in rows]
-
-    def hosts_of(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(placements.c.instance_id, placements.c.host)
-                                .where(placements.c.instance_id.in_(list(instance_ids)),
-                                       placements.c.host.is_not(None))).all()
-        return {row.instance_id: row.host for row in rows}
-
-    def lease(self, instance_id: str) -> bool:
-        """Take the right to schedule an unplaced server for LEASE; False if another process
-        holds it or the server is placed (or gone)."""
+    def lease(self, instance_id: str) -> Placement | None:
+        """Take the right to schedule an unplaced server for LEASE: its placement, or None if
+        another process holds it or the server is placed (or gone)."""
         now = _naive(utcnow())
         with self.engine.begin() as conn:
-            result = conn.execute(
-                update(placements)
-                .where(placements.c.instance_id == instance_id, placements.c.host.is_(None),
-                       or_(placements.c.lease_until.is_(None), placements.c.lease_until < now))
-                .values(lease_until=now + LEASE))
-        return result.rowcount == 1
+            row = conn.execute(_LEASE, {"_id": instance_id, "now": now,
+                                        "until": now + LEASE}).first()
+        return _placement(row) if row is not None else None
 
-    def claim(self, instance_id: str, host: str) -> bool:
+    def claim(self, instance_id: str, host: str, zone: str | None = None) -> bool:
         """Place the leased server on `host` if the host is enabled, alive and still has
-        room for it by its allocation ratios: one transaction, two conditional UPDATEs."""
+        room for it by its allocation ratios: one transaction, two conditional UPDATEs; and
+        the server's availability zone becomes `zone` (the host's) if it has none."""
         try:
             with self.engine.begin() as conn:
-                return self._claim(conn, instance_id, host)
+                if not self._claim(conn, instance_id, host):
+                    return False
+                if zone:
+                    conn.execute(_ZONE, {"_id": instance_id, "zone": zone})
+                return True
         except _Lost:
             return False
 
     def _claim(self, conn: Connection, instance_id: str, host: str) -> bool:
-        row = conn.execute(select(placements)
-                           .where(placements.c.instance_id == instance_id)).first()
+        row = conn.execute(_PLACEMENT, {"_id": instance_id}).first()
         if row is None or row.host is not None:
             return False
-        h = hosts.c
-        fits = and_(
-            h.host == host, h.enabled.is_(True), h.forced_down.is_(False),
-            h.last_seen >= self.alive_cutoff(),
-            h.vcpus_used + row.vcpus <= h.vcpus * h.cpu_allocation_ratio,
-            h.memory_mb_used + row.memory_mb <= h.memory_mb * h.ram_allocation_ratio,
-            h.disk_gb_used + row.disk_gb <= h.disk_gb * h.disk_allocation_ratio)
-        claimed = conn.execute(update(hosts).where(fits).values(
-            vcpus_used=h.vcpus_used + row.vcpus,
-            memory_mb_used=h.memory_mb_used + row.memory_mb,
-            disk_gb_used=h.disk_gb_used + row.disk_gb,
-            running_instances=h.running_instances + 1)).rowcount == 1
+        claimed = conn.execute(_TAKE, {"_host": host, "cutoff": self.alive_cutoff(),
+                                       **_flavor(row)}).rowcount == 1
         if not claimed:
             return False
         tried = [*json.loads(row.tried_json), host]
-        assigned = conn.execute(
-            update(placements)
-            .where(placements.c.instance_id == instance_id, placements.c.host.is_(None))
-            .values(host=host, lease_until=None, attempts=placements.c.attempts + 1,
-                    tried_json=json.dumps(tried))).rowcount == 1
+        assigned = conn.execute(_ASSIGN, {"_id": instance_id, "_host": host,
+                                          "tried": json.dumps(tried)}).rowcount == 1
         if not assigned:
             raise _Lost()  # another process placed it meanwhile: undo the host's claim
         return True
@@ -278,13 +332,24 @@ class Registry:
             return self._release(conn, instance_id, host)
 
     def remove(self, instance_id: str) -> None:
-        """The server is deleted: release its host, forget the placement."""
+        """The server is not to be placed any more: release its host, forget the placement."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(placements.c.host)
-                               .where(placements.c.instance_id == instance_id)).first()
-            if row is not None and row.host is not None:
-                self._release(conn, instance_id, row.host)
-            conn.execute(delete(placements).where(placements.c.instance_id == instance_id))
+            self._remove(conn, instance_id)
+
+    def delete_server(self, instance_id: str,
+                      then: Callable[[Connection], None] | None = None) -> None:
+        """remove() and the instance's row, then `then`, in one transaction."""
+        with self.engine.begin() as conn:
+            self._remove(conn, instance_id)
+            conn.execute(_DELETE_INSTANCE, {"_id": instance_id})
+            if then is not None:
+                then(conn)
+
+    def _remove(self, conn: Connection, instance_id: str) -> None:
+        """The DELETE hands the row to one process only, so a host is released once."""
+        row = conn.execute(_REMOVE, {"_id": instance_id}).first()
+        if row is not None and row.host is not None:
+            self._give_back(conn, row.host, row)
 
     def _release(self, conn: Connection, instance_id: str, host: str) -> bool:
         row = conn.execute(select(placements).where(placements.c.instance_id == instance_id,
@@ -296,31 +361,69 @@ class Registry:
                                placements.c.host == host)
                         .values(host=None, agent_updated=None)).rowcount != 1:
             return False
-        h = hosts.c
-        conn.execute(update(hosts).where(h.host == host).values(
-            vcpus_used=h.vcpus_used - row.vcpus, memory_mb_used=h.memory_mb_used - row.memory_mb,
-            disk_gb_used=h.disk_gb_used - row.disk_gb,
-            running_instances=h.running_instances - 1))
+        self._give_back(conn, host, row)
         return True
 
-    def accept_state(self, instance_id: str, host: str, updated: datetime) -> bool:
+    def _give_back(self, conn: Connection, host: str, row: Any) -> None:
+        """Take a placement's flavor (`row`) off its host's usage."""
+        conn.execute(_GIVE_BACK, {"_host": host, **_flavor(row)})
+
+    def placed_instances(self, instance_ids: Sequence[str] | None = None,
+                         host: str | None = None) -> dict[str, tuple[Placement, Instance]]:
+        """The placements of `instance_ids` (or of every server placed on `host`) with their
+        instances, in one SELECT: what applying an agent's reports reads."""
+        params: dict[str, Any]
+        if instance_ids is not None:
+            query, params = _PLACED_IDS, {"ids": list(instance_ids)}
+        elif host is not None:
+            query, params = _PLACED_ON, {"_host": host}
+        else:
+            query, params = _PLACED, {}
+        with self.reads.connect() as conn:
+            rows = conn.execute(query, params).all()
+        if instance_ids is not None and host is not None:
+            rows = [row for row in rows if row.host == host]
+        return {row.instance_id: (_placement(row), from_row(row)) for row in rows}
+
+    def apply_state(self, inst: Instance, host: str, updated: datetime, with_port: bool,
+                    then: Callable[[Connection], None] | None = None) -> bool:
+        """_accept_state and, if accepted, the instance's state written (its port too if
+        `with_port`), then `then` run, in one transaction: of two reports applied at once by
+        two processes, the newer is the one that stays (its UPDATE of the placement waits
+        for the other's commit, then sees its stamp). A port that is another instance's is
+        not recorded (assign_port's rule): the state is written again without it."""
+        try:
+            with self.engine.begin() as conn:
+                return self._apply_state(conn, inst, host, updated, with_port, then)
+        except IntegrityError:
+            if not with_port:
+                raise
+        with self.engine.begin() as conn:
+            return self._apply_state(conn, inst, host, updated, False, then)
+
+    def _apply_state(self, conn: Connection, inst: Instance, host: str, updated: datetime,
+                     with_port: bool, then: Callable[[Connection], None] | None) -> bool:
+        if not (self._accept_state(conn, inst.id, host, updated) and
+                save_state(conn, inst, with_port)):
+            return False
+        if then is not None:
+            then(conn)
+        return True
+
+    def _accept_state(self, conn: Connection, instance_id: str, host: str,
+                      updated: datetime) -> bool:
         """May an agent's report of the instance, as of `updated` on its side, be applied?
         Only from the host it is placed on, and only if newer than the last one applied (a
         heartbeat repeating a state already reported writes nothing)."""
-        stamp = _naive(updated)
-        p = placements.c
-        with self.engine.begin() as conn:
-            result = conn.execute(update(placements).where(
-                p.instance_id == instance_id, p.host == host,
-                or_(p.agent_updated.is_(None), p.agent_updated < stamp))
-                .values(agent_updated=stamp))
+        result = conn.execute(_ACCEPT, {"_id": instance_id, "_host": host,
+                                        "stamp": _naive(updated)})
         return result.rowcount == 1
 
     def stale(self) -> tuple[list[Placement], list[str]]:
         """(placements on hosts without a heartbeat for service_down_time, ids of unplaced
         servers whose scheduling lease has expired or was never taken)."""
         cutoff, now = self.alive_cutoff(), _naive(utcnow())
-        with self.engine.connect() as conn:
+        with self.reads.connect() as conn:
             dead = conn.execute(
                 select(placements).join(hosts, hosts.c.host == placements.c.host)
                 .where(or_(hosts.c.last_seen < cutoff, hosts.c.forced_down.is_(True)))).all()
@@ -359,10 +462,26 @@ def _host_state(row: Any, alive: bool) -> HostState:
         disabled_reason=row.disabled_reason, forced_down=bool(row.forced_down), alive=alive)
 
 
+def _flavor(row: Any) -> dict[str, int]:
+    """A placement row's usage, as _TAKE and _GIVE_BACK name it."""
+    return {"_vcpus": row.vcpus, "_ram": row.memory_mb, "_disk": row.disk_gb}
+
+
 def _placement(row: Any) -> Placement:
     return Placement(row.instance_id, row.host, row.vcpus, row.memory_mb, row.disk_gb,
                      row.attempts, tuple(json.loads(row.tried_json)),
                      _aware(row.agent_updated) if row.agent_updated is not None else None)
+
+
+def _server_host_status(row: Any, cutoff: datetime) -> str:
+    """host_status from a row of Registry.servers (its host's columns, NULL if none)."""
+    if row.host is None:
+        return ""
+    if row.last_seen is None:
+        return "UNKNOWN"
+    if row.forced_down or _aware(row.last_seen) < cutoff:
+        return "DOWN"
+    return "UP" if row.enabled else "MAINTENANCE"
 
 
 def host_status(state: HostState | None) -> str:

@@ -23,11 +23,12 @@ registry decide which one acts.
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from chute.auth.context import RequestContext
 from chute.compute import flavors
 from chute.compute.actions import ServerActions
 from chute.compute.cluster.dispatch import AgentClient
-from chute.compute.cluster.registry import HostReport, Registry, host_status
+from chute.compute.cluster.registry import HostReport, Placement, Registry, host_status
 from chute.compute.db import InstanceDB
 from chute.compute.host_state import HostState, RequestSpec, Scheduler, Selection
 from chute.compute.image_service import ImageService
@@ -44,7 +45,6 @@ from chute.compute.instance_actions import InstanceActions
 from chute.compute.keypairs import Keypairs
 from chute.compute.manager import NO_VALID_HOST, ComputeManager, _Workers
 from chute.compute.quotas import Quotas
-from chute.compute.server_fields import BootRequest
 from chute.compute.settings import ManagerSettings
 from chute.errors import (
     BadComputeRequest,
@@ -109,20 +109,13 @@ class ClusterService(ComputeManager):
     # -- reads: the instance with its host and that host's status ----------------------------
 
     def get(self, instance_id: str, project_id: str | None = None) -> Instance:
-        return self._with_hosts([super().get(instance_id, project_id)])[0]
+        found = self.registry.servers(instance_id=instance_id)
+        if not found or (project_id is not None and found[0].project_id != project_id):
+            raise ServerNotFound(f"Instance {instance_id} could not be found.")
+        return found[0]
 
     def list(self, project_id: str | None = None) -> builtins.list[Instance]:
-        return self._with_hosts(super().list(project_id))
-
-    def _with_hosts(self, found: builtins.list[Instance]) -> builtins.list[Instance]:
-        if not found:
-            return found
-        states = {state.host: state for state in self.registry.host_states()}
-        placed = self.registry.hosts_of([inst.id for inst in found])
-        for inst in found:
-            inst.host = placed.get(inst.id)
-            inst.host_status = host_status(states.get(inst.host)) if inst.host else ""
-        return found
+        return self.registry.servers(project_id=project_id)
 
     # -- create: the API-side record, then placement -----------------------------------------
 
@@ -140,12 +133,14 @@ class ClusterService(ComputeManager):
                                     f"{requested!r}.")
         return name
 
-    def _accept(self, request: BootRequest, ctx: RequestContext,
-                checked: tuple[str, flavors.Flavor, str | None, str], name: str) -> Instance:
-        inst = super()._accept(request, ctx, checked, name)
-        flavor = checked[1]
-        self.registry.add(inst.id, flavor.vcpus, flavor.ram, flavor.disk)
-        return inst
+    def _record(self, inst: Instance, flavor: flavors.Flavor, ctx: RequestContext) -> None:
+        """The server, its `create` action and its placement row, in one transaction: no
+        server is ever recorded without the row that gets it placed."""
+        with self.db.engine.begin() as conn:
+            self.db.create(inst, conn)
+            self.actions.start(inst.id, "create", user_id=ctx.user_id or "",
+                               project_id=ctx.project_id or "", conn=conn)
+            self.registry.add(inst.id, flavor.vcpus, flavor.ram, flavor.disk, conn)
 
     def _build(self, instance_id: str) -> None:
         try:
@@ -156,10 +151,9 @@ class ClusterService(ComputeManager):
 
     def _place(self, instance_id: str) -> None:
         """Schedule and dispatch until a host took the build or the tries are used up."""
-        while self.registry.lease(instance_id):
+        while (placement := self.registry.lease(instance_id)) is not None:
             inst = self.db.get(instance_id)
-            placement = self.registry.placement(instance_id)
-            if inst is None or placement is None or inst.vm_state != BUILDING:
+            if inst is None or inst.vm_state != BUILDING:
                 self.registry.remove(instance_id)
                 return
             if placement.attempts >= self.cluster.max_attempts:
@@ -170,16 +164,20 @@ class ClusterService(ComputeManager):
                                inst.availability_zone or None,
                                ignore_hosts=frozenset(placement.tried))
             selection = self.scheduler.select(spec, self.registry.host_states())
-            host = self._claim_first(instance_id, selection)
+            host = self._claim_first(inst, selection)
             if host is None:
                 self._give_up(instance_id, placement.tried, selection)
                 return
             if self._dispatch(inst, host):
                 return
 
-    def _claim_first(self, instance_id: str, selection: Selection) -> HostState | None:
+    def _claim_first(self, inst: Instance, selection: Selection) -> HostState | None:
+        """The first host of the selection that takes the server; a server booted without
+        an availability zone gets that host's (as Nova records it)."""
         for choice in selection.choices:
-            if self.registry.claim(instance_id, choice.host.host):
+            zone = None if inst.availability_zone else choice.host.availability_zone
+            if self.registry.claim(inst.id, choice.host.host, zone):
+                inst.availability_zone = inst.availability_zone or zone
                 return choice.host
         return None
 
@@ -188,9 +186,6 @@ class ClusterService(ComputeManager):
         tried elsewhere)."""
         LOG.info("Instance %s placed on host %s", inst.id, host.host)
         inst.host = host.host
-        if not inst.availability_zone:
-            inst.availability_zone = host.availability_zone
-            self.db.save(inst)
         try:
             self.agents.build(host.agent_url, inst)
             return True
@@ -240,9 +235,8 @@ class ClusterService(ComputeManager):
             except RemoteUnavailable as exc:
                 LOG.warning("Instance %s: host %s did not answer the delete (%s); its guest "
                             "goes at its next heartbeat", instance_id, inst.host, exc.message)
-        self.registry.remove(instance_id)
-        self.db.delete(instance_id)
-        self.actions.finish(instance_id, "delete")
+        self.registry.delete_server(instance_id, then=functools.partial(
+            self.actions.finish, instance_id, "delete", None))
         LOG.info("Instance %s deleted", instance_id)
 
     # -- what agents report -----------------------------------------------------------------
@@ -250,11 +244,28 @@ class ClusterService(ComputeManager):
     def apply_report(self, host: str, reported: Instance, as_of: datetime) -> bool:
         """An agent's state of one instance as of `as_of` (its clock, microseconds); False if
         the instance is not placed on that host (deleted or moved): the agent must then
-        destroy its copy. A state the API has already is not written again; an older one
-        than the last applied is ignored."""
-        placement = self.registry.placement(reported.id)
-        current = self.db.get(reported.id)
-        if placement is None or placement.host != host or current is None:
+        destroy its copy."""
+        return self.apply_reports(host, [(reported, as_of)])[reported.id]
+
+    def apply_reports(self, host: str, reports: Sequence[tuple[Instance, datetime]]
+                      ) -> dict[str, bool]:
+        """Several instances' states from one agent, read with one SELECT; for each id,
+        whether it is still placed on `host`. An id given twice counts as its newest."""
+        newest: dict[str, tuple[Instance, datetime]] = {}
+        for reported, as_of in reports:
+            if reported.id not in newest or newest[reported.id][1] < as_of:
+                newest[reported.id] = (reported, as_of)
+        known = self.registry.placed_instances(list(newest))
+        return {instance_id: self._apply(host, reported, as_of, known)
+                for instance_id, (reported, as_of) in newest.items()}
+
+    def _apply(self, host: str, reported: Instance, as_of: datetime,
+               known: dict[str, tuple[Placement, Instance]]) -> bool:
+        """One report over what the database holds (`known`: placements and instances by
+        id, updated here with what this report wrote). A state the API has already is not
+        written again; an older one than the last applied is ignored."""
+        placement, current = known.get(reported.id, (None, None))
+        if placement is None or current is None or placement.host != host:
             return False
         if reported.vm_state == ERROR and current.vm_state == BUILDING:
             fault = reported.fault.message if reported.fault else "unknown error"
@@ -262,36 +273,34 @@ class ClusterService(ComputeManager):
             return False
         if _same_state(current, reported):
             return True
-        if not self.registry.accept_state(reported.id, host, as_of):
+        updated = replace(current, vm_state=reported.vm_state, task_state=reported.task_state,
+                          power_state=reported.power_state, launched_at=reported.launched_at,
+                          fault=reported.fault, transfer=reported.transfer, updated=utcnow(),
+                          port=current.port or reported.port)
+        finished = []  # the instance actions this state ends, closed in the same transaction
+        if current.vm_state == BUILDING and updated.vm_state != BUILDING:
+            finished.append("create")
+        if updated.task_state is None and updated.vm_state != BUILDING:
+            finished.extend(ACTION_NAMES.values())
+        then = functools.partial(self.actions.finish_each, updated.id, finished) \
+            if finished else None
+        if not self.registry.apply_state(updated, host, as_of, current.port is None and
+                                         reported.port is not None, then):
             return True  # older than the report applied already
-        was_building = current.vm_state == BUILDING
-        current.vm_state, current.task_state = reported.vm_state, reported.task_state
-        current.power_state, current.launched_at = reported.power_state, reported.launched_at
-        current.fault, current.transfer = reported.fault, reported.transfer
-        current.updated = utcnow()
-        self.db.save(current)
-        if reported.port is not None and current.port is None:
-            self.db.assign_port(current.id, reported.port)
-        if was_building and current.vm_state != BUILDING:
-            self.actions.finish(current.id, "create")
-            LOG.info("Instance %s %s on host %s", current.id, current.status, host)
-        if current.task_state is None and current.vm_state != BUILDING:
-            for action in ACTION_NAMES.values():
-                self.actions.finish(current.id, action)
+        known[reported.id] = (placement, updated)
+        if "create" in finished:
+            LOG.info("Instance %s %s on host %s", updated.id, updated.status, host)
         return True
 
     def heartbeat(self, report: HostReport, instances: builtins.list[Instance],
                   as_of: datetime) -> dict[str, Any]:
         """Record the host alive with its state; answer what it must build and destroy."""
         self.registry.heartbeat(report)
-        placed = {p.instance_id for p in self.registry.placed_on(report.host)}
+        placed = self.registry.placed_instances(host=report.host)
         destroy = [inst.id for inst in instances
-                   if inst.id not in placed or not self.apply_report(report.host, inst, as_of)]
-        builds = []
-        for instance_id in sorted(placed - set(destroy)):
-            inst = self.db.get(instance_id)
-            if inst is not None and inst.vm_state == BUILDING:
-                builds.append(inst)
+                   if not self._apply(report.host, inst, as_of, placed)]
+        builds = [placed[instance_id][1] for instance_id in sorted(set(placed) - set(destroy))
+                  if placed[instance_id][1].vm_state == BUILDING]
         return {"builds": builds, "destroy": destroy}
 
     # -- the sweeper --------------------------------------------------------------------------
