@@ -188,10 +188,14 @@ def _target(target: Target, by_key: dict[str, CaseResult], samples: Rounds) -> T
         if a_s is None or (target.b and b_s is None):
             continue
         a_v = a_s.get(target.metric)
-        ratios.append(a_v / b_s.get(target.metric_b or target.metric) if b_s is not None
-                      else a_v)
+        if b_s is None:
+            ratios.append(a_v)
+            continue
+        b_v = b_s.get(target.metric_b or target.metric)
+        if b_v:  # a tiny smoke-test file can cost a baseline no measurable CPU
+            ratios.append(a_v / b_v)
     if not ratios:
-        res.skipped = "no paired runs"
+        res.skipped = "no paired runs with a non-zero baseline"
         return res
     res.ratio = Stats.of(ratios)
     if target.goal is not None:
