@@ -50,6 +50,8 @@ from chute.images.status import (
     ACTIVE,
     DEACTIVATED,
     DELETED,
+    FAILED_IMPORT,
+    IMPORT_LOCK,
     IMPORTING,
     KILLED,
     LOCATION_ACTIVE,
@@ -551,8 +553,7 @@ class Database:
                 T_IMG.c.status == IMPORTING, T_IMG.c.deleted.is_(False)))]
         requeued = [i for i in ids if self.requeue(i, IMPORTING)]
         for image_id in requeued:
-            self.set_properties(image_id, {"os_glance_import_task": None,
-                                           "os_glance_failed_import": reason})
+            self.set_properties(image_id, {IMPORT_LOCK: None, FAILED_IMPORT: reason})
         return requeued
 
     def in_flight_ids(self) -> list[str]:
@@ -568,7 +569,7 @@ class Database:
         (`os_glance_import_task`): a copy-image task is writing them into another store, or
         was, on a node that died."""
         query = (select(T_IMG.c.id).join(T_PROP, T_PROP.c.image_id == T_IMG.c.id)
-                 .where(T_PROP.c.name == "os_glance_import_task",
+                 .where(T_PROP.c.name == IMPORT_LOCK,
                         T_IMG.c.status.in_([ACTIVE, DEACTIVATED]), T_IMG.c.deleted.is_(False)))
         with self.engine.connect() as conn:
             return [r.id for r in conn.execute(query)]

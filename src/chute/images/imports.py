@@ -49,9 +49,12 @@ from chute.images.data import ImageData, received_columns
 from chute.images.import_filter import Target, validate
 from chute.images.options import ImportSettings
 from chute.images.status import (
+    FAILED_IMPORT,
+    IMPORT_LOCK,
     IMPORT_STAGED,
     IMPORT_WEB,
     IMPORTING,
+    IMPORTING_TO_STORES,
     STAGE,
     UPLOADING,
 )
@@ -63,9 +66,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-TASK = "os_glance_import_task"
-IMPORTING_TO = "os_glance_importing_to_stores"
-FAILED = "os_glance_failed_import"
 FETCH_CONNECT_TIMEOUT = 30  # seconds
 FETCH_READ_TIMEOUT = 300  # seconds without a byte from the server
 
@@ -233,14 +233,15 @@ class ImportService:
             for store_id in stores:
                 if store_id in present:
                     raise Invalid(f"Image is already present at store '{store_id}'")
-        if record.properties.get(TASK):
+        if record.properties.get(IMPORT_LOCK):
             raise busy
         # The lock is taken on the version read: of two copies racing, one gets it, the other
         # a 409, so no two threads ever write the same store's file of this image (on one
         # node, where every claim is granted, this is what keeps them apart).
-        if not self.db.set_properties(image_id, {TASK: task_id,
-                                                 IMPORTING_TO: ",".join(str(s) for s in stores),
-                                                 FAILED: ""}, expect_version=record.version):
+        lock: dict[str, str | None] = {
+            IMPORT_LOCK: task_id, IMPORTING_TO_STORES: ",".join(str(s) for s in stores),
+            FAILED_IMPORT: ""}
+        if not self.db.set_properties(image_id, lock, expect_version=record.version):
             raise busy
         self.tasks.create(task_id, image_id, task_input, origin)
         self._copy_in_thread(claim.pop_all(), image_id, stores, must_succeed, task_id)
@@ -278,14 +279,15 @@ class ImportService:
                 if must_succeed:
                     left.remove(store_id)
                     self.tasks.finish(task_id, None, f"store {store_id}: {reason}")
-                    self.db.set_properties(image_id, {TASK: None, IMPORTING_TO: ",".join(left),
-                                                      FAILED: ",".join(failed)})
+                    self.db.set_properties(image_id, {IMPORT_LOCK: None,
+                                                      IMPORTING_TO_STORES: ",".join(left),
+                                                      FAILED_IMPORT: ",".join(failed)})
                     return
             left.remove(store_id)
-            self.db.set_properties(image_id, {IMPORTING_TO: ",".join(left),
-                                              FAILED: ",".join(failed)})
+            self.db.set_properties(image_id, {IMPORTING_TO_STORES: ",".join(left),
+                                              FAILED_IMPORT: ",".join(failed)})
         self.tasks.finish(task_id, {"image_id": image_id})
-        self.db.set_properties(image_id, {TASK: None})
+        self.db.set_properties(image_id, {IMPORT_LOCK: None})
 
     def tasks_of(self, image_id: str, ctx: RequestContext) -> list[Task]:
         """The image's import tasks, for whoever may see the image (Glance answers 404, not
@@ -320,9 +322,9 @@ class ImportService:
         return name, uri
 
     def _lock(self, image_id: str, task_id: str, stores: Sequence[str | None] = ()) -> None:
-        self.db.set_properties(image_id, {TASK: task_id,
-                                          IMPORTING_TO: ",".join(s for s in stores if s),
-                                          FAILED: ""})
+        self.db.set_properties(image_id, {IMPORT_LOCK: task_id,
+                                          IMPORTING_TO_STORES: ",".join(s for s in stores if s),
+                                          FAILED_IMPORT: ""})
 
     def _import_staged(self, image_id: str, task_id: str, store_id: str | None = None,
                        rest: Sequence[str | None] = ()) -> None:
@@ -363,9 +365,9 @@ class ImportService:
     def _imported(self, image_id: str, rest: Sequence[str | None]) -> None:
         """The first store holds the image: the lock goes, unless copies to `rest` follow."""
         if rest:
-            self.db.set_properties(image_id, {IMPORTING_TO: ",".join(s for s in rest if s)})
+            self.db.set_properties(image_id, {IMPORTING_TO_STORES: ",".join(s for s in rest if s)})
         else:
-            self.db.set_properties(image_id, {TASK: None, IMPORTING_TO: ""})
+            self.db.set_properties(image_id, {IMPORT_LOCK: None, IMPORTING_TO_STORES: ""})
 
     def _import_staged_into(self, record: Any, store_id: str) -> None:
         """The staged bytes written into `store_id` through the upload's path (another
@@ -387,7 +389,7 @@ class ImportService:
     def _failed(self, image_id: str, reason: str) -> None:
         self.db.requeue(image_id, IMPORTING)
         self.data.store.unstage(image_id)
-        self.db.set_properties(image_id, {TASK: None, FAILED: reason})
+        self.db.set_properties(image_id, {IMPORT_LOCK: None, FAILED_IMPORT: reason})
         LOG.warning("image %s: import failed (%s); back to queued", image_id, reason)
 
     def _web_download(self, record: Any, uri: str, target: Target, task_id: str,
@@ -406,17 +408,17 @@ class ImportService:
             reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self.db.requeue(image_id, IMPORTING)
             self.tasks.finish(task_id, None, f"{uri}: {reason}")
-            self.db.set_properties(image_id, {TASK: None, FAILED: f"{uri}: {reason}"})
+            self.db.set_properties(image_id, {IMPORT_LOCK: None, FAILED_IMPORT: f"{uri}: {reason}"})
             LOG.warning("image %s: web-download of %s failed (%s); back to queued", image_id,
                         uri, reason)
             return
         if rest:
-            self.db.set_properties(image_id, {IMPORTING_TO: ",".join(s for s in rest if s)})
+            self.db.set_properties(image_id, {IMPORTING_TO_STORES: ",".join(s for s in rest if s)})
             self._copy_all(image_id, rest, must_succeed, task_id)
             return
         # The task ends before the lock goes: whoever sees the import over sees its task over.
         self.tasks.finish(task_id, {"image_id": image_id})
-        self.db.set_properties(image_id, {TASK: None})
+        self.db.set_properties(image_id, {IMPORT_LOCK: None})
 
 
 class _Response:

@@ -27,7 +27,10 @@ from chute.images.status import (
     ACTIVE,
     DEACTIVATED,
     DELETED,
+    FAILED_IMPORT,
+    IMPORT_LOCK,
     IMPORTING,
+    IMPORTING_TO_STORES,
     KILLED,
     QUEUED,
     SAVING,
@@ -39,9 +42,6 @@ from chute.stores.base import Store
 LOG = logging.getLogger("chute.images")
 # Statuses in which no upload writes: a temporary file of such an image is a leftover.
 _AT_REST = (ACTIVE, DEACTIVATED, DELETED, KILLED)
-# The properties chute.images.imports keeps an import's lock and outcome in (Glance's names).
-IMPORT_TASK, IMPORT_FAILED = "os_glance_import_task", "os_glance_failed_import"
-IMPORTING_TO = "os_glance_importing_to_stores"
 INTERRUPTED = "interrupted: the chute-api node running the import stopped"
 
 
@@ -67,10 +67,10 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
     if current.status == IMPORTING:
         removed = store.abandon(image_id, final=True)
         if db.requeue(image_id, IMPORTING):
-            task_id = current.properties.get(IMPORT_TASK)
+            task_id = current.properties.get(IMPORT_LOCK)
             if task_id:
                 TasksDB(db.engine).finish(str(task_id), None, INTERRUPTED)
-            db.set_properties(image_id, {IMPORT_TASK: None, IMPORT_FAILED: INTERRUPTED})
+            db.set_properties(image_id, {IMPORT_LOCK: None, FAILED_IMPORT: INTERRUPTED})
             LOG.warning("image %s was left 'importing' by a crash; it is 'queued' again",
                         image_id)
         return removed
@@ -78,7 +78,7 @@ def take_over(db: Database, store: Store, image_id: str) -> list[str]:
         return store.abandon(image_id, final=True)
     if current.status in _AT_REST:  # settle() never ran: only the temporary name is left
         removed = store.abandon(image_id, final=False)
-        if current.properties.get(IMPORT_TASK):
+        if current.properties.get(IMPORT_LOCK):
             end_interrupted_copy(db, current)
         return removed
     return []
@@ -90,12 +90,12 @@ def end_interrupted_copy(db: Database, image: ImageRecord) -> None:
     failed, the stores it had left join the failed ones, and the lock goes, so that the copy
     can be asked for again. A copy's file in a target store without a location is removed by
     that next copy (chute.images.copies)."""
-    task_id = str(image.properties[IMPORT_TASK])
+    task_id = str(image.properties[IMPORT_LOCK])
     TasksDB(db.engine).finish(task_id, None, INTERRUPTED)
-    failed = [s for s in (image.properties.get(IMPORT_FAILED) or "").split(",") if s]
-    left = [s for s in (image.properties.get(IMPORTING_TO) or "").split(",") if s]
-    db.set_properties(image.id, {IMPORT_TASK: None, IMPORTING_TO: "",
-                                 IMPORT_FAILED: ",".join(dict.fromkeys(failed + left))})
+    failed = [s for s in (image.properties.get(FAILED_IMPORT) or "").split(",") if s]
+    left = [s for s in (image.properties.get(IMPORTING_TO_STORES) or "").split(",") if s]
+    db.set_properties(image.id, {IMPORT_LOCK: None, IMPORTING_TO_STORES: "",
+                                 FAILED_IMPORT: ",".join(dict.fromkeys(failed + left))})
     LOG.warning("image %s: its copy to stores %s was interrupted by a crash; the copy can be "
                 "started again", image.id, ",".join(left) or "(none left)")
 

@@ -23,6 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+# The image properties an import keeps its lock and outcome in (Glance's names): the
+# task's id while it runs, the stores still to copy to, the stores it failed for.
+IMPORT_LOCK: Final = "os_glance_import_task"
+IMPORTING_TO_STORES: Final = "os_glance_importing_to_stores"
+FAILED_IMPORT: Final = "os_glance_failed_import"
+
 Status = Literal["queued", "saving", "active", "deactivated", "killed", "deleted", "importing",
                  "uploading"]
 
