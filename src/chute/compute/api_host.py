@@ -18,7 +18,7 @@ from chute.auth.middleware import context_of
 from chute.compute import flavors, microversion
 from chute.compute.instance import utcnow
 from chute.compute.keypairs import KEY_PAIRS
-from chute.compute.quotas import UNLIMITED, usage_of
+from chute.compute.quotas import UNLIMITED
 from chute.compute.server_fields import METADATA_ITEMS
 from chute.compute.server_service import ServerService
 from chute.errors import ComputeNotFound
@@ -61,10 +61,9 @@ class Limits:
         project_id = context_of(req).project_id
         if project_id is None:
             limits = dict.fromkeys(("instances", "cores", "ram"), UNLIMITED)
-            used = usage_of(self.manager.list())
         else:
             limits = self.manager.quotas.limits(project_id)
-            used = self.manager.quotas.usage(project_id)
+        used = self.manager.quotas.usage(project_id)
         absolute: dict[str, int] = {
             "maxServerMeta": METADATA_ITEMS, "maxTotalKeypairs": KEY_PAIRS,
             "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],

@@ -361,6 +361,15 @@ class InstanceDB:
                                                instances.c.id)).all()
         return [from_row(row) for row in rows]
 
+    def flavor_counts(self, project_id: str | None = None) -> dict[str, int]:
+        """How many servers of each flavor there are (of `project_id`, or all): what quotas
+        count, in one GROUP BY however many servers a project has."""
+        query = select(instances.c.flavor_id, func.count()).group_by(instances.c.flavor_id)
+        if project_id is not None:
+            query = query.where(instances.c.project_id == project_id)
+        with self.reads.connect() as conn:
+            return {flavor_id: count for flavor_id, count in conn.execute(query)}
+
     def save(self, inst: Instance) -> bool:
         """Write the state of `inst` (every field but those the user edits through the API,
         see USER_COLUMNS); False if the instance was deleted meanwhile."""

@@ -26,7 +26,6 @@ from sqlalchemy.engine import Engine
 from chute.compute import flavors
 from chute.compute.db import create_tables, serialized
 from chute.compute.flavors import Flavor
-from chute.compute.instance import Instance
 from chute.errors import BadComputeRequest, ComputeQuotaExceeded
 
 UNLIMITED = -1
@@ -55,10 +54,17 @@ class Usage:
         return int(getattr(self, resource))
 
 
-def usage_of(servers: list[Instance]) -> Usage:
-    found = [flavors.find(s.flavor_id) for s in servers]
-    sized = [f for f in found if f is not None]
-    return Usage(len(servers), sum(f.vcpus for f in sized), sum(f.ram for f in sized))
+def usage_of(flavor_counts: Mapping[str, int]) -> Usage:
+    """What servers add up to, from how many there are of each flavor. The servers of a flavor
+    deleted since count as instances only: unlike Nova, which keeps a copy of the flavor in
+    each instance, a server here records only its flavor's id."""
+    cores = ram = 0
+    for flavor_id, count in flavor_counts.items():
+        flavor = flavors.find(flavor_id)
+        if flavor is not None:
+            cores += flavor.vcpus * count
+            ram += flavor.ram * count
+    return Usage(sum(flavor_counts.values()), cores, ram)
 
 
 def _fits(limit: int, used: int, wanted: int) -> bool:
@@ -69,10 +75,10 @@ class Quotas:
     """The limits of each project and the check of a boot against them."""
 
     def __init__(self, engine: Engine, defaults: Mapping[str, int],
-                 servers_of: Callable[[str], list[Instance]]) -> None:
+                 flavor_counts: Callable[[str | None], Mapping[str, int]]) -> None:
         self.engine = engine
         self.defaults = {name: defaults.get(name, DEFAULTS[name]) for name in RESOURCES}
-        self._servers_of = servers_of
+        self._flavor_counts = flavor_counts
         create_tables(engine, _metadata)
 
     def limits(self, project_id: str) -> dict[str, int]:
@@ -82,8 +88,9 @@ class Quotas:
         return {**self.defaults, **{r.resource: r.hard_limit for r in rows
                                     if r.resource in self.defaults}}
 
-    def usage(self, project_id: str) -> Usage:
-        return usage_of(self._servers_of(project_id))
+    def usage(self, project_id: str | None) -> Usage:
+        """What `project_id`'s servers use (every server's, for None)."""
+        return usage_of(self._flavor_counts(project_id))
 
     def update(self, project_id: str, values: Mapping[str, int], force: bool) -> None:
         """Set a project's own limits; lower than what it uses is refused unless `force`

@@ -90,7 +90,7 @@ class ClusterService(ComputeManager):
         self.keypairs = Keypairs(db.engine)
         self.flavors = flavors.open_catalog(db.engine)
         self.actions = InstanceActions(db.engine)
-        self.quotas = Quotas(db.engine, dict(self.settings.quota), db.list)
+        self.quotas = Quotas(db.engine, dict(self.settings.quota), db.flavor_counts)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._workers: _Workers | None = None
