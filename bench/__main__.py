@@ -110,15 +110,13 @@ def compile_chute() -> None:
     PYTHONDONTWRITEBYTECODE (set in some shells) every `chute` run compiled its ~26 modules
     again: 0.023 CPU-s per run, which no user of an installed chute pays."""
     import compileall
-    import sysconfig
 
     import chute
 
+    # Both levels: chute-api runs itself under -OO (chute.images.main); its libraries' -OO
+    # bytecode is written by `make install`.
     for root in chute.__path__:
-        compileall.compile_dir(root, quiet=1)
-    # chute-api runs under -OO (chute.images.main): its bytecode too, and its libraries'.
-    for root in [*chute.__path__, sysconfig.get_paths()["purelib"]]:
-        compileall.compile_dir(root, quiet=1, optimize=2, workers=0)
+        compileall.compile_dir(root, quiet=1, optimize=[0, 2])
 
 
 def main(argv: list[str] | None = None) -> int:
