@@ -39,6 +39,7 @@ read 0.495 before the front end existed, with 3 processes).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import socket
@@ -155,8 +156,9 @@ OPTIMIZE = "PYTHONOPTIMIZE"
 
 
 def _without_docstrings() -> None:
-    """Run this very command again under PYTHONOPTIMIZE=2 (`python -OO`), unless it already is
-    or the operator set PYTHONOPTIMIZE: never returns when it runs it again.
+    """Run this very command again under PYTHONOPTIMIZE=2 (`python -OO`), unless it already is,
+    the operator set PYTHONOPTIMIZE, or the -OO bytecode is missing (_optimized_bytecode):
+    never returns when it runs it again.
 
     Docstrings are code constants, loaded with every module and never read by a service: the
     libraries' take megabytes (SQLAlchemy's 1.6 of its 12.2 MiB in a worker), and the master
@@ -167,7 +169,7 @@ def _without_docstrings() -> None:
     a request or of data. Run again as the same command (the console script, so the processes
     are still named chute-api), with the same pid, before anything is opened or started.
     """
-    if OPTIMIZE in os.environ or sys.flags.optimize >= 2:
+    if OPTIMIZE in os.environ or sys.flags.optimize >= 2 or not _optimized_bytecode():
         return
     env = {**os.environ, OPTIMIZE: "2"}
     sys.stdout.flush()
@@ -176,6 +178,18 @@ def _without_docstrings() -> None:
     if os.path.isfile(script) and os.access(script, os.X_OK):
         os.execve(script, sys.argv, env)
     os.execve(sys.executable, [sys.executable, "-m", "chute.images.main", *sys.argv[1:]], env)
+
+
+def _optimized_bytecode() -> bool:
+    """Whether the libraries' -OO bytecode (.opt-2.pyc) was written (`make install` does;
+    pip writes only the plain one). Without it every process would compile them again at
+    each start, in seconds of CPU, and keep more memory than it saves (measured: +2 MiB of
+    RSS per process instead of -3.5), where a service cannot write it (a read-only venv, or
+    PYTHONDONTWRITEBYTECODE). SQLAlchemy stands for them all: the largest."""
+    spec = importlib.util.find_spec("sqlalchemy")
+    if spec is None or spec.origin is None:
+        return False
+    return os.path.exists(importlib.util.cache_from_source(spec.origin, optimization=2))
 
 
 def main(argv: list[str] | None = None) -> int:
