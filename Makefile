@@ -3,6 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OPT2 := $(VENV)/.bytecode-opt2
 
 .PHONY: install run test lint bench clean sysdeps
 
@@ -36,7 +37,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test,libvirt,postgresql]'
 	touch $(STAMP)
 
-install: sysdeps $(STAMP)
+# chute-api runs under -OO (chute.images.main): pip writes only the plain bytecode, and without
+# the -OO one (.opt-2.pyc) every process would compile its libraries again at each start, in
+# CPU and in memory (under PYTHONDONTWRITEBYTECODE, as in some shells, it would never be kept).
+# A library's own file that does not compile (a test of theirs) is no reason to stop.
+$(OPT2): $(STAMP)
+	$(BIN)/python -OO -m compileall -q -j 0 $(VENV)/lib src >/dev/null || true
+	touch $(OPT2)
+
+install: sysdeps $(STAMP) $(OPT2)
 
 run: install
 	$(BIN)/chute up --data-dir ./var $(ARGS)

@@ -113,8 +113,10 @@ def compile_chute() -> None:
 
     import chute
 
+    # Both levels: chute-api runs itself under -OO (chute.images.main); its libraries' -OO
+    # bytecode is written by `make install`.
     for root in chute.__path__:
-        compileall.compile_dir(root, quiet=1)
+        compileall.compile_dir(root, quiet=1, optimize=[0, 2])
 
 
 def main(argv: list[str] | None = None) -> int:

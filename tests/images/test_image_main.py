@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,27 @@ def test_master_holds_no_database_layer_and_no_process_keeps_alembic(api_server)
         assert loaded(files, sqlalchemy)  # the same check sees what a worker did import
         assert not loaded(files, markupsafe)
         assert not loaded(files, cryptography)
+
+
+def test_every_process_runs_without_docstrings_and_is_still_named_chute_api(api_server):
+    """chute-api runs itself again under PYTHONOPTIMIZE=2 (python -OO) before it serves:
+    docstrings are megabytes of every process's RSS. The same console script, so ps, pgrep
+    and an operator's scripts still find chute-api."""
+    master = api_server.proc.pid
+    workers = children(master)
+    assert len(workers) == 2
+    for pid in [master, *workers]:
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "chute-api"
+        assert b"PYTHONOPTIMIZE=2" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert requests.get(f"{api_server.url}/v2/images").status_code == 200
+
+
+def test_help_names_the_command_without_its_docstring():
+    """--help's description is a constant: under -OO the module has no docstring to take."""
+    result = subprocess.run([str(Path(sys.executable).parent / "chute-api"), "--help"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "check everything, recover, then" in result.stdout
 
 
 # Libraries only another configuration needs: web-download (urllib3), the keystone strategy
