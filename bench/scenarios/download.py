@@ -39,6 +39,12 @@ def _thread_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (the commands a case ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _front_end_pids(service: Service) -> list[int]:
     """chute's HAProxy among the service's processes (none for nginx or Glance)."""
     found = []
@@ -73,15 +79,31 @@ def run(ctx: Context) -> ScenarioResult:
             nginx_skip = f"nginx unavailable: {exc}"
 
     def cli(argv: list[str], image_id: str, service: Service) -> Sample:
+        """The CLI's own CPU (reading, hashing, writing, and its interpreter's start) is
+        reported beside the server's, and HAProxy's share of chute's, as for the raw GET."""
         out = out_dir / "out.bin"
+        front_end = _front_end_pids(service)
+        front_end_cpu = cpu_seconds(front_end)
         with RssSampler(service) as rss:
-            seconds = clients.timed([*argv, "image-download", "--file", str(out), image_id])
+            seconds, client_cpu = clients.timed_cpu(
+                [*argv, "image-download", "--file", str(out), image_id])
         got = out.stat().st_size
         out.unlink()
         if got != size:
             raise clients.BenchError(f"downloaded {got} bytes, expected {size}")
-        return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB,
-                                                "server CPU s": rss.cpu})
+        extra = {"peak RSS MiB": rss.peak / MiB, "server CPU s": rss.cpu,
+                 "client CPU s": client_cpu, "server + client CPU s": rss.cpu + client_cpu}
+        if front_end:
+            extra["front end CPU s"] = cpu_seconds(front_end) - front_end_cpu
+        return Sample(size / MiB / seconds, extra)
+
+    def copy() -> Sample:
+        """`cp` and `sync`'s own CPU as its client CPU; the kernel's writeback threads,
+        which write its dirty pages, are nobody's process here and are not counted."""
+        before = _children_cpu()
+        seconds = durable_cp(store_file, out_dir / "cp.bin", "never")
+        cpu = _children_cpu() - before
+        return Sample(size / MiB / seconds, {"client CPU s": cpu, "server + client CPU s": cpu})
 
     def raw(url: str, service: Service) -> Sample:
         """The reader shares the machine's 2 cores with the server: its CPU is reported beside
@@ -111,8 +133,7 @@ def run(ctx: Context) -> ScenarioResult:
              lambda: raw(f"{ctx.peer.service.url}/v2/images/{peer_id}/file",
                          ctx.peer.service), side="peer", skip=peer_skip),
         Case("durable_cp", "cp of the stored file + sync of the copy (durable, unverified)",
-             lambda: Sample(size / MiB / durable_cp(store_file, out_dir / "cp.bin", "never")),
-             side="limit",
+             copy, side="limit",
              skip=None if store_file.exists() else f"chute stored no file at {store_file}"),
         Case("nginx_get", "raw GET of the same file from nginx",
              lambda: raw(f"{nginx.url}/{store_file.name}", nginx), side="limit",  # type: ignore
@@ -123,6 +144,10 @@ def run(ctx: Context) -> ScenarioResult:
         Target("ceiling of the 3x CLI goal: durable cp / Glance CLI", "durable_cp",
                "glance_cli"),
         Target("chute CLI / durable cp", "chute_cli", "durable_cp", ">=", 0.8),
+        # On shared cores the CLI's pace follows the CPU it needs: the download's whole cost
+        # (CLI, HAProxy, worker) against cp + sync's (without the kernel's writeback).
+        Target("server + client CPU s chute CLI / durable cp", "chute_cli", "durable_cp",
+               metric="server + client CPU s"),
         Target("chute raw GET / Glance raw GET", "chute_get", "glance_get", ">=", 3.0),
         Target("chute raw GET / nginx", "chute_get", "nginx_get", ">=", 1.0),
         # The most "3x Glance's raw GET" can reach is chute at nginx's own speed.
