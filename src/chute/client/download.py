@@ -28,6 +28,8 @@ page cache dropped took 0.3-1.9 s (0.09 s warm; cp starts in milliseconds), whil
 had nothing in flight 40-45% of a cold download's time. Tried and dropped:
 - BLAKE3 on the hash thread alone (max_threads=1) instead of its pool: the CLI -0.03 to -0.08
   CPU-s, MiB/s 0.87-1.16x over four sets of 6-10 alternated pairs, no measurable gain.
+- 8 MiB chunks, 3 in flight (half the hand-offs, two O_DIRECT requests per write): the same
+  CPU, MiB/s 1.03x warm (8 pairs), cold 1.08x then 0.92x (8 and 10 pairs).
 - Two byte ranges at once, or a deeper read-ahead in the server, for a queue depth of 2 on a
   cold read: the read is not what bounds it. A GiB read (buffered, 8 MiB read-ahead) while a GiB
   is written with 4 MiB O_DIRECT writes took 1.27-2.18 s, the write alone 0.80-1.21 s, the
