@@ -4,11 +4,10 @@ leave out the libraries only other commands need."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.helpers.cli import run_chute
-from tests.helpers.importtime import PROFILE_IMPORTS, imported_modules, imported_packages
+from tests.helpers.importtime import PROFILE_IMPORTS, imported_packages
 
 # requests/urllib3: metadata calls of other commands; tqdm: --progress; prettytable: tables;
 # keystoneauth1/yaml: password login. Together ~45% of the CLI's import time.
@@ -32,38 +31,3 @@ def test_upload_and_download_by_id_import_no_library_they_do_not_use(shared_api,
         imported = imported_packages(run.stderr)
         assert {"click", "chute"} <= imported  # the profile was read
         assert not imported & set(NOT_FOR_DATA), sorted(imported & set(NOT_FOR_DATA))
-
-
-# tempfile imports shutil, which loads zlib, bz2 and lzma; the page-cache writeback loads ctypes,
-# which a download written with O_DIRECT does without. With the page cache cold each module is
-# a read from disk before the first byte moves.
-NOT_FOR_A_DOWNLOAD = ("tempfile", "shutil", "zlib", "bz2", "lzma")
-
-
-def _takes_o_direct(directory: Path) -> bool:
-    probe = directory / "probe"
-    probe.touch()
-    try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
-    except OSError:
-        return False
-    finally:
-        probe.unlink()
-    return True
-
-
-def test_a_download_to_a_file_imports_neither_tempfile_nor_ctypes(shared_api, tmp_path: Path):
-    data = tmp_path / "disk.raw"
-    data.write_bytes(b"\x3c" * (5 << 20))
-    created = run_chute("image-create", "--file", str(data), "--disk-format", "raw",
-                        "--name", "cold-start", "-f", "json", image_url=shared_api.url)
-    assert created.returncode == 0, created.stderr
-    out = tmp_path / "back.raw"
-    got = run_chute("image-download", created.json()["id"], "--file", str(out),
-                    image_url=shared_api.url, env=PROFILE_IMPORTS)
-    assert got.returncode == 0, got.stderr
-    assert out.read_bytes() == data.read_bytes()
-    imported = imported_modules(got.stderr)
-    assert "chute.client.download" in imported  # the profile was read
-    unwanted = set(NOT_FOR_A_DOWNLOAD) | ({"ctypes"} if _takes_o_direct(tmp_path) else set())
-    assert not imported & unwanted, sorted(imported & unwanted)

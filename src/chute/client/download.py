@@ -38,9 +38,9 @@ had nothing in flight 40-45% of a cold download's time. Tried and dropped:
 
 from __future__ import annotations
 
-import errno
 import http.client
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -56,7 +56,6 @@ CHUNK = 4 * 1024 * 1024
 # Chunks read ahead of the slowest of writing and hashing (4 MiB each): enough to ride out a
 # stall of either, small enough for a CLI's memory.
 IN_FLIGHT = 4
-PART_NAME_TRIES = 100  # random names tried for the temporary file (mkstemp's TMP_MAX is 10000)
 
 ReadInto = Callable[[memoryview], int]  # fills a buffer, -> bytes read (0: the source ended)
 
@@ -191,15 +190,17 @@ def download_image(client: ImageClient, image: Image, path: str,
     against its size when it has no usable digest (Downloaded.algorithm is then None).
 
     The file gets the mode a new file gets from the umask (0666 & ~umask), as `glance
-    image-download` gives it."""
+    image-download` gives it, not mkstemp's 0600."""
     expected = _expected(image)
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = _create_part(directory, os.path.basename(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                                   suffix=".part")
     except OSError as exc:  # name the directory the user gave, not our temporary name
         raise OSError(exc.errno, f"cannot write in {directory}: {exc.strerror}") from None
     try:
         try:
+            os.fchmod(fd, 0o666 & ~_umask())
             nbytes = _stream(client, image, Receiver(fd, tmp, _algorithms(expected),
                                                      progress=progress), expected)
             os.fsync(fd)
@@ -237,23 +238,10 @@ def _expected(image: Image) -> Expected | None:
     return Expected.of(image)
 
 
-def _create_part(directory: str, name: str) -> tuple[int, str]:
-    """A new file `.<name>.<random>.part` in `directory`, made with O_EXCL as mkstemp makes
-    its files (the name cannot be taken over, not even by a symlink), with the mode the umask
-    gives; -> (descriptor, path).
-
-    Not tempfile.mkstemp itself: tempfile imports shutil, which loads zlib, bz2 and lzma
-    (eleven files), and with the page cache cold (a CLI not run for a while, `make bench`'s
-    cold cases) each file the CLI imports is a read from disk before the first byte moves."""
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    for _ in range(PART_NAME_TRIES):
-        tmp = os.path.join(directory, f".{name}.{os.urandom(6).hex()}.part")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, f"no free temporary name after {PART_NAME_TRIES} "
-                                        "tries", directory)
+def _umask() -> int:
+    mask = os.umask(0o077)  # read it the only portable way, and put it back at once
+    os.umask(mask)
+    return mask
 
 
 def _algorithms(expected: Expected | None) -> list[str]:

@@ -27,23 +27,12 @@ import collections
 import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from chute.transfer.odirect import ODirectFile
-
-if TYPE_CHECKING:
-    from chute.transfer.writeback import Writeback
+from chute.transfer.writeback import Writeback
 
 T = TypeVar("T")
-
-
-def _writeback(fd: int) -> Writeback:
-    """Imported here, when a page-cache file needs it: it loads ctypes (four files), which an
-    O_DIRECT download, the usual one, does without (see chute.client.download._create_part
-    for why a file imported costs)."""
-    from chute.transfer.writeback import Writeback
-
-    return Writeback(fd)
 
 
 class FileSink:
@@ -58,7 +47,7 @@ class FileSink:
         self._end = 0  # file offset of the next byte
         self._odirect = ODirectFile.open(fd, path) if odirect and not stream else None
         # O_DIRECT writes reach the disk as they are made; only page-cache writes need pushing.
-        self._writeback = _writeback(fd) if self._odirect is None and not stream else None
+        self._writeback = Writeback(fd) if self._odirect is None and not stream else None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="download-write")
         self._pending: collections.deque[Future[None]] = collections.deque()
 
@@ -105,7 +94,7 @@ class FileSink:
         if self._odirect is not None and not self._odirect.skip(nbytes):
             self._odirect.close()  # the staged tail, through the ordinary descriptor
             self._odirect = None
-            self._writeback = _writeback(self._fd)
+            self._writeback = Writeback(self._fd)
         self._end += nbytes
 
     def flush(self) -> None:
