@@ -30,6 +30,11 @@ had nothing in flight 40-45% of a cold download's time. Tried and dropped:
   CPU-s, MiB/s 0.87-1.16x over four sets of 6-10 alternated pairs, no measurable gain.
 - 8 MiB chunks, 3 in flight (half the hand-offs, two O_DIRECT requests per write): the same
   CPU, MiB/s 1.03x warm (8 pairs), cold 1.08x then 0.92x (8 and 10 pairs).
+- Importing 12 fewer modules (mkstemp written out, as tempfile's shutil loads zlib, bz2 and
+  lzma; ctypes only for page-cache writes): a 4 MiB download with the page cache dropped
+  0.86 s against 0.97 s (10 pairs, load 6-14), then 0.39 against 0.38 s (12 pairs, load 5-6);
+  1 GiB cold 1.15x then 0.96x (8 and 10 pairs): the start's cost is the modules every command
+  needs (click, http.client and email, json), not these.
 - Two byte ranges at once, or a deeper read-ahead in the server, for a queue depth of 2 on a
   cold read: the read is not what bounds it. A GiB read (buffered, 8 MiB read-ahead) while a GiB
   is written with 4 MiB O_DIRECT writes took 1.27-2.18 s, the write alone 0.80-1.21 s, the
