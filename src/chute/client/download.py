@@ -23,9 +23,9 @@ Where a 1 GiB CLI download's time goes against `cp` + `sync` of the same file (i
 cores, load 5-14, 2026-12-07). CPU-s per GiB: the CLI 0.56-0.71 (BLAKE3 ~0.18, the socket
 copy ~0.1-0.16, its start ~0.08, the rest thread hand-offs and Python), HAProxy 0.27-0.41,
 the worker 0.08-0.12; cp + sync 0.33-0.40: on busy cores the download gets CPU in that
-proportion. Cold, the CLI's own start is the largest gap: importing its ~190 modules with the
-page cache dropped took 0.3-1.9 s (0.09 s warm; cp starts in milliseconds), while the disk
-had nothing in flight 40-45% of a cold download's time. Tried and dropped:
+proportion. What cold adds is mostly the CLI's own start: importing its ~190 modules with the
+page cache dropped took 0.3-1.9 s with the load (0.09 s warm; cp starts in milliseconds),
+while the disk had nothing in flight 40-45% of a cold download's time. Tried and dropped:
 - BLAKE3 on the hash thread alone (max_threads=1) instead of its pool: the CLI -0.03 to -0.08
   CPU-s, MiB/s 0.87-1.16x over four sets of 6-10 alternated pairs, no measurable gain.
 - 8 MiB chunks, 3 in flight (half the hand-offs, two O_DIRECT requests per write): the same
