@@ -18,6 +18,27 @@ the same Receiver, with plain writes; its bytes cannot be taken back, so a misma
 after they went. `download_image` writes to a temporary name beside the target, fsyncs it and
 renames it into place only after size and hash match, so a failed or interrupted download
 never leaves a file that looks whole under the requested name.
+
+Where a 1 GiB CLI download's time goes against `cp` + `sync` of the same file (issue 15, 2 shared
+cores, load 5-14, 2026-12-07). CPU-s per GiB: the CLI 0.56-0.71 (BLAKE3 ~0.18, the socket
+copy ~0.1-0.16, its start ~0.08, the rest thread hand-offs and Python), HAProxy 0.27-0.41,
+the worker 0.08-0.12; cp + sync 0.33-0.40: on busy cores the download gets CPU in that
+proportion. What cold adds is mostly the CLI's own start: importing its ~190 modules with the
+page cache dropped took 0.3-1.9 s with the load (0.09 s warm; cp starts in milliseconds),
+while the disk had nothing in flight 40-45% of a cold download's time. Tried and dropped:
+- BLAKE3 on the hash thread alone (max_threads=1) instead of its pool: the CLI -0.03 to -0.08
+  CPU-s, MiB/s 0.87-1.16x over four sets of 6-10 alternated pairs, no measurable gain.
+- 8 MiB chunks, 3 in flight (half the hand-offs, two O_DIRECT requests per write): the same
+  CPU, MiB/s 1.03x warm (8 pairs), cold 1.08x then 0.92x (8 and 10 pairs).
+- Importing 12 fewer modules (mkstemp written out, as tempfile's shutil loads zlib, bz2 and
+  lzma; ctypes only for page-cache writes): a 4 MiB download with the page cache dropped
+  0.86 s against 0.97 s (10 pairs, load 6-14), then 0.39 against 0.38 s (12 pairs, load 5-6);
+  1 GiB cold 1.15x then 0.96x (8 and 10 pairs): the start's cost is the modules every command
+  needs (click, http.client and email, json), not these.
+- Two byte ranges at once, or a deeper read-ahead in the server, for a queue depth of 2 on a
+  cold read: the read is not what bounds it. A GiB read (buffered, 8 MiB read-ahead) while a GiB
+  is written with 4 MiB O_DIRECT writes took 1.27-2.18 s, the write alone 0.80-1.21 s, the
+  read alone 0.43-0.70 s (dd, caches dropped).
 """
 
 from __future__ import annotations
