@@ -77,10 +77,12 @@ PIPE_BYTES = 1 << 20
 # The send buffer of HAProxy's sockets to the workers, which bounds how much of a spliced upload
 # body waits in the unix socket for the worker (a unix socket's sender's buffer is the limit,
 # 208 KiB by default): with a MiB the receiving thread wakes about once per MiB instead of
-# every ~250 KiB. Per 1 GiB raw PUT, 6 runs each alternated (2026-12-07, 2 shared cores):
-# server + HAProxy 3.78 -> 3.52 CPU-s (medians); the receiving thread 0.34-0.45 -> 0.26-0.32
-# with 1.1-1.4k voluntary context switches instead of 3.9-4.2k, HAProxy 0.23-0.33 ->
-# 0.18-0.20. Requests to the workers are all it sends them, so other requests do not notice.
+# every ~250 KiB. Per 1 GiB raw PUT, 2 MiB chunks, alternated (2026-12-07, 2 shared cores),
+# medians: server + HAProxy 3.78 -> 3.52 CPU-s (6 runs each), 3.54 -> 3.18 (4 each); the
+# receiving thread 0.34-0.45 -> 0.26-0.32 with 1.1-1.4k voluntary context switches instead
+# of 3.9-4.2k, HAProxy 0.23-0.33 -> 0.18-0.20. curl, the client, then spent 0.10-0.15 CPU-s
+# more (0.28-0.40 -> 0.41-0.54), so the machine saves 0.1-0.25 CPU-s per GiB. Requests to
+# the workers are all it sends them, so other requests do not notice.
 SERVER_SNDBUF = 1 << 20
 # One event-loop thread: HAProxy's default (one per core) contends with the workers for the
 # cores. image-show under wrk (32 connections, medians of 4 alternated runs): 1 thread 2896
