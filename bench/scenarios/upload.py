@@ -11,6 +11,16 @@ Each upload also reports the CPU-seconds it cost (server and client) as a rate: 
 those CPU-seconds spread on every core is the most that upload could reach on this machine
 ("CPU-bound MiB/s"). Its ratio to the hash limit tells whether a missed 0.8x is time lost
 waiting (ceiling well above the goal) or CPU spent (ceiling near or below it).
+
+That ceiling assumes the cores are the upload's. On a shared machine they are not: the kernel
+shares the CPU between sessions (sched_autogroup) and every process of one run - the
+benchmark, its hash limit, chute-api, HAProxy, curl - is in one session, so when other
+sessions keep the cores busy the hash limit and the upload get the same CPU share, and the
+raw PUT can reach at most the hash limit's CPU-seconds over its own (server + client), the
+"CPU-share ceiling" row. 2026-12-07, 1 GiB raw PUTs with load 6-10 on 2 cores: 2.67 / (3.70
++ 0.32) = 0.66 against a measured 0.58 (per thread, CPU-s per GiB: MD5 1.42-1.55, SHA-512
+1.05-1.39, the receiving thread 0.34-0.57, HAProxy 0.23-0.39, curl 0.22-0.32, the O_DIRECT
+writer 0.13-0.27, blake3-blocks 0.15-0.23).
 """
 
 from __future__ import annotations
@@ -52,6 +62,7 @@ def hash_limit(data: bytes) -> tuple[float, float]:
 
 
 CPU_BOUND = "CPU-bound MiB/s"
+PUT_CPU = "server + client CPU s"
 
 
 def cpu_bound(size: int, cpu_seconds: float) -> float:
@@ -77,6 +88,7 @@ def upload_cases(ctx: Context, path, size: int, with_peer_skip: str | None) -> l
         return Sample(size / MiB / seconds, {"peak RSS MiB": rss.peak / MiB,
                                                 "server CPU s": rss.cpu,
                                                 "client CPU s": client_cpu,
+                                                PUT_CPU: rss.cpu + client_cpu,
                                                 CPU_BOUND: cpu_bound(size, rss.cpu + client_cpu)})
 
     def cli(argv_base: list[str], base: str) -> tuple[float, float, str]:
@@ -158,6 +170,9 @@ def run(ctx: Context) -> ScenarioResult:
         # What the CPU the PUT spent (server + curl) allows at best, against the same limit.
         over_hash_limit("CPU ceiling of the raw PUT / hash limit", "chute_put",
                         metric=CPU_BOUND),
+        # The same when the run's CPU share, not the cores, is the limit (the module doc).
+        Target("CPU-share ceiling of the raw PUT: hash limit CPU s / (server + client CPU s)",
+               FLOOR, "chute_put", metric="hash limit CPU s", metric_b=PUT_CPU),
         over_hash_limit("chute CLI / hash limit", "chute_cli"),
         # Issue 15: the CLI upload within 10% of the raw PUT.
         Target("chute CLI / chute raw PUT", "chute_cli", "chute_put", ">=", 0.9),

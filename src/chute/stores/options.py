@@ -36,12 +36,16 @@ OPTIONS: list[Opt] = [
         "umask is stricter.",
         check=_octal_perm),
     # An upload holds chute.images.upload.RING (3) chunks, so the chunk size is most of
-    # what a busy worker adds to its RSS. 1 MiB, measured on 1 GiB raw PUTs with O_DIRECT
-    # store writes (2 x 4 alternated rounds): 476/463 MiB/s and 3.88/3.92 server CPU-s,
-    # against 472/502 MiB/s and 3.88/3.61 CPU-s for 2 MiB, the same within the noise;
-    # peak RSS of the upload 130 vs 133-134 MiB. (Before O_DIRECT, 1 MiB had cost +6 %
-    # CPU over 2 MiB, and 4 MiB was no cheaper than 2.)
-    Opt("filesystem_store_chunk_size", "int", 1 << 20, "Read/write chunk size in bytes.",
+    # what a busy worker adds to its RSS. 2 MiB: per 1 GiB raw PUT, server + HAProxy
+    # CPU-seconds, medians of 10-16 runs alternated between sizes (2026-12-07, 2 cores
+    # shared, load 6-10): 1 MiB 4.0, 2 MiB 3.57, 4 MiB 3.65; per thread (CPU-s/GiB, 1 -> 2
+    # MiB) the receiving thread 0.32-0.58 -> 0.30-0.39, HAProxy 0.23-0.36 -> 0.21-0.31, the
+    # O_DIRECT writer 0.11-0.21 -> under 0.1 (fewer, larger writes), blake3-blocks 0.15-0.22
+    # -> 0.15-0.20, MD5's involuntary context switches 1.4-2.3k -> 1.1-1.6k. Peak RSS of the
+    # worker during the upload 53 MiB (1 MiB), 56 (2 MiB), 62 (4 MiB). (An earlier set of
+    # 2 x 4 rounds had found 3.88/3.92 CPU-s for 1 MiB against 3.88/3.61 for 2 MiB and
+    # kept 1 MiB as "the same within the noise".)
+    Opt("filesystem_store_chunk_size", "int", 2 << 20, "Read/write chunk size in bytes.",
         min=4096),
     Opt("default_backend", "str", "",
         "With [DEFAULT] enabled_backends: the store new images go to unless the request "
