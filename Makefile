@@ -54,10 +54,15 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy src/chute
 
-# The second pass runs the image suite, chute-compute-api's (tests/compute/cluster) and the
-# compute API's database-heavy files again on PostgreSQL (a private cluster the session starts,
-# tests/helpers/postgres.py); test_image_main is about chute-api's process and its SQLite file,
-# not the database it shares. Only when no PYTEST_ARGS narrow the run.
+# The second pass runs again on PostgreSQL (a private cluster the session starts,
+# tests/helpers/postgres.py) what the database backend can change: in the image suite,
+# chute-compute-api's (tests/compute/cluster) and the compute API's database-heavy files, only
+# the tests whose servers take their database from the `database_url` fixture (any other would
+# run on SQLite again) and that are not marked `backend_independent` (body framing, format
+# refusals, downloads, version documents, client compatibility: see each file's mark). The rule
+# is tests/conftest.py's pytest_collection_modifyitems, so a new test started through the
+# fixtures is in. test_image_main is about chute-api's process and its SQLite file.
+# Only when no PYTEST_ARGS narrow the run.
 PG_SUITES := tests/images --ignore=tests/images/test_image_main.py tests/compute/cluster \
 	tests/compute/test_api.py tests/compute/test_keypairs.py tests/compute/test_quotas.py \
 	tests/compute/test_flavor_manage.py

@@ -24,7 +24,14 @@ import pytest
 from tests.helpers.disks import make_qcow2
 from tests.helpers.polling import wait_for
 from tests.helpers.postgres import Cluster
-from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepare_compute
+from tests.helpers.services import (
+    ApiServer,
+    ComputeServer,
+    api_on_database,
+    compute_on_database,
+    prepare_api,
+    prepare_compute,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,12 +40,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "(`make test` runs the image and compute suites with each)")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --db-backend=postgresql, run only what the backend can change: a test whose servers
+    do not take their database from `database_url` would run on SQLite again, exactly as in the
+    main pass, and a test marked `backend_independent` says its behaviour does not depend on
+    the database. A new test that starts its servers through the fixtures is included."""
+    if config.getoption("--db-backend") != "postgresql":
+        return
+    kept, left = [], []
+    for item in items:
+        on_database = "database_url" in getattr(item, "fixturenames", ())
+        if on_database and item.get_closest_marker("backend_independent") is None:
+            kept.append(item)
+        else:
+            left.append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A private PostgreSQL cluster for the session (tests.helpers.postgres)."""
     cluster = Cluster.create(tmp_path_factory.mktemp("postgres"))
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """"sqlite" or "postgresql": the --db-backend of this run."""
+    return str(request.config.getoption("--db-backend"))
 
 
 @pytest.fixture(scope="session")
@@ -51,12 +83,6 @@ def database_url(request: pytest.FixtureRequest) -> Callable[[], str]:
     return cluster.fresh_database
 
 
-def _with_database(url: str, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    if not url or "connection" in overrides.get("database", {}):
-        return overrides
-    return {**overrides, "database": {**overrides.get("database", {}), "connection": url}}
-
-
 @pytest.fixture
 def start_api(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[[], str]
               ) -> Iterator[Callable[..., ApiServer]]:
@@ -64,7 +90,7 @@ def start_api(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[[
 
     def start(**overrides: dict[str, Any]) -> ApiServer:
         server = prepare_api(tmp_path_factory.mktemp("api"),
-                             **_with_database(database_url(), overrides))
+                             **api_on_database(database_url(), overrides))
         servers.append(server)
         return server.start()
 
@@ -85,7 +111,7 @@ def shared_api(tmp_path_factory: pytest.TempPathFactory, database_url: Callable[
                ) -> Iterator[ApiServer]:
     """One default server for the whole session (tests must not depend on an empty store)."""
     server = prepare_api(tmp_path_factory.mktemp("shared-api"),
-                         **_with_database(database_url(), {}))
+                         **api_on_database(database_url(), {}))
     server.start()
     yield server
     server.kill()
@@ -119,11 +145,8 @@ def start_compute(tmp_path_factory: pytest.TempPathFactory, database_url: Callab
 
     def start(api: ApiServer | None = None,
               **overrides: dict[str, Any] | None) -> ComputeServer:
-        url = database_url()
-        defaults = overrides.get("DEFAULT") or {}
-        if url and "state_connection" not in defaults:
-            overrides = {**overrides, "DEFAULT": {**defaults, "state_connection": url}}
-        server = prepare_compute(tmp_path_factory.mktemp("compute"), api, **overrides)
+        server = prepare_compute(tmp_path_factory.mktemp("compute"), api,
+                                 **compute_on_database(database_url(), overrides))
         servers.append(server)
         return server.start()
 

@@ -3,13 +3,14 @@
 import pytest
 import requests
 
-from tests.helpers.services import prepare_compute
+from tests.helpers.services import compute_on_database, prepare_compute
 
 
 @pytest.fixture(scope="module")
-def compute(tmp_path_factory):
+def compute(tmp_path_factory, database_url):
     """One chute-compute for these read-only checks (no image service needed)."""
-    server = prepare_compute(tmp_path_factory.mktemp("compute-api"))
+    server = prepare_compute(tmp_path_factory.mktemp("compute-api"),
+                             **compute_on_database(database_url(), {}))
     yield server.start()
     server.stop()
 

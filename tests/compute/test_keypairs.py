@@ -7,12 +7,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.helpers.servers import nova
-from tests.helpers.services import prepare_compute
+from tests.helpers.services import compute_on_database, prepare_compute
 
 
 @pytest.fixture(scope="module")
-def compute(tmp_path_factory):
-    server = prepare_compute(tmp_path_factory.mktemp("compute-keys"))
+def compute(tmp_path_factory, database_url):
+    server = prepare_compute(tmp_path_factory.mktemp("compute-keys"),
+                             **compute_on_database(database_url(), {}))
     yield server.start()
     server.kill()
 

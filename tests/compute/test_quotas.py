@@ -8,7 +8,7 @@ import io
 import secrets
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +32,15 @@ class QuotaCloud:
 
 
 @pytest.fixture(scope="module")
-def qcloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaCloud]:
+def qcloud(tmp_path_factory: pytest.TempPathFactory,
+           database_url: Callable[[], str]) -> Iterator[QuotaCloud]:
     who = {c.name: c for c in (
         Caller("member", secrets.token_hex(16), "proj-q", "member"),
         Caller("reader", secrets.token_hex(16), "proj-q", "reader"),
         Caller("other", secrets.token_hex(16), "proj-o", "member"),
         Caller("admin", secrets.token_hex(16), "proj-admin", "admin"),
         Caller("service", secrets.token_hex(16), "service", "service"))}
-    pair = start_tokens(tmp_path_factory, who)
+    pair = start_tokens(tmp_path_factory, who, database_url())
     try:
         client = ImageClient(pair.api.url, who["member"].token)
         image = client.create(name="q", disk_format="raw", container_format="bare")

@@ -11,7 +11,13 @@ import pytest
 
 from tests.helpers.identity import Caller, write_tokens
 from tests.helpers.keystone import Keystone
-from tests.helpers.services import ApiServer, ComputeServer, prepare_api, prepare_compute
+from tests.helpers.services import (
+    ApiServer,
+    ComputeServer,
+    compute_on_database,
+    prepare_api,
+    prepare_compute,
+)
 
 
 @dataclass(frozen=True)
@@ -24,12 +30,14 @@ class Pair:
         self.api.kill()
 
 
-def start_tokens(factory: pytest.TempPathFactory, who: dict[str, Caller]) -> Pair:
-    """Both services reading one tokens file of `who` (which must hold a `service`)."""
+def start_tokens(factory: pytest.TempPathFactory, who: dict[str, Caller],
+                 compute_database: str = "") -> Pair:
+    """Both services reading one tokens file of `who` (which must hold a `service`); the
+    compute state in `compute_database` (a `database_url()`; "" is its SQLite file)."""
     tokens = write_tokens(factory.mktemp("identity") / "tokens", who)
     auth = {"auth_strategy": "tokens", "tokens_file": str(tokens)}
-    return _start(factory, {"DEFAULT": auth},
-                  {"DEFAULT": auth, "glance": {"service_token": who["service"].token}})
+    return _start(factory, {"DEFAULT": auth}, compute_on_database(
+        compute_database, {"DEFAULT": auth, "glance": {"service_token": who["service"].token}}))
 
 
 def start_keystone(factory: pytest.TempPathFactory, ks: Keystone) -> Pair:

@@ -184,6 +184,23 @@ def compute_defaults(root: Path, port: int, api: ApiServer | None) -> dict[str, 
     }
 
 
+def api_on_database(url: str, overrides: dict[str, dict[str, Any]]
+                    ) -> dict[str, dict[str, Any]]:
+    """chute-api's overrides with `[database] connection = url` (from the `database_url`
+    fixture: "" keeps the SQLite default), unless they name a connection of their own."""
+    if not url or "connection" in overrides.get("database", {}):
+        return overrides
+    return {**overrides, "database": {**overrides.get("database", {}), "connection": url}}
+
+
+def compute_on_database(url: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """chute-compute's overrides with `[DEFAULT] state_connection = url`, the same way."""
+    defaults = overrides.get("DEFAULT") or {}
+    if not url or "state_connection" in defaults:
+        return overrides
+    return {**overrides, "DEFAULT": {**defaults, "state_connection": url}}
+
+
 def prepare_api(root: Path, **overrides: dict[str, Any]) -> ApiServer:
     """A chute-api under `root` (store, metadata file, config written), not started yet.
     Overrides are sections merged over api_defaults."""

@@ -18,6 +18,8 @@ from chute.images.body import SocketBody, StreamBody, open_body
 from tests.helpers.blocksref import blake3_blocks
 from tests.helpers.images import create, show
 
+pytestmark = pytest.mark.backend_independent  # socket framing and keep-alive
+
 MiB = 1 << 20
 
 

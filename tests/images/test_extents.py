@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import requests
 
 from chute.stores.base import MAX_EXTENTS, MIN_HOLE, coalesce
 from chute.stores.filesystem import Datadir, FilesystemStore
 from tests.helpers.images import JSON, create, rewrite_sparse, upload
+
+pytestmark = pytest.mark.backend_independent  # the stored file's segments
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 24 * MiB

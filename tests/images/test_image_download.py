@@ -16,6 +16,8 @@ from tests.helpers.images import JSON, create, upload
 from tests.helpers.polling import wait_for
 from tests.helpers.procs import children
 
+pytestmark = pytest.mark.backend_independent  # bytes and headers served from the store
+
 DATA = os.urandom(1 << 20)
 
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from tests.helpers.images import JSON, create, upload
-from tests.helpers.services import ApiServer, api_defaults, free_port, write_conf
+from tests.helpers.services import ApiServer, api_defaults, api_on_database, free_port, write_conf
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,14 @@ def listed(start_api_module):
 
 
 @pytest.fixture(scope="module")
-def start_api_module(tmp_path_factory):
+def start_api_module(tmp_path_factory, database_url):
     import json
 
     root = tmp_path_factory.mktemp("list-api")
     port = free_port()
     (root / "store").mkdir()
     (root / "metadata.json").write_text(json.dumps({"id": "x", "mountpoint": str(root)}))
-    write_conf(root / "chute-api.conf", api_defaults(root, port))
+    write_conf(root / "chute-api.conf", api_on_database(database_url(), api_defaults(root, port)))
     server = ApiServer(f"http://127.0.0.1:{port}", port, root / "store" / "images", root,
                        root / "chute-api.conf", root / "chute-api.log").start()
     yield server

@@ -112,6 +112,7 @@ def _reply_while_body_unsent(sock, sent):
 OVER = 3 * MiB + 5
 
 
+@pytest.mark.backend_independent
 def test_body_past_declared_size_is_400_at_the_first_byte_too_many(shared_api):
     """x-openstack-image-size under a larger Content-Length: the byte after the declared size
     is refused at once, without waiting for the rest of the 64 MiB body."""
@@ -129,6 +130,7 @@ def test_body_past_declared_size_is_400_at_the_first_byte_too_many(shared_api):
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 def test_chunked_body_past_declared_size_is_400_at_the_first_byte_too_many(shared_api):
     """A chunked body (no Content-Length) whose declared size is exceeded: refused at the
     first byte too many, before the client has sent the rest or the terminating chunk."""
@@ -147,6 +149,7 @@ def test_chunked_body_past_declared_size_is_400_at_the_first_byte_too_many(share
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 def test_bad_declared_size_header_is_400(shared_api):
     image = create(shared_api)
     resp = upload(shared_api, image["id"], b"z", headers={"x-openstack-image-size": "big"})
@@ -154,6 +157,7 @@ def test_bad_declared_size_header_is_400(shared_api):
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 def test_wrong_content_type_is_415(shared_api):
     image = create(shared_api)
     resp = requests.put(f"{shared_api.url}/v2/images/{image['id']}/file", data=b"abc",
@@ -162,6 +166,7 @@ def test_wrong_content_type_is_415(shared_api):
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 def test_missing_formats_is_400(shared_api):
     resp = requests.post(shared_api.url + "/v2/images", json={"name": "noformat"}, headers=JSON)
     image = resp.json()
@@ -195,6 +200,7 @@ def test_image_size_cap_and_quota_are_413(start_api):
     assert_nothing_stored(api, over["id"])
 
 
+@pytest.mark.backend_independent
 def test_an_early_413_reaches_the_client_whole_every_time(start_api):
     """The worker answers 413 at the first byte past the cap and closes with the rest of the
     body unread. A unix socket closed with unread data is reset, and HAProxy then cut the
@@ -211,6 +217,7 @@ def test_an_early_413_reaches_the_client_whole_every_time(start_api):
     assert cut == []
 
 
+@pytest.mark.backend_independent
 def test_qcow2_with_backing_file_is_refused(shared_api, tmp_path):
     base = tmp_path / "base.raw"
     base.write_bytes(b"\0" * MiB)
@@ -226,6 +233,7 @@ def test_qcow2_with_backing_file_is_refused(shared_api, tmp_path):
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 def test_qcow2_with_data_file_is_refused(shared_api, tmp_path):
     path = make_qcow2(tmp_path / "df.qcow2", "1M", "-o", f"data_file={tmp_path / 'data.raw'}",
                       data_mb=0)
@@ -236,6 +244,7 @@ def test_qcow2_with_data_file_is_refused(shared_api, tmp_path):
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 def test_vmdk_with_flat_extent_is_refused(shared_api, tmp_path):
     path = tmp_path / "sparse.vmdk"
     qemu_img("create", "-f", "vmdk", str(path), "1M")
@@ -252,6 +261,7 @@ def test_vmdk_with_flat_extent_is_refused(shared_api, tmp_path):
     assert_nothing_stored(shared_api, image["id"])
 
 
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("disk_format", ["qcow2", "vmdk", "vhdx", "iso"])
 def test_raw_content_declared_otherwise_is_refused(shared_api, disk_format):
     image = create(shared_api, disk_format=disk_format)
@@ -288,6 +298,7 @@ def test_concurrent_second_upload_is_409_and_hangup_cleans_up(shared_api):
     assert upload(shared_api, image["id"], b"retry").status_code == 204
 
 
+@pytest.mark.backend_independent
 def test_stalled_client_is_dropped_after_client_socket_timeout(start_api):
     api = start_api(DEFAULT={"client_socket_timeout": 1})
     image = create(api)

@@ -21,6 +21,7 @@ def patch(api, image_id, ops, headers=PATCH21):
                           headers=headers)
 
 
+@pytest.mark.backend_independent
 def test_versions_root_is_300_and_versions_200_with_public_hrefs(shared_api):
     root = requests.get(shared_api.url + "/")
     versions = requests.get(shared_api.url + "/versions")
@@ -33,6 +34,7 @@ def test_versions_root_is_300_and_versions_200_with_public_hrefs(shared_api):
                                           "v2.6", "v2.7", "v2.9"}
 
 
+@pytest.mark.backend_independent
 def test_public_endpoint_is_used_for_version_hrefs(start_api):
     api = start_api(DEFAULT={"public_endpoint": "https://images.example.com:443"})
     href = requests.get(api.url + "/versions").json()["versions"][0]["links"][0]["href"]
@@ -100,6 +102,7 @@ def test_client_id_is_honoured_and_reserved_after_delete(shared_api):
     assert f"Image ID {image_id} already exists!" in again.json()["message"]
 
 
+@pytest.mark.backend_independent
 def test_error_bodies_are_negotiated_like_webob(shared_api):
     url = f"{shared_api.url}/v2/images/no-such-image"
     html = requests.get(url)
@@ -129,6 +132,7 @@ def request(api, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
         conn.close()
 
 
+@pytest.mark.backend_independent
 def test_unknown_methods_are_501_on_unknown_paths_and_405_on_known_ones(shared_api):
     status, _, body = request(shared_api, "FOO", "/v2/nowhere")
     assert status == 501
@@ -141,6 +145,7 @@ def test_unknown_methods_are_501_on_unknown_paths_and_405_on_known_ones(shared_a
     assert request(shared_api, "PROPFIND", "/v2/images")[0] == 405
 
 
+@pytest.mark.backend_independent
 def test_405_with_allow_and_body_not_expected(shared_api):
     image = create(shared_api)
     resp = requests.head(f"{shared_api.url}/v2/images/{image['id']}/file")
@@ -238,6 +243,7 @@ def test_deactivate_reactivate(shared_api):
     assert requests.get(f"{shared_api.url}/v2/images/{image['id']}/file").content == b"data"
 
 
+@pytest.mark.backend_independent
 def test_locations_endpoint_is_gated_by_service_token(start_api):
     api = start_api(DEFAULT={"service_token": "s3cret", "show_multiple_locations": False,
                              "show_image_direct_url": False})
@@ -255,6 +261,7 @@ def test_locations_endpoint_is_gated_by_service_token(start_api):
                                          "mountpoint": str(api.root / "store")}}]
 
 
+@pytest.mark.backend_independent
 def test_one_log_line_per_request_with_its_id(shared_api):
     image = create(shared_api, name="logged")
     resp = requests.get(f"{shared_api.url}/v2/images/{image['id']}")

@@ -11,6 +11,9 @@ import pytest
 
 openstack = pytest.importorskip("openstack")
 
+# A client's compatibility: what it stores is checked on each backend by test_images_api.
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.fixture
 def conn(shared_api, tmp_path, monkeypatch):

@@ -19,12 +19,12 @@ PATCH = {**JSON, "Content-Type": "application/openstack-images-v2.1-json-patch"}
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    from tests.helpers.services import prepare_api
+def api(tmp_path_factory, database_url):
+    from tests.helpers.services import api_on_database, prepare_api
 
-    server = prepare_api(tmp_path_factory.mktemp("cost-api"), DEFAULT={
-        "image_property_quota": -1, "image_tag_quota": -1,  # only the size limit applies
-        "image_metadata_max_bytes": 4096, "image_property_value_max_length": 1024})
+    server = prepare_api(tmp_path_factory.mktemp("cost-api"), **api_on_database(database_url(), {
+        "DEFAULT": {"image_property_quota": -1, "image_tag_quota": -1,  # only the size limit
+                    "image_metadata_max_bytes": 4096, "image_property_value_max_length": 1024}}))
     server.start()
     yield server
     server.kill()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,15 +15,17 @@ import requests
 
 from tests.helpers.images import JSON, create, show, upload
 from tests.helpers.polling import wait_for
-from tests.helpers.services import ApiServer
+from tests.helpers.services import ApiServer, api_on_database
 from tests.helpers.stores import datadir, fs_id, prepare_stores_api
 
 DATA = os.urandom(1 << 20) + b"\0" * (256 << 10)
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = prepare_stores_api(tmp_path_factory.mktemp("stores-api")).start()
+def api(tmp_path_factory: pytest.TempPathFactory,
+        database_url: Callable[[], str]) -> Iterator[ApiServer]:
+    server = prepare_stores_api(tmp_path_factory.mktemp("stores-api"),
+                                **api_on_database(database_url(), {})).start()
     yield server
     server.kill()
 
@@ -173,8 +175,10 @@ def test_a_file_an_interrupted_copy_left_does_not_block_the_next_copy(api):
     assert (datadir(api, "rack2") / image["id"]).read_bytes() == DATA
 
 
-def test_a_restart_mid_copy_ends_its_task_and_the_retried_copy_succeeds(tmp_path):
-    slow = prepare_stores_api(tmp_path, glance_store={"filesystem_store_chunk_size": 4096})
+def test_a_restart_mid_copy_ends_its_task_and_the_retried_copy_succeeds(tmp_path,
+                                                                         database_url):
+    slow = prepare_stores_api(tmp_path, **api_on_database(
+        database_url(), {"glance_store": {"filesystem_store_chunk_size": 4096}}))
     slow.start()  # 4 KiB chunks: a copy of a few MiB lasts long enough to be killed midway
     try:
         data = os.urandom(6 << 20)
