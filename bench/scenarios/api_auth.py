@@ -180,14 +180,16 @@ def run(ctx: Context) -> ScenarioResult:
     sites: dict[str, Site] = {}
     tools: set[str] = set()
     glance = KeystoneGlance(ctx.work, root / "glance", ident)
-    glance_image, glance_skip = "", None
+    glance_image = ""
+    glance_skip = None if opts.peer else "peer unavailable: disabled (--no-peer)"
     try:
         ident.start_keystone()
         for mode in MODES:
             sites[mode] = _start(root, ident, mode)
         try:
-            glance.start()
-            glance_image = _glance_image(glance, ident.keystone_token)
+            if glance_skip is None:
+                glance.start()
+                glance_image = _glance_image(glance, ident.keystone_token)
         except (PeerUnavailable, BenchError) as exc:
             glance_skip = f"peer unavailable: {exc}"
 
