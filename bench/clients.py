@@ -127,16 +127,21 @@ def timed(argv: list[str], timeout: float = 1800) -> float:
     return timed_cpu(argv, timeout)[0]
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children: the commands run."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_cpu(argv: list[str], timeout: float = 1800) -> tuple[float, float]:
     """(wall, CPU) seconds of a command that must succeed. CPU is user + system of the
     command and its children: on the 2-core bench machine every CPU-second a client burns
     is taken from the server it talks to, so it is measured beside the wall time."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = children_cpu() - before
     if done.returncode != 0:
         lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
         raise BenchError(f"{argv[0].rsplit('/', 1)[-1]} {' '.join(argv[1:3])}... exited "

@@ -48,12 +48,6 @@ def _thread_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _children_cpu() -> float:
-    """CPU seconds of this process's finished children (the commands a case ran)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def _front_end_pids(service: Service) -> list[int]:
     """chute's HAProxy among the service's processes (none for nginx or Glance)."""
     found = []
@@ -109,9 +103,9 @@ def run(ctx: Context) -> ScenarioResult:
     def copy() -> Sample:
         """`cp` and `sync`'s own CPU as its client CPU; the kernel's writeback threads,
         which write its dirty pages, are nobody's process here and are not counted."""
-        before = _children_cpu()
+        before = clients.children_cpu()
         seconds = durable_cp(store_file, out_dir / "cp.bin", "never")
-        cpu = _children_cpu() - before
+        cpu = clients.children_cpu() - before
         return Sample(size / MiB / seconds, {"client CPU s": cpu, "server + client CPU s": cpu})
 
     def raw(url: str, service: Service) -> Sample:
